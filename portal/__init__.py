@@ -1,0 +1,162 @@
+"""The account portal: create_app builds the Flask app (the tutorial's factory)."""
+
+import logging
+
+from flask import Flask, g, request
+from flask_wtf.csrf import CSRFError
+
+from portal.config import Config, TestingConfig
+from portal.errors import DomainError
+from portal.extensions import csrf, db, htmx, login_manager, migrate
+
+
+def create_app(config: type | dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        if config.get("TESTING"):
+            app.config.from_object(TestingConfig)
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    _init_login(app)
+    _init_sqlite(app)
+
+    from portal import blueprints
+
+    blueprints.register(app)
+    _register_errors(app)
+    _register_template_helpers(app)
+    _register_commands(app)
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _init_login(app: Flask) -> None:
+    from portal.rendering import is_partial
+    from portal.services.auth import load_user
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def _load(user_id: str):
+        return load_user(db.session, user_id)
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        from flask import flash, make_response, redirect, url_for
+
+        target = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if is_partial():
+            # Never answer a partial request with the login page: send the browser there.
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = target
+            return response
+        flash(login_manager.login_message, "info")
+        return redirect(target)
+
+
+def _init_sqlite(app: Flask) -> None:
+    """SQLite: enforce foreign keys and wait for the writer instead of failing."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+
+def _register_errors(app: Flask) -> None:
+    from portal.rendering import render
+
+    def page(status: int, title: str, message: str):
+        return render("errors/error.html", "content", status=status, title=title,
+                      message=message)
+
+    @app.errorhandler(404)
+    def not_found(_e):
+        return page(404, "Page not found", "There is nothing here, or you don't have access.")
+
+    @app.errorhandler(403)
+    def forbidden(_e):
+        return page(403, "Not allowed", "Your role on this account doesn't allow that.")
+
+    @app.errorhandler(405)
+    def method_not_allowed(_e):
+        return page(405, "Not allowed", "That action isn't available here.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_e):
+        return page(400, "Your session expired",
+                    "The form was out of date. Go back, reload the page and try again.")
+
+    @app.errorhandler(DomainError)
+    def domain_error(e: DomainError):
+        db.session.rollback()
+        titles = {404: "Page not found", 403: "Not allowed", 429: "Too many attempts"}
+        message = e.message
+        if e.status == 404:
+            message = "There is nothing here, or you don't have access."
+        return page(e.status, titles.get(e.status, "That didn't work"), message)
+
+    @app.errorhandler(500)
+    def server_error(e):
+        db.session.rollback()
+        logging.getLogger("portal").error("unhandled error on %s", request.path,
+                                          exc_info=getattr(e, "original_exception", e))
+        return page(500, "Something went wrong",
+                    "We couldn't finish that. Nothing was changed; please try again.")
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from flask_login import current_user
+
+    @app.context_processor
+    def _chrome():
+        return {
+            "account": g.get("account"),
+            "access": g.get("access"),
+            "current_user": current_user,
+        }
+
+    @app.template_filter("utc")
+    def _utc(value, fmt: str = "%Y-%m-%d %H:%M UTC"):
+        return value.strftime(fmt) if value else ""
+
+    @app.template_filter("duration")
+    def _duration(seconds: int) -> str:
+        minutes, secs = divmod(int(seconds or 0), 60)
+        return f"{minutes}:{secs:02d}"
+
+    @app.template_filter("money")
+    def _money(cents: int) -> str:
+        sign = "-" if cents < 0 else ""
+        dollars, rest = divmod(abs(int(cents)), 100)
+        return f"{sign}${dollars:,}.{rest:02d}"
+
+
+def _register_commands(app: Flask) -> None:
+    from portal.commands import register
+
+    register(app)

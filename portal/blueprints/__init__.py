@@ -1,0 +1,14 @@
+"""One blueprint per area."""
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from portal.blueprints.accounts import bp as accounts_bp
+    from portal.blueprints.auth import bp as auth_bp
+    from portal.blueprints.calls import bp as calls_bp
+    from portal.blueprints.home import bp as home_bp
+    from portal.blueprints.numbers import bp as numbers_bp
+
+    for bp in (auth_bp, home_bp, accounts_bp, calls_bp, numbers_bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,5 @@
+from portal.tenancy import account_blueprint
+
+bp = account_blueprint("accounts", __name__)
+
+from portal.blueprints.accounts import routes  # noqa: E402,F401

@@ -1,0 +1,37 @@
+"""Domain errors. Services raise them; views and the app's handlers show them."""
+
+
+class DomainError(Exception):
+    """Base class: a rule said no. The message is for the user."""
+
+    status = 400
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(DomainError):
+    """Bad input: errors maps a field name (or "" for the form) to its message."""
+
+    status = 422
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    """The record does not exist, or the user may not know it does."""
+
+    status = 404
+
+
+class NotAllowed(DomainError):
+    """The user is known to reach the record but may not do this to it."""
+
+    status = 403
+
+
+class TooManyAttempts(DomainError):
+    status = 429

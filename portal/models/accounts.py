@@ -1,0 +1,121 @@
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.clock import now
+from portal.extensions import db
+from portal.models.types import UTCDateTime
+
+
+def _enum(cls):
+    # Store the lower-case values, as plain strings with a CHECK, on every database.
+    return Enum(cls, values_callable=lambda e: [m.value for m in e], native_enum=False,
+                validate_strings=True, length=24, create_constraint=True)
+
+
+class AccountKind(enum.StrEnum):
+    STANDALONE = "standalone"
+    AGENCY = "agency"
+    SUB = "sub"
+
+
+class AccountStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SWAPPING_PAUSED = "swapping_paused"
+    CALLS_STOPPED = "calls_stopped"
+    BILLING_PAUSED = "billing_paused"
+    CANCELED = "canceled"
+
+
+class BillingMode(enum.StrEnum):
+    """Whose balance pays: the agency's (sub-accounts only) or the account's own."""
+
+    AGENCY = "agency"
+    CUSTOMER = "customer"
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    USER = "user"
+
+
+PLANS = ("Starter", "Essentials", "Pro", "Performance", "Marketing Lite", "Agency")
+
+STATUS_LABELS = {
+    AccountStatus.ACTIVE: "Active",
+    AccountStatus.SWAPPING_PAUSED: "Swapping paused",
+    AccountStatus.CALLS_STOPPED: "Calls stopped",
+    AccountStatus.BILLING_PAUSED: "Billing paused",
+    AccountStatus.CANCELED: "Canceled",
+}
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'sub') = (parent_id IS NOT NULL)", name="sub_has_parent"
+        ),
+        CheckConstraint(
+            "kind = 'sub' OR billing_mode = 'customer'", name="only_subs_agency_billed"
+        ),
+        CheckConstraint(
+            "(status = 'canceled') = (canceled_at IS NOT NULL)", name="canceled_has_date"
+        ),
+        Index("ix_accounts_parent_status_name", "parent_id", "status", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[AccountKind] = mapped_column(_enum(AccountKind))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    plan: Mapped[str] = mapped_column(String(32))
+    status: Mapped[AccountStatus] = mapped_column(
+        _enum(AccountStatus), default=AccountStatus.ACTIVE
+    )
+    billing_mode: Mapped[BillingMode] = mapped_column(
+        _enum(BillingMode), default=BillingMode.CUSTOMER
+    )
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
+
+    parent = relationship("Account", remote_side=[id], lazy="raise")
+
+    @property
+    def is_agency(self) -> bool:
+        return self.kind == AccountKind.AGENCY
+
+    @property
+    def is_sub(self) -> bool:
+        return self.kind == AccountKind.SUB
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.status == AccountStatus.CANCELED
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    def __repr__(self) -> str:
+        return f"<Account {self.id} {self.name!r} {self.kind}>"
+
+
+class Membership(db.Model):
+    """A user's role on one account. Owners and admins of an agency reach its subs."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    user = relationship("User", back_populates="memberships", lazy="raise")
+    account = relationship("Account", lazy="raise")

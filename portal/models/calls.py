@@ -1,0 +1,24 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.models.types import UTCDateTime
+
+
+class Call(db.Model):
+    """One inbound call to a tracking number. Times are UTC."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_account_started", "account_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    tracking_number_id: Mapped[int | None] = mapped_column(ForeignKey("tracking_numbers.id"))
+    caller_number: Mapped[str] = mapped_column(String(16))
+    caller_name: Mapped[str] = mapped_column(String(120), default="")
+    called_number: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(60), default="")

@@ -1,0 +1,50 @@
+"""One way to answer a page request: the whole page, or one block of it for htmx."""
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import make_response, redirect, render_template, request
+from jinja2_fragments.flask import render_block
+
+
+def is_partial() -> bool:
+    """An htmx request that swaps part of a page.
+
+    Boosted requests and history restores (the back button after a cache miss) want the
+    whole page.
+    """
+    hx = request.htmx
+    return bool(hx) and not hx.boosted and not hx.history_restore_request
+
+
+def render(template: str, block: str | None = None, status: int = 200,
+           trigger: dict[str, Any] | None = None, **context):
+    if block and is_partial():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    if trigger:
+        response.headers["HX-Trigger"] = json.dumps(trigger)
+    return response
+
+
+def see_other(location: str):
+    """After a successful POST: 303 for full pages, HX-Redirect for partial requests."""
+    if is_partial():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, code=303)
+
+
+def safe_path(target: str | None) -> str | None:
+    """A same-site path to go back to, or None: never redirect to another host."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return None
+    return target

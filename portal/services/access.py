@@ -1,0 +1,95 @@
+"""Tenancy: which accounts a user reaches, and with which role.
+
+A user reaches an account through a membership on it, or, for a sub-account, through an
+owner or admin membership on its agency. Anything else is "not found".
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased, joinedload
+
+from portal.errors import NotFound
+from portal.models import Account, AccountKind, Membership, Role, User
+from portal.services.paging import contains
+
+AGENCY_WIDE_ROLES = (Role.OWNER, Role.ADMIN)
+_RANK = {Role.USER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+
+@dataclass(frozen=True)
+class Access:
+    account: Account
+    role: Role
+    via_agency: bool  # reached through the agency's membership, not its own
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in AGENCY_WIDE_ROLES
+
+
+def account_for(session: Session, user: User, account_id: int) -> Access:
+    """The account and the user's role on it, or NotFound (never "forbidden": no leaks)."""
+    account = session.scalar(
+        select(Account).options(joinedload(Account.parent)).where(Account.id == account_id)
+    )
+    if account is None:
+        raise NotFound("Account not found.")
+    ids = [account.id] + ([account.parent_id] if account.parent_id else [])
+    rows = session.execute(
+        select(Membership.account_id, Membership.role).where(
+            Membership.user_id == user.id, Membership.account_id.in_(ids)
+        )
+    ).all()
+    best = None
+    for member_of, role in rows:
+        via_agency = member_of != account.id
+        if via_agency and role not in AGENCY_WIDE_ROLES:
+            continue
+        if best is None or _RANK[role] > _RANK[best[0]]:
+            best = (role, via_agency)
+    if best is None:
+        raise NotFound("Account not found.")
+    return Access(account=account, role=best[0], via_agency=best[1])
+
+
+def reachable_accounts_query(user: User):
+    """A select of every account the user reaches (direct, or sub via agency admin)."""
+    agency_membership = aliased(Membership)
+    direct = select(Membership.account_id).where(Membership.user_id == user.id)
+    via_agency = select(agency_membership.account_id).where(
+        agency_membership.user_id == user.id,
+        agency_membership.role.in_(AGENCY_WIDE_ROLES),
+    )
+    return select(Account).where(
+        or_(
+            Account.id.in_(direct),
+            (Account.kind == AccountKind.SUB) & Account.parent_id.in_(via_agency),
+        )
+    )
+
+
+def default_account(session: Session, user: User) -> Account | None:
+    """Where a user lands after sign-in: an agency first, else the first account by name."""
+    query = reachable_accounts_query(user).order_by(
+        (Account.kind == AccountKind.AGENCY).desc(), (Account.kind == AccountKind.SUB),
+        Account.name, Account.id,
+    ).limit(1)
+    return session.scalar(query)
+
+
+def switcher_accounts(session: Session, user: User, q: str = "", limit: int = 20):
+    """Accounts for the header switcher, matching q by name; at most `limit`."""
+    query = reachable_accounts_query(user)
+    if q.strip():
+        query = query.where(contains(Account.name, q.strip()))
+    query = query.order_by(
+        (Account.kind == AccountKind.AGENCY).desc(), Account.name, Account.id
+    ).limit(limit)
+    return list(session.scalars(query))
+
+
+def reaches_several(session: Session, user: User) -> bool:
+    """Whether the user reaches more than one account (and so needs the switcher)."""
+    query = reachable_accounts_query(user).with_only_columns(Account.id).limit(2)
+    return len(session.scalars(query).all()) > 1

@@ -1,0 +1,142 @@
+"""Accounts, agencies and sub-accounts, and who belongs to them."""
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.errors import NotFound, ValidationFailed
+from portal.models import (
+    PLANS,
+    Account,
+    AccountKind,
+    AccountStatus,
+    BillingMode,
+    Membership,
+    NumberStatus,
+    Role,
+    TrackingNumber,
+    User,
+)
+from portal.services.paging import Page, contains
+
+
+class SubAccountFilter(enum.StrEnum):
+    """The filter panel on Settings → Accounts."""
+
+    ACTIVE = "active"
+    CANCELED = "canceled"
+    ALL = "all"
+
+
+FILTER_LABELS = {
+    SubAccountFilter.ACTIVE: "Active sub-accounts",
+    SubAccountFilter.CANCELED: "Canceled sub-accounts",
+    SubAccountFilter.ALL: "All sub-accounts",
+}
+
+
+@dataclass(frozen=True)
+class SubAccountRow:
+    account: Account
+    number_count: int
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed({"name": "Enter the account name."})
+    if len(name) > 120:
+        raise ValidationFailed({"name": "The account name is at most 120 characters."})
+    return name
+
+
+def _check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        raise ValidationFailed({"plan": f"Choose a plan: {', '.join(PLANS)}."})
+    return plan
+
+
+def create_standalone(session: Session, name: str, plan: str) -> Account:
+    if plan == "Agency":
+        raise ValidationFailed({"plan": "A standalone account can't be on the Agency plan."})
+    account = Account(name=_check_name(name), kind=AccountKind.STANDALONE,
+                      plan=_check_plan(plan), billing_mode=BillingMode.CUSTOMER)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_agency(session: Session, name: str) -> Account:
+    account = Account(name=_check_name(name), kind=AccountKind.AGENCY, plan="Agency",
+                      billing_mode=BillingMode.CUSTOMER)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_sub_account(session: Session, agency: Account, name: str,
+                       billing_mode: BillingMode = BillingMode.AGENCY) -> Account:
+    if not agency.is_agency:
+        raise ValidationFailed({"parent": "Sub-accounts belong to an agency."})
+    account = Account(name=_check_name(name), kind=AccountKind.SUB, parent_id=agency.id,
+                      plan="Agency", billing_mode=billing_mode)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def add_member(session: Session, user: User, account: Account, role: Role) -> Membership:
+    membership = Membership(user_id=user.id, account_id=account.id, role=role)
+    session.add(membership)
+    session.flush()
+    return membership
+
+
+def parse_filter(raw: str | None) -> SubAccountFilter:
+    if raw in (None, ""):
+        return SubAccountFilter.ACTIVE
+    try:
+        return SubAccountFilter(raw)
+    except ValueError:
+        raise ValidationFailed(
+            {"status": "Choose Active sub-accounts, Canceled sub-accounts or All sub-accounts."}
+        ) from None
+
+
+def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
+                      status: SubAccountFilter = SubAccountFilter.ACTIVE,
+                      page: int = 1, per_page: int = 25) -> Page:
+    """One page of an agency's sub-accounts with their active number counts.
+
+    Two queries whatever the agency's size: the count, and the page with the number
+    counts as a correlated subquery evaluated for the page's rows only.
+    """
+    if not agency.is_agency:
+        raise NotFound("Only an agency has sub-accounts.")
+    conditions = [Account.parent_id == agency.id]
+    if status == SubAccountFilter.ACTIVE:
+        conditions.append(Account.status != AccountStatus.CANCELED)
+    elif status == SubAccountFilter.CANCELED:
+        conditions.append(Account.status == AccountStatus.CANCELED)
+    if q.strip():
+        conditions.append(contains(Account.name, q.strip()))
+
+    total = session.scalar(select(func.count()).select_from(Account).where(*conditions))
+    number_count = (
+        select(func.count())
+        .where(TrackingNumber.account_id == Account.id,
+               TrackingNumber.status == NumberStatus.ACTIVE)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Account, number_count)
+        .where(*conditions)
+        .order_by(Account.name, Account.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    items = [SubAccountRow(account=a, number_count=n) for a, n in rows]
+    return Page(items=items, total=total, number=page, per_page=per_page)

@@ -1,0 +1,86 @@
+"""Passwords and sign-in, throttled per email and per client address."""
+
+import math
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from portal import rules
+from portal.clock import now as clock_now
+from portal.errors import TooManyAttempts, ValidationFailed
+from portal.models import SigninAttempt, User
+
+INCORRECT = "Incorrect email or password."
+
+# A hash to check against when the email is unknown, so both paths cost the same.
+_DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def _failures_since(session: Session, column, value: str, since: datetime):
+    return session.execute(
+        select(func.count(), func.min(SigninAttempt.at)).where(
+            column == value, SigninAttempt.succeeded.is_(False), SigninAttempt.at > since
+        )
+    ).one()
+
+
+def _check_throttle(session: Session, email: str, address: str, now: datetime) -> None:
+    since = now - rules.SIGNIN_WINDOW
+    for column, value, limit in (
+        (SigninAttempt.email, email, rules.SIGNIN_MAX_FAILURES_PER_EMAIL),
+        (SigninAttempt.address, address, rules.SIGNIN_MAX_FAILURES_PER_ADDRESS),
+    ):
+        count, oldest = _failures_since(session, column, value, since)
+        if count >= limit:
+            wait = (oldest + rules.SIGNIN_WINDOW - now).total_seconds()
+            minutes = max(1, math.ceil(wait / 60))
+            unit = "minute" if minutes == 1 else "minutes"
+            raise TooManyAttempts(
+                f"Too many sign-in attempts. Try again in {minutes} {unit}."
+            )
+
+
+def sign_in(session: Session, email: str, password: str, address: str,
+            now: datetime | None = None) -> User:
+    """Return the user for these credentials or raise; every try is recorded."""
+    now = now or clock_now()
+    email = normalize_email(email)
+    errors = {}
+    if not email:
+        errors["email"] = "Enter your email address."
+    if not password:
+        errors["password"] = "Enter your password."
+    if errors:
+        raise ValidationFailed(errors)
+    _check_throttle(session, email, address, now)
+    user = session.scalar(select(User).where(User.email == email))
+    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    ok = ok and user is not None
+    session.add(SigninAttempt(email=email, address=address, succeeded=ok,
+                              user_id=user.id if ok else None, at=now))
+    if not ok:
+        raise ValidationFailed({"": INCORRECT})
+    return user
+
+
+def load_user(session: Session, user_id: str) -> User | None:
+    """Flask-Login's loader: the id carries the session version, so bumping it signs out."""
+    try:
+        raw_id, raw_version = user_id.split(":", 1)
+        uid, version = int(raw_id), int(raw_version)
+    except (ValueError, AttributeError):
+        return None
+    user = session.get(User, uid)
+    if user is None or user.session_version != version:
+        return None
+    return user

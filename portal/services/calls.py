@@ -1,0 +1,101 @@
+"""Call history: a date-filtered, paginated list and a streamed CSV export. Times are UTC."""
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.errors import ValidationFailed
+from portal.models import Account, Call
+from portal.services.paging import Page
+
+CSV_HEADER = ["started_at_utc", "caller_number", "caller_name", "called_number",
+              "duration_seconds", "source"]
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: date | None = None
+    end: date | None = None  # inclusive
+
+    def conditions(self):
+        conditions = []
+        if self.start:
+            conditions.append(Call.started_at >= datetime.combine(self.start, time(), UTC))
+        if self.end:
+            end = datetime.combine(self.end + timedelta(days=1), time(), UTC)
+            conditions.append(Call.started_at < end)
+        return conditions
+
+
+def parse_range(start: str | None, end: str | None) -> DateRange:
+    """Dates from the filter form (YYYY-MM-DD, UTC, both ends inclusive)."""
+    errors = {}
+    parsed = {}
+    for field, raw, label in (("from", start, "From"), ("to", end, "To")):
+        raw = (raw or "").strip()
+        if not raw:
+            parsed[field] = None
+            continue
+        try:
+            parsed[field] = date.fromisoformat(raw)
+        except ValueError:
+            errors[field] = f"{label} must be a date like 2026-11-23."
+    if not errors and parsed["from"] and parsed["to"] and parsed["from"] > parsed["to"]:
+        errors["to"] = "To must be on or after From."
+    if errors:
+        raise ValidationFailed(errors)
+    return DateRange(parsed["from"], parsed["to"])
+
+
+def list_calls(session: Session, account: Account, when: DateRange, *, page: int = 1,
+               per_page: int = 50) -> Page:
+    conditions = [Call.account_id == account.id, *when.conditions()]
+    total = session.scalar(select(func.count()).select_from(Call).where(*conditions))
+    items = list(session.scalars(
+        select(Call).where(*conditions)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(per_page).offset((page - 1) * per_page)
+    ))
+    return Page(items=items, total=total, number=page, per_page=per_page)
+
+
+def export_csv(session: Session, account: Account, when: DateRange,
+               batch: int = 500) -> Iterator[str]:
+    """CSV text in chunks, oldest call first, reading the database in batches."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_HEADER)
+    yield flush()
+    result = session.execute(
+        select(Call).where(Call.account_id == account.id, *when.conditions())
+        .order_by(Call.started_at, Call.id)
+        .execution_options(yield_per=batch)
+    ).scalars()
+    for i, call in enumerate(result, 1):
+        writer.writerow([
+            call.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"), call.caller_number,
+            _csv_safe(call.caller_name), call.called_number, call.duration_seconds,
+            _csv_safe(call.source),
+        ])
+        if i % batch == 0:
+            yield flush()
+    yield flush()
+
+
+def _csv_safe(text: str) -> str:
+    """Neutralise spreadsheet formulas in free text (CSV injection)."""
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text

@@ -1,0 +1,57 @@
+"""Pagination and search helpers shared by the list services."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from portal.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int
+    number: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.number - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.number * self.per_page)
+
+
+def parse_page(raw: str | None) -> int:
+    """A page number from the query string: a positive integer, 1 when absent."""
+    if raw in (None, ""):
+        return 1
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ValidationFailed({"page": "Page must be a whole number."}) from None
+    if number < 1:
+        raise ValidationFailed({"page": "Page must be 1 or more."})
+    return number
+
+
+def escape_like(text: str) -> str:
+    """Escape LIKE wildcards so a search for "50%" finds "50%", not everything."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains(column, text: str):
+    """Case-insensitive "column contains text", wildcards escaped."""
+    return column.ilike(f"%{escape_like(text)}%", escape="\\")

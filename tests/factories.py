@@ -1,0 +1,80 @@
+"""Small factory functions that build test data through the services."""
+
+import itertools
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert
+
+from portal.clock import now
+from portal.models import Account, AccountStatus, BillingMode, Call, NumberStatus, Role, User
+from portal.services import accounts, numbers
+from portal.services.auth import hash_password
+
+PASSWORD = "correct horse battery"
+_seq = itertools.count(1)
+
+
+def _n() -> int:
+    return next(_seq)
+
+
+def user(session, email: str | None = None, password: str = PASSWORD, name: str = "") -> User:
+    n = _n()
+    u = User(email=email or f"user{n}@example.test", name=name or f"User {n}",
+             password_hash=hash_password(password))
+    session.add(u)
+    session.flush()
+    return u
+
+
+def standalone(session, name: str | None = None, plan: str = "Pro",
+               admin: User | None = None) -> Account:
+    account = accounts.create_standalone(session, name or f"Standalone {_n()}", plan)
+    if admin:
+        accounts.add_member(session, admin, account, Role.ADMIN)
+    return account
+
+
+def agency(session, name: str | None = None, owner: User | None = None) -> Account:
+    account = accounts.create_agency(session, name or f"Agency {_n()}")
+    if owner:
+        accounts.add_member(session, owner, account, Role.OWNER)
+    return account
+
+
+def sub(session, parent: Account, name: str | None = None,
+        billing: BillingMode = BillingMode.AGENCY, status: AccountStatus | None = None,
+        canceled_at: datetime | None = None) -> Account:
+    account = accounts.create_sub_account(session, parent, name or f"Sub {_n()}", billing)
+    if canceled_at is not None:
+        account.status, account.canceled_at = AccountStatus.CANCELED, canceled_at
+    elif status is not None:
+        account.status = status
+    session.flush()
+    return account
+
+
+def member(session, u: User, account: Account, role: Role = Role.USER):
+    return accounts.add_member(session, u, account, role)
+
+
+def number(session, account: Account, released_at: datetime | None = None, label: str = ""):
+    tracking = numbers.add(session, account, f"+1415{_n() % 10_000_000:07d}", label)
+    if released_at is not None:
+        tracking.status, tracking.released_at = NumberStatus.RELEASED, released_at
+        session.flush()
+    return tracking
+
+
+def calls(session, account: Account, count: int, start: datetime | None = None,
+          step: timedelta = timedelta(hours=1), caller_name: str = "Pat Caller",
+          source: str = "Google Ads") -> None:
+    """`count` calls to `account`, one every `step`, starting at `start`."""
+    start = start or now() - step * count
+    rows = [{
+        "account_id": account.id, "caller_number": f"+1202555{i % 10000:04d}",
+        "caller_name": caller_name, "called_number": "+14155550000",
+        "started_at": start + step * i, "duration_seconds": 60 + i, "source": source,
+    } for i in range(count)]
+    if rows:
+        session.execute(insert(Call), rows)
