@@ -12,6 +12,14 @@ from portal.services.auth import hash_password
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
+_hashes: dict[str, str] = {}
+
+
+def _hash(password: str) -> str:
+    # scrypt is slow on purpose; hash each distinct test password once per run
+    if password not in _hashes:
+        _hashes[password] = hash_password(password)
+    return _hashes[password]
 
 
 def _n() -> int:
@@ -21,7 +29,7 @@ def _n() -> int:
 def user(session, email: str | None = None, password: str = PASSWORD, name: str = "") -> User:
     n = _n()
     u = User(email=email or f"user{n}@example.test", name=name or f"User {n}",
-             password_hash=hash_password(password))
+             password_hash=_hash(password))
     session.add(u)
     session.flush()
     return u
