@@ -1,0 +1,1 @@
+"""Signed one-time billing links and the public customer pages (the billing-links issue)."""
