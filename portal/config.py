@@ -42,6 +42,10 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     WTF_CSRF_HEADERS = ["X-CSRFToken"]
 
+    # Reverse proxies in front of the app whose X-Forwarded-For to trust (sign-in throttling
+    # counts per client address, so this must match the deployment).
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
     ACCOUNTS_PER_PAGE = 25
     CALLS_PER_PAGE = 50
 
