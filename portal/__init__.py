@@ -143,7 +143,8 @@ def _register_template_helpers(app: Flask) -> None:
         return {
             "account": g.get("account"),
             "access": g.get("access"),
-            "current_user": current_user,
+            # the user itself, not the proxy: templates read it many times per page
+            "current_user": current_user._get_current_object(),
         }
 
     @app.template_filter("utc")

@@ -10,9 +10,14 @@ from flask_login import current_user
 from portal.extensions import db, login_manager
 from portal.services import access
 
+# The largest id an Integer primary key holds (PostgreSQL's integer): a larger id in the URL
+# is no account, a 404, rather than an out-of-range error from the database.
+MAX_ACCOUNT_ID = 2**31 - 1
+
 
 def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
-    bp = Blueprint(name, import_name, url_prefix=f"/accounts/<int:account_id>{url_prefix}")
+    bp = Blueprint(name, import_name,
+                   url_prefix=f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>{url_prefix}")
 
     @bp.url_value_preprocessor
     def pull_account_id(endpoint, values):
@@ -29,7 +34,8 @@ def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blue
             return login_manager.unauthorized()
         g.access = access.account_for(db.session, current_user, g.account_id)
         g.account = g.access.account
-        session["account_id"] = g.account.id
+        if session.get("account_id") != g.account.id:  # re-sign the cookie only on change
+            session["account_id"] = g.account.id
         return None
 
     return bp

@@ -5,6 +5,8 @@ import os
 import re
 
 import pytest
+from flask import g, request_started
+from jinja2 import BytecodeCache
 from sqlalchemy import delete
 
 from portal import clock, create_app
@@ -19,6 +21,25 @@ def database_url(tmp_path_factory):
     if url:
         return url
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+class _CompiledTemplates(BytecodeCache):
+    """Compiled templates kept in memory for the whole run: every test builds a new app, and
+    compiling the same templates again for each one was most of a test's time. Jinja checks
+    each template's source checksum, so a changed template is compiled afresh."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self._code:
+            bucket.bytecode_from_string(self._code[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
 
 
 def make_app(database_url, **overrides):
@@ -44,7 +65,19 @@ def _schema(database_url):
 
 @pytest.fixture
 def app(database_url, _schema):
+    """A fresh app on the test database, emptied afterwards.
+
+    The fixture keeps an application context pushed for the whole test, so the test client's
+    requests would share it (and `g`: Flask-Login's cached user, Flask-WTF's CSRF token,
+    g.account) instead of pushing their own. Each request gets a fresh `g`, as in production.
+    """
     app = make_app(database_url)
+    app.jinja_env.bytecode_cache = _COMPILED
+
+    def fresh_g(sender, **extra):
+        g._get_current_object().__dict__.clear()
+
+    request_started.connect(fresh_g, app, weak=False)
     with app.app_context():
         yield app
         db.session.rollback()
@@ -53,6 +86,7 @@ def app(database_url, _schema):
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
+    request_started.disconnect(fresh_g, app)
     clock.freeze(None)
 
 

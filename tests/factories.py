@@ -86,3 +86,15 @@ def calls(session, account: Account, count: int, start: datetime | None = None,
     } for i in range(count)]
     if rows:
         session.execute(insert(Call), rows)
+
+
+def call(session, account: Account, started_at: datetime, caller_name: str = "Pat Caller",
+         caller_number: str = "+12025550100", called_number: str = "+14155550000",
+         duration_seconds: int = 60, source: str = "Google Ads") -> Call:
+    """One call to `account` at `started_at` (timezone-aware UTC)."""
+    c = Call(account_id=account.id, caller_number=caller_number, caller_name=caller_name,
+             called_number=called_number, started_at=started_at,
+             duration_seconds=duration_seconds, source=source)
+    session.add(c)
+    session.flush()
+    return c

@@ -2,6 +2,7 @@
 
 from portal.models.accounts import (
     PLANS,
+    STATUS_LABELS,
     Account,
     AccountKind,
     AccountStatus,
@@ -14,6 +15,7 @@ from portal.models.numbers import NumberStatus, TrackingNumber
 from portal.models.users import SigninAttempt, User
 
 __all__ = [
-    "PLANS", "Account", "AccountKind", "AccountStatus", "BillingMode", "Call", "Membership",
+    "PLANS", "STATUS_LABELS",
+    "Account", "AccountKind", "AccountStatus", "BillingMode", "Call", "Membership",
     "NumberStatus", "Role", "SigninAttempt", "TrackingNumber", "User",
 ]

@@ -65,7 +65,10 @@ class Account(db.Model):
         CheckConstraint(
             "(status = 'canceled') = (canceled_at IS NOT NULL)", name="canceled_has_date"
         ),
-        Index("ix_accounts_parent_status_name", "parent_id", "status", "name"),
+        # Settings → Accounts reads an agency's sub-accounts in name order.
+        Index("ix_accounts_parent_name_id", "parent_id", "name", "id"),
+        # ... and counts them by status (the filter panel) from the index alone.
+        Index("ix_accounts_parent_status", "parent_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -30,17 +30,18 @@ class Access:
 
 def account_for(session: Session, user: User, account_id: int) -> Access:
     """The account and the user's role on it, or NotFound (never "forbidden": no leaks)."""
-    account = session.scalar(
-        select(Account).options(joinedload(Account.parent)).where(Account.id == account_id)
-    )
-    if account is None:
-        raise NotFound("Account not found.")
-    ids = [account.id] + ([account.parent_id] if account.parent_id else [])
+    # One query: the account (and its agency), with the user's memberships on either.
     rows = session.execute(
-        select(Membership.account_id, Membership.role).where(
-            Membership.user_id == user.id, Membership.account_id.in_(ids)
-        )
+        select(Account, Membership.account_id, Membership.role)
+        .options(joinedload(Account.parent))
+        .outerjoin(Membership, (Membership.user_id == user.id) & or_(
+            Membership.account_id == Account.id, Membership.account_id == Account.parent_id))
+        .where(Account.id == account_id)
     ).all()
+    if not rows:
+        raise NotFound("Account not found.")
+    account = rows[0][0]
+    rows = [(member_of, role) for _, member_of, role in rows if member_of is not None]
     best = None
     for member_of, role in rows:
         via_agency = member_of != account.id

@@ -62,6 +62,10 @@ def sign_in(session: Session, email: str, password: str, address: str,
         errors["password"] = "Enter your password."
     if errors:
         raise ValidationFailed(errors)
+    if len(email) > User.email.type.length or "\x00" in email:
+        # No account has such an email, and the database can't hold it (PostgreSQL refuses
+        # NUL in a string): not worth recording, it can never sign in.
+        raise ValidationFailed({"": INCORRECT})
     _check_throttle(session, email, address, now)
     user = session.scalar(select(User).where(User.email == email))
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)

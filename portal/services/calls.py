@@ -26,7 +26,7 @@ class DateRange:
         conditions = []
         if self.start:
             conditions.append(Call.started_at >= datetime.combine(self.start, time(), UTC))
-        if self.end:
+        if self.end and self.end < date.max:  # up to date.max: no day after it, no bound
             end = datetime.combine(self.end + timedelta(days=1), time(), UTC)
             conditions.append(Call.started_at < end)
         return conditions

@@ -22,7 +22,8 @@ from portal.services.auth import hash_password
 
 PASSWORD = "demo-password"
 SOURCES = ["Google Ads", "Google Organic", "Facebook", "Direct", "Bing", "Yelp", "Referral"]
-FIRST = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kai", "Lena"]
+FIRST = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kai",
+         "Lena"]
 LAST = ["Adams", "Brook", "Chen", "Diaz", "Evans", "Fox", "Garcia", "Hill", "Ito", "Khan", "Lopez"]
 
 # (name, billing, status, days since canceled)

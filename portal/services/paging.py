@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import false
+
 from portal.errors import ValidationFailed
 
 
@@ -34,6 +36,9 @@ class Page:
         return min(self.total, self.number * self.per_page)
 
 
+MAX_PAGE = 1_000_000
+
+
 def parse_page(raw: str | None) -> int:
     """A page number from the query string: a positive integer, 1 when absent."""
     if raw in (None, ""):
@@ -44,6 +49,8 @@ def parse_page(raw: str | None) -> int:
         raise ValidationFailed({"page": "Page must be a whole number."}) from None
     if number < 1:
         raise ValidationFailed({"page": "Page must be 1 or more."})
+    if number > MAX_PAGE:  # the OFFSET it makes would overflow the database's integer
+        raise ValidationFailed({"page": f"Page must be {MAX_PAGE:,} or less."})
     return number
 
 
@@ -54,4 +61,6 @@ def escape_like(text: str) -> str:
 
 def contains(column, text: str):
     """Case-insensitive "column contains text", wildcards escaped."""
+    if "\x00" in text:  # no stored text holds NUL, and PostgreSQL refuses it in a query
+        return false()
     return column.ilike(f"%{escape_like(text)}%", escape="\\")

@@ -52,7 +52,7 @@ def test_database_refuses_inconsistent_accounts(session, fields):
 
 
 def _names(page):
-    return [row.account.name for row in page.items]
+    return [row.name for row in page.items]
 
 
 @pytest.fixture

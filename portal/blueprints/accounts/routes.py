@@ -26,10 +26,14 @@ def index():
     errors = {}
     try:
         status = accounts.parse_filter(request.args.get("status"))
+    except ValidationFailed as e:
+        errors.update(e.errors)
+        status = accounts.SubAccountFilter.ACTIVE
+    try:
         page = parse_page(request.args.get("page"))
     except ValidationFailed as e:
-        errors = e.errors
-        status, page = accounts.SubAccountFilter.ACTIVE, 1
+        errors.update(e.errors)
+        page = 1
     result = accounts.list_sub_accounts(
         db.session, g.account, q=q, status=status, page=page,
         per_page=current_app.config["ACCOUNTS_PER_PAGE"],

@@ -1,0 +1,69 @@
+"""An agency user moves into its sub-accounts: from the switcher, and from Settings → Accounts."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests import factories as f
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def agency_owner(session):
+    owner = f.user(session, email="owner@example.test")
+    agency = f.agency(session, "Northwind Agency", owner=owner)
+    f.sub(session, agency, "Bayside Dental")
+    f.sub(session, agency, "Harbor Law")
+    f.sub(session, agency, "Northside Plumbing")
+    other = f.agency(session, "Southwind Agency", owner=f.user(session))
+    f.sub(session, other, "Bayside Rival")  # someone else's: never listed
+    session.commit()
+    return "owner@example.test"
+
+
+def switcher(page: Page):
+    return page.locator("details.switcher")
+
+
+def test_switch_into_a_sub_account_from_the_switcher(page: Page, agency_owner, sign_in,
+                                                     screenshot):
+    sign_in(agency_owner)
+    current = page.get_by_test_id("current-account")
+    expect(current).to_have_text("Northwind Agency")
+
+    current.click()  # the switcher's summary
+    expect(switcher(page)).to_have_attribute("open", "")
+    listed = page.get_by_role("list", name="Accounts").get_by_role("link")
+    expect(listed).to_have_text(["Northwind Agency", "Bayside Dental", "Harbor Law",
+                                 "Northside Plumbing"])
+
+    page.get_by_label("Find an account").press_sequentially("bay")
+    expect(listed).to_have_text(["Bayside Dental"])
+    screenshot(page, "switcher-open")
+
+    listed.get_by_text("Bayside Dental").click()
+    expect(page).to_have_url(re.compile(r"/accounts/\d+/$"))
+    expect(current).to_have_text("Bayside Dental")
+    expect(switcher(page).locator("summary")).to_contain_text("in Northwind Agency")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Account Settings · Bayside Dental")
+    expect(switcher(page)).not_to_have_attribute("open", "")
+
+
+def test_edit_on_settings_accounts_switches_into_the_row(page: Page, agency_owner, sign_in):
+    sign_in(agency_owner)
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Accounts", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Accounts · Northwind Agency")
+
+    page.get_by_role("row", name=re.compile("Harbor Law")).get_by_role("link", name="Edit").click()
+    expect(page.get_by_test_id("current-account")).to_have_text("Harbor Law")
+    expect(switcher(page).locator("summary")).to_contain_text("in Northwind Agency")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Account Settings · Harbor Law")
+
+    # From the sub-account, Settings → Accounts leads back to the agency's list.
+    nav.get_by_role("link", name="Accounts", exact=True).click()
+    expect(page.get_by_test_id("current-account")).to_have_text("Northwind Agency")
+    page.get_by_role("link", name="Edit Northside Plumbing").click()
+    expect(page.get_by_test_id("current-account")).to_have_text("Northside Plumbing")
