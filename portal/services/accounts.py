@@ -117,15 +117,19 @@ def parse_filter(raw: str | None) -> SubAccountFilter:
         ) from None
 
 
-# Built once: constructing this statement costs more than running it on a page of rows.
+# Built once, on the tables' columns rather than the ORM entities: constructing the statement
+# and the ORM's per-execute work cost more than running it on a page of rows.
+_accounts = Account.__table__.c
+_numbers = TrackingNumber.__table__.c
 _SUB_ACCOUNT_ROWS = select(
-    Account.id, Account.name, Account.status, Account.billing_mode, Account.canceled_at,
+    _accounts.id, _accounts.name, _accounts.status, _accounts.billing_mode,
+    _accounts.canceled_at,
     select(func.count())
-    .where(TrackingNumber.account_id == Account.id,
-           TrackingNumber.status == NumberStatus.ACTIVE)
-    .correlate(Account)
+    .where(_numbers.account_id == _accounts.id, _numbers.status == NumberStatus.ACTIVE)
+    .correlate(Account.__table__)
     .scalar_subquery(),
-)
+).order_by(_accounts.name, _accounts.id)
+_SUB_ACCOUNT_COUNT = select(func.count()).select_from(Account.__table__)
 
 
 def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
@@ -139,17 +143,16 @@ def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
     """
     if not agency.is_agency:
         raise NotFound("Only an agency has sub-accounts.")
-    conditions = [Account.parent_id == agency.id]
+    conditions = [_accounts.parent_id == agency.id]
     if status == SubAccountFilter.ACTIVE:
-        conditions.append(Account.status != AccountStatus.CANCELED)
+        conditions.append(_accounts.status != AccountStatus.CANCELED)
     elif status == SubAccountFilter.CANCELED:
-        conditions.append(Account.status == AccountStatus.CANCELED)
+        conditions.append(_accounts.status == AccountStatus.CANCELED)
     if q.strip():
-        conditions.append(contains(Account.name, q.strip()))
+        conditions.append(contains(_accounts.name, q.strip()))
 
     rows = session.execute(
         _SUB_ACCOUNT_ROWS.where(*conditions)
-        .order_by(Account.name, Account.id)
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
@@ -157,5 +160,5 @@ def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
     if 0 < len(items) < per_page or (page == 1 and not items):
         total = (page - 1) * per_page + len(items)  # the last page: no count needed
     else:
-        total = session.scalar(select(func.count()).select_from(Account).where(*conditions))
+        total = session.scalar(_SUB_ACCOUNT_COUNT.where(*conditions))
     return Page(items=items, total=total, number=page, per_page=per_page)
