@@ -15,12 +15,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## make run: migrate and seed the SQLite database, serve on http://127.0.0.1:$(PORT)
+## make run: migrate and seed the SQLite database, serve on http://127.0.0.1:$(PORT),
+## and run the scheduled jobs every minute beside the server (cron does this in production)
 run: install
 	mkdir -p instance
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
-	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
+	@( while sleep 60; do $(FLASK) jobs run || true; done ) & jobs=$$!; \
+	  trap "kill $$jobs 2>/dev/null" EXIT INT TERM; \
+	  $(FLASK) jobs run; \
+	  $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
 
 ## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite
 system-test-deps:

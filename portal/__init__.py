@@ -120,7 +120,8 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(e: DomainError):
         db.session.rollback()
-        titles = {404: "Page not found", 403: "Not allowed", 429: "Too many attempts"}
+        titles = {404: "Page not found", 403: "Not allowed", 410: "Account closed",
+                  429: "Too many attempts"}
         message = e.message
         if e.status == 404:
             message = "There is nothing here, or you don't have access."
@@ -138,9 +139,12 @@ def _register_errors(app: Flask) -> None:
 def _register_template_helpers(app: Flask) -> None:
     from flask_login import current_user
 
+    from portal import rules
+
     @app.context_processor
     def _chrome():
         return {
+            "rules": rules,
             "account": g.get("account"),
             "access": g.get("access"),
             # the user itself, not the proxy: templates read it many times per page

@@ -20,3 +20,53 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(f"Demo seeded: {counts['users']} users, {counts['accounts']} accounts, "
                    f"{counts['calls']} calls. Password: {demo.PASSWORD}")
+
+    @app.cli.group("jobs")
+    def jobs() -> None:
+        """Scheduled work (cron runs `jobs run` every minute)."""
+
+    @jobs.command("run")
+    def jobs_run() -> None:
+        """Run every job that is due. Idempotent: running it twice does nothing more."""
+        from portal.services import lifecycle
+
+        purged = lifecycle.purge_expired(db.session)
+        db.session.commit()
+        click.echo(f"purge: call data removed from {len(purged)} account(s) closed over "
+                   "60 days ago")
+
+    @app.cli.group("support")
+    def support() -> None:
+        """Support requests (staff)."""
+
+    @support.command("list")
+    @click.option("--all", "show_all", is_flag=True, help="Resolved and declined ones too.")
+    def support_list(show_all: bool) -> None:
+        from sqlalchemy import select
+
+        from portal.models import Account, SupportRequest, SupportStatus
+
+        query = select(SupportRequest, Account.name).join(
+            Account, Account.id == SupportRequest.account_id).order_by(SupportRequest.id)
+        if not show_all:
+            query = query.where(SupportRequest.status == SupportStatus.OPEN)
+        for ticket, account_name in db.session.execute(query):
+            click.echo(f"#{ticket.id} [{ticket.status.value}] {account_name}: {ticket.label}"
+                       f" ({ticket.created_at:%Y-%m-%d %H:%M} UTC) {ticket.message}")
+
+    @support.command("resolve")
+    @click.argument("request_id", type=int)
+    @click.option("--decline", is_flag=True, help="Decline instead of resolving.")
+    @click.option("--note", default="", help="The answer the account's admins see.")
+    def support_resolve(request_id: int, decline: bool, note: str) -> None:
+        from portal.errors import DomainError
+        from portal.models import SupportStatus
+        from portal.services import lifecycle
+
+        status = SupportStatus.DECLINED if decline else SupportStatus.RESOLVED
+        try:
+            ticket = lifecycle.resolve_support(db.session, request_id, status, note)
+        except DomainError as e:
+            raise click.ClickException(e.message) from None
+        db.session.commit()
+        click.echo(f"#{ticket.id} is {ticket.status.value}.")

@@ -1,23 +1,41 @@
 """Account-scoped blueprints: /accounts/<account_id>/... checks login and tenancy once.
 
 Every view of such a blueprint finds the account in g.account and the user's role in
-g.access; an account the user does not reach is a 404, whatever its id.
+g.access; an account the user does not reach is a 404, whatever its id. An account closed
+more than 60 days ago answers every page with "closed" (410). A canceled account is
+read-only: a state-changing request is refused unless its view is marked
+@allowed_when_canceled (reactivate, support requests).
 """
 
-from flask import Blueprint, g, session
+from flask import Blueprint, current_app, g, request, session
 from flask_login import current_user
 
+from portal.errors import NotAllowed
 from portal.extensions import db, login_manager
-from portal.services import access
+from portal.services import access, lifecycle
 
-# The largest id an Integer primary key holds (PostgreSQL's integer): a larger id in the URL
-# is no account, a 404, rather than an out-of-range error from the database.
+# Ids past a 32-bit integer are not ids (and overflow PostgreSQL's INTEGER): a 404.
 MAX_ACCOUNT_ID = 2**31 - 1
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def allowed_when_canceled(view):
+    """Mark a state-changing view that a canceled account may still use."""
+    view.allowed_when_canceled = True
+    return view
+
+
+def require_admin() -> None:
+    """Owners and admins (of the account, or of its agency) only."""
+    if not g.access.is_admin:
+        raise NotAllowed("Only the account's owners and admins can do that.")
 
 
 def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
-    bp = Blueprint(name, import_name,
-                   url_prefix=f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>{url_prefix}")
+    bp = Blueprint(
+        name, import_name,
+        url_prefix=f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>{url_prefix}",
+    )
 
     @bp.url_value_preprocessor
     def pull_account_id(endpoint, values):
@@ -34,6 +52,14 @@ def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blue
             return login_manager.unauthorized()
         g.access = access.account_for(db.session, current_user, g.account_id)
         g.account = g.access.account
+        lifecycle.check_open(g.account)
+        if request.method not in SAFE_METHODS and g.account.is_canceled:
+            view = current_app.view_functions.get(request.endpoint)
+            if not getattr(view, "allowed_when_canceled", False):
+                raise NotAllowed(
+                    f"{g.account.name} is canceled: you can read and export its data, but "
+                    "not change it. Reactivate it to make changes."
+                )
         if session.get("account_id") != g.account.id:  # re-sign the cookie only on change
             session["account_id"] = g.account.id
         return None

@@ -9,6 +9,7 @@ def register(app: Flask) -> None:
     from portal.blueprints.calls import bp as calls_bp
     from portal.blueprints.home import bp as home_bp
     from portal.blueprints.numbers import bp as numbers_bp
+    from portal.blueprints.support import bp as support_bp
 
-    for bp in (auth_bp, home_bp, accounts_bp, calls_bp, numbers_bp):
+    for bp in (auth_bp, home_bp, accounts_bp, calls_bp, numbers_bp, support_bp):
         app.register_blueprint(bp)

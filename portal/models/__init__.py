@@ -11,11 +11,21 @@ from portal.models.accounts import (
     Role,
 )
 from portal.models.calls import Call
+from portal.models.lifecycle import (
+    EVENT_LABELS,
+    SUPPORT_LABELS,
+    AccountEvent,
+    EventKind,
+    SupportKind,
+    SupportRequest,
+    SupportStatus,
+)
 from portal.models.numbers import NumberStatus, TrackingNumber
 from portal.models.users import SigninAttempt, User
 
 __all__ = [
-    "PLANS", "STATUS_LABELS",
-    "Account", "AccountKind", "AccountStatus", "BillingMode", "Call", "Membership",
-    "NumberStatus", "Role", "SigninAttempt", "TrackingNumber", "User",
+    "EVENT_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
+    "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call",
+    "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
+    "SupportRequest", "SupportStatus", "TrackingNumber", "User",
 ]

@@ -83,6 +83,8 @@ class Account(db.Model):
         _enum(BillingMode), default=BillingMode.CUSTOMER
     )
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the scheduled purge 60 days after cancelation: call data removed, no way back.
+    data_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
 

@@ -5,10 +5,13 @@ owner or admin membership on its agency. Anything else is "not found".
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
+from portal import rules
+from portal.clock import now as clock_now
 from portal.errors import NotFound
 from portal.models import Account, AccountKind, Membership, Role, User
 from portal.services.paging import contains
@@ -22,10 +25,16 @@ class Access:
     account: Account
     role: Role
     via_agency: bool  # reached through the agency's membership, not its own
+    agency_role: Role | None = None  # the user's role on the account's agency, if any
 
     @property
     def is_admin(self) -> bool:
         return self.role in AGENCY_WIDE_ROLES
+
+    @property
+    def is_agency_admin(self) -> bool:
+        """May act for the agency on this sub-account (transfer it out, for one)."""
+        return self.agency_role in AGENCY_WIDE_ROLES
 
 
 def account_for(session: Session, user: User, account_id: int) -> Access:
@@ -43,15 +52,18 @@ def account_for(session: Session, user: User, account_id: int) -> Access:
     account = rows[0][0]
     rows = [(member_of, role) for _, member_of, role in rows if member_of is not None]
     best = None
+    agency_role = None
     for member_of, role in rows:
         via_agency = member_of != account.id
+        if via_agency:
+            agency_role = role
         if via_agency and role not in AGENCY_WIDE_ROLES:
             continue
         if best is None or _RANK[role] > _RANK[best[0]]:
             best = (role, via_agency)
     if best is None:
         raise NotFound("Account not found.")
-    return Access(account=account, role=best[0], via_agency=best[1])
+    return Access(account=account, role=best[0], via_agency=best[1], agency_role=agency_role)
 
 
 def reachable_accounts_query(user: User):
@@ -70,9 +82,11 @@ def reachable_accounts_query(user: User):
     )
 
 
-def default_account(session: Session, user: User) -> Account | None:
-    """Where a user lands after sign-in: an agency first, else the first account by name."""
-    query = reachable_accounts_query(user).order_by(
+def default_account(session: Session, user: User, now: datetime | None = None
+                    ) -> Account | None:
+    """Where a user lands after sign-in: an agency first, else the first account by name;
+    never an account closed for good (canceled more than 60 days ago)."""
+    query = open_accounts(reachable_accounts_query(user), now).order_by(
         (Account.kind == AccountKind.AGENCY).desc(), (Account.kind == AccountKind.SUB),
         Account.name, Account.id,
     ).limit(1)
@@ -81,7 +95,7 @@ def default_account(session: Session, user: User) -> Account | None:
 
 def switcher_accounts(session: Session, user: User, q: str = "", limit: int = 20):
     """Accounts for the header switcher, matching q by name; at most `limit`."""
-    query = reachable_accounts_query(user)
+    query = open_accounts(reachable_accounts_query(user))
     if q.strip():
         query = query.where(contains(Account.name, q.strip()))
     query = query.order_by(
@@ -92,5 +106,22 @@ def switcher_accounts(session: Session, user: User, q: str = "", limit: int = 20
 
 def reaches_several(session: Session, user: User) -> bool:
     """Whether the user reaches more than one account (and so needs the switcher)."""
-    query = reachable_accounts_query(user).with_only_columns(Account.id).limit(2)
+    query = open_accounts(reachable_accounts_query(user)).with_only_columns(Account.id).limit(2)
     return len(session.scalars(query).all()) > 1
+
+
+def open_accounts(query, now: datetime | None = None):
+    """Narrow an account query to those not closed for good (canceled over 60 days ago)."""
+    cutoff = (now or clock_now()) - rules.DATA_RETENTION
+    return query.where(or_(Account.canceled_at.is_(None), Account.canceled_at >= cutoff))
+
+
+def closed_for_good(session: Session, user: User, now: datetime | None = None
+                    ) -> Account | None:
+    """If every account the user reaches was closed more than 60 days ago, the most
+    recently closed one (sign-in then says the account is closed); else None."""
+    if session.scalar(open_accounts(reachable_accounts_query(user), now)
+                      .with_only_columns(Account.id).limit(1)) is not None:
+        return None
+    return session.scalar(reachable_accounts_query(user)
+                          .order_by(Account.canceled_at.desc()).limit(1))

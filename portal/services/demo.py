@@ -58,6 +58,7 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
     agency_owner = user("agency@demo.test", "Avery Agency")
     solo_admin = user("solo@demo.test", "Sam Solo")
     sub_user = user("sub@demo.test", "Sasha Sub")
+    cedar_admin = user("cedar@demo.test", "Casey Cedar")
 
     northwind = accounts.create_agency(session, "Northwind Agency")
     accounts.add_member(session, agency_owner, northwind, Role.OWNER)
@@ -72,6 +73,8 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
         created.append(sub)
         if name == "Bayside Dental":
             accounts.add_member(session, sub_user, sub, Role.USER)
+        if name == "Cedar Law Group":  # the customer who can take it over (a transfer)
+            accounts.add_member(session, cedar_admin, sub, Role.ADMIN)
         _numbers(session, sub, counter, 3)
         if canceled_days is not None:
             _cancel(session, sub, now - timedelta(days=canceled_days))
@@ -84,7 +87,7 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
     for account in created:
         total_calls += _calls(session, account, rng, calls_per_account, now)
     session.flush()
-    return {"users": 3, "accounts": len(created), "calls": total_calls}
+    return {"users": 4, "accounts": len(created), "calls": total_calls}
 
 
 def _numbers(session: Session, account: Account, counter, count: int) -> None:

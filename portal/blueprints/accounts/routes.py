@@ -1,20 +1,20 @@
 from flask import abort, current_app, g, request
 
+from portal import clock, rules
 from portal.blueprints.accounts import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.rendering import render
-from portal.services import accounts
+from portal.services import accounts, lifecycle
 from portal.services.paging import parse_page
 
 
 @bp.get("/")
 def show():
-    """Settings → Account Settings."""
-    agency = None
-    if g.account.is_sub:
-        agency = db.session.get(type(g.account), g.account.parent_id)
-    return render("accounts/show.html", agency=agency)
+    """Settings → Account Settings: the account, its Status section and its activity."""
+    return render("accounts/show.html", agency=g.account.parent,
+                  windows=lifecycle.windows(g.account),
+                  events=lifecycle.events(db.session, g.account))
 
 
 @bp.get("/sub-accounts")
@@ -40,4 +40,5 @@ def index():
     )
     return render("accounts/index.html", "results", status=422 if errors else 200,
                   result=result, q=q, current_filter=status, errors=errors,
-                  filters=accounts.FILTER_LABELS)
+                  filters=accounts.FILTER_LABELS,
+                  data_cutoff=clock.now() - rules.DATA_RETENTION)

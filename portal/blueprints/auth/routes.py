@@ -6,6 +6,7 @@ from portal.errors import TooManyAttempts, ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, safe_path, see_other
 from portal.services import access, auth
+from portal.services.lifecycle import closed_message
 
 
 @bp.get("/login")
@@ -30,6 +31,11 @@ def login_post():
     except TooManyAttempts as e:
         return render("auth/login.html", "login_form", status=429, form=form,
                       errors={"": e.message}, next=next_url)
+    closed = access.closed_for_good(db.session, user)
+    if closed is not None:
+        db.session.commit()
+        return render("auth/login.html", "login_form", status=422, form=form,
+                      errors={"": closed_message(closed)}, next=next_url)
     db.session.commit()
     session.clear()  # a fresh session on sign-in (no fixation)
     login_user(user, remember=False)
