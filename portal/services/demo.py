@@ -12,12 +12,11 @@ from portal.models import (
     AccountStatus,
     BillingMode,
     Call,
-    NumberStatus,
     Role,
     TrackingNumber,
     User,
 )
-from portal.services import accounts, numbers
+from portal.services import accounts, lifecycle, numbers
 from portal.services.auth import hash_password
 
 PASSWORD = "demo-password"
@@ -77,9 +76,13 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
             accounts.add_member(session, cedar_admin, sub, Role.ADMIN)
         _numbers(session, sub, counter, 3)
         if canceled_days is not None:
-            _cancel(session, sub, now - timedelta(days=canceled_days))
-        else:
-            sub.status = status
+            lifecycle.close(session, sub, agency_owner, now=now - timedelta(days=canceled_days))
+        elif status == AccountStatus.SWAPPING_PAUSED:
+            lifecycle.pause_swapping(session, sub, agency_owner, now=now - timedelta(days=3))
+        elif status == AccountStatus.CALLS_STOPPED:
+            lifecycle.stop_calls(session, sub, agency_owner, now=now - timedelta(days=2))
+        elif status == AccountStatus.BILLING_PAUSED:
+            sub.status = status  # the billing rules set this when the balance goes below zero
     _numbers(session, northwind, counter, 2)
     _numbers(session, solo, counter, 4)
 
@@ -94,16 +97,6 @@ def _numbers(session: Session, account: Account, counter, count: int) -> None:
     for i in range(count):
         numbers.add(session, account, f"+1415555{next(counter):04d}",
                     label=["Main line", "Website", "Google Ads", "Billboard"][i % 4])
-
-
-def _cancel(session: Session, account: Account, when: datetime) -> None:
-    # The demo's canceled accounts, as the lifecycle rules leave them: numbers released.
-    account.status = AccountStatus.CANCELED
-    account.canceled_at = when
-    for number in session.scalars(select(TrackingNumber).where(
-            TrackingNumber.account_id == account.id)):
-        number.status = NumberStatus.RELEASED
-        number.released_at = when
 
 
 def _calls(session: Session, account: Account, rng: random.Random, count: int,

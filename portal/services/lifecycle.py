@@ -365,19 +365,23 @@ def cancel_agency(session: Session, agency: Account, actor: User, reason: str,
     session.refresh(agency)
     released = _release_all(session, agency, actor, now)
     subs = active_sub_accounts(session, agency)
+    canceled_subs = []
     for sub in subs:
-        session.execute(
-            update(Account).where(Account.id == sub.id)
+        result = session.execute(
+            update(Account).where(Account.id == sub.id, Account.status != AccountStatus.CANCELED)
             .values(status=AccountStatus.CANCELED, canceled_at=now, updated_at=now)
         )
         session.refresh(sub)
+        if result.rowcount != 1:  # closed on its own meanwhile: keep its own date
+            continue
+        canceled_subs.append(sub)
         sub_released = _release_all(session, sub, actor, now)
         record(session, sub, EventKind.CLOSED, actor, now, by_agency=agency.name,
                released=[n.number for n in sub_released])
     record(session, agency, EventKind.AGENCY_CANCELED, actor, now, reason=reason,
-           comments=comments.strip(), sub_accounts=[s.name for s in subs],
+           comments=comments.strip(), sub_accounts=[s.name for s in canceled_subs],
            released=[n.number for n in released])
-    return subs
+    return canceled_subs
 
 
 def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: str,
