@@ -88,7 +88,10 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
 
-    parent = relationship("Account", remote_side=[id], lazy="raise")
+    # raise_on_sql, not raise: still no lazy query of its own, but after a rollback (a refused
+    # action) the expired account reloads with the joinedload it was first loaded with, and
+    # the page's header can name the agency again.
+    parent = relationship("Account", remote_side=[id], lazy="raise_on_sql")
 
     @property
     def is_agency(self) -> bool:

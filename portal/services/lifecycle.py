@@ -118,7 +118,9 @@ def is_closed_for_good(account: Account, now: datetime | None = None) -> bool:
 # ----------------------------------------------------------------------------- records
 
 def record(session: Session, account: Account | int, kind: EventKind, actor: User | None,
-           now: datetime, **details) -> AccountEvent:
+           now: datetime, /, **details) -> AccountEvent:
+    """Append an event. The first five are positional-only, so a detail may be called
+    `kind` (a support request's kind) or `account` without clashing with them."""
     event = AccountEvent(
         account_id=account if isinstance(account, int) else account.id,
         actor_id=actor.id if actor else None, kind=kind,
@@ -437,7 +439,8 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
 
 def support_requests(session: Session, account: Account) -> list[SupportRequest]:
     return list(session.scalars(
-        select(SupportRequest).where(SupportRequest.account_id == account.id)
+        select(SupportRequest).options(joinedload(SupportRequest.tracking_number))
+        .where(SupportRequest.account_id == account.id)
         .order_by(SupportRequest.created_at.desc(), SupportRequest.id.desc())
     ))
 

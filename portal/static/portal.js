@@ -1,7 +1,11 @@
 // Confirmation dialogs loaded by htmx into #dialog-slot open as modals (focus trapped,
 // Escape closes them) and are removed when closed. Without JavaScript the same dialog is
 // a page of its own.
-document.addEventListener("htmx:afterSwap", (event) => {
+//
+// Opened after htmx settles, not right after the swap: htmx focuses the new content's
+// [autofocus] element as it settles (about 20 ms later), which would pull focus back from
+// wherever a quick Tab had already moved it inside the dialog.
+document.addEventListener("htmx:afterSettle", (event) => {
   const dialog = event.detail.target.querySelector("dialog.confirm:not([open])");
   if (!dialog) return;
   dialog.addEventListener("close", () => dialog.remove());

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from portal import clock
 from portal.models import (
     Account,
     AccountKind,
@@ -43,6 +44,7 @@ def test_demo_covers_every_state_the_readme_promises(session):
 
 
 def test_demo_users_sign_in_and_reach_what_the_readme_says(session):
+    clock.freeze(NOW + timedelta(hours=1))  # which accounts are closed for good depends on it
     demo.seed(session, calls_per_account=1, now=NOW)
     for email in ("agency@demo.test", "solo@demo.test", "sub@demo.test", "cedar@demo.test"):
         assert sign_in(session, email, demo.PASSWORD, "127.0.0.1", now=NOW + timedelta(hours=1))

@@ -17,3 +17,14 @@ def sign_in_as(client, user):
 def sign_in(client):
     """sign_in(user): the `client` fixture, signed in as `user`."""
     return lambda user: sign_in_as(client, user)
+
+
+@pytest.fixture
+def w(session):
+    """The account-lifecycle world (tests/web/lifecycle_world.py), the clock frozen at its
+    NOW for the whole test."""
+    from portal import clock
+    from tests.web.lifecycle_world import NOW, build
+
+    clock.freeze(NOW)
+    return build(session)

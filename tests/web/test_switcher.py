@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from portal import clock
 from portal.models import Role
 from tests import factories as f
 from tests.conftest import HX, Auth
@@ -16,6 +17,8 @@ EVERYONE = ["Northwind Agency", "Bayside Dental", "Harbor Law", "Closed Clinic",
 
 @pytest.fixture
 def world(session):
+    # Closed Clinic was canceled on November 1: after 60 days it would leave the switcher
+    clock.freeze(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
     owner = f.user(session, email="owner@example.test")
     northwind = f.agency(session, "Northwind Agency", owner=owner)
     bayside = f.sub(session, northwind, "Bayside Dental")

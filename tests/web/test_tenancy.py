@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from portal import clock
 from portal.models import Role
 from tests import factories as f
 from tests.conftest import HX
@@ -27,6 +28,8 @@ TOO_BIG = ["2147483648", "99999999999999999999"]
 @pytest.fixture
 def world(session):
     """Two agencies with subs, a standalone account, and a user in every position."""
+    # Closed Clinic was canceled on November 1: after 60 days its pages would answer 410
+    clock.freeze(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
     users = {name: f.user(session, email=f"{name}@example.test") for name in (
         "owner_a", "admin_a", "user_a", "sub_user", "owner_b", "solo_admin")}
     a = f.agency(session, "Northwind Agency", owner=users["owner_a"])

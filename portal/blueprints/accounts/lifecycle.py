@@ -102,6 +102,10 @@ def transfer_form():
 def transfer():
     _check_transfer()
     agency_id = g.account.parent_id
+    if request.form.get("confirm") != CONFIRM:
+        return render("accounts/transfer.html", "transfer_form", status=422, form=request.form,
+                      errors={"": "Transferring needs the confirmation: nothing was changed."},
+                      plans=lifecycle.STANDALONE_PLANS)
     try:
         lifecycle.transfer_out(db.session, g.account, current_user,
                                request.form.get("email", ""), request.form.get("plan", ""))

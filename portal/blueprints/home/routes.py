@@ -7,7 +7,7 @@ from portal.blueprints.home import bp
 from portal.errors import NotFound
 from portal.extensions import db
 from portal.rendering import render, safe_path, see_other
-from portal.services import access
+from portal.services import access, lifecycle
 
 
 @bp.get("/")
@@ -16,10 +16,13 @@ def index():
     account_id = session.get("account_id")
     if account_id is not None:
         try:
-            access.account_for(db.session, current_user, account_id)
-            return redirect(url_for("accounts.show", account_id=account_id))
+            reached = access.account_for(db.session, current_user, account_id)
+            # not one closed for good since (its pages answer 410, with a link back here)
+            if not lifecycle.is_closed_for_good(reached.account):
+                return redirect(url_for("accounts.show", account_id=account_id))
         except NotFound:
-            session.pop("account_id", None)
+            pass
+        session.pop("account_id", None)
     account = access.default_account(db.session, current_user)
     if account is None:
         return render("home/no_account.html")

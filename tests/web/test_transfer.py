@@ -1,0 +1,166 @@
+"""Transfer a sub-account out of its agency: it becomes a standalone account with its numbers,
+calls and history, its own billing and a new owner; the agency no longer reaches it."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.models import AccountKind, BillingMode, Call, NumberStatus
+from tests import factories as f
+from tests.conftest import HX
+from tests.web.conftest import sign_in_as
+from tests.web.lifecycle_world import NOW, post, snapshot
+from tests.web.pages import NOT_FOUND, assert_fragment, assert_full_page, body, shown
+
+GOOD = {"email": "casey@example.test", "plan": "Essentials", "confirm": "yes"}
+AGENCY_BILLED = ("Bayside Dental is paid from the agency balance and has no payment method of "
+                 "its own. Remove it from agency billing (the customer adds a card) before "
+                 "transferring it.")
+AGENCY_ONLY = ("Only the agency's owners and admins can transfer a sub-account out of the "
+               "agency.")
+
+
+def transfer(client, account, data, **kw):
+    return post(client, f"/accounts/{account.id}/transfer", data, **kw)
+
+
+def test_transfer_page(client, w):
+    sign_in_as(client, w.avery)
+    response = client.get(f"/accounts/{w.harbor.id}/transfer")
+    assert response.status_code == 200
+    html = assert_full_page(response)
+    assert "<h1>Transfer Harbor Law out of Northwind Agency</h1>" in html
+    assert "Northwind Agency will no longer reach it." in html
+    for plan in ("Starter", "Essentials", "Marketing Lite", "Performance"):
+        assert f"<option >{plan}</option>" in html
+    assert "<option selected>Pro</option>" in html
+    assert "<option >Agency</option>" not in html
+    assert '<input type="hidden" name="confirm" value="yes">' in html
+    assert '<button type="submit" class="primary">Transfer</button>' in html
+
+
+def test_transfer_form_as_fragment(client, w):
+    sign_in_as(client, w.avery)
+    response = client.get(f"/accounts/{w.harbor.id}/transfer", headers=HX)
+    html = assert_fragment(response, '<form id="transfer-form"')
+    assert 'name="email"' in html
+
+
+def test_transfer_makes_a_standalone_account_the_agency_no_longer_reaches(client, session, w):
+    f.calls(session, w.harbor, 4, start=NOW - timedelta(days=3), caller_name="Harbor Caller")
+    session.commit()
+    sign_in_as(client, w.avery)
+    response = transfer(client, w.harbor, GOOD)
+    assert response.status_code == 303
+    assert response.location == f"/accounts/{w.agency.id}/parent"
+    session.expire_all()
+    assert (w.harbor.kind, w.harbor.parent_id, w.harbor.plan, w.harbor.billing_mode) == (
+        AccountKind.STANDALONE, None, "Essentials", BillingMode.CUSTOMER)
+    assert (w.harbor_number.account_id, w.harbor_number.status) == (
+        w.harbor.id, NumberStatus.ACTIVE)
+
+    html = body(client.get(response.location))
+    assert ('<p class="flash flash-success" role="status">Harbor Law is now a standalone '
+            "account; the agency no longer reaches it.</p>") in html
+    assert "Transferred out of the agency: Harbor Law (to casey@example.test)" in html
+    for path in ("", "calls/", "numbers/"):
+        gone = client.get(f"/accounts/{w.harbor.id}/{path}")
+        assert gone.status_code == 404, path
+        assert NOT_FOUND in body(gone)
+    listing = body(client.get(f"/accounts/{w.agency.id}/sub-accounts?status=all"))
+    assert "Harbor Law" not in listing
+    assert "Harbor Law" not in body(client.get("/switch?q=", headers=HX))
+
+    sign_in_as(client, w.casey)
+    home = client.get("/")
+    assert home.location == f"/accounts/{w.harbor.id}/"
+    html = body(client.get(home.location))
+    assert "<dt>Type</dt><dd>Standalone account</dd>" in html
+    assert "<dt>Plan</dt><dd>Essentials</dd>" in html
+    assert "<dt>Your role</dt><dd>Owner</dd>" in html
+    assert "Became a standalone account (from Northwind Agency)" in html
+    assert body(client.get(f"/accounts/{w.harbor.id}/calls/")).count("Harbor Caller") == 4
+    assert w.harbor_number.number in body(client.get(f"/accounts/{w.harbor.id}/numbers/"))
+    assert session.scalar(select(func.count()).select_from(Call).where(
+        Call.account_id == w.harbor.id)) == 4
+
+
+def test_an_agency_admin_may_transfer(client, session, w):
+    sign_in_as(client, w.ada)
+    assert transfer(client, w.harbor, GOOD).status_code == 303
+    session.expire_all()
+    assert w.harbor.kind == AccountKind.STANDALONE
+
+
+def test_an_agency_billed_sub_account_is_not_transferred(client, session, w):
+    sign_in_as(client, w.avery)
+    before = snapshot(session)
+    response = transfer(client, w.bayside, GOOD)
+    assert response.status_code == 422
+    html = assert_full_page(response)
+    assert f'<p class="form-error" role="alert">{AGENCY_BILLED}</p>' in html
+    assert 'value="casey@example.test"' in html  # the form keeps what was typed
+    assert snapshot(session) == before
+
+
+@pytest.mark.parametrize("headers", [{}, HX], ids=["page", "htmx"])
+def test_bad_input_is_shown_with_its_reason(client, session, w, headers):
+    sign_in_as(client, w.avery)
+    before = snapshot(session)
+    plans = "Choose a plan: Starter, Essentials, Pro, Performance, Marketing Lite."
+    for data, field, message in [
+        ({"email": "nobody@example.test"}, "email",
+         "No user has the email nobody@example.test. The new owner needs a user before the "
+         "account can be transferred to them."),
+        ({"email": ""}, "email", "Enter the new owner's email address."),
+        ({"plan": "Agency"}, "plan", plans),
+        ({"plan": ""}, "plan", plans),
+    ]:
+        response = transfer(client, w.harbor, {**GOOD, **data}, headers=headers)
+        assert response.status_code == 422, data
+        if headers:
+            html = assert_fragment(response, '<form id="transfer-form"')
+        else:
+            html = assert_full_page(response)
+        assert f'<p class="field-error" id="{field}-error">{shown(message)}</p>' in html, data
+        assert snapshot(session) == before
+
+
+def test_transfer_without_the_confirmation_changes_nothing(client, session, w):
+    sign_in_as(client, w.avery)
+    before = snapshot(session)
+    for confirm in (None, "", "no"):
+        data = {k: v for k, v in GOOD.items() if k != "confirm"}
+        if confirm is not None:
+            data["confirm"] = confirm
+        response = transfer(client, w.harbor, data)
+        assert response.status_code == 422, confirm
+        assert ('<p class="form-error" role="alert">Transferring needs the confirmation: '
+                "nothing was changed.</p>") in body(response)
+        assert snapshot(session) == before
+
+
+def test_a_direct_admin_of_the_sub_account_may_not_transfer_it(client, session, w):
+    """Bea administers Bayside Dental but not the agency: the agency decides."""
+    w.bayside.billing_mode = BillingMode.CUSTOMER  # so only her role stands in the way
+    session.commit()
+    sign_in_as(client, w.bea)
+    assert client.get(f"/accounts/{w.bayside.id}/").status_code == 200
+    before = snapshot(session)
+    for response in (client.get(f"/accounts/{w.bayside.id}/transfer"),
+                     transfer(client, w.bayside, GOOD)):
+        assert response.status_code == 403
+        assert shown(AGENCY_ONLY) in body(response)
+    assert snapshot(session) == before
+
+
+def test_only_a_sub_account_has_a_transfer_page(client, session, w):
+    sign_in_as(client, w.avery)
+    assert client.get(f"/accounts/{w.agency.id}/transfer").status_code == 404
+    before = snapshot(session)
+    assert transfer(client, w.agency, GOOD).status_code == 404
+    sign_in_as(client, w.sam)
+    assert client.get(f"/accounts/{w.solo.id}/transfer").status_code == 404
+    assert transfer(client, w.solo, GOOD).status_code == 404
+    assert snapshot(session) == before
