@@ -139,10 +139,10 @@ def events(session: Session, account: Account, limit: int = 50) -> list[AccountE
 
 
 def _set_status(session: Session, account: Account, to: AccountStatus,
-                allowed_from: tuple[AccountStatus, ...], message: str) -> None:
+                allowed_from: tuple[AccountStatus, ...], message: str, now: datetime) -> None:
     result = session.execute(
         update(Account).where(Account.id == account.id, Account.status.in_(allowed_from))
-        .values(status=to, updated_at=clock_now())
+        .values(status=to, updated_at=now)
     )
     if result.rowcount != 1:
         session.refresh(account)
@@ -158,7 +158,7 @@ def pause_swapping(session: Session, account: Account, actor: User,
     _check_not_agency(account)
     _set_status(session, account, AccountStatus.SWAPPING_PAUSED,
                 (AccountStatus.ACTIVE, AccountStatus.CALLS_STOPPED),
-                _status_refusal(account, "pause number swapping for"))
+                _status_refusal(account, "pause number swapping for"), now)
     record(session, account, EventKind.SWAPPING_PAUSED, actor, now)
 
 
@@ -168,7 +168,7 @@ def stop_calls(session: Session, account: Account, actor: User,
     _check_not_agency(account)
     _set_status(session, account, AccountStatus.CALLS_STOPPED,
                 (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED),
-                _status_refusal(account, "stop incoming calls for"))
+                _status_refusal(account, "stop incoming calls for"), now)
     record(session, account, EventKind.CALLS_STOPPED, actor, now)
 
 
@@ -177,7 +177,7 @@ def resume(session: Session, account: Account, actor: User,
     now = now or clock_now()
     _set_status(session, account, AccountStatus.ACTIVE,
                 (AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED),
-                _status_refusal(account, "resume"))
+                _status_refusal(account, "resume"), now)
     record(session, account, EventKind.RESUMED, actor, now)
 
 

@@ -1,7 +1,7 @@
 """Settings → Accounts: the status filter and the name search update the table in place."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -21,7 +21,7 @@ def agency_owner(session):
     for name in ACTIVE:
         f.sub(session, agency, name)
     for name in CANCELED:
-        f.sub(session, agency, name, canceled_at=datetime(2026, 11, 1, tzinfo=UTC))
+        f.sub(session, agency, name, canceled_at=datetime.now(UTC) - timedelta(days=20))
     session.commit()
     return "owner@example.test"
 

@@ -1,7 +1,7 @@
 """Dark mode is a saved preference: it survives a reload and a new page."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -18,7 +18,7 @@ def agency_owner(session):
     agency = f.agency(session, "Northwind Agency", owner=owner)
     f.sub(session, agency, "Bayside Dental")
     f.sub(session, agency, "Harbor Law", status=AccountStatus.CALLS_STOPPED)
-    f.sub(session, agency, "Closed Clinic", canceled_at=datetime(2026, 11, 1, tzinfo=UTC))
+    f.sub(session, agency, "Closed Clinic", canceled_at=datetime.now(UTC) - timedelta(days=20))
     session.commit()
     return "owner@example.test"
 
