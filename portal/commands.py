@@ -70,3 +70,20 @@ def register(app: Flask) -> None:
             raise click.ClickException(e.message) from None
         db.session.commit()
         click.echo(f"#{ticket.id} is {ticket.status.value}.")
+
+    @app.cli.group("ledger")
+    def ledger_group() -> None:
+        """The ledger."""
+
+    @ledger_group.command("check")
+    def ledger_check() -> None:
+        """Verify every account's balance equals the sum of its ledger (exit 1 if not)."""
+        from portal.services import ledger
+
+        mismatches = ledger.check(db.session)
+        for m in mismatches:
+            click.echo(f"account {m.account_id}: cached {m.cached_cents} cents, "
+                       f"ledger {m.ledger_cents} cents", err=True)
+        if mismatches:
+            raise SystemExit(1)
+        click.echo("ledger check: every balance equals the sum of its entries")

@@ -10,6 +10,7 @@ from portal.models.accounts import (
     Membership,
     Role,
 )
+from portal.models.billing import LEDGER_LABELS, Cause, LedgerEntry, LedgerKind
 from portal.models.calls import Call
 from portal.models.lifecycle import (
     EVENT_LABELS,
@@ -24,8 +25,9 @@ from portal.models.numbers import NumberStatus, TrackingNumber
 from portal.models.users import SigninAttempt, User
 
 __all__ = [
-    "EVENT_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
-    "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call",
+    "EVENT_LABELS", "LEDGER_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
+    "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call", "Cause",
+    "LedgerEntry", "LedgerKind",
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
 ]

@@ -1,7 +1,16 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import now
@@ -83,6 +92,9 @@ class Account(db.Model):
         _enum(BillingMode), default=BillingMode.CUSTOMER
     )
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The ledger's sum, kept in the same transaction as each entry (checked by
+    # `flask ledger check`).
+    balance_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Set by the scheduled purge 60 days after cancelation: call data removed, no way back.
     data_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -27,6 +27,8 @@ class EventKind(enum.StrEnum):
     TRANSFERRED_IN = "transferred_in"
     SUPPORT_REQUESTED = "support_requested"
     DATA_PURGED = "data_purged"
+    BILLING_PAUSED = "billing_paused"
+    BILLING_RESUMED = "billing_resumed"
 
 
 EVENT_LABELS = {
@@ -42,6 +44,8 @@ EVENT_LABELS = {
     EventKind.TRANSFERRED_IN: "Became a standalone account",
     EventKind.SUPPORT_REQUESTED: "Sent a support request",
     EventKind.DATA_PURGED: "Call data removed (60 days after closing)",
+    EventKind.BILLING_PAUSED: "Paused for billing: the balance went below zero",
+    EventKind.BILLING_RESUMED: "Billing pause lifted: the balance is zero or more",
 }
 
 

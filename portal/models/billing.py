@@ -1,0 +1,74 @@
+"""The ledger: every balance change is an append-only entry (integer cents)."""
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.clock import now
+from portal.extensions import db
+from portal.models.accounts import _enum
+from portal.models.types import UTCDateTime
+
+
+class LedgerKind(enum.StrEnum):
+    PAYMENT = "payment"
+    RECHARGE = "recharge"
+    USAGE = "usage"
+    PLAN_FEE = "plan_fee"
+    TAX = "tax"
+    TRANSFER_IN = "transfer_in"
+    TRANSFER_OUT = "transfer_out"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+
+
+LEDGER_LABELS = {
+    LedgerKind.PAYMENT: "Payment",
+    LedgerKind.RECHARGE: "Auto recharge",
+    LedgerKind.USAGE: "Usage",
+    LedgerKind.PLAN_FEE: "Plan fee",
+    LedgerKind.TAX: "Tax",
+    LedgerKind.TRANSFER_IN: "Transfer in",
+    LedgerKind.TRANSFER_OUT: "Transfer out",
+    LedgerKind.REFUND: "Refund",
+    LedgerKind.ADJUSTMENT: "Adjustment",
+}
+
+
+class Cause(enum.StrEnum):
+    """What made the entry: a person, a card charge, a usage batch, a scheduled job."""
+
+    USER = "user"
+    CHARGE = "charge"
+    USAGE = "usage"
+    JOB = "job"
+
+
+class LedgerEntry(db.Model):
+    """Append-only. The account's balance is the sum of its entries' amounts."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("account_id", "idempotency_key"),
+        Index("ix_ledger_entries_account_created", "account_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))  # whose balance
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # + credit, - debit
+    balance_after_cents: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(String(200))
+    # The sub-account that incurred it, when an agency's balance pays for a sub-account.
+    for_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    cause: Mapped[Cause] = mapped_column(_enum(Cause))
+    cause_ref: Mapped[str] = mapped_column(String(64), default="")
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    @property
+    def label(self) -> str:
+        return LEDGER_LABELS[self.kind]

@@ -1,0 +1,135 @@
+"""The ledger: append-only entries in integer cents; the balance is their sum.
+
+`post` is the only way a balance changes. It adds the entry and moves the account's cached
+balance in one transaction (an UPDATE ... RETURNING, which also serialises concurrent
+postings to one account on PostgreSQL), and an idempotency key per account makes a retried
+write return the first entry instead of posting twice. A balance below zero puts the
+account in billing pause; one that comes back to zero or more lifts it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.clock import now as clock_now
+from portal.errors import ValidationFailed
+from portal.models import (
+    Account,
+    AccountStatus,
+    BillingMode,
+    Cause,
+    EventKind,
+    LedgerEntry,
+    LedgerKind,
+    User,
+)
+
+PAUSABLE = (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED)
+
+
+class KeyReused(ValidationFailed):
+    """The idempotency key was used for a different posting."""
+
+
+def paying_account(session: Session, account: Account) -> Account:
+    """Whose balance pays for this account: the agency's for a sub on agency billing."""
+    if account.is_sub and account.billing_mode == BillingMode.AGENCY:
+        return session.get(Account, account.parent_id)
+    return account
+
+
+def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int,
+         description: str, idempotency_key: str, cause: Cause, *, cause_ref: str = "",
+         actor: User | None = None, for_account: Account | None = None,
+         now: datetime | None = None) -> LedgerEntry:
+    """Append an entry to `account`'s ledger (the one whose balance moves) once per key."""
+    if not isinstance(amount_cents, int) or isinstance(amount_cents, bool):
+        raise TypeError("amounts are integer cents")
+    if amount_cents == 0:
+        raise ValidationFailed({"amount": "The amount can't be zero."})
+    if not idempotency_key or len(idempotency_key) > 120:
+        raise ValueError("an idempotency key of 1 to 120 characters is required")
+    now = now or clock_now()
+    existing = _by_key(session, account.id, idempotency_key)
+    if existing is not None:
+        return _same(existing, kind, amount_cents)
+    try:
+        with session.begin_nested():
+            balance = session.execute(
+                update(Account).where(Account.id == account.id)
+                .values(balance_cents=Account.balance_cents + amount_cents)
+                .returning(Account.balance_cents)
+            ).scalar_one()
+            entry = LedgerEntry(
+                account_id=account.id, kind=kind, amount_cents=amount_cents,
+                balance_after_cents=balance, description=description[:200],
+                for_account_id=for_account.id if for_account else None, cause=cause,
+                cause_ref=cause_ref, actor_id=actor.id if actor else None,
+                idempotency_key=idempotency_key, created_at=now,
+            )
+            session.add(entry)
+            session.flush()
+    except IntegrityError:  # the same key posted at the same moment by someone else
+        existing = _by_key(session, account.id, idempotency_key)
+        if existing is None:
+            raise
+        return _same(existing, kind, amount_cents)
+    session.expire(account, ["balance_cents"])
+    _billing_pause(session, account, balance, actor, now)
+    return entry
+
+
+def _by_key(session: Session, account_id: int, key: str) -> LedgerEntry | None:
+    return session.scalar(select(LedgerEntry).where(
+        LedgerEntry.account_id == account_id, LedgerEntry.idempotency_key == key))
+
+
+def _same(entry: LedgerEntry, kind: LedgerKind, amount_cents: int) -> LedgerEntry:
+    if entry.kind != kind or entry.amount_cents != amount_cents:
+        raise KeyReused({"": "This request was already made with different details."})
+    return entry
+
+
+def _billing_pause(session: Session, account: Account, balance: int, actor: User | None,
+                   now: datetime) -> None:
+    from portal.services.lifecycle import record  # lifecycle imports nothing of ours
+
+    if balance < 0:
+        paused = session.execute(
+            update(Account).where(Account.id == account.id, Account.status.in_(PAUSABLE))
+            .values(status=AccountStatus.BILLING_PAUSED, updated_at=now)
+        ).rowcount
+        if paused:
+            record(session, account, EventKind.BILLING_PAUSED, actor, now, balance=balance)
+    else:
+        lifted = session.execute(
+            update(Account).where(Account.id == account.id,
+                                  Account.status == AccountStatus.BILLING_PAUSED)
+            .values(status=AccountStatus.ACTIVE, updated_at=now)
+        ).rowcount
+        if lifted:
+            record(session, account, EventKind.BILLING_RESUMED, actor, now, balance=balance)
+    session.expire(account, ["status"])
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    account_id: int
+    cached_cents: int
+    ledger_cents: int
+
+
+def check(session: Session) -> list[Mismatch]:
+    """Every account whose cached balance differs from the sum of its ledger."""
+    sums = (select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_cents).label("total"))
+            .group_by(LedgerEntry.account_id).subquery())
+    rows = session.execute(
+        select(Account.id, Account.balance_cents, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.account_id == Account.id)
+        .where(Account.balance_cents != func.coalesce(sums.c.total, 0))
+        .order_by(Account.id)
+    ).all()
+    return [Mismatch(*row) for row in rows]
