@@ -46,6 +46,9 @@ class Config:
     # counts per client address, so this must match the deployment).
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
+    # The payment gateway class, "module:Class" (the built-in sandbox by default).
+    PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "portal.services.gateway:SandboxGateway")
+
     ACCOUNTS_PER_PAGE = 25
     CALLS_PER_PAGE = 50
 

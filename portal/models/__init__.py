@@ -10,7 +10,13 @@ from portal.models.accounts import (
     Membership,
     Role,
 )
-from portal.models.billing import LEDGER_LABELS, Cause, LedgerEntry, LedgerKind
+from portal.models.billing import (
+    LEDGER_LABELS,
+    Cause,
+    LedgerEntry,
+    LedgerKind,
+    SandboxCharge,
+)
 from portal.models.calls import Call
 from portal.models.lifecycle import (
     EVENT_LABELS,
@@ -27,7 +33,7 @@ from portal.models.users import SigninAttempt, User
 __all__ = [
     "EVENT_LABELS", "LEDGER_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
     "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call", "Cause",
-    "LedgerEntry", "LedgerKind",
+    "LedgerEntry", "LedgerKind", "SandboxCharge",
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
 ]

@@ -3,7 +3,7 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.clock import now
@@ -72,3 +72,17 @@ class LedgerEntry(db.Model):
     @property
     def label(self) -> str:
         return LEDGER_LABELS[self.kind]
+
+
+class SandboxCharge(db.Model):
+    """The sandbox processor's memory of charges, by idempotency key."""
+
+    __tablename__ = "sandbox_charges"
+
+    idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    code: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -118,6 +118,9 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
 
     # The transferred account is still active, standalone, for its new owner.
     page.get_by_role("button", name="Sign out").click()
+    # Wait for the sign-out to land: its new session cookie must not replace the one the
+    # next sign-in form's CSRF token belongs to.
+    expect(page.get_by_text("You have signed out.")).to_be_visible()
     sign_in(NEW_OWNER, demo.PASSWORD)
     expect(page.get_by_test_id("current-account")).to_have_text("Cedar Law Group")
     expect(page.get_by_role("heading", level=1)).to_have_text("Account Settings · Cedar Law Group")
