@@ -15,6 +15,9 @@ from portal.models.billing import (
     Cause,
     LedgerEntry,
     LedgerKind,
+    MethodKind,
+    MethodRole,
+    PaymentMethod,
     SandboxCharge,
 )
 from portal.models.calls import Call
@@ -33,7 +36,7 @@ from portal.models.users import SigninAttempt, User
 __all__ = [
     "EVENT_LABELS", "LEDGER_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
     "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call", "Cause",
-    "LedgerEntry", "LedgerKind", "SandboxCharge",
+    "LedgerEntry", "LedgerKind", "MethodKind", "MethodRole", "PaymentMethod", "SandboxCharge",
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
 ]

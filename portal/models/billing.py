@@ -3,7 +3,16 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.clock import now
@@ -86,3 +95,45 @@ class SandboxCharge(db.Model):
     code: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class MethodKind(enum.StrEnum):
+    CARD = "card"
+    ACH = "ach"
+
+
+class MethodRole(enum.StrEnum):
+    PRIMARY = "primary"
+    BACKUP = "backup"
+    OTHER = "other"
+
+
+class PaymentMethod(db.Model):
+    """A card or bank account as the gateway tokenized it: never the number or the CVC."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        # At most one Primary and one Backup among an account's methods in use.
+        Index("uq_payment_methods_account_role", "account_id", "role", unique=True,
+              sqlite_where=text("role != 'other' AND removed_at IS NULL"),
+              postgresql_where=text("role != 'other' AND removed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[MethodKind] = mapped_column(_enum(MethodKind))
+    brand: Mapped[str] = mapped_column(String(32))  # "Visa" ... or "Bank account"
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int | None] = mapped_column(Integer)
+    exp_year: Mapped[int | None] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(120))
+    token: Mapped[str] = mapped_column(String(64))
+    role: Mapped[MethodRole] = mapped_column(_enum(MethodRole), default=MethodRole.OTHER)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def label(self) -> str:
+        if self.kind == MethodKind.ACH:
+            return f"Bank account ending {self.last4}"
+        return f"{self.brand} ending {self.last4}, expires {self.exp_month:02d}/{self.exp_year}"
