@@ -192,7 +192,14 @@ def _status_refusal(account: Account, action: str) -> str:
     if account.status == AccountStatus.BILLING_PAUSED:
         return (f"{account.name} is paused for billing: its balance is below zero. "
                 "A payment that brings it to zero or more lifts the pause.")
-    return f"Can't {action} {account.name}: it is {account.status_label.lower()}."
+    return f"Can't {action} {account.name}: {_STATE_PHRASES[account.status]}."
+
+
+_STATE_PHRASES = {
+    AccountStatus.ACTIVE: "it is active",
+    AccountStatus.SWAPPING_PAUSED: "number swapping is already paused",
+    AccountStatus.CALLS_STOPPED: "incoming calls are already stopped",
+}
 
 
 # ----------------------------------------------------------------------------- close

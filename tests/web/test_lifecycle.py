@@ -155,7 +155,7 @@ def test_a_status_change_that_does_not_apply_is_explained(client, session, w):
     for path, start, message in [
         (RESUME, ST.ACTIVE, "Can't resume Solo Shop: it is active."),
         (PAUSE, ST.SWAPPING_PAUSED,
-         "Can't pause number swapping for Solo Shop: it is swapping paused."),
+         "Can't pause number swapping for Solo Shop: number swapping is already paused."),
         (STOP, ST.BILLING_PAUSED, "Solo Shop is paused for billing: its balance is below zero. "
                                   "A payment that brings it to zero or more lifts the pause."),
     ]:
