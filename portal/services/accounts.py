@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal import rules
+from portal.clock import now as clock_now
 from portal.errors import NotFound, ValidationFailed
 from portal.models import (
     PLANS,
@@ -49,6 +51,7 @@ class SubAccountRow:
     billing_mode: BillingMode
     canceled_at: datetime | None
     number_count: int
+    closed_for_good: bool = False  # canceled over 60 days ago: data removed, no Edit
 
     @property
     def status_label(self) -> str:
@@ -134,7 +137,7 @@ _SUB_ACCOUNT_COUNT = select(func.count()).select_from(Account.__table__)
 
 def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
                       status: SubAccountFilter = SubAccountFilter.ACTIVE,
-                      page: int = 1, per_page: int = 25) -> Page:
+                      page: int = 1, per_page: int = 25, now: datetime | None = None) -> Page:
     """One page of an agency's sub-accounts with their active number counts.
 
     At most two queries whatever the agency's size: the page, with the number counts as a
@@ -156,7 +159,9 @@ def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
-    items = [SubAccountRow(*row) for row in rows]
+    cutoff = (now or clock_now()) - rules.DATA_RETENTION
+    items = [SubAccountRow(*row, closed_for_good=row.canceled_at is not None
+                           and row.canceled_at < cutoff) for row in rows]
     if 0 < len(items) < per_page or (page == 1 and not items):
         total = (page - 1) * per_page + len(items)  # the last page: no count needed
     else:

@@ -37,8 +37,10 @@ from portal.models import (
 )
 from portal.services.auth import normalize_email
 
-ADMIN_SET_STATUSES = (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED,
-                      AccountStatus.CALLS_STOPPED)
+# Which states each Status-section action starts from (the rest are refused).
+PAUSE_FROM = (AccountStatus.ACTIVE, AccountStatus.CALLS_STOPPED)
+STOP_FROM = (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED)
+RESUME_FROM = (AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED)
 STANDALONE_PLANS = tuple(p for p in PLANS if p != "Agency")
 CANCEL_REASONS = (
     "Too expensive",
@@ -156,8 +158,7 @@ def pause_swapping(session: Session, account: Account, actor: User,
                    now: datetime | None = None) -> None:
     now = now or clock_now()
     _check_not_agency(account)
-    _set_status(session, account, AccountStatus.SWAPPING_PAUSED,
-                (AccountStatus.ACTIVE, AccountStatus.CALLS_STOPPED),
+    _set_status(session, account, AccountStatus.SWAPPING_PAUSED, PAUSE_FROM,
                 _status_refusal(account, "pause number swapping for"), now)
     record(session, account, EventKind.SWAPPING_PAUSED, actor, now)
 
@@ -166,8 +167,7 @@ def stop_calls(session: Session, account: Account, actor: User,
                now: datetime | None = None) -> None:
     now = now or clock_now()
     _check_not_agency(account)
-    _set_status(session, account, AccountStatus.CALLS_STOPPED,
-                (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED),
+    _set_status(session, account, AccountStatus.CALLS_STOPPED, STOP_FROM,
                 _status_refusal(account, "stop incoming calls for"), now)
     record(session, account, EventKind.CALLS_STOPPED, actor, now)
 
@@ -175,10 +175,17 @@ def stop_calls(session: Session, account: Account, actor: User,
 def resume(session: Session, account: Account, actor: User,
            now: datetime | None = None) -> None:
     now = now or clock_now()
-    _set_status(session, account, AccountStatus.ACTIVE,
-                (AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED),
+    _set_status(session, account, AccountStatus.ACTIVE, RESUME_FROM,
                 _status_refusal(account, "resume"), now)
     record(session, account, EventKind.RESUMED, actor, now)
+
+
+def status_actions(account: Account) -> set[str]:
+    """What the Status section offers now: "pause", "stop", "resume" (closing is separate)."""
+    if account.is_agency:
+        return set()
+    offers = {"pause": PAUSE_FROM, "stop": STOP_FROM, "resume": RESUME_FROM}
+    return {name for name, states in offers.items() if account.status in states}
 
 
 def _check_not_agency(account: Account) -> None:

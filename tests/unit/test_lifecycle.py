@@ -866,3 +866,17 @@ def test_purge_is_idempotent(session, solo):
     assert account.data_purged_at == first
     assert count(session, Call, Call.account_id == account.id) == 1
     assert len(events(session, account, EventKind.DATA_PURGED)) == 1
+
+
+@pytest.mark.parametrize("status,offered", [
+    (ST.ACTIVE, {"pause", "stop"}),
+    (ST.SWAPPING_PAUSED, {"stop", "resume"}),
+    (ST.CALLS_STOPPED, {"pause", "resume"}),
+    (ST.BILLING_PAUSED, set()),
+    (ST.CANCELED, set()),
+])
+def test_the_status_section_offers_what_the_rules_allow(status, offered):
+    from portal.models import Account, AccountKind
+
+    assert lifecycle.status_actions(Account(kind=AccountKind.STANDALONE, status=status)) == offered
+    assert lifecycle.status_actions(Account(kind=AccountKind.AGENCY, status=ST.ACTIVE)) == set()

@@ -78,6 +78,9 @@ def test_a_bad_request_is_shown_with_its_reason(client, session, w, headers):
          "Only a canceled agency is reactivated by support."),
         ({"kind": "restore_number", "number_id": "abc"}, "number",
          "Choose a released number of this account."),
+        # past the database's integer range (a 500 on PostgreSQL before)
+        ({"kind": "restore_number", "number_id": "99999999999999999999"}, "number",
+         "Choose a released number of this account."),
     ]:
         response = send(client, w.solo, data, headers=headers)
         assert response.status_code == 422, data

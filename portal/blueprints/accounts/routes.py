@@ -1,6 +1,5 @@
 from flask import abort, current_app, g, request
 
-from portal import clock, rules
 from portal.blueprints.accounts import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -14,6 +13,7 @@ def show():
     """Settings → Account Settings: the account, its Status section and its activity."""
     return render("accounts/show.html", agency=g.account.parent,
                   windows=lifecycle.windows(g.account),
+                  status_actions=lifecycle.status_actions(g.account),
                   events=lifecycle.events(db.session, g.account))
 
 
@@ -40,5 +40,4 @@ def index():
     )
     return render("accounts/index.html", "results", status=422 if errors else 200,
                   result=result, q=q, current_filter=status, errors=errors,
-                  filters=accounts.FILTER_LABELS,
-                  data_cutoff=clock.now() - rules.DATA_RETENTION)
+                  filters=accounts.FILTER_LABELS)

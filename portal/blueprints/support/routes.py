@@ -35,7 +35,7 @@ def create():
     try:
         ticket = lifecycle.request_support(
             db.session, g.account, current_user, form.get("kind", ""), form.get("message", ""),
-            number_id=int(number_id) if number_id.isdigit() else None)
+            number_id=int(number_id) if number_id.isdigit() and len(number_id) < 10 else None)
     except ValidationFailed as e:
         db.session.rollback()
         return _page(form, e.errors, 422)
