@@ -32,6 +32,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     htmx.init_app(app)
     _init_login(app)
     _init_sqlite(app)
+    from portal.services import gateway
+
+    app.extensions["payment_gateway"] = gateway.load(app.config["PAYMENT_GATEWAY"])
 
     from portal import blueprints
 
@@ -160,11 +163,10 @@ def _register_template_helpers(app: Flask) -> None:
         minutes, secs = divmod(int(seconds or 0), 60)
         return f"{minutes}:{secs:02d}"
 
-    @app.template_filter("money")
-    def _money(cents: int) -> str:
-        sign = "-" if cents < 0 else ""
-        dollars, rest = divmod(abs(int(cents)), 100)
-        return f"{sign}${dollars:,}.{rest:02d}"
+    from portal.services.money import dollars, plain
+
+    app.add_template_filter(dollars, "money")
+    app.add_template_filter(plain, "plain_money")
 
 
 def _register_commands(app: Flask) -> None:

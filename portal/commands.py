@@ -28,8 +28,15 @@ def register(app: Flask) -> None:
     @jobs.command("run")
     def jobs_run() -> None:
         """Run every job that is due. Idempotent: running it twice does nothing more."""
-        from portal.services import lifecycle
+        from portal.extensions import payment_gateway
+        from portal.services import charges, fees, lifecycle
 
+        retried = charges.retry_pending(db.session, payment_gateway())
+        click.echo(f"charges: {len(retried)} pending charge(s) asked again")
+        monthly = fees.run_monthly(db.session, payment_gateway())
+        click.echo(f"fees {monthly.month}: {monthly.fees} plan fee(s), {monthly.taxes} tax "
+                   f"entr{'y' if monthly.taxes == 1 else 'ies'}, {monthly.direct_charges} "
+                   f"direct charge(s), {len(monthly.recharges)} recharge(s)")
         purged = lifecycle.purge_expired(db.session)
         db.session.commit()
         click.echo(f"purge: call data removed from {len(purged)} account(s) closed over "
@@ -87,3 +94,48 @@ def register(app: Flask) -> None:
         if mismatches:
             raise SystemExit(1)
         click.echo("ledger check: every balance equals the sum of its entries")
+
+    @app.cli.group("usage")
+    def usage_group() -> None:
+        """Usage (what the metering system posts)."""
+
+    @usage_group.command("post")
+    @click.argument("account_id", type=int)
+    @click.option("--key", required=True, help="Idempotency key: the same key debits once.")
+    @click.option("--numbers", type=int, default=0)
+    @click.option("--minutes", type=int, default=0)
+    @click.option("--transcriptions", type=int, default=0)
+    @click.option("--enhanced-caller-id", "enhanced_caller_id", type=int, default=0)
+    @click.option("--encrypted-recording", "encrypted_recording", type=int, default=0)
+    def usage_post(account_id: int, key: str, **items: int) -> None:
+        """Debit usage from ACCOUNT_ID's paying balance; recharge if it falls below the
+        threshold."""
+        from portal.errors import DomainError
+        from portal.extensions import payment_gateway
+        from portal.models import Account
+        from portal.services import charges, usage
+        from portal.services.money import dollars
+
+        account = db.session.get(Account, account_id)
+        if account is None:
+            raise click.ClickException(f"No account {account_id}.")
+        try:
+            posted = usage.post(db.session, account, items, key)
+        except DomainError as e:
+            db.session.rollback()
+            detail = "; ".join(f"{k}: {v}" if k else v for k, v in
+                               getattr(e, "errors", {}).items()) or e.message
+            raise click.ClickException(detail) from None
+        db.session.commit()
+        entry = posted.entry
+        if posted.duplicate:
+            click.echo(f"already posted under key {key}: nothing more debited "
+                       f"(entry {entry.id})")
+        else:
+            click.echo(f"entry {entry.id}: {dollars(-entry.amount_cents)} debited; balance "
+                       f"{dollars(entry.balance_after_cents)}")
+        if posted.recharge is not None:
+            charge = charges.run_recharge(db.session, payment_gateway(), posted.recharge)
+            click.echo(f"recharge {charge.receipt_number}: {dollars(charge.amount_cents)} "
+                       f"{charge.status.value}"
+                       + (f" ({charge.failure_message})" if charge.failure_message else ""))

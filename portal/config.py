@@ -49,7 +49,16 @@ class Config:
     # The payment gateway class, "module:Class" (the built-in sandbox by default).
     PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "portal.services.gateway:SandboxGateway")
 
+    # The metering system posts usage with "Authorization: Bearer <token>"; unset, the
+    # usage endpoint answers 503 (the `flask usage post` command works regardless).
+    USAGE_API_TOKEN = os.environ.get("USAGE_API_TOKEN", "")
+    # The dev outbox page (/dev/outbox) shows every queued email to anyone who can reach the
+    # app: for local runs only (`make run` turns it on), never in production.
+    DEV_OUTBOX = _bool("DEV_OUTBOX", False)
+
     ACCOUNTS_PER_PAGE = 25
+    PAYMENTS_PER_PAGE = 20
+    BILLING_LOGS_PER_PAGE = 50
     CALLS_PER_PAGE = 50
 
 
@@ -57,3 +66,5 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    DEV_OUTBOX = True
+    USAGE_API_TOKEN = "test-usage-token"

@@ -26,3 +26,10 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = Htmx()
+
+
+def payment_gateway():
+    """The configured payment gateway (PAYMENT_GATEWAY), made once per app."""
+    from flask import current_app
+
+    return current_app.extensions["payment_gateway"]

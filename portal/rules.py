@@ -19,3 +19,49 @@ VERSION_RETENTION_AGENCY = timedelta(days=120)
 SIGNIN_WINDOW = timedelta(minutes=15)
 SIGNIN_MAX_FAILURES_PER_EMAIL = 5
 SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+
+# Billing
+MAX_CHARGE_CENTS = 1_000_000  # $10,000: the most one payment or recharge may charge
+RECHARGE_SUGGESTION_WINDOW = timedelta(days=30)  # usage the suggestion looks at
+MIN_SUGGESTED_THRESHOLD_CENTS = 1000  # $10
+CHARGE_RETRY_AFTER = timedelta(minutes=1)  # a pending charge (timeout) is retried after this
+CHARGE_MAX_ATTEMPTS = 5  # then it is marked failed ("processor did not answer")
+
+# Usage prices in cents per unit (posted by the usage endpoint and command).
+USAGE_PRICES = {
+    "numbers": 300,  # a tracking number's monthly rental
+    "minutes": 5,
+    "transcriptions": 3,  # per transcribed minute
+    "enhanced_caller_id": 15,  # per lookup
+    "encrypted_recording": 2,  # per recorded minute
+}
+USAGE_LABELS = {
+    "numbers": ("number", "numbers"),
+    "minutes": ("minute", "minutes"),
+    "transcriptions": ("transcription minute", "transcription minutes"),
+    "enhanced_caller_id": ("enhanced caller ID lookup", "enhanced caller ID lookups"),
+    "encrypted_recording": ("encrypted recording minute", "encrypted recording minutes"),
+}
+MAX_USAGE_QUANTITY = 1_000_000  # per item per posting
+
+# Monthly plan fees in cents, charged on the 1st of the month for that month.
+PLAN_FEES = {
+    "Starter": 3900,
+    "Essentials": 7900,
+    "Pro": 17900,
+    "Performance": 49900,
+    "Marketing Lite": 1900,
+    "Agency": 29900,
+}
+
+# Sales tax on the prior month's usage, by service address state, in basis points
+# (1/100 of a percent). A small table: states not listed are 0.
+TAX_RATES_BPS = {
+    "CA": 725,
+    "FL": 600,
+    "IL": 625,
+    "NY": 400,
+    "PA": 600,
+    "TX": 625,
+    "WA": 650,
+}

@@ -11,8 +11,14 @@ from portal.models.accounts import (
     Role,
 )
 from portal.models.billing import (
+    CHARGE_LABELS,
     LEDGER_LABELS,
+    BillingEmailRecipient,
+    BillingSettings,
     Cause,
+    Charge,
+    ChargePurpose,
+    ChargeStatus,
     LedgerEntry,
     LedgerKind,
     MethodKind,
@@ -30,10 +36,13 @@ from portal.models.lifecycle import (
     SupportRequest,
     SupportStatus,
 )
+from portal.models.mail import MailStatus, OutboxMessage
 from portal.models.numbers import NumberStatus, TrackingNumber
 from portal.models.users import SigninAttempt, User
 
 __all__ = [
+    "CHARGE_LABELS", "BillingEmailRecipient", "BillingSettings", "Charge", "ChargePurpose",
+    "ChargeStatus", "MailStatus", "OutboxMessage",
     "EVENT_LABELS", "LEDGER_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
     "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call", "Cause",
     "LedgerEntry", "LedgerKind", "MethodKind", "MethodRole", "PaymentMethod", "SandboxCharge",

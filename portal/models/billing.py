@@ -13,7 +13,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import now
 from portal.extensions import db
@@ -62,6 +62,9 @@ class LedgerEntry(db.Model):
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),
         Index("ix_ledger_entries_account_created", "account_id", "created_at", "id"),
+        # Billing Logs filtered by kind (and a date range), newest first.
+        Index("ix_ledger_entries_account_kind_created", "account_id", "kind", "created_at",
+              "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -137,3 +140,114 @@ class PaymentMethod(db.Model):
         if self.kind == MethodKind.ACH:
             return f"Bank account ending {self.last4}"
         return f"{self.brand} ending {self.last4}, expires {self.exp_month:02d}/{self.exp_year}"
+
+
+class ChargePurpose(enum.StrEnum):
+    PAYMENT = "payment"  # Make a Payment
+    RECHARGE = "recharge"  # auto recharge
+    PLAN_FEE = "plan_fee"  # Opt-in Direct Charge for Plan Subscription
+    OPENING_BALANCE = "opening_balance"  # a customer taking a sub-account off agency billing
+
+
+CHARGE_LABELS = {
+    ChargePurpose.PAYMENT: "Payment",
+    ChargePurpose.RECHARGE: "Auto recharge",
+    ChargePurpose.PLAN_FEE: "Plan subscription",
+    ChargePurpose.OPENING_BALANCE: "Opening balance",
+}
+
+
+class ChargeStatus(enum.StrEnum):
+    PENDING = "pending"  # on record, the processor not yet (or not surely) answered
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Charge(db.Model):
+    """One attempt to charge a payment method: Account Payment History.
+
+    Written as pending before the processor is called, with the idempotency key the
+    processor gets, so a crash or timeout leaves a record that is retried with the same key:
+    never charged twice, never credited without a charge.
+    """
+
+    __tablename__ = "charges"
+    __table_args__ = (
+        # At most one auto recharge in flight per account: concurrent usage can't start two.
+        Index("uq_charges_pending_recharge", "account_id", unique=True,
+              sqlite_where=text("status = 'pending' AND purpose = 'recharge'"),
+              postgresql_where=text("status = 'pending' AND purpose = 'recharge'")),
+        Index("ix_charges_account_created", "account_id", "created_at", "id"),
+        Index("ix_charges_pending", "status", "last_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    method_id: Mapped[int] = mapped_column(ForeignKey("payment_methods.id"))
+    purpose: Mapped[ChargePurpose] = mapped_column(_enum(ChargePurpose))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[ChargeStatus] = mapped_column(_enum(ChargeStatus),
+                                                 default=ChargeStatus.PENDING)
+    failure_code: Mapped[str] = mapped_column(String(32), default="")
+    failure_message: Mapped[str] = mapped_column(String(200), default="")
+    gateway_reference: Mapped[str] = mapped_column(String(64), default="")
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    method = relationship("PaymentMethod", lazy="joined")
+
+    @property
+    def label(self) -> str:
+        return CHARGE_LABELS[self.purpose]
+
+    @property
+    def receipt_number(self) -> str:
+        return f"R-{self.id:08d}"
+
+
+class BillingSettings(db.Model):
+    """An account's Billing Settings: auto recharge, contact, service address, direct charge.
+
+    No row means the defaults: auto recharge off, nothing filled in.
+    """
+
+    __tablename__ = "billing_settings"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    # Both set (amount > threshold > 0) or both None (auto recharge off).
+    recharge_threshold_cents: Mapped[int | None] = mapped_column(BigInteger)
+    recharge_amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    critical_phone: Mapped[str] = mapped_column(String(16), default="")  # E.164
+    address_line1: Mapped[str] = mapped_column(String(120), default="")
+    address_line2: Mapped[str] = mapped_column(String(120), default="")
+    city: Mapped[str] = mapped_column(String(80), default="")
+    region: Mapped[str] = mapped_column(String(2), default="")  # US state code
+    postal_code: Mapped[str] = mapped_column(String(10), default="")
+    country: Mapped[str] = mapped_column(String(2), default="US")
+    direct_charge: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
+
+    @property
+    def auto_recharge(self) -> bool:
+        return self.recharge_threshold_cents is not None
+
+    @property
+    def has_address(self) -> bool:
+        return bool(self.address_line1 and self.city and self.region and self.postal_code)
+
+
+class BillingEmailRecipient(db.Model):
+    """Users who Receive Billing Emails (chosen on an agency's Billing Settings)."""
+
+    __tablename__ = "billing_email_recipients"
+    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

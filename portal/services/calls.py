@@ -22,13 +22,15 @@ class DateRange:
     start: date | None = None
     end: date | None = None  # inclusive
 
-    def conditions(self):
+    def conditions(self, column=None):
+        """Conditions on a timestamp column (the call's start unless told)."""
+        column = Call.started_at if column is None else column
         conditions = []
         if self.start:
-            conditions.append(Call.started_at >= datetime.combine(self.start, time(), UTC))
+            conditions.append(column >= datetime.combine(self.start, time(), UTC))
         if self.end and self.end < date.max:  # up to date.max: no day after it, no bound
             end = datetime.combine(self.end + timedelta(days=1), time(), UTC)
-            conditions.append(Call.started_at < end)
+            conditions.append(column < end)
         return conditions
 
 

@@ -1,0 +1,74 @@
+"""The JSON API for the metering system: POST /api/accounts/<id>/usage.
+
+Authenticated with a bearer token (USAGE_API_TOKEN), not a session, so it is exempt from
+CSRF (no cookie is involved). Each posting carries an idempotency key (the JSON field
+"idempotency_key" or the Idempotency-Key header): the same key posted again debits nothing
+more and answers 200 with the first posting.
+"""
+
+import hmac
+
+from flask import Blueprint, current_app, jsonify, request
+
+from portal.errors import NotAllowed, ValidationFailed
+from portal.extensions import csrf, db, payment_gateway
+from portal.models import Account, ChargeStatus
+from portal.services import charges, usage
+from portal.tenancy import MAX_ACCOUNT_ID
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)
+
+
+def _problem(status: int, message: str, errors: dict | None = None):
+    response = jsonify({"error": message, "errors": errors or {}})
+    response.status_code = status
+    return response
+
+
+@bp.before_request
+def authenticate():
+    expected = current_app.config.get("USAGE_API_TOKEN", "")
+    if not expected:
+        return _problem(503, "The usage API is not configured (USAGE_API_TOKEN).")
+    header = request.headers.get("Authorization", "")
+    given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        response = _problem(401, "A valid bearer token is required.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="usage"'
+        return response
+    return None
+
+
+@bp.post(f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>/usage")
+def post_usage(account_id: int):
+    account = db.session.get(Account, account_id)
+    if account is None:
+        return _problem(404, "No such account.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _problem(400, "Send a JSON object: {\"idempotency_key\": ..., \"items\": "
+                             "{\"minutes\": 12, ...}}.")
+    key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
+    try:
+        posted = usage.post(db.session, account, data.get("items"), key)
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _problem(422, "The usage was not posted.", e.errors)
+    except NotAllowed as e:
+        db.session.rollback()
+        return _problem(409, e.message)
+    db.session.commit()
+    recharge = None
+    if posted.recharge is not None:
+        charge = charges.run_recharge(db.session, payment_gateway(), posted.recharge)
+        recharge = {"id": charge.id, "status": charge.status.value,
+                    "amount_cents": charge.amount_cents,
+                    "reason": charge.failure_message if charge.status == ChargeStatus.FAILED
+                    else ""}
+    entry = posted.entry
+    body = {"entry_id": entry.id, "account_id": account.id,
+            "paid_by_account_id": entry.account_id, "amount_cents": -entry.amount_cents,
+            "balance_after_cents": entry.balance_after_cents, "duplicate": posted.duplicate,
+            "recharge": recharge}
+    return jsonify(body), 200 if posted.duplicate else 201

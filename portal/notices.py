@@ -1,0 +1,45 @@
+"""Billing emails: receipts and decline notices, rendered from templates/mail/ and queued
+in the outbox for every billing-email recipient of the paying account.
+
+Called by the charge flow, which always runs inside the app (a request, a CLI command or
+the jobs), so the templates are the app's.
+"""
+
+from flask import render_template
+from sqlalchemy.orm import Session
+
+from portal.models import Account, Charge
+from portal.services import billing, outbox
+from portal.services.money import dollars
+
+
+def receipt(session: Session, charge: Charge) -> int:
+    account = session.get(Account, charge.account_id)
+    settings = billing.settings_for(session, account)
+    context = {"charge": charge, "account": account, "settings": settings}
+    subject = (f"Receipt {charge.receipt_number}: {charge.label.lower()} of "
+               f"{dollars(charge.amount_cents)} for {account.name}")
+    return _send(session, account, "receipt", f"receipt:{charge.id}", subject,
+                 "mail/receipt", context)
+
+
+def declined(session: Session, charges: list[Charge]) -> int:
+    """The last card (or every card tried) declined: tell the recipients, once per charge."""
+    last = charges[-1]
+    account = session.get(Account, last.account_id)
+    context = {"charges": charges, "account": account}
+    subject = f"Action needed: your card was declined for {account.name}"
+    return _send(session, account, "decline", f"decline:{last.id}", subject,
+                 "mail/declined", context)
+
+
+def _send(session: Session, account: Account, kind: str, key: str, subject: str,
+          template: str, context: dict) -> int:
+    people = billing.recipients(session, account)
+    for user in people:
+        context = {**context, "recipient": user}
+        outbox.queue(session, to=user.email, subject=subject, kind=kind,
+                     text=render_template(f"{template}.txt", **context),
+                     html=render_template(f"{template}.html", **context),
+                     account_id=account.id, dedupe_key=f"{key}:{user.id}")
+    return len(people)

@@ -1,0 +1,243 @@
+"""Billing Settings: Balance Auto Recharge Settings (and the suggestion), Critical Billing
+Phone Number, Service Address, Opt-in Direct Charge, Users who Receive Billing Emails."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from portal import rules
+from portal.clock import now as clock_now
+from portal.errors import NotAllowed, ValidationFailed
+from portal.models import (
+    Account,
+    BillingEmailRecipient,
+    BillingMode,
+    BillingSettings,
+    LedgerEntry,
+    LedgerKind,
+    Membership,
+    Role,
+    User,
+)
+from portal.services.money import dollars, parse_cents
+
+US_STATES = (
+    "AK AL AR AZ CA CO CT DC DE FL GA HI IA ID IL IN KS KY LA MA MD ME MI MN MO MS MT NC ND "
+    "NE NH NJ NM NV NY OH OK OR PA RI SC SD TN TX UT VA VT WA WI WV WY"
+).split()
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+
+
+def has_own_billing(account: Account) -> bool:
+    """A sub-account on agency billing has no billing settings of its own."""
+    return not (account.is_sub and account.billing_mode == BillingMode.AGENCY)
+
+
+def check_own_billing(account: Account) -> None:
+    if not has_own_billing(account):
+        raise NotAllowed(f"{account.name} is paid from the agency balance: its billing is "
+                         "managed on the agency's Billing Settings.")
+
+
+def settings_for(session: Session, account: Account) -> BillingSettings:
+    """The account's settings row (a transient one with the defaults when none is stored)."""
+    return session.get(BillingSettings, account.id) or BillingSettings(
+        account_id=account.id, recharge_threshold_cents=None, recharge_amount_cents=None,
+        critical_phone="", address_line1="", address_line2="", city="", region="",
+        postal_code="", country="US", direct_charge=False)
+
+
+def _stored(session: Session, account: Account) -> BillingSettings:
+    settings = settings_for(session, account)
+    if settings not in session:
+        session.add(settings)
+    return settings
+
+
+# --------------------------------------------------------------- auto recharge
+
+def set_auto_recharge(session: Session, account: Account, threshold: str, amount: str,
+                      enabled: bool = True) -> BillingSettings:
+    """Validated: both positive, the recharge amount above the threshold, at most $10,000."""
+    check_own_billing(account)
+    settings = _stored(session, account)
+    if not enabled:
+        settings.recharge_threshold_cents = settings.recharge_amount_cents = None
+        session.flush()
+        return settings
+    errors = {}
+    values = {}
+    for field, text, label in (("threshold", threshold, "The threshold"),
+                               ("amount", amount, "The recharge amount")):
+        try:
+            values[field] = parse_cents(text, field, maximum=rules.MAX_CHARGE_CENTS,
+                                        label=label)
+        except ValidationFailed as e:
+            errors.update(e.errors)
+    if not errors and values["amount"] <= values["threshold"]:
+        errors["amount"] = (f"The recharge amount must be more than the threshold "
+                            f"({dollars(values['threshold'])}): the balance is recharged up "
+                            "to it.")
+    if errors:
+        raise ValidationFailed(errors)
+    settings.recharge_threshold_cents = values["threshold"]
+    settings.recharge_amount_cents = values["amount"]
+    session.flush()
+    return settings
+
+
+def recharge_needed(balance_cents: int, threshold_cents: int | None,
+                    amount_cents: int | None) -> int:
+    """How much to charge: enough to bring a balance below the threshold back up to the
+    recharge amount; 0 when the balance is at or above the threshold (or recharge is off)."""
+    if threshold_cents is None or amount_cents is None or balance_cents >= threshold_cents:
+        return 0
+    return amount_cents - balance_cents
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    usage_cents: int  # usage in the last 30 days
+    threshold_cents: int
+    amount_cents: int
+
+
+def suggest(session: Session, account: Account, now: datetime | None = None) -> Suggestion | None:
+    """Settings that charge the card about once a month: a recharge covers 30 days of usage
+    (as in the last 30 days), with a threshold of a fifth of that (at least $10) as margin.
+    None when there was no usage."""
+    now = now or clock_now()
+    used = -(session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+            LedgerEntry.account_id == account.id,
+            LedgerEntry.kind.in_((LedgerKind.USAGE, LedgerKind.PLAN_FEE, LedgerKind.TAX)),
+            LedgerEntry.created_at >= now - rules.RECHARGE_SUGGESTION_WINDOW,
+            LedgerEntry.created_at < now,
+        )) or 0)
+    if used <= 0:
+        return None
+    threshold = max(rules.MIN_SUGGESTED_THRESHOLD_CENTS, _whole_dollars_up(used // 5))
+    amount = threshold + _whole_dollars_up(used)
+    return Suggestion(used, threshold, min(amount, rules.MAX_CHARGE_CENTS))
+
+
+def _whole_dollars_up(cents: int) -> int:
+    return -(-cents // 100) * 100
+
+
+# --------------------------------------------------------------- contact, address, direct charge
+
+def set_critical_phone(session: Session, account: Account, phone: str) -> BillingSettings:
+    """E.164: a plus sign, the country code and the number (US numbers: +1 and 10 digits).
+    Spaces, dashes, dots and brackets are ignored; empty removes the number."""
+    check_own_billing(account)
+    raw = (phone or "").strip()
+    cleaned = re.sub(r"[\s\-.()]", "", raw)
+    if cleaned and not cleaned.startswith("+") and re.fullmatch(r"\d{10}", cleaned):
+        cleaned = "+1" + cleaned  # a 10-digit US number
+    if cleaned and (not _E164.match(cleaned) or (cleaned.startswith("+1")
+                                                and len(cleaned) != 12)):
+        raise ValidationFailed({"phone": "Enter the number with its country code, like "
+                                         "+1 415 555 0134 (E.164)."})
+    settings = _stored(session, account)
+    settings.critical_phone = cleaned
+    session.flush()
+    return settings
+
+
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "region", "postal_code")
+
+
+def set_service_address(session: Session, account: Account, form) -> BillingSettings:
+    check_own_billing(account)
+    values = {f: " ".join((form.get(f) or "").split()) for f in ADDRESS_FIELDS}
+    values["region"] = values["region"].upper()
+    errors = {}
+    if not values["address_line1"]:
+        errors["address_line1"] = "Enter the street address."
+    if not values["city"]:
+        errors["city"] = "Enter the city."
+    if values["region"] not in US_STATES:
+        errors["region"] = "Choose the state (we bill in US dollars, for US addresses)."
+    if not _ZIP.match(values["postal_code"]):
+        errors["postal_code"] = "Enter a ZIP code: 5 digits, or ZIP+4 like 94107-1234."
+    limits = {"address_line1": 120, "address_line2": 120, "city": 80}
+    for field, limit in limits.items():
+        if len(values[field]) > limit:
+            errors[field] = f"At most {limit} characters."
+    if errors:
+        raise ValidationFailed(errors)
+    settings = _stored(session, account)
+    for field, value in values.items():
+        setattr(settings, field, value)
+    settings.country = "US"
+    session.flush()
+    return settings
+
+
+def tax_rate_bps(settings: BillingSettings) -> int:
+    return rules.TAX_RATES_BPS.get(settings.region, 0) if settings.has_address else 0
+
+
+def set_direct_charge(session: Session, account: Account, opted_in: bool) -> BillingSettings:
+    check_own_billing(account)
+    settings = _stored(session, account)
+    settings.direct_charge = bool(opted_in)
+    session.flush()
+    return settings
+
+
+# --------------------------------------------------------------- billing email recipients
+
+def account_users(session: Session, account: Account) -> list[tuple[User, Role]]:
+    return list(session.execute(
+        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account.id).order_by(User.email)).tuples())
+
+
+def chosen_recipients(session: Session, account: Account) -> list[User]:
+    return list(session.scalars(
+        select(User).join(BillingEmailRecipient, BillingEmailRecipient.user_id == User.id)
+        .join(Membership, (Membership.user_id == User.id)
+              & (Membership.account_id == BillingEmailRecipient.account_id))
+        .where(BillingEmailRecipient.account_id == account.id).order_by(User.email)))
+
+
+def recipients(session: Session, account: Account) -> list[User]:
+    """Who gets receipts, decline notices and statements: the chosen users, or, when none
+    are chosen, every owner and admin of the account."""
+    chosen = chosen_recipients(session, account)
+    if chosen:
+        return chosen
+    return list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account.id,
+               Membership.role.in_((Role.OWNER, Role.ADMIN))).order_by(User.email)))
+
+
+def set_recipients(session: Session, account: Account, user_ids: list[str]) -> list[User]:
+    """Users who Receive Billing Emails: chosen among the account's users."""
+    check_own_billing(account)
+    members = {user.id: user for user, _role in account_users(session, account)}
+    chosen = set()
+    for raw in user_ids:
+        try:
+            user_id = int(raw)
+        except (TypeError, ValueError):
+            user_id = None
+        if user_id not in members:
+            raise ValidationFailed({"users": "Choose among this account's users."})
+        chosen.add(user_id)
+    if not chosen:
+        raise ValidationFailed({"users": "Choose at least one user: someone must receive "
+                                         "receipts and decline notices."})
+    session.execute(delete(BillingEmailRecipient).where(
+        BillingEmailRecipient.account_id == account.id))
+    for user_id in sorted(chosen):
+        session.add(BillingEmailRecipient(account_id=account.id, user_id=user_id))
+    session.flush()
+    return [members[i] for i in sorted(chosen, key=lambda i: members[i].email)]

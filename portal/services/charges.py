@@ -1,0 +1,290 @@
+"""Charging payment methods: Make a Payment, auto recharge (Primary, then Backup), and the
+retries of charges the processor did not answer.
+
+A charge is written as pending, with the idempotency key the processor will get, and
+committed *before* the processor is called; the answer settles it (a conditional update from
+pending, so two settlers can't both credit) and a success credits the ledger under a key
+derived from the charge. A timeout leaves it pending, and the jobs retry it with the same key:
+the processor answers as it did the first time, so a card is never charged twice and the
+balance is never credited without a charge.
+
+The functions that call the processor (`attempt`, `run_recharge`, `retry_pending`) commit:
+a charge must be on record before money moves.
+"""
+
+import logging
+import secrets
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal import rules
+from portal.clock import now as clock_now
+from portal.errors import NotFound, ValidationFailed
+from portal.models import (
+    Account,
+    Cause,
+    Charge,
+    ChargePurpose,
+    ChargeStatus,
+    LedgerKind,
+    MethodRole,
+    PaymentMethod,
+    User,
+)
+from portal.services import billing, ledger
+from portal.services.gateway import GatewayTimeout, PaymentGateway
+from portal.services.money import dollars, parse_cents
+from portal.services.paging import Page
+
+log = logging.getLogger("portal.charges")
+
+NO_ANSWER = ("The payment processor didn't answer yet; we retry automatically (never charging "
+             "twice).")
+
+
+def by_key(session: Session, key: str) -> Charge | None:
+    return session.scalar(select(Charge).where(Charge.idempotency_key == key))
+
+
+def start(session: Session, account: Account, method: PaymentMethod, purpose: ChargePurpose,
+          amount_cents: int, key: str, description: str, actor: User | None = None,
+          now: datetime | None = None) -> Charge:
+    """Record a pending charge (or return the one already recorded under this key)."""
+    if not 0 < amount_cents <= rules.MAX_CHARGE_CENTS:
+        raise ValueError(f"charge amount out of range: {amount_cents}")
+    existing = by_key(session, key)
+    if existing is not None:
+        return existing
+    charge = Charge(account_id=account.id, method_id=method.id, purpose=purpose,
+                    amount_cents=amount_cents, idempotency_key=key,
+                    description=description[:200], actor_id=actor.id if actor else None,
+                    status=ChargeStatus.PENDING, attempts=0, created_at=now or clock_now())
+    try:
+        with session.begin_nested():
+            session.add(charge)
+            session.flush()
+    except IntegrityError:
+        existing = by_key(session, key)
+        if existing is None:
+            raise  # not the key: the one-pending-recharge index (the caller handles it)
+        return existing
+    return charge
+
+
+def attempt(session: Session, gateway: PaymentGateway, charge: Charge,
+            now: datetime | None = None) -> Charge:
+    """Ask the processor to charge a pending charge, settle it, commit. Leaves it pending
+    when the processor doesn't answer."""
+    if charge.status != ChargeStatus.PENDING:
+        return charge
+    now = now or clock_now()
+    method = session.get(PaymentMethod, charge.method_id)
+    session.execute(update(Charge).where(Charge.id == charge.id).values(
+        attempts=Charge.attempts + 1, last_attempt_at=now))
+    session.commit()
+    try:
+        result = gateway.charge(method.token, charge.amount_cents, charge.idempotency_key,
+                                charge.description)
+    except GatewayTimeout:
+        log.warning("charge %s: processor timeout; left pending for a retry", charge.id)
+        return charge
+    except Exception:  # the processor's error, not ours: same as no answer
+        log.exception("charge %s: processor error; left pending for a retry", charge.id)
+        return charge
+    settle(session, charge, result.succeeded, result.reference, result.code, result.message,
+           now=now)
+    session.commit()
+    return charge
+
+
+def settle(session: Session, charge: Charge, succeeded: bool, reference: str, code: str,
+           message: str, now: datetime | None = None) -> bool:
+    """Pending → succeeded (credit the ledger, queue receipts) or failed. False when someone
+    else settled it first."""
+    now = now or clock_now()
+    status = ChargeStatus.SUCCEEDED if succeeded else ChargeStatus.FAILED
+    changed = session.execute(
+        update(Charge).where(Charge.id == charge.id, Charge.status == ChargeStatus.PENDING)
+        .values(status=status, settled_at=now, gateway_reference=reference[:64],
+                failure_code="" if succeeded else code[:32],
+                failure_message="" if succeeded else message[:200])
+    ).rowcount
+    session.refresh(charge)
+    if changed != 1:
+        return False
+    if succeeded:
+        account = session.get(Account, charge.account_id)
+        kind = LedgerKind.RECHARGE if charge.purpose == ChargePurpose.RECHARGE \
+            else LedgerKind.PAYMENT
+        method = session.get(PaymentMethod, charge.method_id)
+        actor = session.get(User, charge.actor_id) if charge.actor_id else None
+        ledger.post(session, account, kind, charge.amount_cents,
+                    f"{charge.label}: {method.brand} ending {method.last4} "
+                    f"({charge.receipt_number})",
+                    f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id),
+                    actor=actor, now=now)
+        from portal import notices
+
+        notices.receipt(session, charge)
+    return True
+
+
+# --------------------------------------------------------------- Make a Payment
+
+def new_form_key() -> str:
+    """The key a payment form carries, so submitting it twice makes one charge."""
+    return secrets.token_hex(16)
+
+
+def pay(session: Session, account: Account, actor: User, method_id: str, amount: str,
+        form_key: str) -> Charge:
+    """Record a one-time payment from a chosen method (pending: `attempt` charges it)."""
+    billing.check_own_billing(account)
+    errors = {}
+    method = None
+    try:
+        method = _method(session, account, int(method_id))
+    except (TypeError, ValueError, NotFound):
+        errors["method"] = "Choose one of the account's payment methods."
+    try:
+        cents = parse_cents(amount, "amount", maximum=rules.MAX_CHARGE_CENTS)
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    if not form_key or len(form_key) != 32 or not all(c in "0123456789abcdef" for c in form_key):
+        errors[""] = "The form was out of date. Reload the page and try again."
+    if errors:
+        raise ValidationFailed(errors)
+    key = f"payment:{account.id}:{form_key}"
+    existing = by_key(session, key)
+    if existing is not None:
+        return existing  # the same form submitted again: the first charge's outcome
+    return start(session, account, method, ChargePurpose.PAYMENT, cents, key,
+                 f"Payment to {account.name}", actor)
+
+
+def _method(session: Session, account: Account, method_id: int) -> PaymentMethod:
+    method = session.scalar(select(PaymentMethod).where(
+        PaymentMethod.id == method_id, PaymentMethod.account_id == account.id,
+        PaymentMethod.removed_at.is_(None)))
+    if method is None:
+        raise NotFound("Payment method not found.")
+    return method
+
+
+def _role(session: Session, account: Account, role: MethodRole) -> PaymentMethod | None:
+    return session.scalar(select(PaymentMethod).where(
+        PaymentMethod.account_id == account.id, PaymentMethod.removed_at.is_(None),
+        PaymentMethod.role == role))
+
+
+# --------------------------------------------------------------- auto recharge
+
+def start_recharge(session: Session, account: Account,
+                   now: datetime | None = None) -> Charge | None:
+    """After the balance moved down: if it is below the threshold, record a pending recharge
+    on the Primary for what brings it back to the recharge amount. At most one recharge is
+    pending per account (a unique index), so concurrent usage starts one."""
+    settings = billing.settings_for(session, account)
+    balance = session.scalar(select(Account.balance_cents).where(Account.id == account.id))
+    needed = billing.recharge_needed(balance, settings.recharge_threshold_cents,
+                                     settings.recharge_amount_cents)
+    if needed <= 0:
+        return None
+    primary = _role(session, account, MethodRole.PRIMARY)
+    if primary is None:
+        return None
+    pending = session.scalar(select(Charge.id).where(
+        Charge.account_id == account.id, Charge.purpose == ChargePurpose.RECHARGE,
+        Charge.status == ChargeStatus.PENDING))
+    if pending is not None:
+        return None
+    try:
+        return start(session, account, primary, ChargePurpose.RECHARGE,
+                     min(needed, rules.MAX_CHARGE_CENTS),
+                     f"recharge:{account.id}:{secrets.token_hex(8)}",
+                     f"Auto recharge of {account.name} to "
+                     f"{dollars(settings.recharge_amount_cents)}", now=now)
+    except IntegrityError:  # another posting started one at the same moment
+        return None
+
+
+def run_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
+                 now: datetime | None = None) -> Charge:
+    """Charge the Primary; if it declines, the Backup; if that declines too (or there is
+    none), email the decline to every billing-email recipient. Commits."""
+    charge = attempt(session, gateway, charge, now)
+    return _after_recharge(session, gateway, charge, now)
+
+
+def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
+                    now: datetime | None) -> Charge:
+    if charge.status != ChargeStatus.FAILED:
+        return charge
+    tried = [charge]
+    account = session.get(Account, charge.account_id)
+    backup = _role(session, account, MethodRole.BACKUP)
+    if backup is not None and backup.id != charge.method_id \
+            and not charge.idempotency_key.endswith(":backup"):
+        second = start(session, account, backup, ChargePurpose.RECHARGE, charge.amount_cents,
+                       f"{charge.idempotency_key}:backup",
+                       charge.description + " (backup card)", now=now)
+        session.commit()
+        second = attempt(session, gateway, second, now)
+        if second.status != ChargeStatus.FAILED:
+            return second
+        tried.append(second)
+    elif charge.idempotency_key.endswith(":backup"):
+        first = by_key(session, charge.idempotency_key.removesuffix(":backup"))
+        tried = [c for c in (first, charge) if c is not None]
+    from portal import notices
+
+    notices.declined(session, tried)
+    session.commit()
+    return tried[-1]
+
+
+# --------------------------------------------------------------- retries (the jobs)
+
+def retry_pending(session: Session, gateway: PaymentGateway,
+                  now: datetime | None = None) -> list[Charge]:
+    """Charges left pending (a timeout, a crash between recording and charging) whose
+    backoff has passed: asked again with the same key. Commits."""
+    now = now or clock_now()
+    due = list(session.scalars(
+        select(Charge).where(Charge.status == ChargeStatus.PENDING,
+                             or_(Charge.last_attempt_at.is_(None),
+                                 Charge.last_attempt_at <= now - rules.CHARGE_RETRY_AFTER))
+        .order_by(Charge.id).limit(100)))
+    done = []
+    for charge in due:
+        backoff = rules.CHARGE_RETRY_AFTER * max(1, charge.attempts)
+        if charge.last_attempt_at is not None and charge.last_attempt_at > now - backoff:
+            continue
+        charge = attempt(session, gateway, charge, now)
+        if charge.purpose == ChargePurpose.RECHARGE:
+            charge = _after_recharge(session, gateway, charge, now)
+        done.append(charge)
+    return done
+
+
+# --------------------------------------------------------------- Account Payment History
+
+def history(session: Session, account: Account, page: int = 1, per_page: int = 20) -> Page:
+    total = session.scalar(select(func.count()).select_from(Charge)
+                           .where(Charge.account_id == account.id))
+    items = list(session.scalars(
+        select(Charge).where(Charge.account_id == account.id)
+        .order_by(Charge.created_at.desc(), Charge.id.desc())
+        .limit(per_page).offset((page - 1) * per_page)))
+    return Page(items=items, total=total, number=page, per_page=per_page)
+
+
+def get(session: Session, account: Account, charge_id: int) -> Charge:
+    charge = session.scalar(select(Charge).where(Charge.id == charge_id,
+                                                 Charge.account_id == account.id))
+    if charge is None:
+        raise NotFound("Charge not found.")
+    return charge
