@@ -17,6 +17,9 @@ install: $(VENV)/.installed
 
 ## make run: migrate and seed the SQLite database, serve on http://127.0.0.1:$(PORT),
 ## and run the scheduled jobs every minute beside the server (cron does this in production)
+# The dev outbox page shows queued emails; the usage API takes this token (local only).
+run: export DEV_OUTBOX ?= 1
+run: export USAGE_API_TOKEN ?= dev-usage-token
 run: install
 	mkdir -p instance
 	$(FLASK) db upgrade

@@ -11,12 +11,21 @@ from portal.models import (
     Account,
     AccountStatus,
     BillingMode,
+    BillingSettings,
     Call,
+    Cause,
+    Charge,
+    ChargePurpose,
+    ChargeStatus,
+    LedgerKind,
+    MethodRole,
+    PaymentMethod,
     Role,
     TrackingNumber,
     User,
 )
-from portal.services import accounts, lifecycle, numbers
+from portal.services import accounts, ledger, lifecycle, numbers, payment_methods, usage
+from portal.services.gateway import SandboxGateway
 from portal.services.auth import hash_password
 
 PASSWORD = "demo-password"
@@ -81,10 +90,13 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
             lifecycle.pause_swapping(session, sub, agency_owner, now=now - timedelta(days=3))
         elif status == AccountStatus.CALLS_STOPPED:
             lifecycle.stop_calls(session, sub, agency_owner, now=now - timedelta(days=2))
-        elif status == AccountStatus.BILLING_PAUSED:
-            sub.status = status  # the billing rules set this when the balance goes below zero
+        elif status == AccountStatus.BILLING_PAUSED:  # usage took its balance below zero
+            ledger.post(session, sub, LedgerKind.USAGE, -1240, "Usage: 248 minutes",
+                        "demo-usage-overdrawn", Cause.USAGE, now=now - timedelta(days=1))
     _numbers(session, northwind, counter, 2)
     _numbers(session, solo, counter, 4)
+
+    _billing(session, solo, northwind, created, rng, now)
 
     total_calls = 0
     for account in created:
@@ -122,3 +134,84 @@ def _calls(session: Session, account: Account, rng: random.Random, count: int,
         })
     session.execute(insert(Call), rows)
     return count
+
+
+def _billing(session: Session, solo: Account, northwind: Account, created: list[Account],
+             rng: random.Random, now: datetime) -> None:
+    """Cards, recharge settings and 45 days of usage, recharges and one declined charge, so
+    Billing Settings, Payment History and Billing Logs have something to show."""
+    gateway = SandboxGateway()
+    today = now.date()
+
+    def card(account: Account, number: str, holder: str, role: MethodRole | None = None):
+        method = payment_methods.add_card(session, account, gateway, number=number,
+                                          exp_month="08", exp_year=str(today.year + 3),
+                                          cvc="1234" if number.startswith("3") else "123",
+                                          holder=holder, today=today)
+        if role is not None:
+            payment_methods.set_role(session, account, method.id, role.value)
+        return method
+
+    visa = card(solo, "4242424242424242", "Sam Solo")
+    card(solo, "5555555555554444", "Sam Solo", MethodRole.BACKUP)
+    session.add(BillingSettings(account_id=solo.id, recharge_threshold_cents=1500,
+                                recharge_amount_cents=5000, critical_phone="+14155550134",
+                                address_line1="120 Market St", city="San Francisco",
+                                region="CA", postal_code="94105"))
+    amex = card(northwind, "378282246310005", "Avery Agency")
+    session.add(BillingSettings(account_id=northwind.id, recharge_threshold_cents=10000,
+                                recharge_amount_cents=50000, address_line1="5 Main St",
+                                city="Albany", region="NY", postal_code="12207"))
+    cedar = next(a for a in created if a.name == "Cedar Law Group")
+    card(cedar, "6011111111111117", "Casey Cedar")
+    ledger.post(session, cedar, LedgerKind.PAYMENT, 8000, "Opening balance",
+                "demo-opening", Cause.USER, now=now - timedelta(days=50))
+    declining = card(solo, "4000000000000002", "Sam Solo")
+    on_agency = [a for a in created if a.is_sub and a.billing_mode == BillingMode.AGENCY
+                 and not a.is_canceled]
+
+    for account, method in ((solo, visa), (northwind, amex)):
+        settings = session.get(BillingSettings, account.id)
+        session.flush()
+        for day in range(45, 0, -1):
+            when = now - timedelta(days=day, hours=rng.randint(1, 20))
+            payers = on_agency if account.is_agency else [account]
+            for incurred in payers:
+                items = {"minutes": rng.randint(20, 160), "numbers": rng.choice((0, 0, 1))}
+                if rng.random() < 0.3:
+                    items["transcriptions"] = rng.randint(5, 40)
+                items = {k: v for k, v in items.items() if v}
+                amount = usage.price(items)
+                label = f"Usage ({incurred.name}): " if incurred is not account else "Usage: "
+                ledger.post(session, account, LedgerKind.USAGE, -amount,
+                            label + usage.describe(items), f"demo-usage-{incurred.id}-{day}",
+                            Cause.USAGE, now=when,
+                            for_account=incurred if incurred is not account else None)
+            balance = session.get(Account, account.id).balance_cents
+            if balance < settings.recharge_threshold_cents:
+                _recharge(session, account, method, settings.recharge_amount_cents - balance,
+                          when + timedelta(minutes=1))
+    # A payment attempt the bank declined, shown as "failed" in Payment History.
+    session.add(Charge(account_id=solo.id, method_id=declining.id,
+                       purpose=ChargePurpose.PAYMENT, amount_cents=2500,
+                       status=ChargeStatus.FAILED, failure_code="card_declined",
+                       failure_message="The card was declined.", gateway_reference="ch_demo",
+                       idempotency_key="demo-declined", description="Payment to Solo Plumbing",
+                       attempts=1, created_at=now - timedelta(days=12),
+                       settled_at=now - timedelta(days=12)))
+    session.flush()
+
+
+def _recharge(session: Session, account: Account, method: PaymentMethod, amount: int,
+              when: datetime) -> None:
+    charge = Charge(account_id=account.id, method_id=method.id, purpose=ChargePurpose.RECHARGE,
+                    amount_cents=amount, status=ChargeStatus.SUCCEEDED,
+                    gateway_reference=f"ch_demo_{when:%m%d%H%M}",
+                    idempotency_key=f"demo-recharge-{account.id}-{when:%Y%m%d%H%M}",
+                    description=f"Auto recharge of {account.name}", attempts=1,
+                    created_at=when, last_attempt_at=when, settled_at=when)
+    session.add(charge)
+    session.flush()
+    ledger.post(session, account, LedgerKind.RECHARGE, amount,
+                f"Auto recharge: {method.brand} ending {method.last4} ({charge.receipt_number})",
+                f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id), now=when)
