@@ -5,7 +5,7 @@ FLASK   := $(VENV)/bin/flask --app wsgi
 PORT    ?= 8000
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-test-deps test-sqlite test-postgres lint bench clean
+.PHONY: run test install system-test-deps test-sqlite test-postgres lint bench bench-billing clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,6 +50,13 @@ lint: install
 
 bench: install
 	$(PY) bench/accounts_list.py
+	$(PY) bench/billing_logs.py
+	$(PY) bench/usage_ingest.py
+
+## make bench-billing: only the billing benchmarks (Billing Logs and CSV, usage ingestion)
+bench-billing: install
+	$(PY) bench/billing_logs.py
+	$(PY) bench/usage_ingest.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -24,8 +24,11 @@ SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
 MAX_CHARGE_CENTS = 1_000_000  # $10,000: the most one payment or recharge may charge
 RECHARGE_SUGGESTION_WINDOW = timedelta(days=30)  # usage the suggestion looks at
 MIN_SUGGESTED_THRESHOLD_CENTS = 1000  # $10
-CHARGE_RETRY_AFTER = timedelta(minutes=1)  # a pending charge (timeout) is retried after this
-CHARGE_MAX_ATTEMPTS = 5  # then it is marked failed ("processor did not answer")
+# A charge the processor didn't answer stays pending (it may have gone through) and is asked
+# again with the same key: after 1 minute, then 2, 3, ... (attempts x 1 minute), at most
+# hourly. It is never marked failed without an answer: that could drop a real charge.
+CHARGE_RETRY_AFTER = timedelta(minutes=1)
+CHARGE_RETRY_MAX_BACKOFF = timedelta(hours=1)
 
 # Usage prices in cents per unit (posted by the usage endpoint and command).
 USAGE_PRICES = {

@@ -111,7 +111,7 @@ def suggest(session: Session, account: Account, now: datetime | None = None) -> 
     (as in the last 30 days), with a threshold of a fifth of that (at least $10) as margin.
     None when there was no usage."""
     now = now or clock_now()
-    used = -(session.scalar(
+    used = -int(session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
             LedgerEntry.account_id == account.id,
             LedgerEntry.kind.in_((LedgerKind.USAGE, LedgerKind.PLAN_FEE, LedgerKind.TAX)),
@@ -194,9 +194,9 @@ def set_direct_charge(session: Session, account: Account, opted_in: bool) -> Bil
 # --------------------------------------------------------------- billing email recipients
 
 def account_users(session: Session, account: Account) -> list[tuple[User, Role]]:
-    return list(session.execute(
+    return [(user, role) for user, role in session.execute(
         select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.account_id == account.id).order_by(User.email)).tuples())
+        .where(Membership.account_id == account.id).order_by(User.email))]
 
 
 def chosen_recipients(session: Session, account: Account) -> list[User]:

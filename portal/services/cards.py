@@ -144,9 +144,9 @@ def check_bank_account(routing: str, account: str, holder: str) -> BankDetails:
     elif not routing_ok(routing):
         errors["routing"] = "This routing number isn't valid: check the 9 digits."
     if not account:
-        errors["account"] = "Enter the account number."
+        errors["account_number"] = "Enter the account number."
     elif not account.isdigit() or not 4 <= len(account) <= 17:
-        errors["account"] = "An account number has 4 to 17 digits."
+        errors["account_number"] = "An account number has 4 to 17 digits."
     holder = " ".join((holder or "").split())
     if not holder:
         errors["holder"] = "Enter the account holder's name."

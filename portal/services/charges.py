@@ -146,7 +146,7 @@ def pay(session: Session, account: Account, actor: User, method_id: str, amount:
     errors = {}
     method = None
     try:
-        method = _method(session, account, int(method_id))
+        method = _method(session, account, _id(method_id))
     except (TypeError, ValueError, NotFound):
         errors["method"] = "Choose one of the account's payment methods."
     try:
@@ -163,6 +163,14 @@ def pay(session: Session, account: Account, actor: User, method_id: str, amount:
         return existing  # the same form submitted again: the first charge's outcome
     return start(session, account, method, ChargePurpose.PAYMENT, cents, key,
                  f"Payment to {account.name}", actor)
+
+
+def _id(raw) -> int:
+    """A row id from a form: 1 to 2**31 - 1 (past that, PostgreSQL's INTEGER overflows)."""
+    value = int(raw)
+    if not 1 <= value <= 2**31 - 1:
+        raise ValueError(raw)
+    return value
 
 
 def _method(session: Session, account: Account, method_id: int) -> PaymentMethod:
@@ -260,7 +268,8 @@ def retry_pending(session: Session, gateway: PaymentGateway,
         .order_by(Charge.id).limit(100)))
     done = []
     for charge in due:
-        backoff = rules.CHARGE_RETRY_AFTER * max(1, charge.attempts)
+        backoff = min(rules.CHARGE_RETRY_AFTER * max(1, charge.attempts),
+                      rules.CHARGE_RETRY_MAX_BACKOFF)
         if charge.last_attempt_at is not None and charge.last_attempt_at > now - backoff:
             continue
         charge = attempt(session, gateway, charge, now)

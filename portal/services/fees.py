@@ -105,7 +105,8 @@ def _month_for(session: Session, gateway: PaymentGateway, account: Account,
                     f"Plan fee: {account.plan}, {start:%B %Y}", f"plan-fee:{start:%Y-%m}",
                     Cause.JOB, now=now)
         run.fees += 1
-    usage = -(session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+    # int(): PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal in Python).
+    usage = -int(session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
         LedgerEntry.account_id == account.id, LedgerEntry.kind == LedgerKind.USAGE,
         LedgerEntry.created_at >= prior, LedgerEntry.created_at < start)) or 0)
     rate = billing.tax_rate_bps(settings)

@@ -20,7 +20,7 @@ from portal.models import Cause, LedgerKind
 from portal.services import billing, ledger, payment_methods, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
-from tests.browser.conftest import TIMEOUT_MS
+from tests.browser.conftest import ARTIFACTS, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
@@ -119,6 +119,16 @@ def assert_not_reloaded(page: Page) -> None:
     assert page.evaluate("window.notReloaded") is True, "the page was reloaded"
 
 
+def viewport_screenshot_of_dialog(page: Page, name: str) -> None:
+    """What the user sees with a modal open: the viewport, not the whole page."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), animations="disabled")
+
+
+def page_width(page: Page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
 def viewport_screenshot(page: Page, screenshot, name: str, width: int, height: int = 900):
     page.set_viewport_size({"width": width, "height": height})
     return screenshot(page, name)
@@ -211,10 +221,67 @@ def test_a_bad_card_number_shows_the_message_in_the_dialog(page: Page, customer,
     expect(page.locator("dialog")).to_have_count(1)
     assert dialog.evaluate("d => d.matches(':modal')"), "still a modal after the error"
     expect(number).to_be_focused()  # straight to the field to fix
+    viewport_screenshot_of_dialog(page, "billing-new-card-dialog-error")
 
-    dialog.get_by_role("link", name="Cancel").click()
+    page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
     expect(section(page, "Payment Methods")).to_contain_text("No payment methods yet.")
+
+
+@pytest.mark.parametrize("width", [1280, 390], ids=["desktop", "phone"])
+def test_the_new_card_dialog_shows_every_field_whole(page: Page, customer, sign_in, width):
+    """Each label and field of New Credit Card lies inside the dialog, nothing clipped."""
+    page.set_viewport_size({"width": width, "height": 844})
+    sign_in(customer.email)
+    open_billing(page)
+    page.get_by_role("link", name="New Credit Card").click()
+    dialog = card_dialog(page)
+    expect(dialog).to_be_visible()
+    viewport_screenshot_of_dialog(page, f"billing-new-card-dialog-{width}")
+    box = dialog.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    clipped = []
+    for label in ("Name on card", "Card number", "Expiry month", "Expiry year",
+                  "Security code (CVC)"):
+        for name, element in ((f"{label} field", dialog.get_by_label(label)),
+                              (f"{label} label", dialog.locator("label", has_text=label))):
+            b = element.bounding_box()
+            if b["x"] < box["x"] or b["x"] + b["width"] > box["x"] + box["width"]:
+                clipped.append(f"{name}: {b['x']:.0f}–{b['x'] + b['width']:.0f}px")
+    assert not clipped, (f"outside the dialog ({box['x']:.0f}–{box['x'] + box['width']:.0f}px): "
+                         + "; ".join(clipped))
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth"), "the dialog scrolls sideways"
+
+
+@pytest.mark.parametrize("opener, title, dismiss", [
+    ("New Credit Card", "New Credit Card", "Cancel"),
+    ("New ACH", "New ACH", "Cancel"),
+    ("Edit Visa ending 4242", "Visa ending 4242", "Cancel"),
+    ("Remove", "Remove Visa ending 4242?", "Keep it"),
+], ids=["new-card", "new-ach", "pencil", "remove"])
+def test_cancel_in_a_dialog_just_closes_it(page: Page, session, customer, sign_in,
+                                            opener, title, dismiss):
+    """Cancel (or Keep it) closes the dialog and changes nothing; the page stays one page."""
+    card(session, customer.account, VISA)
+    session.commit()
+    sign_in(customer.email)
+    open_billing(page)
+    mark_not_reloaded(page)
+    link = section(page, "Payment Methods").get_by_role("link", name=opener, exact=True)
+    link.click()
+    dialog = page.get_by_role("dialog", name=title)
+    expect(dialog).to_be_visible()
+
+    dialog.get_by_role("link", name=dismiss).click()
+    expect(dialog).to_have_count(0)
+    page.wait_for_load_state("networkidle")  # whatever the click sent has come back
+    # Nothing was loaded into the dialog's slot: one heading, one menu, one of each section.
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)
+    expect(page.get_by_role("navigation", name="Main")).to_have_count(1)
+    expect(page.locator("#dialog-slot")).to_be_empty()
+    expect(link).to_be_focused()
+    expect_roles(page, {"Visa ending 4242": "Primary"})
+    assert_not_reloaded(page)
 
 
 # ----------------------------------------------------------------------------- 2. recharge
@@ -260,32 +327,49 @@ def test_auto_recharge_saves_in_place_and_explains_a_bad_amount(page: Page, cust
            .get_by_label("Recharge the balance up to ($)")).to_have_value("50.00")
 
 
-def test_fixing_a_bad_recharge_amount_keeps_focus_in_the_form(page: Page, customer, sign_in):
-    """Keyboard users send the section's form with Enter or the button: after the section
-    is swapped with the error, focus must not fall back to the top of the page."""
+def test_enter_in_a_field_keeps_focus_there_after_the_error(page: Page, customer, sign_in):
+    """Enter in the amount field sends the form; the section comes back with the error and
+    focus stays in the field (htmx keeps focus on an element with an id)."""
     sign_in(customer.email)
     open_billing(page)
     recharge = section(page, "Balance Auto Recharge Settings")
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     amount = recharge.get_by_label("Recharge the balance up to ($)")
     amount.fill("10")
-
-    # Enter in the amount field: focus stays on it (htmx keeps focus on an element by id).
     amount.press("Enter")
     expect(amount).to_have_attribute("aria-invalid", "true")
     expect(amount).to_be_focused()
 
-    # The button, with the keyboard: focus should land on the invalid field, not on <body>.
-    recharge.get_by_role("button", name="Save recharge settings").focus()
+
+@pytest.mark.parametrize("name, button, fill", [
+    ("Balance Auto Recharge Settings", "Save recharge settings",
+     {"When the balance falls below ($)": "15", "Recharge the balance up to ($)": "10"}),
+    ("Make a Payment", "Make a Payment", {"Amount ($)": "ten dollars"}),
+], ids=["recharge", "payment"])
+def test_an_error_after_the_button_leaves_focus_in_the_section(page: Page, session, customer,
+                                                               sign_in, name, button, fill):
+    """Keyboard users press the section's button: when the section comes back with an
+    error, focus must land on the field to fix, not fall back to <body> (the top of the
+    page, for the next Tab)."""
+    card(session, customer.account, VISA)
+    session.commit()
+    sign_in(customer.email)
+    open_billing(page)
+    area = section(page, name)
+    for label, value in fill.items():
+        area.get_by_label(label).fill(value)
+    area.get_by_role("button", name=button).focus()
     page.keyboard.press("Enter")
-    expect(recharge.locator("#amount-error")).to_be_visible()
-    expect(amount).to_be_focused()
+    invalid = area.locator("[aria-invalid=true]")
+    expect(invalid).to_have_count(1)
+    expect(invalid).to_be_focused()
 
 
 def test_saving_recharge_below_the_threshold_charges_and_shows_the_new_balance(
         page: Page, session, customer, sign_in):
     """Balance $0.00 and a Visa: saving a $15 threshold charges $50 at once. The message
-    says so; the balance and the payment history on the same page should say it too."""
+    says so (a flash on the reloaded page: money moved), and the balance and the payment
+    history on the same page say it too."""
     card(session, customer.account, VISA)
     session.commit()
     sign_in(customer.email)
@@ -295,7 +379,7 @@ def test_saving_recharge_below_the_threshold_charges_and_shows_the_new_balance(
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     recharge.get_by_label("Recharge the balance up to ($)").fill("50")
     recharge.get_by_role("button", name="Save recharge settings").click()
-    expect(recharge.get_by_role("status")).to_contain_text(re.compile(
+    expect(flash(page, "Saved")).to_contain_text(re.compile(
         r"The balance was below the threshold: \$50\.00 was charged to Visa ending 4242 "
         r"\(receipt R-\d{8}\)\."))
     expect(balance(page)).to_have_text("$50.00")
@@ -331,6 +415,7 @@ def test_make_a_payment_and_open_its_receipt(page: Page, with_cards, sign_in, sc
 
     viewport_screenshot(page, screenshot, "billing-settings-desktop", 1280)
     viewport_screenshot(page, screenshot, "billing-settings-phone", 390, 844)
+    assert page_width(page) <= 390, "the page scrolls sideways on a phone"
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # The eye icon opens the receipt in a new tab.
@@ -515,7 +600,7 @@ def test_billing_logs_with_a_date_range_the_wrong_way_round(page: Page, with_log
     page.get_by_role("link", name="View, search and export the billing logs").click()
     page.get_by_label("From").fill("2030-03-04")
     page.get_by_label("To").fill("2030-03-02")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Apply").click()
     expect(page.locator("#results").get_by_role("alert")).to_have_text(
         "To must be on or after From.")
     expect(log_rows(page)).to_have_count(0)

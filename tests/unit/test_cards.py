@@ -124,9 +124,9 @@ def test_bank_account():
     ("", "1234", "Pat", {"routing": "Enter the 9-digit routing number."}),
     ("123456789", "1234", "Pat", {"routing": "This routing number isn't valid: check the 9 "
                                              "digits."}),
-    ("021000021", "", "Pat", {"account": "Enter the account number."}),
-    ("021000021", "123", "Pat", {"account": "An account number has 4 to 17 digits."}),
-    ("021000021", "1" * 18, "Pat", {"account": "An account number has 4 to 17 digits."}),
+    ("021000021", "", "Pat", {"account_number": "Enter the account number."}),
+    ("021000021", "123", "Pat", {"account_number": "An account number has 4 to 17 digits."}),
+    ("021000021", "1" * 18, "Pat", {"account_number": "An account number has 4 to 17 digits."}),
     ("021000021", "1234", "", {"holder": "Enter the account holder's name."}),
 ])
 def test_bad_bank_accounts(routing, account, holder, errors):

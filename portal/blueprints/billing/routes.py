@@ -181,8 +181,11 @@ def auto_recharge():
                f"{_dollars(settings.recharge_threshold_cents)}, the Primary method is charged "
                f"to bring it back up to {_dollars(settings.recharge_amount_cents)}.")
     if recharge is not None:
+        # Money moved: the balance and the payment history change too, so the whole page.
         charge = charges.run_recharge(db.session, payment_gateway(), recharge)
         message += " " + _charge_outcome(charge, "The balance was below the threshold: ")
+        flash(message, "success" if charge.status == ChargeStatus.SUCCEEDED else "error")
+        return see_other(url_for("billing.index"))
     return _section("recharge_section", message)
 
 
@@ -237,7 +240,10 @@ def direct_charge():
 
 @bp.post("/recipients")
 def recipients():
-    _own_billing()
+    """Users who Receive Billing Emails: an agency's page (a standalone account's billing
+    emails go to all its owners and admins)."""
+    if not g.account.is_agency:
+        abort(404)
     try:
         billing.set_recipients(db.session, g.account, request.form.getlist("users"))
     except ValidationFailed as e:
@@ -260,9 +266,11 @@ def pay():
     db.session.commit()
     charge = charges.attempt(db.session, payment_gateway(), charge)
     if charge.status == ChargeStatus.FAILED:
-        return render(SETTINGS, "payment_section", status=402, **_page_context(
-            form=form, failed="payment_section",
-            errors={"": f"The payment failed: {charge.failure_message} Nothing was charged."}))
+        return render(SETTINGS, "payment_section", status=402,
+                      trigger={"payments-changed": charge.id}, **_page_context(
+                          form=form, failed="payment_section",
+                          errors={"": f"The payment failed: {charge.failure_message} Nothing "
+                                      "was charged."}))
     if charge.status == ChargeStatus.PENDING:
         flash(f"The payment of {_dollars(charge.amount_cents)} is pending: "
               f"{charges.NO_ANSWER}", "info")
