@@ -98,3 +98,38 @@ def call(session, account: Account, started_at: datetime, caller_name: str = "Pa
     session.add(c)
     session.flush()
     return c
+
+
+# --------------------------------------------------------------- billing
+
+def card(session, account: Account, number: str = "4242424242424242", role: str | None = None,
+         gateway=None):
+    """A card added through the payment methods service and the sandbox gateway (the first
+    one becomes Primary); `role` ("primary", "backup", "other") sets it with the pencil."""
+    from portal.services import payment_methods
+    from portal.services.gateway import SandboxGateway
+
+    method = payment_methods.add_card(session, account, gateway or SandboxGateway(),
+                                      number=number, exp_month="12", exp_year="2030",
+                                      cvc="1234" if len(number) == 15 else "123",
+                                      holder="Pat Doe")
+    if role is not None and role != method.role:
+        payment_methods.set_role(session, account, method.id, role)
+    return method
+
+
+def recharge_settings(session, account: Account, threshold: str = "10", amount: str = "50"):
+    """Auto recharge on: below `threshold` dollars, recharge up to `amount` dollars."""
+    from portal.services import billing
+
+    return billing.set_auto_recharge(session, account, threshold, amount)
+
+
+def funds(session, account: Account, cents: int, key: str | None = None,
+          when: datetime | None = None):
+    """A payment credited straight to the ledger (no card charge)."""
+    from portal.models import Cause, LedgerKind
+    from portal.services import ledger
+
+    return ledger.post(session, account, LedgerKind.PAYMENT, cents, "Opening payment",
+                       key or f"funds-{_n()}", Cause.USER, now=when)

@@ -38,6 +38,7 @@ from portal.services import billing, ledger
 from portal.services.gateway import GatewayTimeout, PaymentGateway
 from portal.services.money import dollars, parse_cents
 from portal.services.paging import Page
+from portal.transactions import begin_write
 
 log = logging.getLogger("portal.charges")
 
@@ -55,6 +56,7 @@ def start(session: Session, account: Account, method: PaymentMethod, purpose: Ch
     """Record a pending charge (or return the one already recorded under this key)."""
     if not 0 < amount_cents <= rules.MAX_CHARGE_CENTS:
         raise ValueError(f"charge amount out of range: {amount_cents}")
+    begin_write(session)
     existing = by_key(session, key)
     if existing is not None:
         return existing
@@ -82,12 +84,15 @@ def attempt(session: Session, gateway: PaymentGateway, charge: Charge,
         return charge
     now = now or clock_now()
     method = session.get(PaymentMethod, charge.method_id)
+    # What the processor gets, read before the commit: nothing touches the database between
+    # the commit and the processor's answer.
+    request = (method.token, charge.amount_cents, charge.idempotency_key, charge.description)
+    begin_write(session)
     session.execute(update(Charge).where(Charge.id == charge.id).values(
         attempts=Charge.attempts + 1, last_attempt_at=now))
     session.commit()
     try:
-        result = gateway.charge(method.token, charge.amount_cents, charge.idempotency_key,
-                                charge.description)
+        result = gateway.charge(*request)
     except GatewayTimeout:
         log.warning("charge %s: processor timeout; left pending for a retry", charge.id)
         return charge
@@ -236,9 +241,15 @@ def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
     backup = _role(session, account, MethodRole.BACKUP)
     if backup is not None and backup.id != charge.method_id \
             and not charge.idempotency_key.endswith(":backup"):
-        second = start(session, account, backup, ChargePurpose.RECHARGE, charge.amount_cents,
-                       f"{charge.idempotency_key}:backup",
-                       charge.description + " (backup card)", now=now)
+        try:
+            second = start(session, account, backup, ChargePurpose.RECHARGE,
+                           charge.amount_cents, f"{charge.idempotency_key}:backup",
+                           charge.description + " (backup card)", now=now)
+        except IntegrityError:
+            # Usage started another recharge since the Primary declined: that one tries the
+            # cards (and tells the recipients if they decline).
+            session.rollback()
+            return charge
         session.commit()
         second = attempt(session, gateway, second, now)
         if second.status != ChargeStatus.FAILED:

@@ -25,8 +25,8 @@ from portal.models import (
     User,
 )
 from portal.services import accounts, ledger, lifecycle, numbers, payment_methods, usage
-from portal.services.gateway import SandboxGateway
 from portal.services.auth import hash_password
+from portal.services.gateway import SandboxGateway
 
 PASSWORD = "demo-password"
 SOURCES = ["Google Ads", "Google Organic", "Facebook", "Direct", "Bing", "Yelp", "Referral"]

@@ -26,6 +26,7 @@ from portal.models import (
     LedgerKind,
     User,
 )
+from portal.transactions import begin_write
 
 PAUSABLE = (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED)
 
@@ -53,6 +54,7 @@ def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int
     if not idempotency_key or len(idempotency_key) > 120:
         raise ValueError("an idempotency key of 1 to 120 characters is required")
     now = now or clock_now()
+    begin_write(session)
     existing = _by_key(session, account.id, idempotency_key)
     if existing is not None:
         return _same(existing, kind, amount_cents)

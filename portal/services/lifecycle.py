@@ -36,6 +36,7 @@ from portal.models import (
     User,
 )
 from portal.services.auth import normalize_email
+from portal.transactions import begin_write
 
 # Which states each Status-section action starts from (the rest are refused).
 PAUSE_FROM = (AccountStatus.ACTIVE, AccountStatus.CALLS_STOPPED)
@@ -328,6 +329,7 @@ def restore_number(session: Session, account: Account, number_id: int, actor: Us
     if taken is not None:
         raise NotAllowed(f"{number.number} is in use by another account now; it can't be "
                          "restored.")
+    begin_write(session)
     try:
         with session.begin_nested():
             result = session.execute(

@@ -5,6 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.models import OutboxMessage
+from portal.transactions import begin_write
 
 PER_PAGE = 50
 
@@ -14,6 +15,7 @@ def queue(session: Session, *, to: str, subject: str, text: str, html: str = "",
           dedupe_key: str | None = None) -> OutboxMessage:
     """Add a message; with a dedupe key, the same notice is queued once (the first one is
     returned again)."""
+    begin_write(session)
     if dedupe_key is not None:
         existing = session.scalar(select(OutboxMessage).where(
             OutboxMessage.dedupe_key == dedupe_key))

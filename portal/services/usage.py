@@ -83,12 +83,15 @@ def post(session: Session, account: Account, data, key: str,
     existing = session.scalar(select(LedgerEntry).where(
         LedgerEntry.account_id == payer.id, LedgerEntry.idempotency_key == ledger_key))
     amount = price(items)
-    if existing is not None:
-        ledger._same(existing, LedgerKind.USAGE, -amount)
-        return Posted(existing, True, None)
     on_behalf = payer.id != account.id
     description = f"Usage ({account.name}): {describe(items)}" if on_behalf \
         else f"Usage: {describe(items)}"
+    if existing is not None:
+        ledger._same(existing, LedgerKind.USAGE, -amount)
+        if existing.description != description[:200]:  # other items at the same price
+            raise ledger.KeyReused({"idempotency_key": "This key was already posted with "
+                                                       "other usage."})
+        return Posted(existing, True, None)
     entry = ledger.post(session, payer, LedgerKind.USAGE, -amount, description, ledger_key,
                         Cause.USAGE, cause_ref=key[:64], actor=actor,
                         for_account=account if on_behalf else None)

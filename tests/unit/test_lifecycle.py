@@ -441,18 +441,20 @@ def test_two_accounts_restoring_the_same_number_at_once_get_it_once(app, session
     theirs = f.number(session, second, released_at=T0)
     theirs.number = mine.number
     session.commit()
-    real = session()  # the Session behind the scoped one
-    original = real.begin_nested
+    original = lifecycle.begin_write
 
-    def others_restore_first():
-        monkeypatch.setattr(real, "begin_nested", original)
-        with Session(db.engine) as other:  # another request, committed in between
+    def others_restore_first(s):
+        """Another request restores it and commits after our "in use" check, just before
+        our write transaction begins (on SQLite writers take turns, so that is the only
+        moment left; on PostgreSQL it could be later still, with the same outcome)."""
+        monkeypatch.setattr(lifecycle, "begin_write", original)
+        with Session(db.engine) as other:
             lifecycle.restore_number(other, other.get(Account, second.id), theirs.id,
                                      other.get(User, admin.id), now=LATER)
             other.commit()
-        return original()
+        return original(s)
 
-    monkeypatch.setattr(real, "begin_nested", others_restore_first)
+    monkeypatch.setattr(lifecycle, "begin_write", others_restore_first)
     with pytest.raises(NotAllowed) as e:
         lifecycle.restore_number(session, first, mine.id, admin, now=LATER)
     assert e.value.message == (f"{mine.number} is in use by another account now; it can't be "
