@@ -1,8 +1,6 @@
 """Billing Logs: every ledger entry of an account, searched by text, filtered by kind and
 date range (UTC), a page at a time, and exported to CSV as a stream."""
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from portal.errors import ValidationFailed
 from portal.models import LEDGER_LABELS, Account, LedgerEntry, LedgerKind
-from portal.services.calls import DateRange, _csv_safe, parse_range
+from portal.services.calls import DateRange, _csv_safe, csv_chunks, parse_range
 from portal.services.money import plain
 from portal.services.paging import contains
 
@@ -96,17 +94,6 @@ def page(session: Session, account: Account, log_filter: LogFilter, number: int 
 def export_csv(session: Session, account: Account, log_filter: LogFilter,
                batch: int = 2000) -> Iterator[str]:
     """CSV text in chunks, oldest first, reading the database in batches. Times are UTC."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(CSV_HEADER)
-    yield flush()
     result = session.execute(
         select(LedgerEntry.created_at, LedgerEntry.kind, LedgerEntry.description,
                LedgerEntry.amount_cents, LedgerEntry.balance_after_cents, LedgerEntry.cause,
@@ -115,10 +102,7 @@ def export_csv(session: Session, account: Account, log_filter: LogFilter,
         .order_by(LedgerEntry.created_at, LedgerEntry.id)
         .execution_options(yield_per=batch))
     labels = LEDGER_LABELS
-    for i, (created, kind, description, amount, after, cause, ref) in enumerate(result, 1):
-        writer.writerow((created.strftime("%Y-%m-%dT%H:%M:%SZ"), labels[kind],
-                         _csv_safe(description), plain(amount), plain(after), cause.value,
-                         _csv_safe(ref)))
-        if i % batch == 0:
-            yield flush()
-    yield flush()
+    rows = ((created.strftime("%Y-%m-%dT%H:%M:%SZ"), labels[kind], _csv_safe(description),
+             plain(amount), plain(after), cause.value, _csv_safe(ref))
+            for created, kind, description, amount, after, cause, ref in result)
+    return csv_chunks(CSV_HEADER, rows, batch)

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -69,6 +69,19 @@ def list_calls(session: Session, account: Account, when: DateRange, *, page: int
 def export_csv(session: Session, account: Account, when: DateRange,
                batch: int = 500) -> Iterator[str]:
     """CSV text in chunks, oldest call first, reading the database in batches."""
+    result = session.execute(
+        select(Call).where(Call.account_id == account.id, *when.conditions())
+        .order_by(Call.started_at, Call.id)
+        .execution_options(yield_per=batch)
+    ).scalars()
+    rows = ([call.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"), call.caller_number,
+             _csv_safe(call.caller_name), call.called_number, call.duration_seconds,
+             _csv_safe(call.source)] for call in result)
+    return csv_chunks(CSV_HEADER, rows, batch)
+
+
+def csv_chunks(header: list[str], rows: Iterable, batch: int) -> Iterator[str]:
+    """CSV text: the header, then `batch` rows per chunk (a stream, never the whole file)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -78,19 +91,10 @@ def export_csv(session: Session, account: Account, when: DateRange,
         buffer.truncate()
         return text
 
-    writer.writerow(CSV_HEADER)
+    writer.writerow(header)
     yield flush()
-    result = session.execute(
-        select(Call).where(Call.account_id == account.id, *when.conditions())
-        .order_by(Call.started_at, Call.id)
-        .execution_options(yield_per=batch)
-    ).scalars()
-    for i, call in enumerate(result, 1):
-        writer.writerow([
-            call.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"), call.caller_number,
-            _csv_safe(call.caller_name), call.called_number, call.duration_seconds,
-            _csv_safe(call.source),
-        ])
+    for i, row in enumerate(rows, 1):
+        writer.writerow(row)
         if i % batch == 0:
             yield flush()
     yield flush()
