@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from portal import rules
+
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 
@@ -55,6 +57,19 @@ class Config:
     # The dev outbox page (/dev/outbox) shows every queued email to anyone who can reach the
     # app: for local runs only (`make run` turns it on), never in production.
     DEV_OUTBOX = _bool("DEV_OUTBOX", False)
+
+    # Billing links: the URL the emails point at (never the request's Host header), the
+    # keys that sign them (comma-separated, oldest first: the last signs, all verify, so a
+    # key can rotate without breaking links already sent) and how long they work.
+    EXTERNAL_BASE_URL = os.environ.get("EXTERNAL_BASE_URL", "http://127.0.0.1:8000")
+    BILLING_LINK_SECRET_KEYS = [k.strip() for k in
+                                os.environ.get("BILLING_LINK_SECRET_KEYS", "").split(",")
+                                if k.strip()]
+    BILLING_LINK_TTL_DAYS = int(os.environ.get("BILLING_LINK_TTL_DAYS",
+                                               str(rules.BILLING_LINK_TTL.days)))
+    # The public link pages: at most this many requests per client address per window.
+    BILLING_LINK_RATE_LIMIT = int(os.environ.get("BILLING_LINK_RATE_LIMIT", "30"))
+    BILLING_LINK_RATE_WINDOW_MINUTES = 10
 
     ACCOUNTS_PER_PAGE = 25
     PAYMENTS_PER_PAGE = 20

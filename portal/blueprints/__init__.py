@@ -5,6 +5,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from portal.blueprints.accounts import bp as accounts_bp
+    from billing_links.views import bp as billing_links_bp
     from portal.blueprints.api import bp as api_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.billing import bp as billing_bp
@@ -14,7 +15,7 @@ def register(app: Flask) -> None:
     from portal.blueprints.support import bp as support_bp
 
     for bp in (auth_bp, home_bp, accounts_bp, billing_bp, calls_bp, numbers_bp, support_bp,
-               api_bp):
+               api_bp, billing_links_bp):
         app.register_blueprint(bp)
     if app.config.get("DEV_OUTBOX"):
         from portal.blueprints.dev import bp as dev_bp

@@ -49,3 +49,8 @@ __all__ = [
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
 ]
+
+# The billing links' tables (their own package, its models registered with the rest).
+from billing_links.models import BillingRequest, LinkHit, RequestStatus  # noqa: E402
+
+__all__ += ["BillingRequest", "LinkHit", "RequestStatus"]

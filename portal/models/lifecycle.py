@@ -29,6 +29,9 @@ class EventKind(enum.StrEnum):
     DATA_PURGED = "data_purged"
     BILLING_PAUSED = "billing_paused"
     BILLING_RESUMED = "billing_resumed"
+    BILLING_LINK_SENT = "billing_link_sent"
+    BILLING_LINK_CANCELED = "billing_link_canceled"
+    BILLING_MODE_CHANGED = "billing_mode_changed"
 
 
 EVENT_LABELS = {
@@ -46,6 +49,10 @@ EVENT_LABELS = {
     EventKind.DATA_PURGED: "Call data removed (60 days after closing)",
     EventKind.BILLING_PAUSED: "Paused for billing: the balance went below zero",
     EventKind.BILLING_RESUMED: "Billing pause lifted: the balance is zero or more",
+    EventKind.BILLING_LINK_SENT: "Emailed a customer a link to take a sub-account off agency "
+                                 "billing",
+    EventKind.BILLING_LINK_CANCELED: "Canceled a billing request",
+    EventKind.BILLING_MODE_CHANGED: "Changed a sub-account's billing",
 }
 
 

@@ -14,6 +14,7 @@ a charge must be on record before money moves.
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
@@ -44,6 +45,11 @@ log = logging.getLogger("portal.charges")
 
 NO_ANSWER = ("The payment processor didn't answer yet; we retry automatically (never charging "
              "twice).")
+
+
+# What else must happen in a successful charge's own transaction, by purpose (the billing
+# links register the switch to customer billing for an opening balance).
+AFTER_SUCCESS: dict[ChargePurpose, Callable[[Session, Charge, datetime], None]] = {}
 
 
 def by_key(session: Session, key: str) -> Charge | None:
@@ -131,6 +137,9 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
                     f"({charge.receipt_number})",
                     f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id),
                     actor=actor, now=now)
+        then = AFTER_SUCCESS.get(charge.purpose)
+        if then is not None:
+            then(session, charge, now)
         from portal import notices
 
         notices.receipt(session, charge)

@@ -1,5 +1,6 @@
 from flask import abort, current_app, g, request
 
+from billing_links import service as link_service
 from portal.blueprints.accounts import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -38,6 +39,7 @@ def index():
         db.session, g.account, q=q, status=status, page=page,
         per_page=current_app.config["ACCOUNTS_PER_PAGE"],
     )
+    pending = link_service.pending_for(db.session, [row.id for row in result.items])
     return render("accounts/index.html", "results", status=422 if errors else 200,
                   result=result, q=q, current_filter=status, errors=errors,
-                  filters=accounts.FILTER_LABELS)
+                  filters=accounts.FILTER_LABELS, pending=pending)

@@ -1,0 +1,64 @@
+"""A billing request: the agency asked a customer to take a sub-account off agency billing.
+
+The emailed link names only `link_id` (signed); everything else (the sub-account, the
+agency, the email, the amount) is read from this row, never from the customer's form.
+"""
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.clock import now
+from portal.extensions import db
+from portal.models.accounts import _enum
+from portal.models.types import UTCDateTime
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING = "pending"  # emailed, waiting for the customer
+    PAID = "paid"  # the customer paid: the link is used up
+    CANCELED = "canceled"  # the agency canceled it
+    REPLACED = "replaced"  # a newer link was sent for the sub-account
+
+
+class BillingRequest(db.Model):
+    __tablename__ = "billing_requests"
+    __table_args__ = (
+        # One live request per sub-account (a new one replaces the old in the same
+        # transaction).
+        Index("uq_billing_requests_pending_sub", "sub_account_id", unique=True,
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(32), unique=True)  # random, what is signed
+    agency_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    sub_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # the starting balance asked
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus),
+                                                  default=RequestStatus.PENDING)
+    # Declined attempts so far: each new attempt charges under its own key
+    # ("billing-link:<link_id>:<attempt>"), so a double submit is one charge and a retry
+    # after a decline is a new one.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    charge_id: Mapped[int | None] = mapped_column(ForeignKey("charges.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # paid/canceled/replaced
+
+
+class LinkHit(db.Model):
+    """Requests to the public link pages, per client address, for rate limiting."""
+
+    __tablename__ = "billing_link_hits"
+    __table_args__ = (Index("ix_billing_link_hits_address_at", "address", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -1,0 +1,100 @@
+"""Signed one-time billing links and the public customer pages.
+
+GET  /billing-link/<token>   the customer's page: the agency, the sub-account, the amount
+                             asked, a card form (opening it never uses the link up)
+POST /billing-link/<token>   pay: on success the sub-account pays from its own balance
+
+No sign-in. Every answer carries Referrer-Policy: no-referrer (the token is in the URL) and
+Cache-Control: no-store, and each client address is rate-limited.
+"""
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, request
+
+from billing_links import links, tokens
+from billing_links import service as link_service
+from portal.errors import ValidationFailed
+from portal.extensions import db, payment_gateway
+from portal.rendering import render
+
+bp = Blueprint("billing_links", __name__, template_folder="templates")
+
+PAGE = "billing_links/pay.html"
+PROBLEMS = {
+    # reason: (status, title, what happened)
+    "tampered": (404, "This link isn't valid",
+                 "The link is incomplete or was changed. Copy it again from the email, or ask "
+                 "the agency for a new link."),
+    "expired": (410, "This link has expired",
+                "Billing links work for a limited time. Ask the agency to send you a new "
+                "link."),
+    "used": (410, "This link was already used",
+             "The payment was made and billing is set up. Nothing more to do; if that wasn't "
+             "you, contact the agency."),
+    "revoked": (410, "This link no longer works",
+                "The agency canceled this request or sent a newer link. Use the newest email, "
+                "or ask the agency for a new link."),
+}
+
+
+@bp.before_request
+def rate_limit():
+    config = current_app.config
+    address = request.remote_addr or "unknown"
+    window = timedelta(minutes=config["BILLING_LINK_RATE_WINDOW_MINUTES"])
+    limited = link_service.throttled(db.session, address, config["BILLING_LINK_RATE_LIMIT"],
+                                     window)
+    db.session.commit()
+    if limited:
+        return render("billing_links/problem.html", status=429, title="Too many attempts",
+                      message="Too many requests from your network. Wait a few minutes and "
+                              "try again.")
+    return None
+
+
+@bp.after_request
+def private(response):
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def _problem(error: tokens.LinkError):
+    db.session.rollback()
+    status, title, message = PROBLEMS[error.reason]
+    return render("billing_links/problem.html", status=status, title=title, message=message,
+                  reason=error.reason)
+
+
+@bp.get("/billing-link/<token>")
+def show(token: str):
+    try:
+        link = link_service.open_link(db.session, links.settings(current_app), token)
+    except tokens.LinkError as e:
+        return _problem(e)
+    return render(PAGE, link=link, form={}, errors={})
+
+
+@bp.post("/billing-link/<token>")
+def pay(token: str):
+    settings = links.settings(current_app)
+    try:
+        link = link_service.open_link(db.session, settings, token)
+        payment = link_service.pay(db.session, payment_gateway(), settings, token,
+                                   request.form)
+    except tokens.LinkError as e:
+        return _problem(e)
+    except ValidationFailed as e:
+        db.session.rollback()
+        safe = {k: v for k, v in request.form.items() if k not in ("number", "cvc")}
+        return render(PAGE, status=422, link=link, form=safe, errors=e.errors)
+    charge = payment.charge
+    if charge.status.value == "failed":
+        safe = {k: v for k, v in request.form.items() if k not in ("number", "cvc")}
+        return render(PAGE, status=402, link=link, form=safe, errors={
+            "": f"The payment didn't go through: {charge.failure_message} Nothing was "
+                "charged. Try again, or use another card."})
+    return render("billing_links/done.html", link=link, charge=charge,
+                  switched=payment.switched)
