@@ -4,8 +4,8 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from portal.blueprints.accounts import bp as accounts_bp
     from billing_links.views import bp as billing_links_bp
+    from portal.blueprints.accounts import bp as accounts_bp
     from portal.blueprints.api import bp as api_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.billing import bp as billing_bp
