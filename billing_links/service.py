@@ -378,3 +378,12 @@ def throttled(session: Session, address: str, limit: int, window: timedelta,
 
 
 charges.AFTER_SUCCESS[ChargePurpose.OPENING_BALANCE] = _switch
+
+
+def purge_hits(session: Session, older_than: timedelta = timedelta(days=1),
+               now: datetime | None = None) -> int:
+    """Rate-limit records past any window (the jobs run this)."""
+    from sqlalchemy import delete
+
+    now = now or clock_now()
+    return session.execute(delete(LinkHit).where(LinkHit.at < now - older_than)).rowcount

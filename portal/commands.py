@@ -41,6 +41,10 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(f"purge: call data removed from {len(purged)} account(s) closed over "
                    "60 days ago")
+        from billing_links import service as link_service
+
+        link_service.purge_hits(db.session)
+        db.session.commit()
 
     @app.cli.group("support")
     def support() -> None:
