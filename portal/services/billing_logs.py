@@ -105,4 +105,6 @@ def export_csv(session: Session, account: Account, log_filter: LogFilter,
     rows = ((created.strftime("%Y-%m-%dT%H:%M:%SZ"), labels[kind], _csv_safe(description),
              plain(amount), plain(after), cause.value, _csv_safe(ref))
             for created, kind, description, amount, after, cause, ref in result)
-    return csv_chunks(CSV_HEADER, rows, batch)
+    # yield from, not return: the query (a server-side cursor on PostgreSQL) must run inside
+    # the streamed response, not in the view that returns it.
+    yield from csv_chunks(CSV_HEADER, rows, batch)

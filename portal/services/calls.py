@@ -77,7 +77,9 @@ def export_csv(session: Session, account: Account, when: DateRange,
     rows = ([call.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"), call.caller_number,
              _csv_safe(call.caller_name), call.called_number, call.duration_seconds,
              _csv_safe(call.source)] for call in result)
-    return csv_chunks(CSV_HEADER, rows, batch)
+    # yield from, not return: the query (a server-side cursor on PostgreSQL) must run inside
+    # the streamed response, not in the view that returns it.
+    yield from csv_chunks(CSV_HEADER, rows, batch)
 
 
 def csv_chunks(header: list[str], rows: Iterable, batch: int) -> Iterator[str]:

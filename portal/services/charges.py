@@ -204,13 +204,14 @@ def _role(session: Session, account: Account, role: MethodRole) -> PaymentMethod
 
 # --------------------------------------------------------------- auto recharge
 
-def start_recharge(session: Session, account: Account,
-                   now: datetime | None = None) -> Charge | None:
+def start_recharge(session: Session, account: Account, now: datetime | None = None,
+                   balance: int | None = None) -> Charge | None:
     """After the balance moved down: if it is below the threshold, record a pending recharge
     on the Primary for what brings it back to the recharge amount. At most one recharge is
     pending per account (a unique index), so concurrent usage starts one."""
     settings = billing.settings_for(session, account)
-    balance = session.scalar(select(Account.balance_cents).where(Account.id == account.id))
+    if balance is None:  # else: what the caller's posting left, in this same transaction
+        balance = session.scalar(select(Account.balance_cents).where(Account.id == account.id))
     needed = billing.recharge_needed(balance, settings.recharge_threshold_cents,
                                      settings.recharge_amount_cents)
     if needed <= 0:

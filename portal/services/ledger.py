@@ -45,8 +45,11 @@ def paying_account(session: Session, account: Account) -> Account:
 def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int,
          description: str, idempotency_key: str, cause: Cause, *, cause_ref: str = "",
          actor: User | None = None, for_account: Account | None = None,
-         now: datetime | None = None) -> LedgerEntry:
-    """Append an entry to `account`'s ledger (the one whose balance moves) once per key."""
+         now: datetime | None = None, key_checked: bool = False) -> LedgerEntry:
+    """Append an entry to `account`'s ledger (the one whose balance moves) once per key.
+
+    key_checked: the caller has just looked the key up itself (usage.post); the unique
+    constraint still catches a concurrent duplicate."""
     if not isinstance(amount_cents, int) or isinstance(amount_cents, bool):
         raise TypeError("amounts are integer cents")
     if amount_cents == 0:
@@ -55,16 +58,16 @@ def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int
         raise ValueError("an idempotency key of 1 to 120 characters is required")
     now = now or clock_now()
     begin_write(session)
-    existing = _by_key(session, account.id, idempotency_key)
+    existing = None if key_checked else _by_key(session, account.id, idempotency_key)
     if existing is not None:
         return _same(existing, kind, amount_cents)
     try:
         with session.begin_nested():
-            balance = session.execute(
+            balance, status = session.execute(
                 update(Account).where(Account.id == account.id)
                 .values(balance_cents=Account.balance_cents + amount_cents)
-                .returning(Account.balance_cents)
-            ).scalar_one()
+                .returning(Account.balance_cents, Account.status)
+            ).one()
             entry = LedgerEntry(
                 account_id=account.id, kind=kind, amount_cents=amount_cents,
                 balance_after_cents=balance, description=description[:200],
@@ -80,7 +83,7 @@ def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int
             raise
         return _same(existing, kind, amount_cents)
     session.expire(account, ["balance_cents"])
-    _billing_pause(session, account, balance, actor, now)
+    _billing_pause(session, account, balance, status, actor, now)
     return entry
 
 
@@ -95,10 +98,16 @@ def _same(entry: LedgerEntry, kind: LedgerKind, amount_cents: int) -> LedgerEntr
     return entry
 
 
-def _billing_pause(session: Session, account: Account, balance: int, actor: User | None,
-                   now: datetime) -> None:
+def _billing_pause(session: Session, account: Account, balance: int, status: AccountStatus,
+                   actor: User | None, now: datetime) -> None:
     from portal.services.lifecycle import record  # lifecycle imports nothing of ours
 
+    # The status came back with the balance, from the row this transaction now holds (the
+    # write lock on SQLite, the row lock on PostgreSQL): most postings change nothing and
+    # need no statement.
+    if not (balance < 0 and status in PAUSABLE
+            or balance >= 0 and status == AccountStatus.BILLING_PAUSED):
+        return
     if balance < 0:
         paused = session.execute(
             update(Account).where(Account.id == account.id, Account.status.in_(PAUSABLE))

@@ -94,5 +94,6 @@ def post(session: Session, account: Account, data, key: str,
         return Posted(existing, True, None)
     entry = ledger.post(session, payer, LedgerKind.USAGE, -amount, description, ledger_key,
                         Cause.USAGE, cause_ref=key[:64], actor=actor,
-                        for_account=account if on_behalf else None)
-    return Posted(entry, False, charges.start_recharge(session, payer))
+                        for_account=account if on_behalf else None, key_checked=True)
+    return Posted(entry, False,
+                  charges.start_recharge(session, payer, balance=entry.balance_after_cents))

@@ -59,8 +59,11 @@ def test_rows_show_name_status_billing_numbers_and_edit_link(client, session, ow
         ["Bayside Dental", "Active", "Balance from: agency", "2"],
         ["Harbor Law", "Swapping paused", "Balance from: customer", "0"],
     ]
-    assert rows[0].hrefs == [f"/accounts/{bayside.id}/"]
-    assert rows[1].hrefs == [f"/accounts/{harbor.id}/"]
+    # the Billing column's pencil, then Edit
+    assert rows[0].hrefs == [f"/accounts/{agency.id}/sub-accounts/{bayside.id}/billing",
+                             f"/accounts/{bayside.id}/"]
+    assert rows[1].hrefs == [f"/accounts/{agency.id}/sub-accounts/{harbor.id}/billing",
+                             f"/accounts/{harbor.id}/"]
     assert 'aria-label="Edit Bayside Dental">Edit</a>' in body(response)
 
 
@@ -68,7 +71,7 @@ def test_edit_link_opens_the_sub_account(client, session, owner, agency):
     bayside = f.sub(session, agency, "Bayside Dental")
     session.commit()
     sign_in_as(client, owner)
-    href = table_rows(body(listing(client, agency)))[0].hrefs[0]
+    href = table_rows(body(listing(client, agency)))[0].hrefs[-1]  # Edit (after the pencil)
     page = client.get(href)
     assert page.status_code == 200
     assert "<dt>Agency</dt><dd>Northwind Agency</dd>" in body(page)
@@ -255,7 +258,7 @@ def test_second_page_has_the_last_5_and_a_previous_link(client, owner, thirty):
     links = pager_links(html)
     assert set(links) == {"prev"}
     assert query(links["prev"]) == {"page": "1"}
-    assert body(client.get(links["prev"])).count("aria-label=\"Edit ") == 25
+    assert body(client.get(links["prev"])).count(">Edit</a>") == 25
 
 
 def test_pager_links_keep_the_search_and_filter(client, owner, thirty):

@@ -58,6 +58,11 @@ def post_usage(account_id: int):
     except NotAllowed as e:
         db.session.rollback()
         return _problem(409, e.message)
+    entry = posted.entry
+    # Read before the commit expires them (each would be a query after it).
+    body = {"entry_id": entry.id, "account_id": account.id,
+            "paid_by_account_id": entry.account_id, "amount_cents": -entry.amount_cents,
+            "balance_after_cents": entry.balance_after_cents, "duplicate": posted.duplicate}
     db.session.commit()
     recharge = None
     if posted.recharge is not None:
@@ -66,9 +71,5 @@ def post_usage(account_id: int):
                     "amount_cents": charge.amount_cents,
                     "reason": charge.failure_message if charge.status == ChargeStatus.FAILED
                     else ""}
-    entry = posted.entry
-    body = {"entry_id": entry.id, "account_id": account.id,
-            "paid_by_account_id": entry.account_id, "amount_cents": -entry.amount_cents,
-            "balance_after_cents": entry.balance_after_cents, "duplicate": posted.duplicate,
-            "recharge": recharge}
+    body["recharge"] = recharge
     return jsonify(body), 200 if posted.duplicate else 201
