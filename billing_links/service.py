@@ -36,7 +36,7 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import cards, charges, ledger
+from portal.services import cards, charges, ledger, lifecycle
 from portal.services.gateway import PaymentGateway
 from portal.services.lifecycle import record
 from portal.services.money import dollars, parse_cents
@@ -316,21 +316,26 @@ def _switch(session: Session, charge: Charge, now: datetime) -> None:
     link_id = charge.idempotency_key.split(":")[1]  # "billing-link:<link_id>:<attempt>"
     request_id = session.scalar(select(BillingRequest.id).where(
         BillingRequest.link_id == link_id))
-    consumed = session.execute(
-        update(BillingRequest).where(BillingRequest.id == request_id,
-                                     BillingRequest.status == RequestStatus.PENDING)
-        .values(status=RequestStatus.PAID, closed_at=now, charge_id=charge.id)).rowcount
-    if consumed != 1:
+    request = session.get(BillingRequest, request_id)
+    if request.status != RequestStatus.PENDING:
         # Canceled or replaced while the card was being charged: the payment stays on the
         # sub-account's balance (credited by the charge); the agency can send a new link.
         return
-    request = session.get(BillingRequest, request_id)
     switched = session.execute(
         update(Account).where(Account.id == request.sub_account_id,
                               Account.billing_mode == BillingMode.AGENCY,
                               Account.status != AccountStatus.CANCELED)
         .values(billing_mode=BillingMode.CUSTOMER, updated_at=now)).rowcount
-    if switched != 1:
+    # Use the link up (exactly one row) only with the switch; a sub-account closed (or
+    # switched) meanwhile revokes it instead, and the payment stays on its balance.
+    consumed = session.execute(
+        update(BillingRequest).where(BillingRequest.id == request_id,
+                                     BillingRequest.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.PAID if switched == 1 else RequestStatus.CANCELED,
+                closed_at=now, charge_id=charge.id)).rowcount
+    if consumed != 1 or switched != 1:
+        if consumed != 1 and switched == 1:  # consumed by someone else: undo our switch
+            raise RuntimeError("billing request consumed twice")
         return
     primary = session.scalar(select(PaymentMethod).where(
         PaymentMethod.account_id == request.sub_account_id, PaymentMethod.removed_at.is_(None),
@@ -377,7 +382,19 @@ def throttled(session: Session, address: str, limit: int, window: timedelta,
     return hits > limit
 
 
+def revoke_for_closed(session: Session, account: Account, now: datetime) -> None:
+    """A closed sub-account's (or canceled agency's) pending requests stop for good: they
+    don't come back if it is reactivated."""
+    from sqlalchemy import or_
+
+    session.execute(update(BillingRequest).where(
+        or_(BillingRequest.sub_account_id == account.id, BillingRequest.agency_id == account.id),
+        BillingRequest.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.CANCELED, closed_at=now))
+
+
 charges.AFTER_SUCCESS[ChargePurpose.OPENING_BALANCE] = _switch
+lifecycle.ON_CLOSE.append(revoke_for_closed)
 
 
 def purge_hits(session: Session, older_than: timedelta = timedelta(days=1),

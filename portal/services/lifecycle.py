@@ -241,9 +241,20 @@ def close(session: Session, account: Account, actor: User,
         raise NotAllowed(f"{account.name} is already canceled.")
     session.refresh(account)
     released = _release_all(session, account, actor, now)
+    _closed(session, account, now)
     record(session, account, EventKind.CLOSED, actor, now,
            released=[n.number for n in released])
     return released
+
+
+# What else must stop when an account is closed, registered by other packages (the billing
+# links revoke the account's pending billing requests), run in the closing transaction.
+ON_CLOSE: list = []
+
+
+def _closed(session: Session, account: Account, now: datetime) -> None:
+    for hook in ON_CLOSE:
+        hook(session, account, now)
 
 
 def _release_all(session: Session, account: Account, actor: User | None,
@@ -382,6 +393,7 @@ def cancel_agency(session: Session, agency: Account, actor: User, reason: str,
         raise NotAllowed(f"{agency.name} is already canceled.")
     session.refresh(agency)
     released = _release_all(session, agency, actor, now)
+    _closed(session, agency, now)
     subs = active_sub_accounts(session, agency)
     canceled_subs = []
     for sub in subs:
@@ -394,6 +406,7 @@ def cancel_agency(session: Session, agency: Account, actor: User, reason: str,
             continue
         canceled_subs.append(sub)
         sub_released = _release_all(session, sub, actor, now)
+        _closed(session, sub, now)
         record(session, sub, EventKind.CLOSED, actor, now, by_agency=agency.name,
                released=[n.number for n in sub_released])
     record(session, agency, EventKind.AGENCY_CANCELED, actor, now, reason=reason,
