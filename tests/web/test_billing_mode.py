@@ -111,7 +111,10 @@ def test_a_pending_request_shows_in_the_billing_column(client, session, w):
             f"to {CUSTOMER} on Nov 23</div>") in html
     assert f'data-testid="pending-{w.harbor.id}"' not in html
     assert billing_cells(client, w.agency)["Bayside Dental"] == (
-        f"Balance from: agency Pending: link sent to {CUSTOMER} on Nov 23")
+        f"Balance from: agency Pending: link sent to {CUSTOMER} on Nov 23 Resend Cancel request")
+    # Resend and Cancel request right in the row (as in the pencil's dialog)
+    assert f'action="{billing_url(w.agency, w.bayside, "resend")}"' in html
+    assert f'action="{billing_url(w.agency, w.bayside, "cancel-request")}"' in html
 
 
 # --- the dialog ----------------------------------------------------------------------------------
