@@ -11,3 +11,14 @@ document.addEventListener("htmx:afterSettle", (event) => {
   dialog.addEventListener("close", () => dialog.remove());
   dialog.showModal();
 });
+
+// Escape closes the open confirmation dialog. Chromium's own Escape handling for modal
+// dialogs can skip a press (its close-watcher rules about user activation), and a dialog
+// that won't close traps a keyboard user.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const dialog = document.querySelector("dialog.confirm[open]");
+  if (!dialog || !dialog.matches(":modal")) return;
+  event.preventDefault();
+  dialog.close();
+});

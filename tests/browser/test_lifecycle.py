@@ -172,7 +172,8 @@ def open_accounts(page: Page) -> None:
 def edit_sub(page: Page, name: str) -> None:
     """Settings → Accounts → Edit next to the name; the sub-account's name shows on top."""
     open_accounts(page)
-    page.get_by_role("row", name=re.compile(name)).get_by_role("link", name="Edit").click()
+    page.get_by_role("row", name=re.compile(name)).get_by_role(
+        "link", name=f"Edit {name}", exact=True).click()
     expect(page.get_by_test_id("current-account")).to_have_text(name)
     open_account_settings(page, name)
 
@@ -306,7 +307,7 @@ def test_find_a_canceled_sub_account_and_reactivate_it(page: Page, canceled_sub,
     page.get_by_label("Show").select_option(label="Canceled sub-accounts")
     row = page.get_by_role("row", name=re.compile("Bayside Dental"))
     expect(row).to_contain_text("Canceled")
-    row.get_by_role("link", name="Edit").click()
+    row.get_by_role("link", name=re.compile(r"^Edit (?!billing)")).click()
     expect(page.get_by_test_id("current-account")).to_have_text("Bayside Dental")
     open_account_settings(page, "Bayside Dental")
     status = status_section(page)

@@ -57,7 +57,8 @@ def test_edit_on_settings_accounts_switches_into_the_row(page: Page, agency_owne
     nav.get_by_role("link", name="Accounts", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Accounts · Northwind Agency")
 
-    page.get_by_role("row", name=re.compile("Harbor Law")).get_by_role("link", name="Edit").click()
+    page.get_by_role("row", name=re.compile("Harbor Law")).get_by_role(
+        "link", name="Edit Harbor Law", exact=True).click()
     expect(page.get_by_test_id("current-account")).to_have_text("Harbor Law")
     expect(switcher(page).locator("summary")).to_contain_text("in Northwind Agency")
     expect(page.get_by_role("heading", level=1)).to_have_text("Account Settings · Harbor Law")
