@@ -45,6 +45,16 @@ def register(app: Flask) -> None:
 
         link_service.purge_hits(db.session)
         db.session.commit()
+        from portal import jobs as portal_jobs
+
+        statements_sent = portal_jobs.statement_schedules(db.session)
+        click.echo(f"statements: {statements_sent} recurring statement(s) queued")
+        delivery = portal_jobs.deliver_mail(db.session)
+        if delivery is None:
+            click.echo("mail: no MAIL_SERVER; the outbox stays in the dev outbox page")
+        else:
+            click.echo(f"mail: {delivery.sent} sent, {delivery.retried} to retry, "
+                       f"{delivery.failed} failed")
 
     @app.cli.group("support")
     def support() -> None:

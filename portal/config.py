@@ -71,6 +71,15 @@ class Config:
     BILLING_LINK_RATE_LIMIT = int(os.environ.get("BILLING_LINK_RATE_LIMIT", "30"))
     BILLING_LINK_RATE_WINDOW_MINUTES = 10
 
+    # SMTP delivery of the outbox (unset MAIL_SERVER: no delivery, the dev outbox shows it).
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER",
+                                         "Account Portal <billing@portal.invalid>")
+
     ACCOUNTS_PER_PAGE = 25
     PAYMENTS_PER_PAGE = 20
     BILLING_LOGS_PER_PAGE = 50

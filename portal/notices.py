@@ -6,6 +6,7 @@ the jobs), so the templates are the app's.
 """
 
 from flask import render_template
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.models import Account, Charge
@@ -43,3 +44,23 @@ def _send(session: Session, account: Account, kind: str, key: str, subject: str,
                      html=render_template(f"{template}.html", **context),
                      account_id=account.id, dedupe_key=f"{key}:{user.id}")
     return len(people)
+
+
+def statement(session: Session, account: Account, built, recipient: str, pdf: bytes,
+              dedupe_key: str | None = None) -> None:
+    """The statement as a PDF attachment, to one address."""
+    from portal.models import OutboxAttachment
+
+    context = {"account": account, "statement": built}
+    period = f"{built.start:%b %-d, %Y} – {built.end:%b %-d, %Y}"
+    message = outbox.queue(session, to=recipient, kind="statement",
+                           subject=f"Statement for {account.name}: {period}",
+                           text=render_template("mail/statement.txt", **context),
+                           account_id=account.id, dedupe_key=dedupe_key)
+    exists = session.scalar(select(OutboxAttachment.id).where(
+        OutboxAttachment.message_id == message.id))
+    if exists is None:
+        session.add(OutboxAttachment(
+            message_id=message.id, content_type="application/pdf", data=pdf,
+            filename=f"statement-{account.id}-{built.start:%Y%m%d}-{built.end:%Y%m%d}.pdf"))
+        session.flush()

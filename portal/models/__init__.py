@@ -25,6 +25,8 @@ from portal.models.billing import (
     MethodRole,
     PaymentMethod,
     SandboxCharge,
+    ScheduleFrequency,
+    StatementSchedule,
 )
 from portal.models.calls import Call
 from portal.models.lifecycle import (
@@ -36,13 +38,14 @@ from portal.models.lifecycle import (
     SupportRequest,
     SupportStatus,
 )
-from portal.models.mail import MailStatus, OutboxMessage
+from portal.models.mail import MailStatus, OutboxAttachment, OutboxMessage
 from portal.models.numbers import NumberStatus, TrackingNumber
 from portal.models.users import SigninAttempt, User
 
 __all__ = [
     "CHARGE_LABELS", "BillingEmailRecipient", "BillingSettings", "Charge", "ChargePurpose",
-    "ChargeStatus", "MailStatus", "OutboxMessage",
+    "ChargeStatus", "MailStatus", "OutboxAttachment", "OutboxMessage", "ScheduleFrequency",
+    "StatementSchedule",
     "EVENT_LABELS", "LEDGER_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
     "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call", "Cause",
     "LedgerEntry", "LedgerKind", "MethodKind", "MethodRole", "PaymentMethod", "SandboxCharge",

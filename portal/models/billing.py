@@ -251,3 +251,24 @@ class BillingEmailRecipient(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class ScheduleFrequency(enum.StrEnum):
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class StatementSchedule(db.Model):
+    """A recurring statement: the previous week's or month's statement, emailed once per
+    period (the job claims a period with a conditional update of last_period_start)."""
+
+    __tablename__ = "statement_schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    frequency: Mapped[ScheduleFrequency] = mapped_column(_enum(ScheduleFrequency))
+    recipient: Mapped[str] = mapped_column(String(254))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    # The start of the last period whose statement was sent (None: none yet).
+    last_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)

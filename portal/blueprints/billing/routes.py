@@ -6,12 +6,13 @@ Emails. Owners and admins only."""
 from flask import Response, abort, current_app, flash, g, request, stream_with_context, url_for
 from flask_login import current_user
 
+from portal import clock
 from portal.blueprints.billing import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.models import LEDGER_LABELS, ChargeStatus
 from portal.rendering import is_partial, render, see_other
-from portal.services import billing, billing_logs, charges, payment_methods
+from portal.services import billing, billing_logs, charges, payment_methods, statements
 from portal.services.money import dollars
 from portal.services.paging import parse_page
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin
@@ -335,3 +336,131 @@ def logs_csv():
         headers={"Content-Disposition":
                  f'attachment; filename="billing-logs-{g.account.id}.csv"'})
 
+
+
+# --------------------------------------------------------------- PDFs, Printable Statements
+
+def _pdf(html: str, filename: str):
+    from flask import make_response
+
+    from portal import pdf
+
+    response = make_response(pdf.render(html))
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+@bp.get("/payments/<int(max=2147483647):charge_id>.pdf")
+def receipt_pdf(charge_id: int):
+    """The receipt as PDF, from the receipt page's template."""
+    from flask import render_template
+
+    charge = charges.get(db.session, g.account, charge_id)
+    html = render_template("billing/receipt.html", charge=charge,
+                           settings=billing.settings_for(db.session, g.account))
+    return _pdf(html, f"receipt-{charge.receipt_number}.pdf")
+
+
+def _statement_dialog(status: int = 200, form=None, errors=None):
+    today = clock.now().date()
+    return render("billing/statements.html", "dialog", status=status, form=form or {},
+                  errors=errors or {},
+                  choices=statements.recipient_choices(db.session, g.account),
+                  schedules=statements.schedules(db.session, g.account),
+                  default_from=today.replace(day=1).isoformat(), default_to=today.isoformat())
+
+
+@bp.get("/statements")
+def statements_dialog():
+    """Payment History → Printable Statements (a dialog; a page without JavaScript)."""
+    _own_billing()
+    return _statement_dialog()
+
+
+def _statement_html(start, end) -> tuple:
+    from flask import render_template
+
+    built = statements.build(db.session, g.account, start, end)
+    html = render_template("billing/statement.html", statement=built,
+                           settings=billing.settings_for(db.session, g.account))
+    return built, html
+
+
+@bp.get("/statements.pdf")
+def statement_pdf():
+    """Download the statement for ?from=&to= directly."""
+    _own_billing()
+    try:
+        start, end = statements.parse_period(request.args.get("from"), request.args.get("to"),
+                                             clock.now().date())
+    except ValidationFailed as e:
+        return _statement_dialog(422, request.args, e.errors)
+    _, html = _statement_html(start, end)
+    return _pdf(html, f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf")
+
+
+@bp.get("/statements/view")
+def statement_view():
+    """The statement as a page (what the PDF is made from)."""
+    _own_billing()
+    try:
+        start, end = statements.parse_period(request.args.get("from"), request.args.get("to"),
+                                             clock.now().date())
+    except ValidationFailed as e:
+        return _statement_dialog(422, request.args, e.errors)
+    _, html = _statement_html(start, end)
+    return html
+
+
+@bp.post("/statements")
+def send_statement():
+    """Send Statement: the PDF emailed to the chosen address."""
+    _own_billing()
+    form = request.form
+    errors = {}
+    try:
+        start, end = statements.parse_period(form.get("from"), form.get("to"),
+                                             clock.now().date())
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    try:
+        recipient = statements.parse_recipient(form.get("recipient"), form.get("other"))
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    if errors:
+        return _statement_dialog(422, form, errors)
+    from portal import notices, pdf
+
+    built, html = _statement_html(start, end)
+    notices.statement(db.session, g.account, built, recipient, pdf.render(html))
+    db.session.commit()
+    flash(f"The statement for {start:%B %-d, %Y} – {end:%B %-d, %Y} was sent to {recipient}.",
+          "success")
+    return see_other(url_for("billing.index"))
+
+
+@bp.post("/statements/schedules")
+def add_schedule():
+    _own_billing()
+    form = request.form
+    try:
+        recipient = statements.parse_recipient(form.get("recipient"), form.get("other"))
+        schedule = statements.add_schedule(db.session, g.account, current_user,
+                                           form.get("frequency", ""), recipient)
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _statement_dialog(422, form, e.errors)
+    db.session.commit()
+    flash(f"Saved: the {schedule.frequency.value} statement will be emailed to "
+          f"{schedule.recipient}.", "success")
+    return see_other(url_for("billing.index"))
+
+
+@bp.post("/statements/schedules/<int(max=2147483647):schedule_id>/remove")
+def remove_schedule(schedule_id: int):
+    _own_billing()
+    statements.remove_schedule(db.session, g.account, schedule_id)
+    db.session.commit()
+    flash("The recurring statement was removed.", "success")
+    return see_other(url_for("billing.index"))

@@ -1,0 +1,47 @@
+"""HTML to PDF with WeasyPrint, from the same templates the pages use.
+
+Stylesheets and images under /static/ are read from the app's static folder, never fetched
+over HTTP (a server rendering a PDF must not call itself); any other URL is refused.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import current_app
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+
+class _StaticFetcher(URLFetcher):
+    """Serves /static/ from the static folder and data: URLs; refuses everything else."""
+
+    def __init__(self, static_folder: Path, static_url: str):
+        super().__init__(allowed_protocols=["http", "data"])
+        self._folder = static_folder
+        self._prefix = static_url + "/"
+
+    def __call__(self, url: str, headers=None) -> URLFetcherResponse:
+        return self.fetch(url, headers)
+
+    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+        if url.startswith("data:"):
+            return super().fetch(url, headers)
+        path = urlsplit(url).path
+        if path.startswith(self._prefix):
+            file = (self._folder / path[len(self._prefix):]).resolve()
+            if file.is_file() and self._folder in file.parents:
+                return URLFetcherResponse(url, file.read_bytes(),
+                                          {"Content-Type": _mime(file)})
+        raise ValueError(f"not fetched in a PDF: {url}")
+
+
+def _mime(file: Path) -> str:
+    return {".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}.get(
+        file.suffix, "application/octet-stream")
+
+
+def render(html: str) -> bytes:
+    app = current_app
+    static = Path(app.static_folder).resolve()
+    return HTML(string=html, base_url="http://portal.invalid/",
+                url_fetcher=_StaticFetcher(static, app.static_url_path)).write_pdf()

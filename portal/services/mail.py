@@ -1,0 +1,149 @@
+"""Delivering the outbox over SMTP (when MAIL_SERVER is set; otherwise the dev outbox page
+shows it).
+
+Each message is claimed before it is sent: a conditional update moves its next attempt a
+lease ahead, so of several job runs (or instances) only one sends it; on PostgreSQL the
+candidates are also read with FOR UPDATE SKIP LOCKED. A message that fails is retried with
+backoff (1, 2, 4, 8 minutes) and after 5 attempts is marked failed, with the error kept and
+shown. Every message has a stable Message-ID, so a receiver can drop a duplicate should a
+crash come between the server's acceptance and our record of it.
+"""
+
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from portal.clock import now as clock_now
+from portal.models import MailStatus, OutboxAttachment, OutboxMessage
+from portal.transactions import begin_write
+
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 5
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    server: str
+    port: int = 25
+    username: str = ""
+    password: str = ""
+    use_tls: bool = False
+    sender: str = "Account Portal <billing@portal.invalid>"
+    timeout: float = 10.0
+
+    @classmethod
+    def from_app(cls, config) -> "MailConfig | None":
+        if not config.get("MAIL_SERVER"):
+            return None
+        return cls(config["MAIL_SERVER"], int(config.get("MAIL_PORT") or 25),
+                   config.get("MAIL_USERNAME") or "", config.get("MAIL_PASSWORD") or "",
+                   bool(config.get("MAIL_USE_TLS")),
+                   config.get("MAIL_DEFAULT_SENDER") or cls.sender)
+
+
+@dataclass
+class Delivery:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=2 ** max(0, attempts - 1))
+
+
+def deliver(session: Session, config: MailConfig, now: datetime | None = None) -> Delivery:
+    """Send what is due. Commits after each message."""
+    now = now or clock_now()
+    due = (select(OutboxMessage.id).where(
+        OutboxMessage.status == MailStatus.PENDING,
+        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+        .order_by(OutboxMessage.id).limit(BATCH))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(session.scalars(due))
+    session.commit()
+    result = Delivery()
+    for message_id in ids:
+        if not _claim(session, message_id, now):
+            continue
+        message = session.get(OutboxMessage, message_id)
+        attachments = list(session.scalars(select(OutboxAttachment).where(
+            OutboxAttachment.message_id == message_id)))
+        email = compose(message, attachments, config.sender)
+        session.commit()  # nothing held open while talking to the mail server
+        try:
+            _send(config, email)
+        except (smtplib.SMTPException, OSError) as e:
+            attempts = _failed(session, message_id, f"{type(e).__name__}: {e}", now)
+            if attempts >= MAX_ATTEMPTS:
+                result.failed += 1
+            else:
+                result.retried += 1
+        else:
+            begin_write(session)
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                            .values(status=MailStatus.SENT, sent_at=now, last_error="",
+                                    attempts=OutboxMessage.attempts + 1))
+            result.sent += 1
+        session.commit()
+    return result
+
+
+def _claim(session: Session, message_id: int, now: datetime) -> bool:
+    begin_write(session)
+    won = session.execute(update(OutboxMessage).where(
+        OutboxMessage.id == message_id, OutboxMessage.status == MailStatus.PENDING,
+        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+        .values(next_attempt_at=now + LEASE)).rowcount
+    session.commit()
+    return won == 1
+
+
+def _failed(session: Session, message_id: int, error: str, now: datetime) -> int:
+    begin_write(session)
+    message = session.get(OutboxMessage, message_id)
+    session.refresh(message)
+    attempts = message.attempts + 1
+    values = {"attempts": attempts, "last_error": error[:300]}
+    if attempts >= MAX_ATTEMPTS:
+        values["status"] = MailStatus.FAILED
+    else:
+        values["next_attempt_at"] = now + backoff(attempts)
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                    .values(**values))
+    return attempts
+
+
+def compose(message: OutboxMessage, attachments: list[OutboxAttachment],
+            sender: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = message.to_address
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(message.created_at.timestamp(), usegmt=True)
+    # Stable: the same message sent again carries the same id.
+    email["Message-ID"] = f"<outbox-{message.id}.{message.created_at:%Y%m%d%H%M%S}@portal.invalid>"
+    email.set_content(message.text_body)
+    if message.html_body:
+        email.add_alternative(message.html_body, subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        email.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
+                             filename=attachment.filename)
+    return email
+
+
+def _send(config: MailConfig, email: EmailMessage) -> None:
+    with smtplib.SMTP(config.server, config.port, timeout=config.timeout) as smtp:
+        if config.use_tls:
+            smtp.starttls()
+        if config.username:
+            smtp.login(config.username, config.password)
+        smtp.send_message(email)

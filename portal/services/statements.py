@@ -1,0 +1,188 @@
+"""Printable Statements: every card charge and every usage, fee and tax applied to the
+balance in a date range (UTC, both ends inclusive), with the opening and closing balance
+from the ledger and totals by kind. An agency's statement itemizes the usage of its
+sub-accounts on agency billing.
+
+And the recurring schedules: weekly or monthly, each period's statement sent once.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from portal.clock import now as clock_now
+from portal.errors import NotFound, ValidationFailed
+from portal.models import (
+    LEDGER_LABELS,
+    Account,
+    Charge,
+    ChargeStatus,
+    LedgerEntry,
+    LedgerKind,
+    ScheduleFrequency,
+    StatementSchedule,
+    User,
+)
+from portal.services import billing
+from portal.services.calls import parse_range
+from portal.transactions import begin_write
+
+MAX_DAYS = 366 * 3
+
+
+@dataclass
+class Statement:
+    account: Account
+    start: date
+    end: date  # inclusive
+    opening_cents: int
+    closing_cents: int
+    entries: list  # ledger rows in the range, oldest first
+    charges: list  # card charges in the range (succeeded and failed)
+    totals: dict = field(default_factory=dict)  # LedgerKind -> cents
+    by_sub: dict = field(default_factory=dict)  # sub-account name -> usage cents (agency)
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries and not self.charges
+
+    @property
+    def net_cents(self) -> int:
+        return sum(self.totals.values())
+
+    @property
+    def labels(self) -> dict:
+        return LEDGER_LABELS
+
+
+def parse_period(start: str | None, end: str | None, today: date) -> tuple[date, date]:
+    when = parse_range(start, end)
+    errors = {}
+    if when.start is None:
+        errors["from"] = "Choose the first day of the statement."
+    if when.end is None:
+        errors["to"] = "Choose the last day of the statement."
+    if not errors and when.end > today:
+        errors["to"] = "The statement can't end after today."
+    if not errors and (when.end - when.start).days > MAX_DAYS:
+        errors["to"] = "A statement covers at most 3 years."
+    if errors:
+        raise ValidationFailed(errors)
+    return when.start, when.end
+
+
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    return (datetime.combine(start, time(), UTC),
+            datetime.combine(end + timedelta(days=1), time(), UTC))
+
+
+def build(session: Session, account: Account, start: date, end: date) -> Statement:
+    lower, upper = _bounds(start, end)
+    before = session.execute(
+        select(LedgerEntry.balance_after_cents).where(
+            LedgerEntry.account_id == account.id, LedgerEntry.created_at < lower)
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(1)).scalar()
+    opening = before or 0
+    rows = list(session.execute(
+        select(LedgerEntry.created_at, LedgerEntry.kind, LedgerEntry.description,
+               LedgerEntry.amount_cents, LedgerEntry.balance_after_cents,
+               LedgerEntry.for_account_id)
+        .where(LedgerEntry.account_id == account.id, LedgerEntry.created_at >= lower,
+               LedgerEntry.created_at < upper)
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)))
+    totals: dict = defaultdict(int)
+    sub_ids = set()
+    for row in rows:
+        totals[row.kind] += row.amount_cents
+        if row.for_account_id:
+            sub_ids.add(row.for_account_id)
+    by_sub: dict = defaultdict(int)
+    if sub_ids:
+        names = {i: name for i, name in session.execute(
+            select(Account.id, Account.name).where(Account.id.in_(sub_ids)))}
+        for row in rows:
+            if row.for_account_id and row.kind == LedgerKind.USAGE:
+                by_sub[names[row.for_account_id]] += row.amount_cents
+    card_charges = list(session.scalars(
+        select(Charge).where(Charge.account_id == account.id, Charge.created_at >= lower,
+                             Charge.created_at < upper,
+                             Charge.status != ChargeStatus.PENDING)
+        .order_by(Charge.created_at, Charge.id)))
+    closing = rows[-1].balance_after_cents if rows else opening
+    ordered = {kind: totals[kind] for kind in LedgerKind if kind in totals}
+    return Statement(account, start, end, opening, closing, rows, card_charges, ordered,
+                     dict(sorted(by_sub.items())))
+
+
+# --------------------------------------------------------------- recipients and schedules
+
+def recipient_choices(session: Session, account: Account) -> list[str]:
+    return [user.email for user in billing.recipients(session, account)]
+
+
+def parse_recipient(choice: str | None, other: str | None) -> str:
+    email = (other or "").strip().lower() if (choice or "") == "other" else (choice or "")
+    email = email.strip().lower()
+    if "@" not in email or "." not in email.rsplit("@", 1)[-1] or " " in email \
+            or len(email) > 254:
+        raise ValidationFailed({"recipient": "Choose who receives the statement, or enter "
+                                             "an email address."})
+    return email
+
+
+def add_schedule(session: Session, account: Account, actor: User, frequency: str,
+                 recipient: str) -> StatementSchedule:
+    try:
+        freq = ScheduleFrequency(frequency)
+    except ValueError:
+        raise ValidationFailed({"frequency": "Choose weekly or monthly."}) from None
+    schedule = StatementSchedule(account_id=account.id, frequency=freq, recipient=recipient,
+                                 created_by_id=actor.id)
+    session.add(schedule)
+    session.flush()
+    return schedule
+
+
+def schedules(session: Session, account: Account) -> list[StatementSchedule]:
+    return list(session.scalars(select(StatementSchedule).where(
+        StatementSchedule.account_id == account.id).order_by(StatementSchedule.id)))
+
+
+def remove_schedule(session: Session, account: Account, schedule_id: int) -> None:
+    schedule = session.scalar(select(StatementSchedule).where(
+        StatementSchedule.id == schedule_id, StatementSchedule.account_id == account.id))
+    if schedule is None:
+        raise NotFound("No such schedule.")
+    session.delete(schedule)
+    session.flush()
+
+
+def previous_period(frequency: ScheduleFrequency, now: datetime) -> tuple[date, date]:
+    """The last whole week (Monday to Sunday) or month before `now`."""
+    today = now.date()
+    if frequency == ScheduleFrequency.WEEKLY:
+        this_monday = today - timedelta(days=today.weekday())
+        return this_monday - timedelta(days=7), this_monday - timedelta(days=1)
+    first = today.replace(day=1)
+    last = first - timedelta(days=1)
+    return last.replace(day=1), last
+
+
+def claim_due(session: Session, schedule: StatementSchedule,
+              now: datetime | None = None) -> tuple[date, date] | None:
+    """Claim this schedule's previous period: a conditional update that only one run (of
+    any number of concurrent ones) can win. None when that period was already sent."""
+    now = now or clock_now()
+    start, end = previous_period(schedule.frequency, now)
+    period = datetime.combine(start, time(), UTC)
+    begin_write(session)
+    won = session.execute(
+        update(StatementSchedule).where(
+            StatementSchedule.id == schedule.id,
+            (StatementSchedule.last_period_start.is_(None))
+            | (StatementSchedule.last_period_start < period))
+        .values(last_period_start=period)).rowcount
+    return (start, end) if won == 1 else None
