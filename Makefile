@@ -30,11 +30,12 @@ run: install
 	  $(FLASK) jobs run; \
 	  $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
 
-## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite
+## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite,
+## poppler-utils (pdftotext, pdftoppm) to read and look at the PDFs
 system-test-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils >/dev/null; \
 	fi
 
 ## make test: the whole suite on SQLite, then on a PostgreSQL server started on loopback
