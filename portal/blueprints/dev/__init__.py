@@ -22,7 +22,14 @@ def outbox_show(message_id: int):
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
         abort(404)
-    return render("dev/outbox_message.html", message=message)
+    from sqlalchemy import select
+
+    from portal.models import OutboxAttachment
+
+    attachments = db.session.execute(
+        select(OutboxAttachment.id, OutboxAttachment.filename, OutboxAttachment.content_type)
+        .where(OutboxAttachment.message_id == message.id)).all()
+    return render("dev/outbox_message.html", message=message, attachments=attachments)
 
 
 @bp.get("/outbox/<int(max=2147483647):message_id>/html")
@@ -34,4 +41,17 @@ def outbox_html(message_id: int):
     response = make_response(message.html_body)
     response.headers["Content-Security-Policy"] = (
         "sandbox; default-src 'none'; style-src 'unsafe-inline'")
+    return response
+
+
+@bp.get("/outbox/<int(max=2147483647):message_id>/attachments/<int(max=2147483647):attachment_id>")
+def outbox_attachment(message_id: int, attachment_id: int):
+    from portal.models import OutboxAttachment
+
+    attachment = db.session.get(OutboxAttachment, attachment_id)
+    if attachment is None or attachment.message_id != message_id:
+        abort(404)
+    response = make_response(attachment.data)
+    response.headers["Content-Type"] = attachment.content_type
+    response.headers["Content-Disposition"] = f'inline; filename="{attachment.filename}"'
     return response
