@@ -56,6 +56,7 @@ def statement(session: Session, account: Account, built, recipient: str, pdf: by
     message = outbox.queue(session, to=recipient, kind="statement",
                            subject=f"Statement for {account.name}: {period}",
                            text=render_template("mail/statement.txt", **context),
+                           html=render_template("mail/statement.html", **context),
                            account_id=account.id, dedupe_key=dedupe_key)
     exists = session.scalar(select(OutboxAttachment.id).where(
         OutboxAttachment.message_id == message.id))

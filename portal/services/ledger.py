@@ -56,8 +56,10 @@ def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int
         raise ValidationFailed({"amount": "The amount can't be zero."})
     if not idempotency_key or len(idempotency_key) > 120:
         raise ValueError("an idempotency key of 1 to 120 characters is required")
-    now = now or clock_now()
     begin_write(session)
+    # Stamped once this transaction is the writer (SQLite) so entries' times follow the
+    # order they are applied in; on PostgreSQL the row lock below orders them.
+    now = now or clock_now()
     existing = None if key_checked else _by_key(session, account.id, idempotency_key)
     if existing is not None:
         return _same(existing, kind, amount_cents)

@@ -97,6 +97,8 @@ def deliver(session: Session, config: MailConfig, now: datetime | None = None) -
 
 
 def _claim(session: Session, message_id: int, now: datetime) -> bool:
+    # The lease runs from the claim, not from the start of a run that may be long.
+    now = max(now, clock_now())
     begin_write(session)
     won = session.execute(update(OutboxMessage).where(
         OutboxMessage.id == message_id, OutboxMessage.status == MailStatus.PENDING,

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
@@ -81,11 +81,11 @@ def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
 
 def build(session: Session, account: Account, start: date, end: date) -> Statement:
     lower, upper = _bounds(start, end)
-    before = session.execute(
-        select(LedgerEntry.balance_after_cents).where(
-            LedgerEntry.account_id == account.id, LedgerEntry.created_at < lower)
-        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(1)).scalar()
-    opening = before or 0
+    # Sums, not one entry's balance-after: entries posted at nearly the same moment can be
+    # stamped in one order and applied in the other.
+    opening = int(session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+            LedgerEntry.account_id == account.id, LedgerEntry.created_at < lower)) or 0)
     rows = list(session.execute(
         select(LedgerEntry.created_at, LedgerEntry.kind, LedgerEntry.description,
                LedgerEntry.amount_cents, LedgerEntry.balance_after_cents,
@@ -106,12 +106,13 @@ def build(session: Session, account: Account, start: date, end: date) -> Stateme
         for row in rows:
             if row.for_account_id and row.kind == LedgerKind.USAGE:
                 by_sub[names[row.for_account_id]] += row.amount_cents
+    # A card charge counts when it settled (when its money reached the balance).
+    settled = func.coalesce(Charge.settled_at, Charge.created_at)
     card_charges = list(session.scalars(
-        select(Charge).where(Charge.account_id == account.id, Charge.created_at >= lower,
-                             Charge.created_at < upper,
-                             Charge.status != ChargeStatus.PENDING)
-        .order_by(Charge.created_at, Charge.id)))
-    closing = rows[-1].balance_after_cents if rows else opening
+        select(Charge).where(Charge.account_id == account.id, settled >= lower,
+                             settled < upper, Charge.status != ChargeStatus.PENDING)
+        .order_by(settled, Charge.id)))
+    closing = opening + sum(row.amount_cents for row in rows)
     ordered = {kind: totals[kind] for kind in LedgerKind if kind in totals}
     return Statement(account, start, end, opening, closing, rows, card_charges, ordered,
                      dict(sorted(by_sub.items())))

@@ -1,0 +1,323 @@
+"""The scheduled jobs (`flask jobs run`, portal/jobs.py): recurring statements are emailed
+once per period, across runs one after the other and two runs at once (each in its own app
+context and database session, on SQLite and PostgreSQL); every job is idempotent, so a second
+run in the same period adds nothing to the outbox, the ledger or the charges."""
+
+import io
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from portal import clock, jobs
+from portal.extensions import db
+from portal.models import (
+    BillingMode,
+    Charge,
+    LedgerEntry,
+    OutboxAttachment,
+    OutboxMessage,
+    StatementSchedule,
+)
+from portal.services import billing, ledger, lifecycle, statements, usage
+from tests import factories as f
+
+OCT = datetime(2026, 10, 10, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
+NEXT_WEEK = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday again, still November
+NEXT_MONTH = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)  # a Tuesday: the same week
+
+
+def pdf_text(data: bytes) -> str:
+    assert data.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(data))
+    return " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+
+
+def count(session, model, *where):
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def statement_mail(session):
+    """(schedule id, period start, recipient) of every statement queued by the schedules."""
+    session.expire_all()
+    found = []
+    for key, to in session.execute(select(OutboxMessage.dedupe_key, OutboxMessage.to_address)
+                                   .where(OutboxMessage.kind == "statement")
+                                   .order_by(OutboxMessage.id)):
+        _, schedule_id, start = key.split(":")
+        found.append((int(schedule_id), start, to))
+    return sorted(found)
+
+
+@pytest.fixture
+def world(session):
+    """Accounts opened in October (so November's plan fee is due), with October usage:
+    - Acme Plumbing (standalone, Pro, CA address, admin ann): a Visa, auto recharge, a
+      monthly statement to ann and a weekly one to books@acme.example.
+    - Northwind Agency (owner avery): Bayside Dental on agency billing; a monthly statement.
+    - Bayside Dental: a schedule made before it moved to agency billing (skipped).
+    - Closed Shop (canceled): a weekly schedule (skipped)."""
+    clock.freeze(OCT)
+    ann, avery = f.user(session, "ann@example.test"), f.user(session, "avery@example.test")
+    acme = f.standalone(session, "Acme Plumbing", admin=ann)
+    billing.set_service_address(session, acme, {"address_line1": "1 Market St",
+                                                 "city": "San Francisco", "region": "CA",
+                                                 "postal_code": "94105"})
+    f.card(session, acme)
+    f.funds(session, acme, 30_000)
+    f.recharge_settings(session, acme, threshold="150", amount="300")
+    agency = f.agency(session, "Northwind Agency", owner=avery)
+    bayside = f.sub(session, agency, "Bayside Dental", billing=BillingMode.AGENCY)
+    closed = f.standalone(session, "Closed Shop", admin=ann)
+    session.commit()
+    usage.post(session, acme, {"minutes": 400}, "oct-acme")  # $20.00
+    usage.post(session, bayside, {"minutes": 100}, "oct-bayside")  # $5.00 from the agency
+    session.commit()
+    schedules = {
+        "acme_monthly": statements.add_schedule(session, acme, ann, "monthly",
+                                                "ann@example.test"),
+        "acme_weekly": statements.add_schedule(session, acme, ann, "weekly",
+                                               "books@acme.example"),
+        "agency_monthly": statements.add_schedule(session, agency, avery, "monthly",
+                                                  "avery@example.test"),
+        "bayside": statements.add_schedule(session, bayside, avery, "weekly",
+                                           "bea@example.test"),
+        "closed": statements.add_schedule(session, closed, ann, "weekly", "ann@example.test"),
+    }
+    lifecycle.close(session, closed, ann, now=OCT + timedelta(days=1))
+    session.commit()
+    clock.freeze(NOW)
+    ids = {name: s.id for name, s in schedules.items()}
+    return {"acme": acme, "agency": agency, "bayside": bayside, "closed": closed, **ids}
+
+
+def run_jobs(app):
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    return dict(line.split(":", 1) for line in result.output.splitlines())
+
+
+def totals(session):
+    return {"outbox": count(session, OutboxMessage),
+            "attachments": count(session, OutboxAttachment),
+            "ledger": count(session, LedgerEntry), "charges": count(session, Charge),
+            "balances": tuple(session.execute(select(LedgerEntry.account_id,
+                                                     func.sum(LedgerEntry.amount_cents))
+                                              .group_by(LedgerEntry.account_id)
+                                              .order_by(LedgerEntry.account_id)))}
+
+
+# --------------------------------------------------------------- flask jobs run
+
+def test_jobs_run_sends_each_schedules_previous_period_once(app, session, world):
+    out = run_jobs(app)
+    assert out["statements"].strip() == "3 recurring statement(s) queued"
+    assert statement_mail(session) == sorted([
+        (world["acme_monthly"], "2026-10-01", "ann@example.test"),
+        (world["acme_weekly"], "2026-11-16", "books@acme.example"),
+        (world["agency_monthly"], "2026-10-01", "avery@example.test")])
+    again = run_jobs(app)
+    assert again["statements"].strip() == "0 recurring statement(s) queued"
+    assert len(statement_mail(session)) == 3
+
+    clock.freeze(NEXT_WEEK)
+    assert run_jobs(app)["statements"].strip() == "1 recurring statement(s) queued"
+    assert run_jobs(app)["statements"].strip() == "0 recurring statement(s) queued"
+    clock.freeze(NEXT_MONTH)
+    assert run_jobs(app)["statements"].strip() == "2 recurring statement(s) queued"
+    assert run_jobs(app)["statements"].strip() == "0 recurring statement(s) queued"
+    assert statement_mail(session) == sorted([
+        (world["acme_monthly"], "2026-10-01", "ann@example.test"),
+        (world["acme_monthly"], "2026-11-01", "ann@example.test"),
+        (world["acme_weekly"], "2026-11-16", "books@acme.example"),
+        (world["acme_weekly"], "2026-11-23", "books@acme.example"),
+        (world["agency_monthly"], "2026-10-01", "avery@example.test"),
+        (world["agency_monthly"], "2026-11-01", "avery@example.test")])
+    # the skipped ones were claimed too (not tried on every run), and sent nothing
+    session.expire_all()
+    assert session.get(StatementSchedule, world["bayside"]).last_period_start == datetime(
+        2026, 11, 23, tzinfo=UTC)
+    assert session.get(StatementSchedule, world["closed"]).last_period_start == datetime(
+        2026, 11, 23, tzinfo=UTC)
+    assert count(session, OutboxMessage, OutboxMessage.to_address == "bea@example.test") == 0
+
+
+def test_the_recurring_statement_is_the_periods_statement(app, session, world):
+    run_jobs(app)
+    session.expire_all()
+    message = session.scalar(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"statement:{world['acme_monthly']}:2026-10-01"))
+    assert message.subject == "Statement for Acme Plumbing: Oct 1, 2026 – Oct 31, 2026"
+    assert (message.to_address, message.account_id, message.status.value) == (
+        "ann@example.test", world["acme"].id, "pending")
+    assert "Opening balance: $0.00" in message.text_body
+    assert "Closing balance: $280.00" in message.text_body
+    [attachment] = session.scalars(select(OutboxAttachment).where(
+        OutboxAttachment.message_id == message.id)).all()
+    assert attachment.content_type == "application/pdf"
+    assert attachment.filename == f"statement-{world['acme'].id}-20261001-20261031.pdf"
+    words = pdf_text(attachment.data)
+    for fact in ("October 1, 2026 – October 31, 2026", "Opening balance $0.00",
+                 "Payment $300.00", "Usage -$20.00", "Closing balance $280.00",
+                 "Usage: 400 minutes"):
+        assert fact in words, (fact, words)
+    assert "Plan fee" not in words  # November's, posted by this same run
+    # the agency's itemizes its agency-billed sub-account
+    agency_message = session.scalar(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"statement:{world['agency_monthly']}:2026-10-01"))
+    [agency_pdf] = session.scalars(select(OutboxAttachment.data).where(
+        OutboxAttachment.message_id == agency_message.id)).all()
+    words = pdf_text(agency_pdf)
+    assert "Usage by sub-account (agency billing)" in words
+    assert "Bayside Dental -$5.00" in words
+    # the weekly one covers last Monday to Sunday: nothing happened
+    weekly = session.scalar(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"statement:{world['acme_weekly']}:2026-11-16"))
+    assert weekly.subject == "Statement for Acme Plumbing: Nov 16, 2026 – Nov 22, 2026"
+    assert "No activity in this period." in weekly.text_body
+    # the dialog says which period went last
+    session.refresh(world["acme"])
+    listed = {s.id: s.last_period_start for s in statements.schedules(session, world["acme"])}
+    assert listed == {world["acme_monthly"]: datetime(2026, 10, 1, tzinfo=UTC),
+                      world["acme_weekly"]: datetime(2026, 11, 16, tzinfo=UTC)}
+
+
+def test_every_job_run_twice_in_the_same_period_does_nothing_more(app, session, world):
+    agency = world["agency"]
+    f.card(session, agency)
+    billing.set_direct_charge(session, agency, True)  # its plan fee is charged to the card
+    session.commit()
+    before = totals(session)
+    first = run_jobs(app)
+    assert first["fees 2026-11"].strip() == ("2 plan fee(s), 1 tax entry, 1 direct "
+                                             "charge(s), 1 recharge(s)")
+    assert first["statements"].strip() == "3 recurring statement(s) queued"
+    after_first = totals(session)
+    assert after_first != before
+    # the agency's fee charged to its card; Acme's fee and tax took it below its threshold
+    assert after_first["charges"] == before["charges"] + 2
+    assert ledger.check(session) == []
+    for _ in range(2):
+        again = run_jobs(app)
+        assert again["charges"].strip() == "0 pending charge(s) asked again"
+        assert again["fees 2026-11"].strip() == ("0 plan fee(s), 0 tax entries, 0 direct "
+                                                 "charge(s), 0 recharge(s)")
+        assert again["statements"].strip() == "0 recurring statement(s) queued"
+        assert again["mail"].strip() == "no MAIL_SERVER; the outbox stays in the dev outbox page"
+        assert totals(session) == after_first
+    # later the same month: still nothing more
+    clock.freeze(NOW + timedelta(days=5, hours=3))  # Saturday Nov 28
+    run_jobs(app)
+    assert totals(session) == after_first
+    assert ledger.check(session) == []
+
+
+def test_a_removed_schedule_sends_nothing_more(app, session, world):
+    run_jobs(app)
+    statements.remove_schedule(session, world["acme"], world["acme_weekly"])
+    session.commit()
+    clock.freeze(NEXT_WEEK)
+    assert run_jobs(app)["statements"].strip() == "0 recurring statement(s) queued"
+
+
+def test_a_new_schedule_sends_the_period_that_just_ended(app, session, world):
+    run_jobs(app)
+    user = f.user(session)
+    late = statements.add_schedule(session, world["acme"], user, "monthly",
+                                   "late@example.test")
+    session.commit()
+    assert run_jobs(app)["statements"].strip() == "1 recurring statement(s) queued"
+    assert (late.id, "2026-10-01", "late@example.test") in statement_mail(session)
+
+
+# --------------------------------------------------------------- two runs at once
+
+def _in_own_session(app, fn):
+    """fn(session) in a thread with its own app context, so its own database session."""
+    result = {}
+
+    def run():
+        with app.app_context():
+            try:
+                result["value"] = fn(db.session)
+            except Exception as e:  # handed back to the test
+                db.session.rollback()
+                result["error"] = e
+            finally:
+                db.session.remove()
+
+    return threading.Thread(target=run), result
+
+
+def concurrent_statement_runs(app, n=2):
+    barrier = threading.Barrier(n, timeout=20)
+
+    def run(s):
+        barrier.wait()
+        return jobs.statement_schedules(s)
+
+    runs = [_in_own_session(app, run) for _ in range(n)]
+    for thread, _ in runs:
+        thread.start()
+    for thread, _ in runs:
+        thread.join(120)
+    assert [r.get("error") for _, r in runs] == [None] * n
+    return sorted(r["value"] for _, r in runs)
+
+
+def test_two_runs_at_once_send_each_period_once(app, session, world):
+    assert sum(concurrent_statement_runs(app)) == 3
+    first = statement_mail(session)
+    assert [(s, p) for s, p, _ in first] == sorted([
+        (world["acme_monthly"], "2026-10-01"), (world["acme_weekly"], "2026-11-16"),
+        (world["agency_monthly"], "2026-10-01")])
+    assert count(session, OutboxAttachment) == 3
+    assert concurrent_statement_runs(app) == [0, 0]
+    assert statement_mail(session) == first
+
+    clock.freeze(NEXT_WEEK)
+    assert sum(concurrent_statement_runs(app)) == 1
+    clock.freeze(NEXT_MONTH)
+    assert sum(concurrent_statement_runs(app)) == 2
+    assert concurrent_statement_runs(app) == [0, 0]
+    mail = statement_mail(session)
+    assert len(mail) == 6 and len(set((s, p) for s, p, _ in mail)) == 6
+    assert count(session, OutboxAttachment) == 6
+
+
+def test_four_runs_at_once_send_one_statement(app, session):
+    clock.freeze(OCT)
+    account = f.standalone(session, "Solo")
+    user = f.user(session)
+    schedule = statements.add_schedule(session, account, user, "weekly", "pat@example.test")
+    session.commit()
+    clock.freeze(NOW)
+    assert concurrent_statement_runs(app, 4) == [0, 0, 0, 1]
+    assert statement_mail(session) == [(schedule.id, "2026-11-16", "pat@example.test")]
+
+
+def test_the_jobs_period_is_claimed_before_the_statement_is_made(app, session, world):
+    """A run that finds the period already claimed (by a run that is still making the
+    statement) makes none."""
+    for name in ("acme_monthly", "acme_weekly", "agency_monthly", "bayside", "closed"):
+        schedule = session.get(StatementSchedule, world[name])
+        assert statements.claim_due(session, schedule, NOW) is not None
+        session.commit()
+    assert jobs.statement_schedules(session) == 0
+    assert statement_mail(session) == []
+
+
+def test_statement_schedules_takes_the_time_it_is_given(app, session, world):
+    assert jobs.statement_schedules(session, NEXT_MONTH) == 3
+    assert statement_mail(session) == sorted([
+        (world["acme_monthly"], "2026-11-01", "ann@example.test"),
+        (world["acme_weekly"], "2026-11-23", "books@acme.example"),
+        (world["agency_monthly"], "2026-11-01", "avery@example.test")])
+    # an earlier moment never sends an older period afterwards
+    assert jobs.statement_schedules(session, NOW) == 0
+    assert date(2026, 10, 1) not in {date.fromisoformat(p) for _, p, _ in
+                                     statement_mail(session)}
