@@ -104,3 +104,12 @@ def screenshot():
         return path
 
     return _screenshot
+
+
+def htmx_settled(page: Page) -> None:
+    """Wait until htmx has swapped, settled and processed the new content: before that a
+    link's hx-get isn't wired yet, and Enter follows its href (the no-JavaScript page)."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function(
+        "() => window.htmx && !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")

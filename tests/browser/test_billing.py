@@ -20,7 +20,7 @@ from portal.models import Cause, LedgerKind
 from portal.services import billing, ledger, payment_methods, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
-from tests.browser.conftest import ARTIFACTS, TIMEOUT_MS
+from tests.browser.conftest import ARTIFACTS, TIMEOUT_MS, htmx_settled
 
 pytestmark = pytest.mark.browser
 
@@ -613,6 +613,7 @@ def test_new_credit_card_with_the_keyboard_alone(page: Page, customer, sign_in):
     open_billing(page)
     opener = section(page, "Payment Methods").get_by_role("link", name="New Credit Card")
 
+    htmx_settled(page)
     opener.focus()
     page.keyboard.press("Enter")
     dialog = card_dialog(page)

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories as f
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, htmx_settled
 
 pytestmark = pytest.mark.browser
 
@@ -250,10 +250,7 @@ def test_close_sub_account_dialog_with_the_keyboard(page: Page, agency, sign_in)
     sign_in(agency.email)
     edit_sub(page, "Bayside Dental")
     opener = status_section(page).get_by_role("link", name="Close Sub-account")
-    # htmx settles swapped-in content a moment after the swap: until it has processed the
-    # link, Enter follows its href (the page of its own, the no-JavaScript path).
-    page.wait_for_function("el => el['htmx-internal-data'] !== undefined",
-                           arg=opener.element_handle())
+    htmx_settled(page)
 
     opener.focus()
     page.keyboard.press("Enter")
