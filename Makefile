@@ -54,6 +54,7 @@ bench: install
 	$(PY) bench/accounts_list.py
 	$(PY) bench/billing_logs.py
 	$(PY) bench/usage_ingest.py
+	$(PY) bench/statement_pdf.py
 
 ## make bench-billing: only the billing benchmarks (Billing Logs and CSV, usage ingestion)
 bench-billing: install

@@ -1,0 +1,783 @@
+"""Benchmark Printable Statements as PDF (/accounts/<id>/billing/statements.pdf?from=&to=).
+
+    .venv/bin/python bench/statement_pdf.py [--lines 1000] [--big-lines 10000] [--repeat 5]
+                                            [--big-repeat 2] [--warmup 1] [--no-big]
+                                            [--artifacts DIR] [--profile]
+
+Builds a throwaway database (a temporary SQLite file, or DATABASE_URL when set) with one
+owner and two standalone accounts whose statement period holds exactly --lines (default
+1,000) and --big-lines (10,000) ledger entries, after a few hundred entries of history (so
+the opening balance is read from the ledger). The entries are bulk inserted as the services
+would have posted them: usage batches, auto recharges (every other one declined on the
+Primary card and paid by the Backup), a Make a Payment, monthly plan fees and sales tax, a
+few refunds and adjustments; the card charges exist in `charges` (the statement's "Card
+charges" table and the receipts); balance_after is consistent and `ledger.check` passes. A
+service address is on file (it is printed in the header).
+
+For each statement it measures, interleaved in a shuffled order each round:
+
+  (a) the app         signed-in GET statements.pdf through the Flask test client (sign-in,
+                      tenancy, statements.build, render_template, portal.pdf.render)
+  (s) the service     statements.build + billing.settings_for + render_template +
+                      portal.pdf.render in a request context (no HTTP, no sign-in); its phases
+                      are timed too
+  (W) the baseline    weasyprint.HTML(string=html).write_pdf() of the same HTML (rendered
+                      once, before timing) with statement.css inlined in a <style> element,
+                      so both do the same layout work and WeasyPrint fetches nothing
+
+Time is the median of time.perf_counter around each call (server time, no network). The
+ratio is (a) or (s) over (W): what the app adds on top of WeasyPrint itself. Nearly all of
+each is WeasyPrint's layout, so read the ratios with the noise in mind: on a small shared VM,
+the very same WeasyPrint call timed from different closures in one process (inside or
+outside a request context, the HTML string copied or not, with gc.freeze() or not) came out
+up to 15-25% apart, consistent within a run but varying between runs (the heap and GC state
+each case meets), which is why (a) or (s) can come out faster than (W). What the app itself
+adds is (s)'s build + template phases, printed under each table.
+
+Every PDF is checked first (pdftotext, or pypdf): HTTP 200 and application/pdf, the same
+page count for (a), (s) and (W), one dated row per entry and card charge, each table's
+header repeated on every page it spans, "Page i of n" on every page, the opening balance on
+page 1, the totals on the last page with at least one entry above them.
+
+--artifacts DIR also seeds a third account and writes, through the app's routes, a 3-page
+statement (the period's last day chosen so that it fills 3 pages) and the receipts of a
+paid and a declined charge to DIR, with every page as a PNG (pdftoppm -png -r 80), to look
+at.
+
+It is a report, not a test: it prints PASS/FAIL lines against the targets (ratio <= 1.3 for
+the --lines statement, through the app and through the service; the --big-lines statement's
+time and pages are reported) and exits 0.
+"""
+
+import argparse
+import cProfile
+import gc
+import io
+import platform
+import pstats
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pydyf  # noqa: E402
+import weasyprint  # noqa: E402
+from accounts_list import PASSWORD, database_url, sign_in  # noqa: E402
+from billing_logs import usage_items  # noqa: E402
+from flask import g, render_template  # noqa: E402
+from sqlalchemy import func, insert, inspect, select  # noqa: E402
+
+from portal import create_app, pdf  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.models import (  # noqa: E402
+    LEDGER_LABELS,
+    Account,
+    AccountKind,
+    BillingMode,
+    BillingSettings,
+    Cause,
+    Charge,
+    ChargePurpose,
+    ChargeStatus,
+    LedgerEntry,
+    LedgerKind,
+    Membership,
+    MethodKind,
+    MethodRole,
+    PaymentMethod,
+    Role,
+    User,
+)
+from portal.services import billing, ledger, statements, usage  # noqa: E402
+from portal.services.auth import hash_password  # noqa: E402
+from portal.services.money import dollars  # noqa: E402
+
+TARGET_RATIO = 1.3
+THRESHOLD_CENTS = 50_000  # auto recharge: below $500, back up to $2,000
+RECHARGE_TO_CENTS = 200_000
+PLAN, PLAN_FEE_CENTS = "Agency", 29_900
+STATE, TAX_BPS = "CA", 725
+LINK_RE = re.compile(r'<link rel="stylesheet" href="([^"]+)">')
+DATED_RE = re.compile(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}\b")
+HEADER_RE = re.compile(r"Date\s+Kind\s+Description\s+Amount\s+Balance")
+CHARGES_HEADER_RE = re.compile(r"Date\s+Receipt\s+Type\s+Method\s+Status\s+Amount")
+CHARGE_ROW_RE = re.compile(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}\s+(R-\d{8}\b|—)")
+FOOTER_RE = re.compile(r"Page (\d+) of (\d+)")
+MiB = 1 << 20
+
+
+# --------------------------------------------------------------------------- seeding
+
+@dataclass
+class Seeded:
+    """One account's statement: its period and what it should show."""
+
+    label: str
+    account_id: int
+    start: date
+    end: date
+    lines: int  # ledger entries in the period
+    history: int  # entries before it
+    kinds: dict = field(default_factory=dict)  # LedgerKind -> entries in the period
+    charges: int = 0  # card charges in the period (paid and declined)
+    opening: int = 0
+    closing: int = 0
+    paid: list = field(default_factory=list)  # succeeded charge ids
+    declined: list = field(default_factory=list)  # failed charge ids
+    entry_days: list = field(default_factory=list)  # the date of each entry in the period
+
+    @property
+    def query(self) -> str:
+        return urlencode({"from": self.start.isoformat(), "to": self.end.isoformat()})
+
+    @property
+    def url(self) -> str:
+        return f"/accounts/{self.account_id}/billing/statements.pdf?{self.query}"
+
+
+def seed_account(session, owner: User, name: str, history: int, lines: int, start: date,
+                 end: date, first_payment: int = RECHARGE_TO_CENTS,
+                 payment_at: int | None = None, history_days: int = 60) -> Seeded:
+    """An account with `history` entries in the `history_days` before `start` and exactly
+    `lines` entries from `start` to `end` (inclusive, UTC), one entry per time slot: a low balance
+    queues a recharge for the next slot, a new month a plan fee and the tax on the last
+    month's usage; a Make a Payment at entry `payment_at` of the period (default a third
+    in). Card charges are rows of `charges` (ORM, for their ids); entries are bulk inserted.
+    Each account has its own random generator, so it is the same whatever the others'
+    sizes."""
+    rng = random.Random(f"42:{name}")
+    account = Account(name=name, kind=AccountKind.STANDALONE, plan=PLAN,
+                      billing_mode=BillingMode.CUSTOMER,
+                      created_at=datetime.combine(start - timedelta(days=120), dtime(), UTC))
+    session.add(account)
+    session.flush()
+    session.add(Membership(user_id=owner.id, account_id=account.id, role=Role.OWNER))
+    session.add(BillingSettings(
+        account_id=account.id, recharge_threshold_cents=THRESHOLD_CENTS,
+        recharge_amount_cents=RECHARGE_TO_CENTS, address_line1="1200 Harbor Boulevard",
+        address_line2="Suite 400", city="Oakland", region=STATE, postal_code="94607"))
+    primary = PaymentMethod(account_id=account.id, kind=MethodKind.CARD, brand="Visa",
+                            last4="4242", exp_month=8, exp_year=2030, holder="Dana Whitfield",
+                            token="tok_approved_bench", role=MethodRole.PRIMARY)
+    backup = PaymentMethod(account_id=account.id, kind=MethodKind.CARD, brand="Mastercard",
+                           last4="4444", exp_month=3, exp_year=2029, holder="Dana Whitfield",
+                           token="tok_approved_bench2", role=MethodRole.BACKUP)
+    session.add_all([primary, backup])
+    session.flush()
+
+    lower = datetime.combine(start, dtime(), UTC)
+    upper = datetime.combine(end + timedelta(days=1), dtime(), UTC)
+    slots = _slots(lower - timedelta(days=history_days), lower, history, rng) + \
+        _slots(lower, upper, lines, rng)
+    seeded = Seeded(name, account.id, start, end, lines, history)
+    rows: list[dict] = []
+    pending: list[tuple] = []  # entries queued for the next slots
+    balance = 0
+    month = None
+    month_usage: dict[str, int] = {}
+    recharges = 0
+    payment_slot = history + (lines // 3 if payment_at is None else payment_at)
+    paid_once = False
+
+    def charge(when, method, purpose, amount, key, description, failed=False):
+        row = Charge(account_id=account.id, method_id=method.id, purpose=purpose,
+                     amount_cents=amount, idempotency_key=key, description=description,
+                     attempts=1, created_at=when - timedelta(seconds=4),
+                     last_attempt_at=when - timedelta(seconds=4), settled_at=when,
+                     actor_id=owner.id if purpose == ChargePurpose.PAYMENT else None,
+                     status=ChargeStatus.FAILED if failed else ChargeStatus.SUCCEEDED,
+                     gateway_reference=f"ch_{rng.getrandbits(80):020x}",
+                     failure_code="insufficient_funds" if failed else "",
+                     failure_message="The card was declined: insufficient funds."
+                     if failed else "")
+        session.add(row)
+        session.flush()
+        if when >= lower:
+            (seeded.declined if failed else seeded.paid).append(row.id)
+        return row
+
+    for i, when in enumerate(slots):
+        if pending:
+            kind, amount, description, key, cause, ref = pending.pop(0)
+        elif i == 0:
+            month = f"{when:%Y-%m}"
+            first = charge(when, primary, ChargePurpose.PAYMENT, first_payment,
+                           f"payment:{account.id}:first", f"Payment to {name}")
+            kind, amount, key, cause, ref = (LedgerKind.PAYMENT, first_payment,
+                                             f"charge:{first.id}", Cause.CHARGE, str(first.id))
+            description = f"Payment: Visa ending 4242 ({first.receipt_number})"
+        elif i >= payment_slot and not paid_once:
+            paid_once = True
+            paid = charge(when, primary, ChargePurpose.PAYMENT, 25_000,
+                          f"payment:{account.id}:{i}", f"Payment to {name}")
+            kind, amount, key, cause, ref = (LedgerKind.PAYMENT, 25_000, f"charge:{paid.id}",
+                                             Cause.CHARGE, str(paid.id))
+            description = f"Payment: Visa ending 4242 ({paid.receipt_number})"
+        elif month is not None and f"{when:%Y-%m}" != month:
+            first_day = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            prior_month, month = month, f"{when:%Y-%m}"
+            kind, amount, cause, ref = LedgerKind.PLAN_FEE, -PLAN_FEE_CENTS, Cause.JOB, ""
+            description, key = f"Plan fee: {PLAN}, {first_day:%B %Y}", f"plan-fee:{when:%Y-%m}"
+            tax = month_usage.get(prior_month, 0) * TAX_BPS // 10_000
+            if tax:
+                prior = datetime.strptime(prior_month, "%Y-%m")
+                pending.append((LedgerKind.TAX, -tax,
+                                f"Sales tax ({STATE} {TAX_BPS / 100:.2f}%) on {prior:%B %Y} "
+                                f"usage of {dollars(month_usage[prior_month])}",
+                                f"tax:{prior_month}", Cause.JOB, ""))
+        else:
+            roll = rng.random()
+            if roll < 0.003:
+                amount = rng.randint(100, 5_000)
+                kind, cause, ref = LedgerKind.REFUND, Cause.USER, ""
+                description = ("Refund: duplicate minutes billed on "
+                               f"{when - timedelta(days=2):%Y-%m-%d}")
+                key = f"refund:{i}"
+            elif roll < 0.005:
+                amount = rng.choice((-1, 1)) * rng.randint(100, 2_000)
+                kind, cause, ref = LedgerKind.ADJUSTMENT, Cause.USER, ""
+                description = ("Adjustment: courtesy credit" if amount > 0
+                               else "Adjustment: late usage")
+                key = f"adjustment:{i}"
+            else:
+                items = usage_items(rng)
+                amount = -usage.price(items)
+                month_usage[f"{when:%Y-%m}"] = month_usage.get(f"{when:%Y-%m}", 0) - amount
+                kind, cause, ref = LedgerKind.USAGE, Cause.USAGE, f"meter-{i:08d}"
+                description, key = f"Usage: {usage.describe(items)}", f"usage:{ref}"
+        balance += amount
+        if when >= lower:
+            seeded.kinds[kind] = seeded.kinds.get(kind, 0) + 1
+            seeded.entry_days.append(when.date())
+        else:
+            seeded.opening = balance
+        rows.append({"account_id": account.id, "kind": kind, "amount_cents": amount,
+                     "balance_after_cents": balance, "description": description[:200],
+                     "cause": cause, "cause_ref": ref[:64], "idempotency_key": key,
+                     "created_at": when})
+        if balance < THRESHOLD_CENTS and i + 1 < len(slots) \
+                and not any(p[0] == LedgerKind.RECHARGE for p in pending):
+            # The recharge lands in the next slot; every other one (the first, third...) is
+            # declined on the Primary first and paid by the Backup (charges.run_recharge).
+            recharges += 1
+            after = slots[i + 1]
+            needed = RECHARGE_TO_CENTS - balance - sum(p[1] for p in pending)
+            what = f"Auto recharge of {name} to {dollars(RECHARGE_TO_CENTS)}"
+            key = f"recharge:{account.id}:{recharges}"
+            method = primary
+            if recharges % 2 == 1:
+                charge(after - timedelta(seconds=30), primary, ChargePurpose.RECHARGE, needed,
+                       key, what, failed=True)
+                key, what, method = f"{key}:backup", f"{what} (backup card)", backup
+            paid = charge(after, method, ChargePurpose.RECHARGE, needed, key, what)
+            pending.insert(0, (LedgerKind.RECHARGE, needed,
+                               f"Auto recharge: {method.brand} ending {method.last4} "
+                               f"({paid.receipt_number})", f"charge:{paid.id}", Cause.CHARGE,
+                               str(paid.id)))
+    for chunk in range(0, len(rows), 20_000):
+        session.execute(insert(LedgerEntry), rows[chunk:chunk + 20_000])
+    account.balance_cents = balance
+    seeded.closing = balance
+    session.flush()
+    # What the statement lists: the charges settled in the period (statements.build).
+    settled = func.coalesce(Charge.settled_at, Charge.created_at)
+    seeded.charges = session.scalar(select(func.count()).select_from(Charge).where(
+        Charge.account_id == account.id, settled >= lower, settled < upper,
+        Charge.status != ChargeStatus.PENDING))
+    return seeded
+
+
+def _slots(lower: datetime, upper: datetime, n: int, rng: random.Random) -> list[datetime]:
+    """n strictly increasing times in [lower, upper), one inside each of n equal steps."""
+    if n <= 0:
+        return []
+    step = (upper - lower) / n
+    times = []
+    for i in range(n):
+        when = lower + step * i + step * rng.uniform(0.05, 0.9)
+        times.append(when.replace(microsecond=0) if step > timedelta(seconds=2) else when)
+    return times
+
+
+def seed(session, args) -> dict:
+    owner = User(email="owner-statements@bench.test", name="Bench Owner",
+                 password_hash=hash_password(PASSWORD))
+    session.add(owner)
+    session.flush()
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    out = {"email": owner.email}
+    out["small"] = seed_account(session, owner, "Bench Statement Co", 300, args.lines,
+                                yesterday - timedelta(days=29), yesterday)
+    if not args.no_big:
+        out["big"] = seed_account(session, owner, "Bench Statement Big Co", 300,
+                                  args.big_lines, yesterday - timedelta(days=89), yesterday)
+    if args.artifacts:
+        # ~15 entries a day for 12 days from the day before a month's first: a Make a
+        # Payment on the first page, then the plan fee and the last month's tax, and the
+        # fee takes the balance below the threshold: the first auto recharge (declined on
+        # the Primary, paid by the Backup).
+        first = (yesterday - timedelta(days=10)).replace(day=1)
+        out["visual"] = seed_account(session, owner, "Harbor Dental Group", 5, 180,
+                                     first - timedelta(days=1), first + timedelta(days=10),
+                                     first_payment=THRESHOLD_CENTS + 7_000, payment_at=8,
+                                     history_days=2)
+    return out
+
+
+# --------------------------------------------------------------------------- PDFs
+
+def pdf_pages_text(data: bytes, workdir: Path) -> list[str]:
+    """The text of each page (pdftotext -layout when installed, else pypdf)."""
+    if shutil.which("pdftotext"):
+        file = workdir / "check.pdf"
+        file.write_bytes(data)
+        text = subprocess.run(["pdftotext", "-layout", str(file), "-"], check=True,
+                              capture_output=True).stdout.decode()
+        return text.split("\f")[:-1]
+    from pypdf import PdfReader
+
+    return [page.extract_text(extraction_mode="layout") or ""
+            for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def inline_stylesheets(app, html: str) -> str:
+    """The HTML with each <link rel="stylesheet"> under /static/ replaced by a <style>."""
+    static = Path(app.static_folder)
+    prefix = app.static_url_path + "/"
+
+    def inline(match):
+        path = urlsplit(match.group(1)).path
+        if not path.startswith(prefix):
+            raise SystemExit(f"not a static stylesheet: {match.group(1)}")
+        return f"<style>\n{(static / path[len(prefix):]).read_text()}\n</style>"
+
+    inlined, count = LINK_RE.subn(inline, html)
+    if count != 1:
+        raise SystemExit(f"expected one stylesheet link in the statement, found {count}")
+    return inlined
+
+
+@dataclass
+class Check:
+    pages: int
+    nbytes: int
+    summary: str
+    problems: list
+
+
+def check_pdf(data: bytes, statement: Seeded, workdir: Path) -> Check:
+    """Is this the statement: one dated row per entry and charge, the header and the footer
+    on every page, the totals at the end."""
+    texts = pdf_pages_text(data, workdir)
+    pages = len(texts)
+    problems = []
+    if not data.startswith(b"%PDF-"):
+        problems.append("not a PDF")
+    dated = sum(len(DATED_RE.findall(t)) for t in texts)
+    want = statement.lines + statement.charges
+    if dated != want:
+        problems.append(f"{dated:,} dated rows, expected {want:,}")
+    # The tables' headers on every page they span: the activity from its heading to the
+    # end, the card charges wherever one of their rows is.
+    first = next((i for i, t in enumerate(texts) if "Balance activity" in t), pages)
+    spans = {"activity": (range(first, pages), HEADER_RE),
+             "card charges": ([i for i, t in enumerate(texts) if CHARGE_ROW_RE.search(t)],
+                              CHARGES_HEADER_RE)}
+    headed = {}
+    for name, (span, header) in spans.items():
+        missing = [i + 1 for i in span if not header.search(texts[i])]
+        headed[name] = f"{len(span) - len(missing)}/{len(span)}"
+        if missing:
+            problems.append(f"{name} header missing on page(s) {_pages(missing)}")
+    footed = sum(any(int(a) == i and int(b) == pages for a, b in FOOTER_RE.findall(t))
+                 for i, t in enumerate(texts, 1))
+    if footed != pages:
+        problems.append(f"'Page i of {pages}' on {footed} of {pages} pages")
+    last = texts[-1] if texts else ""
+    if texts and not DATED_RE.search(last):
+        problems.append(f"the Net change row is alone on page {pages} (no entry above it)")
+    total = f"Net change ({statement.lines:,} entries)"  # or without the comma
+    if (total not in last and total.replace(",", "") not in last) \
+            or dollars(statement.closing) not in last:
+        problems.append(f"no {total!r} with the closing balance on the last page")
+    if "Opening balance" not in (texts[0] if texts else "") \
+            or dollars(statement.opening) not in texts[0]:
+        problems.append("no opening balance on page 1")
+    summary = (f"{pages} pages, {len(data) / 1024:,.0f} KiB, {dated:,} dated rows, header on "
+               f"its pages (activity {headed['activity']}, card charges "
+               f"{headed['card charges']}), footer on {footed}/{pages}")
+    return Check(pages, len(data), summary, problems)
+
+
+def _pages(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:8]))
+    return shown + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
+
+
+# --------------------------------------------------------------------------- measuring
+
+@dataclass
+class Case:
+    key: str
+    label: str
+    call: Callable[[], bytes]
+    statement: Seeded
+    baseline: "Case | None" = None
+    target: bool = False
+    times: list = field(default_factory=list)
+    phases: dict = field(default_factory=dict)  # name -> seconds per run (the service)
+    check: Check | None = None
+    html_bytes: int = 0
+
+    def timed(self) -> float:
+        gc.collect()
+        started = time.perf_counter()
+        self.call()
+        return time.perf_counter() - started
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def ratio(self) -> float:
+        return self.median / self.baseline.median
+
+
+def make_cases(app, client, statement: Seeded, suffix: str) -> list[Case]:
+    account_id = statement.account_id
+    url = statement.url
+
+    def through_app() -> bytes:
+        response = client.get(url)
+        data = response.get_data()
+        if response.status_code != 200 or response.mimetype != "application/pdf":
+            raise SystemExit(f"{url}: HTTP {response.status_code} {response.mimetype}")
+        return data
+
+    service = Case(f"s{suffix}", "service: build + template + pdf.render", None, statement)
+
+    def through_service() -> bytes:
+        with app.test_request_context(f"/accounts/{account_id}/billing/statements.pdf"):
+            account = db.session.get(Account, account_id)
+            g.account = account
+            t0 = time.perf_counter()
+            built = statements.build(db.session, account, statement.start, statement.end)
+            t1 = time.perf_counter()
+            html = render_template("billing/statement.html", statement=built,
+                                   settings=billing.settings_for(db.session, account))
+            t2 = time.perf_counter()
+            data = pdf.render(html)
+            t3 = time.perf_counter()
+        for name, seconds in (("build", t1 - t0), ("template", t2 - t1), ("pdf.render", t3 - t2)):
+            service.phases.setdefault(name, []).append(seconds)
+        if len(built.entries) != statement.lines:
+            raise SystemExit(f"statements.build: {len(built.entries)} entries, expected "
+                             f"{statement.lines}")
+        return data
+
+    service.call = through_service
+
+    # The baseline's HTML: exactly what the service renders, with the stylesheet inlined.
+    with app.test_request_context(f"/accounts/{account_id}/billing/statements.pdf"):
+        account = db.session.get(Account, account_id)
+        g.account = account
+        built = statements.build(db.session, account, statement.start, statement.end)
+        html = inline_stylesheets(app, render_template(
+            "billing/statement.html", statement=built,
+            settings=billing.settings_for(db.session, account)))
+
+    def direct() -> bytes:
+        return weasyprint.HTML(string=html).write_pdf()
+
+    base = Case(f"W{suffix}", "baseline: weasyprint.HTML(string=).write_pdf()", direct,
+                statement)
+    app_case = Case(f"a{suffix}", "app: signed-in GET statements.pdf", through_app, statement,
+                    baseline=base)
+    service.baseline = base
+    app_case.html_bytes = service.html_bytes = base.html_bytes = len(html.encode())
+    return [app_case, service, base]
+
+
+def measure(cases: list[Case], warmup: int, repeat: int, seed_: int) -> None:
+    for _ in range(warmup):
+        for case in cases:
+            case.timed()
+    for phases in (c.phases for c in cases):
+        phases.clear()  # only the timed runs
+    order = list(cases)
+    shuffle = random.Random(seed_).shuffle
+    for _ in range(repeat):
+        shuffle(order)
+        for case in order:
+            case.times.append(case.timed())
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def print_table(title: str, cases: list[Case]) -> None:
+    base = cases[-1]
+    print(f"\n{title} (ratio = median / baseline ({base.key}) {base.median:.3f}s)")
+    header = (f"  {'case':<52} {'median':>8} {'min':>8} {'max':>8} {'ratio':>6} {'pages':>5} "
+              f"{'ms/page':>7}")
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for case in cases:
+        ratio = f"{case.ratio:>5.2f}x" if case.baseline else "     -"
+        print(f"  ({case.key}) {case.label:<47} {case.median:>7.3f}s {min(case.times):>7.3f}s "
+              f"{max(case.times):>7.3f}s {ratio} {case.check.pages:>5} "
+              f"{case.median / case.check.pages * 1000:>7.1f}")
+    app_case, service = cases[0], cases[1]
+    if service.phases:
+        phases = {name: statistics.median(s) for name, s in service.phases.items()}
+        own = phases["build"] + phases["template"]
+        print(f"  ({service.key}) phases (medians): " + ", ".join(
+            f"{name} {seconds * 1000:,.1f}ms" for name, seconds in phases.items())
+            + f"; the app's own work beside WeasyPrint (build + template) {own * 1000:,.1f}ms"
+            f" = {own / service.median:.1%} of ({service.key})")
+    print(f"  ({app_case.key}) - ({service.key}) {(app_case.median - service.median) * 1000:+,.0f}"
+          f"ms, ({service.key}) - ({base.key}) {(service.median - base.median) * 1000:+,.0f}ms: "
+          "up to ~15% either way is noise here (see the docstring)")
+
+
+def describe(statement: Seeded) -> str:
+    kinds = ", ".join(f"{LEDGER_LABELS[k].lower()} {n:,}"
+                      for k, n in sorted(statement.kinds.items(), key=lambda kv: -kv[1]))
+    return (f"account id={statement.account_id} {statement.label!r}: {statement.lines:,} "
+            f"entries {statement.start} to {statement.end} ({kinds}), {statement.charges} card "
+            f"charges ({len(statement.declined)} declined), {statement.history} entries "
+            f"before; opening {dollars(statement.opening)}, closing "
+            f"{dollars(statement.closing)}")
+
+
+# --------------------------------------------------------------------------- artifacts
+
+def write_artifacts(app, client, statement: Seeded, outdir: Path, workdir: Path) -> None:
+    """A 3-page statement and two receipts through the app's routes, as PDF and PNGs."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    days = sorted(set(statement.entry_days))
+
+    def statement_pdf(last: date) -> tuple[bytes, str]:
+        url = (f"/accounts/{statement.account_id}/billing/statements.pdf?"
+               + urlencode({"from": statement.start.isoformat(), "to": last.isoformat()}))
+        response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {response.status_code}")
+        return response.get_data(), url
+
+    # The last day with at most 3 pages (pages grow with the days): a full third page.
+    lo, hi, best = 0, len(days) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data, url = statement_pdf(days[mid])
+        pages = len(pdf_pages_text(data, workdir))
+        if pages <= 3:
+            best, lo = (days[mid], data, url, pages), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        raise SystemExit("no period of the visual account fits in 3 pages")
+    last, data, url, pages = best
+    lines = sum(1 for d in statement.entry_days if d <= last)
+    files = [("statement-3-pages", data, f"{url} ({lines} entries, {pages} pages)")]
+    for kind, ids in (("paid", statement.paid), ("declined", statement.declined)):
+        if not ids:
+            continue
+        url = f"/accounts/{statement.account_id}/billing/payments/{ids[0]}.pdf"
+        response = client.get(url)
+        if response.status_code != 200 or response.mimetype != "application/pdf":
+            raise SystemExit(f"{url}: HTTP {response.status_code} {response.mimetype}")
+        files.append((f"receipt-{kind}", response.get_data(), url))
+    print(f"\nArtifacts in {outdir}/ (pdftoppm -png -r 80):")
+    for name, data, source in files:
+        target = outdir / f"statement-pdf-{name}.pdf"
+        for old in outdir.glob(f"statement-pdf-{name}-*.png"):
+            old.unlink()
+        target.write_bytes(data)
+        pngs = []
+        if shutil.which("pdftoppm"):
+            subprocess.run(["pdftoppm", "-png", "-r", "80", str(target),
+                            str(outdir / f"statement-pdf-{name}")], check=True)
+            pngs = sorted(p.name for p in outdir.glob(f"statement-pdf-{name}-*.png"))
+        print(f"  {target.name}: {source}")
+        print(f"    {', '.join(pngs) if pngs else '(pdftoppm not installed: no PNG)'}")
+
+
+# --------------------------------------------------------------------------- main
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lines", type=int, default=1_000,
+                        help="entries in the statement with the ratio target")
+    parser.add_argument("--big-lines", type=int, default=10_000,
+                        help="entries in the large statement")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case")
+    parser.add_argument("--big-repeat", type=int, default=2,
+                        help="timed runs per case of the large statement, after the check "
+                             "run (which counts as one)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per case")
+    parser.add_argument("--no-big", action="store_true", help="skip the large statement")
+    parser.add_argument("--artifacts", metavar="DIR", default="",
+                        help="write a 3-page statement and receipts (PDF and PNG) to DIR")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile one app request of the --lines statement")
+    args = parser.parse_args()
+    if args.lines < 100 or (not args.no_big and args.big_lines < 100):
+        parser.error("--lines and --big-lines must be at least 100")
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="bench-statement-pdf-") as tmpdir:
+        url, temporary = database_url(tmpdir)
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+                          "WTF_CSRF_ENABLED": True, "SECRET_KEY": "bench-secret"})
+        # Setup in its own app context, popped before any request (see accounts_list.py).
+        with app.app_context():
+            engine = db.engine
+            created_schema = not inspect(engine).has_table("accounts")
+            if not temporary and not created_schema:
+                if db.session.scalar(select(func.count()).select_from(Account)):
+                    print(f"DATABASE_URL {engine.url!r} already holds accounts; "
+                          "point it at an empty database.")
+                    return 2
+            db.create_all()
+            t0 = time.perf_counter()
+            info = seed(db.session, args)
+            db.session.commit()
+            if engine.dialect.name == "postgresql":
+                with engine.connect() as conn:
+                    conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                        "VACUUM ANALYZE")
+            info["seconds"] = time.perf_counter() - t0
+            info["mismatches"] = ledger.check(db.session)
+            db.session.remove()
+
+        try:
+            return run(app, engine, info, args, started, Path(tmpdir))
+        finally:
+            with app.app_context():
+                if temporary or created_schema:
+                    db.drop_all()
+                else:  # the tables were there and empty: empty them again
+                    for table in reversed(db.metadata.sorted_tables):
+                        db.session.execute(table.delete())
+                    db.session.commit()
+                db.engine.dispose()
+
+
+def run(app, engine, info, args, started, workdir: Path) -> int:
+    print("Statement PDF benchmark")
+    print(f"  database: {engine.url.render_as_string(hide_password=True)} "
+          f"({engine.dialect.name})")
+    print(f"  WeasyPrint {weasyprint.__version__}, pydyf {pydyf.__version__}, Python "
+          f"{platform.python_version()}")
+    for key in ("small", "big", "visual"):
+        if key in info:
+            print(f"  {describe(info[key])}")
+    print("  ledger.check: " + ("no mismatch" if not info["mismatches"]
+                                else f"MISMATCH {info['mismatches']}"))
+    print(f"  seeded in {info['seconds']:.1f}s; {args.warmup} warm-up + {args.repeat} timed "
+          f"runs per case ({args.big_repeat} + the check run for the large statement), "
+          "interleaved")
+
+    client = app.test_client()
+    sign_in(client, info["email"])
+    small = make_cases(app, client, info["small"], "1")
+    big = make_cases(app, client, info["big"], "2") if "big" in info else []
+
+    print("\nPDFs (sanity check: the first run of each case)")
+    for case in small + big:
+        t0 = time.perf_counter()
+        data = case.call()
+        seconds = time.perf_counter() - t0
+        case.check = check_pdf(data, case.statement, workdir)
+        if case.statement is info.get("big"):  # a sample too: the large one is slow
+            case.times.append(seconds)
+        flag = f"  PROBLEM: {', '.join(case.check.problems)}" if case.check.problems else ""
+        print(f"  ({case.key}) {case.check.summary}; HTML {case.html_bytes / 1024:,.0f} KiB; "
+              f"first run {seconds:.2f}s{flag}")
+    for group in (small, big):
+        if group and len({c.check.pages for c in group}) != 1:
+            print("  PROBLEM: page counts differ: "
+                  + ", ".join(f"({c.key}) {c.check.pages}" for c in group))
+    print(f"  GET {info['small'].url}")
+
+    rss_start = peak_rss()
+    measure(small, args.warmup, args.repeat, 7)
+    rss_small = peak_rss()
+    print_table(f"Median time per PDF, {info['small'].lines:,}-entry statement", small)
+    if big:
+        measure(big, 0, args.big_repeat, 8)  # the sanity check was the warm-up
+        rss_big = peak_rss()
+        print_table(f"Median time per PDF, {info['big'].lines:,}-entry statement", big)
+    print(f"  peak RSS of the process: {rss_start / MiB:,.0f} MB after seeding and the checks,"
+          f" {rss_small / MiB:,.0f} MB after the {info['small'].lines:,}-entry runs"
+          + (f", {rss_big / MiB:,.0f} MB after the {info['big'].lines:,}-entry runs"
+             if big else ""))
+
+    if args.artifacts:
+        write_artifacts(app, client, info["visual"], Path(args.artifacts).resolve(), workdir)
+
+    # ------------------------------------------------------------------ verdicts
+    lines = info["small"].lines
+    print(f"\nSummary (targets: the {lines:,}-entry statement within {TARGET_RATIO}x of "
+          "WeasyPrint alone, through the app and the service)")
+    failures = 0
+    for case in small[:2]:
+        ok = case.ratio <= TARGET_RATIO and not case.check.problems
+        failures += not ok
+        print(f"{'PASS' if ok else 'FAIL'}: ({case.key}) {lines:,} entries, {case.label}: "
+              f"{case.median:.3f}s = {case.ratio:.2f}x baseline ({case.baseline.key}) "
+              f"{case.baseline.median:.3f}s (target <= {TARGET_RATIO}x), {case.check.pages} "
+              f"pages" + (f"; PROBLEM: {', '.join(case.check.problems)}"
+                          if case.check.problems else ""))
+    ok = not small[2].check.problems and len({c.check.pages for c in small}) == 1
+    failures += not ok
+    print(f"{'PASS' if ok else 'FAIL'}: the PDFs of ({small[0].key}), ({small[1].key}) and "
+          f"({small[2].key}) have the same {small[0].check.pages} pages, every entry, the "
+          "table header and 'Page i of n' on every page")
+    if big:
+        big_lines = info["big"].lines
+        for case in big[:2]:
+            problems = f"; PROBLEM: {', '.join(case.check.problems)}" \
+                if case.check.problems else ""
+            failures += bool(case.check.problems)
+            print(f"{'FAIL' if problems else 'info'}: ({case.key}) {big_lines:,} entries, "
+                  f"{case.label}: {case.median:.2f}s, {case.check.pages} pages "
+                  f"({case.median / case.check.pages * 1000:.0f} ms/page), "
+                  f"{case.ratio:.2f}x baseline ({case.baseline.key}) "
+                  f"{case.baseline.median:.2f}s; {case.median / small[0].median:.1f}x the "
+                  f"{lines:,}-entry statement's time for {big_lines / lines:.0f}x the entries"
+                  + problems)
+    print(f"\n{'ALL TARGETS MET' if not failures else f'{failures} TARGET(S) MISSED'} "
+          f"(total run {time.perf_counter() - started:.1f}s; exit code 0: this is a report)")
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        small[0].call()
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+        print(f"\n=== cProfile, 1 x GET {info['small'].url} (cumulative) ===")
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
