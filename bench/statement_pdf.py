@@ -553,7 +553,7 @@ def print_table(title: str, cases: list[Case]) -> None:
             f" = {own / service.median:.1%} of ({service.key})")
     print(f"  ({app_case.key}) - ({service.key}) {(app_case.median - service.median) * 1000:+,.0f}"
           f"ms, ({service.key}) - ({base.key}) {(service.median - base.median) * 1000:+,.0f}ms: "
-          "up to ~15% either way is noise here (see the docstring)")
+          "15-25% either way has been noise here (see the docstring)")
 
 
 def describe(statement: Seeded) -> str:
