@@ -39,7 +39,7 @@ from portal.models import (
 from portal.services import cards, charges, ledger, lifecycle
 from portal.services.gateway import PaymentGateway
 from portal.services.lifecycle import record
-from portal.services.money import dollars, parse_cents
+from portal.services.money import dollars, parse_cents, plain
 from portal.transactions import begin_write
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -135,7 +135,7 @@ def resend(session: Session, settings: LinkSettings, agency: Account, sub: Accou
     if current is None:
         raise NotAllowed(f"There is no pending billing request for {sub.name}.")
     return request_removal(session, settings, agency, sub, actor, current.email,
-                           f"{current.amount_cents / 100:.2f}", current.message, now)
+                           plain(current.amount_cents), current.message, now)
 
 
 def cancel_request(session: Session, agency: Account, sub: Account, actor: User,

@@ -112,8 +112,9 @@ def _month_for(session: Session, gateway: PaymentGateway, account: Account,
     rate = billing.tax_rate_bps(settings)
     tax = tax_cents(usage, rate)
     if tax > 0:
+        percent = f"{rate // 100}.{rate % 100:02d}%"  # basis points, no float
         ledger.post(session, account, LedgerKind.TAX, -tax,
-                    f"Sales tax ({settings.region} {rate / 100:.2f}%) on {prior:%B %Y} usage "
+                    f"Sales tax ({settings.region} {percent}) on {prior:%B %Y} usage "
                     f"of {dollars(usage)}", f"tax:{prior:%Y-%m}", Cause.JOB, now=now)
         run.taxes += 1
     recharge = charges.start_recharge(session, account, now)

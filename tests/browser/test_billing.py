@@ -11,6 +11,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -585,7 +586,7 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
         assert row["reference"].startswith("transcriptions-")
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", row["created_at_utc"])
     # oldest first, each balance 60 cents below the one before
-    balances = [float(r["balance_after"]) for r in rows]
+    balances = [Decimal(r["balance_after"]) for r in rows]  # exact, as the CSV writes it
     assert balances == sorted(balances, reverse=True)
 
     # Back and forward through the pushed URLs restore the filters.

@@ -11,6 +11,7 @@ from portal.blueprints.accounts import bp
 from portal.errors import NotAllowed, ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, see_other
+from portal.services.money import dollars
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 
 SUB = f"/sub-accounts/<int(max={MAX_ACCOUNT_ID}):sub_id>/billing"
@@ -60,7 +61,7 @@ def remove_from_agency_billing(sub_id: int):
         return _back(e.message, "error")
     db.session.commit()
     return _back(f"Emailed {billing_request.email} a secure link to pay at least "
-                 f"${billing_request.amount_cents / 100:,.2f} and take {sub.name} off agency "
+                 f"{dollars(billing_request.amount_cents)} and take {sub.name} off agency "
                  "billing. It stays on agency billing until they do.")
 
 
@@ -104,7 +105,7 @@ def add_to_agency_billing(sub_id: int):
         db.session.rollback()
         return _back(e.message, "error")
     db.session.commit()
-    money = f"${abs(moved) / 100:,.2f}"
+    money = dollars(abs(moved))
     detail = (f" Its available balance of {money} was added to {g.account.name}'s balance."
               if moved > 0 else
               f" Its balance of -{money} was moved to {g.account.name}'s balance."

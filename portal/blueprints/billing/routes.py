@@ -151,7 +151,7 @@ def remove_method(method_id: int):
     promote = request.form.get("promote", "")
     try:
         payment_methods.remove(db.session, g.account, method_id,
-                               int(promote) if promote.isdigit() else None)
+                               int(promote) if promote.isascii() and promote.isdigit() else None)
     except ValidationFailed as e:
         db.session.rollback()
         return render(template, "dialog", status=422, method=method, others=others,
