@@ -32,6 +32,7 @@ def create_app(config: type | dict | None = None) -> Flask:
     htmx.init_app(app)
     _init_login(app)
     _init_sqlite(app)
+    _init_versioning()
     from portal.services import gateway
 
     app.extensions["payment_gateway"] = gateway.load(app.config["PAYMENT_GATEWAY"])
@@ -79,6 +80,26 @@ def _init_login(app: Flask) -> None:
         return redirect(target)
 
 
+def _init_versioning() -> None:
+    """Versions name the signed-in user; the public billing-link pages, the customer."""
+    from flask import has_request_context
+    from flask_login import current_user
+
+    from portal import versioning
+
+    def actor():
+        if not has_request_context():
+            return versioning.SYSTEM
+        if request.blueprint == "billing_links":
+            return (None, "Customer (billing link)")
+        if current_user and current_user.is_authenticated:
+            return (current_user.id, current_user.name)
+        return versioning.SYSTEM
+
+    versioning.install()
+    versioning.set_actor_provider(actor)
+
+
 def _init_sqlite(app: Flask) -> None:
     """SQLite: enforce foreign keys and wait for the writer instead of failing."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
@@ -93,6 +114,8 @@ def _init_sqlite(app: Flask) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
+            # Deleted and redacted data is overwritten in the file, not left in free pages.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
 
@@ -166,6 +189,9 @@ def _register_template_helpers(app: Flask) -> None:
     from portal.services.money import dollars, plain
 
     app.add_template_filter(dollars, "money")
+    from portal.versioning import field_label
+
+    app.add_template_global(field_label, "field_label")
     app.add_template_filter(plain, "plain_money")
 
 

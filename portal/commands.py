@@ -45,6 +45,11 @@ def register(app: Flask) -> None:
 
         link_service.purge_hits(db.session)
         db.session.commit()
+        from portal.services import history
+
+        versions_purged = history.purge(db.session)
+        db.session.commit()
+        click.echo(f"versions: {versions_purged} version(s) past 7/120 days removed")
         from portal import jobs as portal_jobs
 
         statements_sent = portal_jobs.statement_schedules(db.session)

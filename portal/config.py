@@ -84,6 +84,7 @@ class Config:
     PAYMENTS_PER_PAGE = 20
     BILLING_LOGS_PER_PAGE = 50
     CALLS_PER_PAGE = 50
+    VERSIONS_PER_PAGE = 50
 
 
 class TestingConfig(Config):

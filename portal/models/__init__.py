@@ -10,6 +10,7 @@ from portal.models.accounts import (
     Membership,
     Role,
 )
+from portal.models.agents import BUILTIN_STATUSES, AgentStatus
 from portal.models.billing import (
     CHARGE_LABELS,
     LEDGER_LABELS,
@@ -40,7 +41,10 @@ from portal.models.lifecycle import (
 )
 from portal.models.mail import MailStatus, OutboxAttachment, OutboxMessage
 from portal.models.numbers import NumberStatus, TrackingNumber
+from portal.models.presets import CallQueue, Preset, PresetKind, TrackingSource
+from portal.models.security import RecoveryCode
 from portal.models.users import SigninAttempt, User
+from portal.models.versions import Version
 
 __all__ = [
     "CHARGE_LABELS", "BillingEmailRecipient", "BillingSettings", "Charge", "ChargePurpose",
@@ -51,6 +55,8 @@ __all__ = [
     "LedgerEntry", "LedgerKind", "MethodKind", "MethodRole", "PaymentMethod", "SandboxCharge",
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
+    "Version", "RecoveryCode", "BUILTIN_STATUSES", "AgentStatus", "CallQueue", "Preset",
+    "PresetKind", "TrackingSource",
 ]
 
 # The billing links' tables (their own package, its models registered with the rest).

@@ -3,6 +3,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -10,6 +11,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -97,6 +99,12 @@ class Account(db.Model):
     balance_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Set by the scheduled purge 60 days after cancelation: call data removed, no way back.
     data_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Account Security: every user of the account (and, on an agency, of its sub-accounts)
+    # must sign in with a second factor.
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
+    # GDPR: new calls' personal data (caller name, number, notes) is removed on arrival.
+    auto_redact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
 
@@ -135,6 +143,9 @@ class Membership(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     role: Mapped[Role] = mapped_column(_enum(Role))
+    # The user's agent status on this account: a built-in key or "custom:<id>".
+    agent_status: Mapped[str] = mapped_column(String(40), default="online",
+                                              server_default="online")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     user = relationship("User", back_populates="memberships", lazy="raise")

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -11,7 +11,11 @@ class Call(db.Model):
     """One inbound call to a tracking number. Times are UTC."""
 
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_account_started", "account_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_calls_account_started", "account_id", "started_at"),
+        # GDPR export and erase find one caller's calls.
+        Index("ix_calls_account_caller", "account_id", "caller_number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
@@ -22,3 +26,6 @@ class Call(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_seconds: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(60), default="")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Set when the caller's name, number and notes were removed (GDPR): for good.
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,9 +19,18 @@ class User(UserMixin, db.Model):
     dark_mode: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped to sign the user out of every session (Flask-Login's alternative id).
     session_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Two-factor sign-in by authenticator app (RFC 6238). The secret is set while the user
+    # sets it up and only counts once enabled; the last accepted time step refuses a replay.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     memberships = relationship("Membership", back_populates="user", lazy="raise")
+
+    @property
+    def has_two_factor(self) -> bool:
+        return self.totp_enabled_at is not None
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
@@ -43,5 +52,9 @@ class SigninAttempt(db.Model):
     email: Mapped[str] = mapped_column(String(254))
     address: Mapped[str] = mapped_column(String(64))
     succeeded: Mapped[bool] = mapped_column(Boolean)
+    # "password", or the second step: "totp" / "recovery" (a code) after a good password.
+    step: Mapped[str] = mapped_column(String(16), default="password",
+                                      server_default="password")
+    user_agent: Mapped[str] = mapped_column(String(200), default="", server_default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

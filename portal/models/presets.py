@@ -1,0 +1,67 @@
+"""Tracking sources and call queues (minimal records) and the presets that configure them."""
+
+import enum
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.clock import now
+from portal.extensions import db
+from portal.models.accounts import _enum
+from portal.models.types import UTCDateTime
+
+
+class PresetKind(enum.StrEnum):
+    TRACKING_SOURCE = "tracking_source"
+    CALL_QUEUE = "call_queue"
+
+
+class TrackingSource(db.Model):
+    __tablename__ = "tracking_sources"
+    __table_args__ = (Index("ix_tracking_sources_account_name", "account_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    # How a visit is matched to this source.
+    channel: Mapped[str] = mapped_column(String(24))  # see presets.CHANNELS
+    referrer_contains: Mapped[str] = mapped_column(String(120), default="")
+    landing_param: Mapped[str] = mapped_column(String(120), default="")
+    swap_numbers: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class CallQueue(db.Model):
+    __tablename__ = "call_queues"
+    __table_args__ = (Index("ix_call_queues_account_name", "account_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    distribution: Mapped[str] = mapped_column(String(24))  # see presets.DISTRIBUTIONS
+    ring_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    max_wait_minutes: Mapped[int] = mapped_column(Integer, default=5)
+    voicemail: Mapped[bool] = mapped_column(Boolean, default=True)
+    announce_position: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class Preset(db.Model):
+    """Named settings for one kind of record; applying one fills a new record's form."""
+
+    __tablename__ = "presets"
+    __table_args__ = (Index("ix_presets_account_kind_name", "account_id", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[PresetKind] = mapped_column(_enum(PresetKind))
+    name: Mapped[str] = mapped_column(String(80))
+    settings_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return json.loads(self.settings_json or "{}")

@@ -1,0 +1,399 @@
+"""Versions of settings records: one mechanism for every model.
+
+A model is versioned by registering a Spec below: which fields a version records, how the
+record is named, and whose account it belongs to. Two session hooks then write the versions,
+in the same transaction as the change, so no view or service writes one itself:
+
+- after_flush: the unit of work's inserts, updates and deletes (attribute history);
+- do_orm_execute: ORM-enabled UPDATE/DELETE statements (the conditional updates the
+  lifecycle, ledger and billing-link services use), read before and after.
+
+Fields are an allow-list. A field whose name looks secret (password, token, secret, hash,
+cvc, card number) can't be registered, so a version never holds one; personal data that is
+redacted (a caller's name and number) is a "hidden" field: the version names the field and
+never its values.
+"""
+
+import enum
+import json
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from portal.clock import now as clock_now
+
+FORBIDDEN_WORDS = ("password", "token", "secret", "hash", "cvc", "card_number", "pan")
+
+CREATED, CHANGED, DELETED, REDACTED = "created", "changed", "deleted", "redacted"
+
+# Who the versions written now are by: (user id, label). The app installs a provider that
+# reads the signed-in user; outside a request (the scheduled jobs) it is the system.
+SYSTEM = (None, "System")
+_actor_provider: Callable[[], tuple[int | None, str]] = lambda: SYSTEM  # noqa: E731
+_actor_override: ContextVar[tuple[int | None, str] | None] = ContextVar("version_actor",
+                                                                          default=None)
+
+
+def set_actor_provider(provider: Callable[[], tuple[int | None, str]]) -> None:
+    global _actor_provider
+    _actor_provider = provider
+
+
+class acting_as:  # noqa: N801  (used as a context manager)
+    """Attribute the versions written inside the block to this actor (tests, commands)."""
+
+    def __init__(self, user_id: int | None, label: str):
+        self.actor = (user_id, label)
+
+    def __enter__(self):
+        self._token = _actor_override.set(self.actor)
+
+    def __exit__(self, *_exc):
+        _actor_override.reset(self._token)
+
+
+def current_actor() -> tuple[int | None, str]:
+    return _actor_override.get() or _actor_provider()
+
+
+@dataclass(frozen=True)
+class Spec:
+    record_type: str  # a key of RECORD_TYPES
+    fields: tuple[str, ...]
+    label: Callable[[Any, dict[str, Any]], str]  # (connection, values) -> name
+    # The account ids a version is filed under, from the record's values (a user's versions
+    # are filed under every account they belong to).
+    accounts: Callable[[Any, dict[str, Any]], list[int]] = field(
+        default=lambda _conn, v: [v["account_id"]])
+    hidden: tuple[str, ...] = ()
+    actions: frozenset[str] = frozenset({CREATED, CHANGED, DELETED})
+
+
+RECORD_TYPES = {
+    "account": "Account settings",
+    "billing_mode": "Billing mode",
+    "billing_settings": "Billing settings",
+    "recharge_settings": "Recharge settings",
+    "payment_method": "Payment method",
+    "billing_recipient": "Billing email recipient",
+    "statement_schedule": "Statement schedule",
+    "tracking_number": "Tracking number",
+    "agent_status": "Agent status",
+    "preset": "Preset",
+    "tracking_source": "Tracking source",
+    "call_queue": "Call queue",
+    "user": "User",
+    "membership": "User role",
+    "call": "Call",
+}
+
+FIELD_LABELS = {
+    "recharge_threshold_cents": "Threshold",
+    "recharge_amount_cents": "Recharge amount",
+    "critical_phone": "Critical billing phone number",
+    "direct_charge": "Opt-in direct charge",
+    "require_two_factor": "Require two-factor sign-in",
+    "auto_redact": "Automatic redaction",
+    "billing_mode": "Balance from",
+    "last4": "Last 4",
+    "exp_month": "Expiry month",
+    "exp_year": "Expiry year",
+    "region": "State",
+    "postal_code": "ZIP",
+    "address_line1": "Address line 1",
+    "address_line2": "Address line 2",
+    "removed_at": "Removed",
+    "released_at": "Released",
+    "two_factor": "Two-factor sign-in",
+    "ring_seconds": "Ring (seconds)",
+    "max_wait_minutes": "Longest wait (minutes)",
+    "settings": "Settings",
+}
+
+_SPECS: dict[type, list[Spec]] = {}
+
+
+def register(model: type, spec: Spec) -> None:
+    for name in spec.fields:
+        if any(word in name.lower() for word in FORBIDDEN_WORDS):
+            raise ValueError(f"{model.__name__}.{name} looks secret: it can't be versioned")
+    _SPECS.setdefault(model, []).append(spec)
+    # Load a field's old value before it is overwritten, even when it was expired (after a
+    # commit): a version needs its "before".
+    for name in spec.fields:
+        event.listen(getattr(model, name), "set", _noop, active_history=True)
+
+
+def _noop(_target, value, _old, _initiator):
+    return value
+
+
+def specs_for(model: type) -> list[Spec]:
+    return _SPECS.get(model, [])
+
+
+def field_label(name: str) -> str:
+    return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+# --- values -------------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _column_values(obj) -> dict[str, Any]:
+    state = inspect(obj)
+    values = {}
+    for attr in state.mapper.column_attrs:
+        loaded = state.dict.get(attr.key, None)
+        values[attr.key] = loaded
+    return values
+
+
+def _changes(spec: Spec, before: dict | None, after: dict | None) -> dict[str, list]:
+    changes = {}
+    for name in spec.fields:
+        old = _plain(before.get(name)) if before is not None else None
+        new = _plain(after.get(name)) if after is not None else None
+        if before is not None and after is not None and old == new:
+            continue
+        if before is None and new in (None, ""):
+            continue  # a new record's empty fields say nothing
+        if after is None and old in (None, ""):
+            continue
+        changes[name] = [None, None] if name in spec.hidden else [old, new]
+    return changes
+
+
+def _row(spec: Spec, conn, action: str, before: dict | None, after: dict | None,
+         actor: tuple[int | None, str], at: datetime) -> list[dict]:
+    changes = _changes(spec, before, after)
+    if action == CHANGED and not changes:
+        return []
+    if action == CHANGED and spec.hidden and set(changes) <= set(spec.hidden) and all(
+            not (after or {}).get(name) for name in changes):
+        action = REDACTED  # personal data removed, nothing put in its place
+    values = after if after is not None else before
+    record_id = values.get("id") if "id" in values else values.get("account_id")
+    return [
+        {"account_id": account_id, "record_type": spec.record_type, "record_id": record_id,
+         "record_label": spec.label(conn, values)[:200], "action": action,
+         "changes_json": json.dumps(changes, sort_keys=True), "actor_id": actor[0],
+         "actor_label": actor[1][:160], "at": at}
+        for account_id in spec.accounts(conn, values) if account_id is not None
+    ]
+
+
+def _insert(conn, rows: list[dict]) -> None:
+    if rows:
+        from portal.models import Version
+
+        conn.execute(Version.__table__.insert(), rows)
+
+
+# --- the unit of work ---------------------------------------------------------------------
+
+def _after_flush(session: Session, _context) -> None:
+    if not _SPECS:
+        return
+    work = []
+    for obj in session.new:
+        for spec in specs_for(type(obj)):
+            if CREATED in spec.actions:
+                work.append((spec, CREATED, None, _column_values(obj)))
+    for obj in session.dirty:
+        specs = specs_for(type(obj))
+        if not specs or not session.is_modified(obj, include_collections=False):
+            continue
+        after = _column_values(obj)
+        before = dict(after)
+        state = inspect(obj)
+        for attr in state.mapper.column_attrs:
+            history = state.attrs[attr.key].history
+            if history.added or history.deleted:
+                before[attr.key] = history.deleted[0] if history.deleted else None
+                after[attr.key] = history.added[0] if history.added else None
+        for spec in specs:
+            if CHANGED in spec.actions:
+                work.append((spec, CHANGED, before, after))
+    for obj in session.deleted:
+        for spec in specs_for(type(obj)):
+            if DELETED in spec.actions:
+                state = inspect(obj)
+                before = _column_values(obj)
+                for attr in state.mapper.column_attrs:
+                    history = state.attrs[attr.key].history
+                    if history.deleted:
+                        before[attr.key] = history.deleted[0]
+                work.append((spec, DELETED, before, None))
+    if not work:
+        return
+    conn = session.connection()
+    actor, at = current_actor(), clock_now()
+    rows = []
+    for spec, action, before, after in work:
+        rows.extend(_row(spec, conn, action, before, after, actor, at))
+    _insert(conn, rows)
+
+
+# --- ORM-enabled UPDATE and DELETE statements ---------------------------------------------
+
+def _updated_names(statement) -> set[str]:
+    names = set()
+    for key in getattr(statement, "_values", None) or {}:
+        names.add(getattr(key, "key", None) or getattr(key, "name", None) or str(key))
+    for key, _value in getattr(statement, "_ordered_values", None) or ():
+        names.add(getattr(key, "key", None) or str(key))
+    return names
+
+
+def _do_orm_execute(state) -> Any:
+    if not (state.is_update or state.is_delete) or state.bind_mapper is None:
+        return None
+    specs = specs_for(state.bind_mapper.class_)
+    if not specs:
+        return None
+    if state.is_update:
+        touched = _updated_names(state.statement)
+        specs = [s for s in specs if touched & set(s.fields) and CHANGED in s.actions]
+    else:
+        specs = [s for s in specs if DELETED in s.actions]
+    if not specs:
+        return None
+    table = state.bind_mapper.local_table
+    (pk,) = table.primary_key.columns
+    conn = state.session.connection()
+    query = select(*table.c)
+    if state.statement.whereclause is not None:
+        query = query.where(state.statement.whereclause)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # the rows the statement will change, held
+    before_rows = {row[pk.key]: dict(row) for row in conn.execute(query).mappings()}
+    result = state.invoke_statement()
+    if not before_rows:
+        return result
+    after_rows = {}
+    if state.is_update:
+        after_rows = {row[pk.key]: dict(row) for row in conn.execute(
+            select(*table.c).where(pk.in_(list(before_rows)))).mappings()}
+    actor, at = current_actor(), clock_now()
+    rows = []
+    for record_id, before in before_rows.items():
+        after = after_rows.get(record_id)
+        for spec in specs:
+            if state.is_update and after is not None:
+                rows.extend(_row(spec, conn, CHANGED, before, after, actor, at))
+            elif state.is_delete:
+                rows.extend(_row(spec, conn, DELETED, before, None, actor, at))
+    _insert(conn, rows)
+    return result
+
+
+def install() -> None:
+    """Listen on every Session (idempotent) and register the versioned models."""
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "do_orm_execute", _do_orm_execute)
+    if not _SPECS:
+        _register_models()
+
+
+# --- what is versioned --------------------------------------------------------------------
+
+def _user_accounts(conn, values: dict) -> list[int]:
+    from portal.models import Membership
+
+    return list(conn.execute(select(Membership.account_id)
+                             .where(Membership.user_id == values["id"])).scalars())
+
+
+def _user_name(conn, user_id: int) -> str:
+    from portal.models import User
+
+    name = conn.execute(select(User.name).where(User.id == user_id)).scalar()
+    return name or f"User #{user_id}"
+
+
+def _method_label(_conn, v: dict) -> str:
+    return f"{v.get('brand') or 'Card'} ending {v.get('last4') or '????'}"
+
+
+def _register_models() -> None:
+    from billing_links.models import BillingRequest  # noqa: F401  (mapped with the rest)
+    from portal.models import (
+        Account,
+        AgentStatus,
+        BillingEmailRecipient,
+        BillingSettings,
+        Call,
+        CallQueue,
+        Membership,
+        PaymentMethod,
+        Preset,
+        StatementSchedule,
+        TrackingNumber,
+        TrackingSource,
+        User,
+    )
+
+    own = lambda _conn, v: [v["id"]]  # noqa: E731
+    register(Account, Spec("account", ("name", "plan", "status", "require_two_factor",
+                                       "auto_redact"),
+                           label=lambda _c, v: v["name"], accounts=own,
+                           actions=frozenset({CHANGED})))
+    register(Account, Spec("billing_mode", ("billing_mode",), label=lambda _c, v: v["name"],
+                           accounts=own,
+                           actions=frozenset({CHANGED})))
+    register(BillingSettings, Spec(
+        "billing_settings",
+        ("critical_phone", "address_line1", "address_line2", "city", "region",
+         "postal_code", "country", "direct_charge"),
+        label=lambda _c, _v: "Billing settings"))
+    register(BillingSettings, Spec(
+        "recharge_settings", ("recharge_threshold_cents", "recharge_amount_cents"),
+        label=lambda _c, _v: "Balance Auto Recharge Settings"))
+    register(PaymentMethod, Spec(
+        "payment_method", ("kind", "brand", "last4", "exp_month", "exp_year", "holder",
+                           "role", "removed_at"),
+        label=_method_label))
+    register(BillingEmailRecipient, Spec(
+        "billing_recipient", ("user_id",), label=lambda c, v: _user_name(c, v["user_id"])))
+    register(StatementSchedule, Spec(
+        "statement_schedule", ("frequency", "recipient"),
+        label=lambda _c, v: f"{str(_plain(v['frequency'])).capitalize()} statement to "
+                        f"{v['recipient']}"))
+    register(TrackingNumber, Spec("tracking_number", ("number", "label", "status",
+                                                      "released_at"),
+                                  label=lambda _c, v: v["number"]))
+    register(AgentStatus, Spec("agent_status", ("name", "color", "available", "position"),
+                               label=lambda _c, v: v["name"]))
+    register(Preset, Spec("preset", ("kind", "name", "settings_json"),
+                          label=lambda _c, v: v["name"]))
+    register(TrackingSource, Spec("tracking_source", ("name", "channel", "referrer_contains",
+                                                      "landing_param", "swap_numbers"),
+                                  label=lambda _c, v: v["name"]))
+    register(CallQueue, Spec("call_queue", ("name", "distribution", "ring_seconds",
+                                            "max_wait_minutes", "voicemail",
+                                            "announce_position"),
+                             label=lambda _c, v: v["name"]))
+    register(User, Spec("user", ("name", "email", "dark_mode", "totp_enabled_at"),
+                        label=lambda _c, v: v["name"], accounts=_user_accounts,
+                        actions=frozenset({CHANGED})))
+    register(Membership, Spec("membership", ("user_id", "role"),
+                              label=lambda c, v: _user_name(c, v["user_id"])))
+    # A call is versioned only when its personal data is removed, and without the values.
+    register(Call, Spec("call", ("caller_name", "caller_number", "notes"),
+                        hidden=("caller_name", "caller_number", "notes"),
+                        label=lambda _c, v: f"Call #{v['id']}", actions=frozenset({CHANGED})))
