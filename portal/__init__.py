@@ -33,6 +33,7 @@ def create_app(config: type | dict | None = None) -> Flask:
     _init_login(app)
     _init_sqlite(app)
     _init_versioning()
+    _init_idle_timeout(app)
     from portal.services import gateway
 
     app.extensions["payment_gateway"] = gateway.load(app.config["PAYMENT_GATEWAY"])
@@ -78,6 +79,40 @@ def _init_login(app: Flask) -> None:
             return response
         flash(login_manager.login_message, "info")
         return redirect(target)
+
+
+def _init_idle_timeout(app: Flask) -> None:
+    """Sign a session out after rules.SESSION_IDLE_TIMEOUT without a request. The last
+    request's time is in the session (re-signed at most once a minute)."""
+    from flask import flash, make_response, redirect, session, url_for
+    from flask_login import logout_user
+
+    from portal.clock import now as clock_now
+    from portal.rendering import is_partial
+    from portal.services import security
+
+    @app.before_request
+    def _idle():
+        if request.endpoint == "static" or "_user_id" not in session:
+            return None
+        now = clock_now().timestamp()
+        seen = session.get("seen_at")
+        if security.is_idle(seen, timeout=app.config["SESSION_IDLE_TIMEOUT"]):
+            logout_user()
+            session.clear()
+            minutes = int(app.config["SESSION_IDLE_TIMEOUT"].total_seconds() // 60)
+            flash(f"You were signed out after {minutes} minutes without activity. "
+                  "Sign in again to continue.", "info")
+            target = url_for("auth.login", next=request.full_path.rstrip("?")
+                             if request.method == "GET" else None)
+            if is_partial():
+                response = make_response("", 401)
+                response.headers["HX-Redirect"] = target
+                return response
+            return redirect(target)
+        if seen is None or now - seen > 60 or now < seen:
+            session["seen_at"] = now
+        return None
 
 
 def _init_versioning() -> None:

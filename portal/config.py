@@ -85,6 +85,8 @@ class Config:
     BILLING_LOGS_PER_PAGE = 50
     CALLS_PER_PAGE = 50
     VERSIONS_PER_PAGE = 50
+    # Signed out after this long without a request (rules.SESSION_IDLE_TIMEOUT).
+    SESSION_IDLE_TIMEOUT = rules.SESSION_IDLE_TIMEOUT
 
 
 class TestingConfig(Config):

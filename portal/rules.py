@@ -20,6 +20,14 @@ SIGNIN_WINDOW = timedelta(minutes=15)
 SIGNIN_MAX_FAILURES_PER_EMAIL = 5
 SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
 
+# Account security
+TOTP_STEP_SECONDS = 30  # RFC 6238; a code from the step before or after is accepted too
+RECOVERY_CODE_COUNT = 10
+TWO_FACTOR_PENDING = timedelta(minutes=5)  # between the password and the code
+SESSION_IDLE_TIMEOUT = timedelta(minutes=30)  # signed out after this long without a request
+REAUTH_AFTER = timedelta(minutes=15)  # older sign-ins give the password again to change a
+# payment method or close an account
+
 # Billing
 MAX_CHARGE_CENTS = 1_000_000  # $10,000: the most one payment or recharge may charge
 RECHARGE_SUGGESTION_WINDOW = timedelta(days=30)  # usage the suggestion looks at

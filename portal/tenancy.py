@@ -7,12 +7,13 @@ read-only: a state-changing request is refused unless its view is marked
 @allowed_when_canceled (reactivate, support requests).
 """
 
-from flask import Blueprint, current_app, g, request, session
+from flask import Blueprint, current_app, flash, g, request, session, url_for
 from flask_login import current_user
 
 from portal.errors import NotAllowed
 from portal.extensions import db, login_manager
-from portal.services import access, lifecycle
+from portal.rendering import see_other
+from portal.services import access, lifecycle, security
 
 # Ids past a 32-bit integer are not ids (and overflow PostgreSQL's INTEGER): a 404.
 MAX_ACCOUNT_ID = 2**31 - 1
@@ -53,6 +54,11 @@ def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blue
         g.access = access.account_for(db.session, current_user, g.account_id)
         g.account = g.access.account
         lifecycle.check_open(g.account)
+        if security.account_requires(g.account) and not current_user.has_two_factor:
+            flash(f"{g.account.name} requires two-factor sign-in. Set it up to continue.",
+                  "info")
+            return see_other(url_for("security.two_factor", next=request.full_path.rstrip("?")
+                                     if request.method == "GET" else None))
         if request.method not in SAFE_METHODS and g.account.is_canceled:
             view = current_app.view_functions.get(request.endpoint)
             if not getattr(view, "allowed_when_canceled", False):

@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
 
-FORBIDDEN_WORDS = ("password", "token", "secret", "hash", "cvc", "card_number", "pan")
+# A field is refused when one of its words (split on "_") is one of these, or it names a
+# card number: "password_hash", "gateway_token", "totp_secret", "cvc", "pan", "card_number".
+FORBIDDEN_WORDS = {"password", "passwd", "token", "secret", "hash", "cvc", "cvv", "pan"}
+
+
+def looks_secret(name: str) -> bool:
+    words = name.lower().split("_")
+    return bool(FORBIDDEN_WORDS & set(words)) or "card_number" in name.lower()
 
 CREATED, CHANGED, DELETED, REDACTED = "created", "changed", "deleted", "redacted"
 
@@ -71,7 +78,8 @@ class Spec:
     accounts: Callable[[Any, dict[str, Any]], list[int]] = field(
         default=lambda _conn, v: [v["account_id"]])
     hidden: tuple[str, ...] = ()
-    actions: frozenset[str] = frozenset({CREATED, CHANGED, DELETED})
+    actions: frozenset[str] = frozenset({CREATED, CHANGED, DELETED, REDACTED})
+    defaults: dict[str, Any] = field(default_factory=dict)  # filled in by register()
 
 
 RECORD_TYPES = {
@@ -120,8 +128,12 @@ _SPECS: dict[type, list[Spec]] = {}
 
 def register(model: type, spec: Spec) -> None:
     for name in spec.fields:
-        if any(word in name.lower() for word in FORBIDDEN_WORDS):
+        if looks_secret(name):
             raise ValueError(f"{model.__name__}.{name} looks secret: it can't be versioned")
+    for column in getattr(getattr(model, "__table__", None), "columns", ()):
+        default = column.default
+        if column.key in spec.fields and default is not None and default.is_scalar:
+            spec.defaults[column.key] = _plain(default.arg)
     _SPECS.setdefault(model, []).append(spec)
     # Load a field's old value before it is overwritten, even when it was expired (after a
     # commit): a version needs its "before".
@@ -180,11 +192,17 @@ def _changes(spec: Spec, before: dict | None, after: dict | None) -> dict[str, l
 def _row(spec: Spec, conn, action: str, before: dict | None, after: dict | None,
          actor: tuple[int | None, str], at: datetime) -> list[dict]:
     changes = _changes(spec, before, after)
-    if action == CHANGED and not changes:
-        return []
+    if not changes:
+        return []  # nothing this spec records changed
+    if action == CREATED and all(spec.defaults.get(name, object()) == pair[1]
+                                 for name, pair in changes.items()):
+        return []  # created with nothing but defaults (a settings row made for another
+        # section): its first real change is its first version
     if action == CHANGED and spec.hidden and set(changes) <= set(spec.hidden) and all(
             not (after or {}).get(name) for name in changes):
         action = REDACTED  # personal data removed, nothing put in its place
+    if action not in spec.actions:
+        return []
     values = after if after is not None else before
     record_id = values.get("id") if "id" in values else values.get("account_id")
     return [
@@ -196,11 +214,64 @@ def _row(spec: Spec, conn, action: str, before: dict | None, after: dict | None,
     ]
 
 
-def _insert(conn, rows: list[dict]) -> None:
-    if rows:
-        from portal.models import Version
+_TX_KEY = "versions_this_transaction"
 
-        conn.execute(Version.__table__.insert(), rows)
+
+def _insert(session: Session, conn, rows: list[dict]) -> None:
+    """Write the versions. A record changed twice in one transaction (a service that flushes
+    between steps) gets one version, from its first "before" to its last "after": the
+    steps in between are not changes anyone made."""
+    if not rows:
+        return
+    from portal.models import Version
+
+    table = Version.__table__
+    written = session.info.setdefault(_TX_KEY, {})
+    for row in rows:
+        key = (row["account_id"], row["record_type"], row["record_id"])
+        earlier = written.get(key)
+        if earlier is not None and earlier["action"] != DELETED:
+            merged = _merge(earlier, row)
+            if merged is None:
+                conn.execute(table.delete().where(table.c.id == earlier["id"]))
+                del written[key]
+                continue
+            done = conn.execute(table.update().where(table.c.id == earlier["id"]).values(
+                action=merged["action"], changes_json=json.dumps(merged["changes"],
+                                                                 sort_keys=True),
+                record_label=row["record_label"], at=row["at"])).rowcount
+            if done == 1:
+                written[key] = {**earlier, **merged}
+                continue
+            # The earlier version was rolled back with its savepoint: write this one afresh.
+        new_id = conn.execute(table.insert().returning(table.c.id), row).scalar_one()
+        written[key] = {"id": new_id, "action": row["action"],
+                        "changes": json.loads(row["changes_json"])}
+
+
+def _merge(earlier: dict, row: dict) -> dict | None:
+    """Two versions of one record in one transaction as one; None when they cancel out."""
+    first, then = earlier["action"], row["action"]
+    if first == CREATED and then == DELETED:
+        return None
+    changes = {name: list(pair) for name, pair in earlier["changes"].items()}
+    for name, (old, new) in json.loads(row["changes_json"]).items():
+        changes[name] = [changes[name][0], new] if name in changes else [old, new]
+    if then == DELETED:
+        action = DELETED
+    elif first in (CREATED, REDACTED):
+        action = first
+    else:
+        action = then
+    if action == CHANGED:
+        changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+        if not changes:
+            return None
+    return {"action": action, "changes": changes}
+
+
+def _forget(session: Session, *_args) -> None:
+    session.info.pop(_TX_KEY, None)
 
 
 # --- the unit of work ---------------------------------------------------------------------
@@ -226,7 +297,7 @@ def _after_flush(session: Session, _context) -> None:
                 before[attr.key] = history.deleted[0] if history.deleted else None
                 after[attr.key] = history.added[0] if history.added else None
         for spec in specs:
-            if CHANGED in spec.actions:
+            if spec.actions & {CHANGED, REDACTED}:
                 work.append((spec, CHANGED, before, after))
     for obj in session.deleted:
         for spec in specs_for(type(obj)):
@@ -245,7 +316,7 @@ def _after_flush(session: Session, _context) -> None:
     rows = []
     for spec, action, before, after in work:
         rows.extend(_row(spec, conn, action, before, after, actor, at))
-    _insert(conn, rows)
+    _insert(session, conn, rows)
 
 
 # --- ORM-enabled UPDATE and DELETE statements ---------------------------------------------
@@ -267,13 +338,19 @@ def _do_orm_execute(state) -> Any:
         return None
     if state.is_update:
         touched = _updated_names(state.statement)
-        specs = [s for s in specs if touched & set(s.fields) and CHANGED in s.actions]
+        specs = [s for s in specs if touched & set(s.fields) and s.actions & {CHANGED, REDACTED}]
     else:
         specs = [s for s in specs if DELETED in s.actions]
     if not specs:
         return None
     table = state.bind_mapper.local_table
     (pk,) = table.primary_key.columns
+    from portal.transactions import begin_write
+
+    # The rows are read in the statement's own write transaction (held: FOR UPDATE on
+    # PostgreSQL, BEGIN IMMEDIATE on SQLite), so no other writer gets between the read of the
+    # "before" and the change.
+    begin_write(state.session)
     conn = state.session.connection()
     query = select(*table.c)
     if state.statement.whereclause is not None:
@@ -297,7 +374,7 @@ def _do_orm_execute(state) -> Any:
                 rows.extend(_row(spec, conn, CHANGED, before, after, actor, at))
             elif state.is_delete:
                 rows.extend(_row(spec, conn, DELETED, before, None, actor, at))
-    _insert(conn, rows)
+    _insert(state.session, conn, rows)
     return result
 
 
@@ -306,6 +383,8 @@ def install() -> None:
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "do_orm_execute", _do_orm_execute)
+        event.listen(Session, "after_commit", _forget)
+        event.listen(Session, "after_rollback", _forget)
     if not _SPECS:
         _register_models()
 
@@ -352,10 +431,10 @@ def _register_models() -> None:
     register(Account, Spec("account", ("name", "plan", "status", "require_two_factor",
                                        "auto_redact"),
                            label=lambda _c, v: v["name"], accounts=own,
-                           actions=frozenset({CHANGED})))
+                           actions=frozenset({CHANGED, REDACTED})))
     register(Account, Spec("billing_mode", ("billing_mode",), label=lambda _c, v: v["name"],
                            accounts=own,
-                           actions=frozenset({CHANGED})))
+                           actions=frozenset({CHANGED, REDACTED})))
     register(BillingSettings, Spec(
         "billing_settings",
         ("critical_phone", "address_line1", "address_line2", "city", "region",
@@ -390,10 +469,11 @@ def _register_models() -> None:
                              label=lambda _c, v: v["name"]))
     register(User, Spec("user", ("name", "email", "dark_mode", "totp_enabled_at"),
                         label=lambda _c, v: v["name"], accounts=_user_accounts,
-                        actions=frozenset({CHANGED})))
+                        actions=frozenset({CHANGED, REDACTED})))
     register(Membership, Spec("membership", ("user_id", "role"),
                               label=lambda c, v: _user_name(c, v["user_id"])))
     # A call is versioned only when its personal data is removed, and without the values.
     register(Call, Spec("call", ("caller_name", "caller_number", "notes"),
                         hidden=("caller_name", "caller_number", "notes"),
-                        label=lambda _c, v: f"Call #{v['id']}", actions=frozenset({CHANGED})))
+                        label=lambda _c, v: f"Call #{v['id']}",
+                        actions=frozenset({REDACTED})))

@@ -6,6 +6,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     from billing_links.views import bp as billing_links_bp
     from portal.blueprints.accounts import bp as accounts_bp
+    from portal.blueprints.agents import bp as agents_bp
     from portal.blueprints.api import bp as api_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.billing import bp as billing_bp
@@ -13,10 +14,16 @@ def register(app: Flask) -> None:
     from portal.blueprints.history import bp as history_bp
     from portal.blueprints.home import bp as home_bp
     from portal.blueprints.numbers import bp as numbers_bp
+    from portal.blueprints.plans import bp as plans_bp
+    from portal.blueprints.presets import bp as presets_bp
+    from portal.blueprints.privacy import bp as privacy_bp
+    from portal.blueprints.security import account_bp as account_security_bp
+    from portal.blueprints.security import bp as security_bp
     from portal.blueprints.support import bp as support_bp
 
     for bp in (auth_bp, home_bp, accounts_bp, billing_bp, calls_bp, numbers_bp, support_bp,
-               history_bp, api_bp, billing_links_bp):
+               history_bp, security_bp, account_security_bp, privacy_bp, agents_bp,
+               presets_bp, plans_bp, api_bp, billing_links_bp):
         app.register_blueprint(bp)
     if app.config.get("DEV_OUTBOX"):
         from portal.blueprints.dev import bp as dev_bp

@@ -34,7 +34,7 @@ def _failures_since(session: Session, column, value: str, since: datetime):
     ).one()
 
 
-def _check_throttle(session: Session, email: str, address: str, now: datetime) -> None:
+def check_throttle(session: Session, email: str, address: str, now: datetime) -> None:
     since = now - rules.SIGNIN_WINDOW
     for column, value, limit in (
         (SigninAttempt.email, email, rules.SIGNIN_MAX_FAILURES_PER_EMAIL),
@@ -51,7 +51,7 @@ def _check_throttle(session: Session, email: str, address: str, now: datetime) -
 
 
 def sign_in(session: Session, email: str, password: str, address: str,
-            now: datetime | None = None) -> User:
+            now: datetime | None = None, user_agent: str = "") -> User:
     """Return the user for these credentials or raise; every try is recorded."""
     now = now or clock_now()
     email = normalize_email(email)
@@ -66,15 +66,35 @@ def sign_in(session: Session, email: str, password: str, address: str,
         # No account has such an email, and the database can't hold it (PostgreSQL refuses
         # NUL in a string): not worth recording, it can never sign in.
         raise ValidationFailed({"": INCORRECT})
-    _check_throttle(session, email, address, now)
+    check_throttle(session, email, address, now)
     user = session.scalar(select(User).where(User.email == email))
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     ok = ok and user is not None
     session.add(SigninAttempt(email=email, address=address, succeeded=ok,
-                              user_id=user.id if ok else None, at=now))
+                              user_id=user.id if ok else None, at=now,
+                              user_agent=(user_agent or "")[:200]))
     if not ok:
         raise ValidationFailed({"": INCORRECT})
     return user
+
+
+def second_step(session: Session, user: User, code: str, address: str,
+                now: datetime | None = None, user_agent: str = "") -> str:
+    """The code after a good password, throttled with the password failures (per email and
+    per address); every try is recorded. Returns "totp" or "recovery"."""
+    from portal.services import security
+
+    now = now or clock_now()
+    check_throttle(session, user.email, address, now)
+    try:
+        step = security.verify(session, user, code, now)
+    except ValidationFailed:
+        session.add(SigninAttempt(email=user.email, address=address, succeeded=False,
+                                  step="code", at=now, user_agent=(user_agent or "")[:200]))
+        raise
+    session.add(SigninAttempt(email=user.email, address=address, succeeded=True, step=step,
+                              user_id=user.id, at=now, user_agent=(user_agent or "")[:200]))
+    return step
 
 
 def load_user(session: Session, user_id: str) -> User | None:

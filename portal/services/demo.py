@@ -20,11 +20,21 @@ from portal.models import (
     LedgerKind,
     MethodRole,
     PaymentMethod,
+    PresetKind,
     Role,
     TrackingNumber,
     User,
 )
-from portal.services import accounts, ledger, lifecycle, numbers, payment_methods, usage
+from portal.services import (
+    accounts,
+    agents,
+    ledger,
+    lifecycle,
+    numbers,
+    payment_methods,
+    presets,
+    usage,
+)
 from portal.services.auth import hash_password
 from portal.services.gateway import SandboxGateway
 
@@ -97,12 +107,42 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
     _numbers(session, solo, counter, 4)
 
     _billing(session, solo, northwind, created, rng, now)
+    _configure(session, solo, northwind)
 
     total_calls = 0
     for account in created:
         total_calls += _calls(session, account, rng, calls_per_account, now)
     session.flush()
     return {"users": 4, "accounts": len(created), "calls": total_calls}
+
+
+# (name, color, counts as available): on the agency and the standalone account
+DEMO_STATUSES = [("Lunch", "#f59e0b", False), ("Training", "#1e88e5", False)]
+
+
+def _configure(session: Session, solo: Account, northwind: Account) -> None:
+    """Agent statuses on both demo accounts; tracking sources, a call queue and a preset of
+    each kind on Solo Plumbing (Configure in the menu)."""
+    for account in (northwind, solo):
+        for name, color, available in DEMO_STATUSES:
+            agents.add(session, account, name, color, available)
+    source = presets.KINDS[PresetKind.TRACKING_SOURCE]
+    queue = presets.KINDS[PresetKind.CALL_QUEUE]
+    presets.create_record(session, solo, source, {
+        "name": "Google Ads", "channel": "Google Ads", "landing_param": "utm_source=google",
+        "swap_numbers": True})
+    presets.create_record(session, solo, source, {
+        "name": "Yelp listing", "channel": "Referral", "referrer_contains": "yelp.com",
+        "swap_numbers": True})
+    presets.create_record(session, solo, queue, {
+        "name": "Front desk", "distribution": "round_robin", "ring_seconds": 20,
+        "max_wait_minutes": 5, "voicemail": True})
+    presets.create_preset(session, solo, PresetKind.TRACKING_SOURCE, {
+        "name": "Paid search", "channel": "Bing Ads", "landing_param": "utm_medium=cpc",
+        "swap_numbers": True})
+    presets.create_preset(session, solo, PresetKind.CALL_QUEUE, {
+        "name": "Busy season", "distribution": "simultaneous", "ring_seconds": 30,
+        "max_wait_minutes": 10, "voicemail": True, "announce_position": True})
 
 
 def _numbers(session: Session, account: Account, counter, count: int) -> None:

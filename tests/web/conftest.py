@@ -7,9 +7,23 @@ def sign_in_as(client, user):
     """Put a user in the client's session the way Flask-Login keeps it, without the
     sign-in form: scrypt makes each real sign-in cost ~0.2 s, and only tests/web/test_auth.py
     is about signing in. Everything after the session (loader, tenancy, views) is real."""
+    from portal import clock
+
     with client.session_transaction() as s:
         s["_user_id"] = user.get_id()
         s["_fresh"] = True
+        # As a real sign-in leaves them: the password was just given, the session is active.
+        s["auth_at"] = s["seen_at"] = clock.now().timestamp()
+    return client
+
+
+def keep_active(client):
+    """The clock jumped (days) while the user was signed in: a real session would have timed
+    out for inactivity; this one was "used" just now and its password given just now."""
+    from portal import clock
+
+    with client.session_transaction() as s:
+        s["auth_at"] = s["seen_at"] = clock.now().timestamp()
     return client
 
 

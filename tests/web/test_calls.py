@@ -67,8 +67,9 @@ def test_lists_this_accounts_calls_newest_first(client, admin, edges):
     assert caller_names(response) == ["After", "Last", "Middle", "First", "Before"]
     assert "Stranger" not in html
     first = table_rows(html)[0].cells
+    # then Notes (empty) and the Redact button (admins)
     assert first == ["2026-11-22 00:00", "+12025550100", "After", "+14155550000",
-                     "Google Ads", "1:00"]
+                     "Google Ads", "1:00", "", "Redact"]
     assert "Calls 1–5 of 5" in text(html)
 
 

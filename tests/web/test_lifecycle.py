@@ -12,7 +12,7 @@ from portal.models import AccountStatus, NumberStatus
 from portal.services import lifecycle
 from tests import factories as f
 from tests.conftest import HX, Auth
-from tests.web.conftest import sign_in_as
+from tests.web.conftest import keep_active, sign_in_as
 from tests.web.lifecycle_world import ADMINS_ONLY, NOW, READ_ONLY, post, snapshot
 from tests.web.pages import (
     NOT_FOUND,
@@ -365,6 +365,7 @@ def test_reactivate_account_within_60_days(client, session, w):
 def test_reactivate_at_exactly_60_days_then_not_a_second_later(client, session, w):
     sign_in_as(client, w.sam)
     clock.freeze(w.closed.canceled_at + timedelta(days=60, seconds=1))
+    keep_active(client)
     before = snapshot(session)
     response = post(client, f"/accounts/{w.closed.id}/reactivate")
     assert response.status_code == 410  # closed for good by now
@@ -632,6 +633,7 @@ def test_home_leaves_an_account_that_closed_for_good_while_it_was_open(client, s
     sign_in_as(client, w.avery)
     assert client.get(f"/accounts/{w.oak.id}/").status_code == 200  # now the session's account
     clock.freeze(w.oak.canceled_at + timedelta(days=60, seconds=1))
+    keep_active(client)
     gone = client.get(f"/accounts/{w.oak.id}/")
     assert gone.status_code == 410
     assert '<a href="/">Go to your account</a>' in body(gone)

@@ -7,7 +7,7 @@ from portal import clock
 from portal.models import NumberStatus
 from portal.services import lifecycle
 from tests import factories as f
-from tests.web.conftest import sign_in_as
+from tests.web.conftest import keep_active, sign_in_as
 from tests.web.lifecycle_world import NOW, post, snapshot
 from tests.web.pages import NOT_FOUND, assert_full_page, body, shown, table_rows
 
@@ -106,6 +106,7 @@ def test_close_reactivate_and_restore_a_released_number(client, session, w):
     sign_in_as(client, w.avery)
     assert post(client, f"/accounts/{w.bayside.id}/close", {"confirm": "yes"}).status_code == 303
     clock.freeze(NOW + timedelta(days=10))
+    keep_active(client)
     assert post(client, f"/accounts/{w.bayside.id}/reactivate").status_code == 303
     html = body(released_page(client, w.bayside))
     for n in w.bayside_numbers:
@@ -117,8 +118,8 @@ def test_close_reactivate_and_restore_a_released_number(client, session, w):
 
 
 def test_restore_past_14_days_is_refused_with_the_reason(client, session, w):
-    sign_in_as(client, w.sam)
     clock.freeze(w.old_number.released_at + timedelta(days=14, seconds=1))
+    sign_in_as(client, w.sam)
     before = snapshot(session)
     response = restore(client, w.solo, w.old_number)
     assert response.status_code == 303
@@ -129,8 +130,8 @@ def test_restore_past_14_days_is_refused_with_the_reason(client, session, w):
 
 
 def test_restore_at_exactly_14_days_works(client, session, w):
-    sign_in_as(client, w.sam)
     clock.freeze(w.old_number.released_at + timedelta(days=14))
+    sign_in_as(client, w.sam)
     assert restore(client, w.solo, w.old_number).status_code == 303
     session.expire_all()
     assert w.old_number.status == NumberStatus.ACTIVE

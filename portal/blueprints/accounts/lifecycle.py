@@ -5,6 +5,7 @@ from flask import abort, flash, g, request, url_for
 from flask_login import current_user
 
 from portal.blueprints.accounts import bp
+from portal.blueprints.security import recent_signin_required
 from portal.errors import NotAllowed, ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, see_other
@@ -48,6 +49,7 @@ def resume():
 
 
 @bp.get("/close")
+@recent_signin_required
 def close_confirm():
     """The confirmation: a screen for a standalone account, a dialog for a sub-account."""
     require_admin()
@@ -60,6 +62,7 @@ def close_confirm():
 
 
 @bp.post("/close")
+@recent_signin_required
 def close():
     require_admin()
     if request.form.get("confirm") != CONFIRM:
@@ -149,6 +152,7 @@ def parent():
 
 
 @bp.get("/parent/cancel")
+@recent_signin_required
 def cancel_agency_confirm():
     """The confirmation pop-up (a page without JavaScript)."""
     _agency_admin()
@@ -158,6 +162,7 @@ def cancel_agency_confirm():
 
 
 @bp.get("/parent/cancel/review")
+@recent_signin_required
 def cancel_agency_review():
     """The next page: sub-accounts still active (transfer them first), and why."""
     _agency_admin()
@@ -173,6 +178,7 @@ def _review(form, errors, status=200):
 
 
 @bp.post("/parent/cancel")
+@recent_signin_required
 def cancel_agency():
     _agency_admin()
     if request.form.get("confirm") != CONFIRM:

@@ -1,12 +1,21 @@
 from flask import flash, redirect, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from portal import rules
 from portal.blueprints.auth import bp
+from portal.clock import now as clock_now
 from portal.errors import TooManyAttempts, ValidationFailed
 from portal.extensions import db
+from portal.models import User
 from portal.rendering import render, safe_path, see_other
-from portal.services import access, auth
+from portal.services import access, auth, security
 from portal.services.lifecycle import closed_message
+
+PENDING = "two_factor_pending"
+
+
+def _agent() -> str:
+    return request.user_agent.string or ""
 
 
 @bp.get("/login")
@@ -23,7 +32,7 @@ def login_post():
     next_url = safe_path(form.get("next"))
     try:
         user = auth.sign_in(db.session, form.get("email", ""), form.get("password", ""),
-                            address=request.remote_addr or "unknown")
+                            address=request.remote_addr or "unknown", user_agent=_agent())
     except ValidationFailed as e:
         db.session.commit()  # keep the failed attempt for throttling
         return render("auth/login.html", "login_form", status=422, form=form,
@@ -38,9 +47,75 @@ def login_post():
                       errors={"": closed_message(closed)}, next=next_url)
     db.session.commit()
     session.clear()  # a fresh session on sign-in (no fixation)
+    if user.has_two_factor:
+        # The password was right; the session holds only "who, since when" until the code.
+        session[PENDING] = {"uid": user.id, "v": user.session_version,
+                            "at": clock_now().timestamp(), "next": next_url}
+        return see_other(url_for("auth.two_factor"))
+    return _signed_in(user, next_url)
+
+
+def _signed_in(user: User, next_url: str | None):
+    session.clear()
     login_user(user, remember=False)
+    now = clock_now().timestamp()
+    session["auth_at"] = now  # when the password was last given (payment methods, closing)
+    session["seen_at"] = now  # the inactivity timer
     session["several_accounts"] = access.reaches_several(db.session, user)
+    if security.accounts_requiring(db.session, user) and not user.has_two_factor:
+        flash("An account you belong to requires two-factor sign-in. Set it up to continue.",
+              "info")
+        return see_other(url_for("security.two_factor", next=next_url))
     return see_other(next_url or url_for("home.index"))
+
+
+def _pending_user() -> tuple[User | None, dict]:
+    pending = session.get(PENDING) or {}
+    started = pending.get("at")
+    if not pending or started is None or (
+            clock_now().timestamp() - started > rules.TWO_FACTOR_PENDING.total_seconds()):
+        return None, pending
+    user = db.session.get(User, pending.get("uid"))
+    if user is None or user.session_version != pending.get("v") or not user.has_two_factor:
+        return None, pending
+    return user, pending
+
+
+def _start_over():
+    session.pop(PENDING, None)
+    flash("That sign-in took too long. Enter your email and password again.", "info")
+    return see_other(url_for("auth.login"))
+
+
+@bp.get("/login/two-factor")
+def two_factor():
+    user, _pending = _pending_user()
+    if user is None:
+        return _start_over()
+    return render("auth/two_factor.html", "code_form", errors={})
+
+
+@bp.post("/login/two-factor")
+def two_factor_post():
+    user, pending = _pending_user()
+    if user is None:
+        return _start_over()
+    try:
+        step = auth.second_step(db.session, user, request.form.get("code", ""),
+                                address=request.remote_addr or "unknown", user_agent=_agent())
+    except ValidationFailed as e:
+        db.session.commit()  # the failure counts toward the throttle
+        return render("auth/two_factor.html", "code_form", status=422, errors=e.errors)
+    except TooManyAttempts as e:
+        session.pop(PENDING, None)
+        return render("auth/two_factor.html", "code_form", status=429,
+                      errors={"": e.message})
+    db.session.commit()
+    if step == "recovery":
+        left = security.recovery_codes_left(db.session, user)
+        flash(f"You signed in with a recovery code; it can't be used again. {left} "
+              f"recovery code{'' if left == 1 else 's'} left.", "info")
+    return _signed_in(user, pending.get("next"))
 
 
 @bp.post("/logout")

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from portal import clock
 from portal.blueprints.billing import bp
+from portal.blueprints.security import recent_signin_required
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.models import LEDGER_LABELS, ChargeStatus
@@ -77,11 +78,13 @@ def _invalid(block: str, e: ValidationFailed):
 # --------------------------------------------------------------- Payment Methods
 
 @bp.route("/payment-methods/new-card", methods=["GET", "POST"])
+@recent_signin_required
 def new_card():
     return _new_method("card")
 
 
 @bp.route("/payment-methods/new-ach", methods=["GET", "POST"])
+@recent_signin_required
 def new_ach():
     return _new_method("ach")
 
@@ -115,6 +118,7 @@ def _new_method(kind: str):
 
 
 @bp.route(f"/payment-methods/{ID}/edit", methods=["GET", "POST"])
+@recent_signin_required
 def edit_method(method_id: int):
     """The pencil: Primary, Backup or neither."""
     _own_billing()
@@ -137,6 +141,7 @@ def edit_method(method_id: int):
 
 
 @bp.route(f"/payment-methods/{ID}/remove", methods=["GET", "POST"])
+@recent_signin_required
 def remove_method(method_id: int):
     """Confirm; removing the Primary asks which method to promote."""
     _own_billing()

@@ -1,0 +1,150 @@
+"""Agent Statuses: the built-in and custom statuses softphone agents set through the day.
+
+Every member sees the list and sets their own status from the page header; owners and
+admins add, edit, order and delete the custom ones.
+"""
+
+from flask import flash, g, request, url_for
+from flask_login import current_user
+
+from portal.blueprints.agents import bp
+from portal.errors import ValidationFailed
+from portal.extensions import db
+from portal.rendering import is_partial, render, safe_path, see_other
+from portal.services import agents
+from portal.tenancy import MAX_ACCOUNT_ID, require_admin
+
+INDEX = "agents/index.html"
+HEADER = "agents/_header_status.html"
+ID = f"<int(max={MAX_ACCOUNT_ID}):status_id>"
+NEW_COLOR = "#1e88e5"
+CONFIRM = "yes"
+
+
+@bp.app_context_processor
+def _header_statuses():
+    """The header's status form: its statuses and the user's current one, read (in one
+    query) only when a page on an account renders the form."""
+
+    def agent_statuses_for_header():
+        if g.get("account") is None or not current_user.is_authenticated:
+            return None
+        if "agent_header" not in g:
+            g.agent_header = agents.for_header(db.session, current_user, g.account)
+        return g.agent_header
+
+    return {"agent_statuses_for_header": agent_statuses_for_header}
+
+
+def _page(block: str | None = None, status: int = 200, **overrides):
+    context = {"statuses": agents.list_statuses(db.session, g.account),
+               "builtins": agents.BUILTIN_CHOICES, "form": {"color": NEW_COLOR},
+               "errors": {}, "list_errors": {}, "moved": None,
+               "max_statuses": agents.MAX_CUSTOM_STATUSES}
+    context.update(overrides)
+    return render(INDEX, block, status=status, **context)
+
+
+@bp.get("/")
+def index():
+    return _page()
+
+
+@bp.post("/")
+def create():
+    require_admin()
+    form = request.form
+    try:
+        record = agents.add(db.session, g.account, form.get("name", ""),
+                            form.get("color", ""), form.get("available"))
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _page("add_form", 422, form=form, errors=e.errors)
+    db.session.commit()
+    flash(f"Added the status {record.name}.", "success")
+    return see_other(url_for("agents.index"))
+
+
+@bp.route(f"/{ID}/edit", methods=["GET", "POST"])
+def edit(status_id: int):
+    """The pencil: a dialog (a page of its own without JavaScript)."""
+    require_admin()
+    record = agents.get(db.session, g.account, status_id)
+    template = "agents/edit.html"
+    if request.method == "GET":
+        form = {"name": record.name, "color": record.color,
+                "available": "on" if record.available else ""}
+        return render(template, "dialog", record=record, form=form, errors={})
+    form = request.form
+    try:
+        record = agents.update(db.session, g.account, status_id, form.get("name", ""),
+                               form.get("color", ""), form.get("available"))
+    except ValidationFailed as e:
+        db.session.rollback()
+        record = agents.get(db.session, g.account, status_id)
+        return render(template, "dialog", status=422, record=record, form=form,
+                      errors=e.errors)
+    db.session.commit()
+    flash(f"Saved the status {record.name}.", "success")
+    return see_other(url_for("agents.index"))
+
+
+@bp.route(f"/{ID}/delete", methods=["GET", "POST"])
+def delete(status_id: int):
+    """Confirm; the users on the status go back to Online."""
+    require_admin()
+    record = agents.get(db.session, g.account, status_id)
+    users = agents.users_on(db.session, record)
+    template = "agents/delete.html"
+    if request.method == "GET":
+        return render(template, "dialog", record=record, users=users, errors={})
+    if request.form.get("confirm") != CONFIRM:
+        return render(template, "dialog", status=422, record=record, users=users,
+                      errors={"": "Deleting needs the confirmation: nothing was changed."})
+    name = record.name
+    moved = agents.delete(db.session, g.account, status_id)
+    db.session.commit()
+    message = f"Deleted the status {name}."
+    if moved == 1:
+        message += " The 1 user on it is Online now."
+    elif moved:
+        message += f" The {moved} users on it are Online now."
+    flash(message, "success")
+    return see_other(url_for("agents.index"))
+
+
+@bp.post(f"/{ID}/move")
+def move(status_id: int):
+    """Up or down one place: the list again for htmx (focus stays on the button)."""
+    require_admin()
+    direction = request.form.get("direction", "")
+    try:
+        record = agents.move(db.session, g.account, status_id, direction)
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _page("status_list", 422, list_errors=e.errors)
+    db.session.commit()
+    if is_partial():
+        return _page("status_list", moved=(record.id, direction),
+                     trigger={"agent-statuses-changed": record.id})
+    return see_other(url_for("agents.index", _anchor=f"status-{record.id}"))
+
+
+@bp.post("/mine")
+def set_mine():
+    """The header's form: the signed-in user's own status on this account (any role)."""
+    next_path = safe_path(request.form.get("next")) or url_for("agents.index")
+    value = request.form.get("status", "")
+    try:
+        choice = agents.set_current(db.session, current_user, g.account, value)
+    except ValidationFailed as e:
+        db.session.rollback()
+        if is_partial():
+            return render(HEADER, status=422, status_errors=e.errors, next_path=next_path)
+        return _page(status=422, status_errors=e.errors)
+    db.session.commit()
+    if is_partial():
+        return render(HEADER, saved=choice, next_path=next_path,
+                      trigger={"agent-status-changed": choice.key})
+    flash(f"Your status on {g.account.name} is {choice.name}.", "success")
+    return see_other(next_path)

@@ -1,0 +1,72 @@
+"""Change Plan (owners and admins): the plans and their monthly fees, a confirmation step,
+then the change."""
+
+from flask import flash, g, request, url_for
+
+from portal.blueprints.plans import bp
+from portal.errors import ValidationFailed
+from portal.extensions import db
+from portal.models import PLANS
+from portal.rendering import render, see_other
+from portal.services import plans
+from portal.services.money import dollars
+from portal.tenancy import require_admin
+
+CONFIRM = "yes"
+
+
+@bp.before_request
+def admins_only():
+    require_admin()
+
+
+@bp.get("/")
+def index():
+    account = g.account
+    return render("plans/index.html", options=plans.options(account),
+                  current_fee=plans.fee(account.plan),
+                  active_subs=plans.active_sub_count(db.session, account))
+
+
+def _confirm(plan: str, errors: dict, status: int = 200):
+    chosen = plans.option(g.account, plan) if plan in PLANS else None
+    return render("plans/confirm.html", "dialog", status=status, plan=plan, chosen=chosen,
+                  current_fee=plans.fee(g.account.plan), errors=errors)
+
+
+@bp.get("/confirm")
+def confirm():
+    """The confirmation step (a dialog; a page without JavaScript)."""
+    plan = request.args.get("plan", "")
+    try:
+        plans.check(db.session, g.account, plan)
+    except ValidationFailed as e:
+        return _confirm(plan, e.errors, 422)
+    return _confirm(plan, {})
+
+
+@bp.post("/")
+def change():
+    plan = request.form.get("plan", "")
+    if request.form.get("confirm") != CONFIRM:
+        errors = {"": "Changing the plan needs the confirmation: nothing was changed."}
+        try:
+            plans.check(db.session, g.account, plan)
+        except ValidationFailed as e:
+            errors = e.errors
+        return _confirm(plan, errors, 422)
+    was_agency = g.account.is_agency
+    try:
+        chosen = plans.change(db.session, g.account, plan)
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _confirm(plan, e.errors, 422)
+    db.session.commit()
+    kind = ""
+    if g.account.is_agency and not was_agency:
+        kind = f" {g.account.name} is an agency now: it can have sub-accounts."
+    elif was_agency and not g.account.is_agency:
+        kind = f" {g.account.name} is a standalone account now."
+    flash(f"Your plan is now {chosen.name} ({dollars(chosen.fee_cents)} a month), from the "
+          f"next monthly plan fee.{kind}", "success")
+    return see_other(url_for("plans.index"))

@@ -1,0 +1,98 @@
+"""GDPR Tools and Redaction (owners and admins): automatic redaction, one caller's export
+and erasure, and redacting one call from Call History."""
+
+from flask import Response, flash, g, request, url_for
+
+from portal.blueprints.privacy import bp
+from portal.errors import ValidationFailed
+from portal.extensions import db
+from portal.rendering import render, safe_path, see_other
+from portal.services import privacy
+from portal.tenancy import require_admin
+
+
+def _page(status=200, errors=None, number=None, count=None):
+    return render("privacy/index.html", "caller", status=status, errors=errors or {},
+                  number=number, count=count, raw=request.values.get("number", ""))
+
+
+@bp.get("/")
+def index():
+    require_admin()
+    raw = request.args.get("number", "")
+    if not raw:
+        return _page()
+    try:
+        number = privacy.normalize_number(raw)
+    except ValidationFailed as e:
+        return _page(422, e.errors)
+    return _page(number=number, count=privacy.caller_count(db.session, g.account, number))
+
+
+@bp.post("/auto-redact")
+def auto_redact():
+    require_admin()
+    on = request.form.get("auto_redact") == "on"
+    privacy.set_auto_redact(db.session, g.account, on)
+    db.session.commit()
+    flash("New calls' caller name, number and notes will be removed on arrival." if on
+          else "Automatic redaction is off: new calls keep the caller's details.", "success")
+    return see_other(url_for("privacy.index"))
+
+
+@bp.get("/export.<any(json, csv):fmt>")
+def export(fmt: str):
+    require_admin()
+    try:
+        number = privacy.normalize_number(request.args.get("number", ""))
+    except ValidationFailed as e:
+        return _page(422, e.errors)
+    safe = number.lstrip("+")
+    if fmt == "json":
+        body, mimetype = privacy.export_json(db.session, g.account, number), "application/json"
+    else:
+        body, mimetype = privacy.export_csv(db.session, g.account, number), "text/csv"
+    return Response(body, mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="caller-{safe}.{fmt}"',
+        "Cache-Control": "no-store"})
+
+
+@bp.post("/erase")
+def erase():
+    require_admin()
+    try:
+        number = privacy.normalize_number(request.form.get("number", ""))
+        erased = privacy.erase(db.session, g.account, number,
+                               request.form.get("confirm") == "yes")
+    except ValidationFailed as e:
+        db.session.rollback()
+        number = None
+        try:
+            number = privacy.normalize_number(request.form.get("number", ""))
+        except ValidationFailed:
+            pass
+        count = privacy.caller_count(db.session, g.account, number) if number else None
+        return _page(422, e.errors, number=number, count=count)
+    db.session.commit()
+    flash(f"Erased the caller's personal data from {erased} call{'' if erased == 1 else 's'}. "
+          "It can't be recovered.", "success")
+    return see_other(url_for("privacy.index"))
+
+
+@bp.post("/calls/<int(max=2147483647):call_id>/redact")
+def redact(call_id: int):
+    require_admin()
+    back = safe_path(request.form.get("next")) or url_for("calls.index")
+    if request.form.get("confirm") != "yes":
+        # Without JavaScript there was no confirmation dialog: ask on a page of its own.
+        call = privacy.account_call(db.session, g.account, call_id)
+        return render("privacy/redact_confirm.html", call=call, back=back)
+    try:
+        privacy.redact_call(db.session, g.account, call_id)
+    except ValidationFailed as e:
+        db.session.rollback()
+        flash(e.errors.get("", "That call can't be redacted."), "error")
+        return see_other(back)
+    db.session.commit()
+    flash("The caller's name, number and notes were removed from that call.", "success")
+    return see_other(back)

@@ -1,0 +1,173 @@
+from flask import flash, g, redirect, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal import rules
+from portal.blueprints.security import account_bp, bp
+from portal.clock import now as clock_now
+from portal.errors import NotAllowed, TooManyAttempts, ValidationFailed
+from portal.extensions import db
+from portal.models import SigninAttempt
+from portal.rendering import render, safe_path, see_other
+from portal.services import auth, security
+from portal.tenancy import require_admin
+
+STEP_LABELS = {"password": "Password", "totp": "Authenticator code",
+               "recovery": "Recovery code", "code": "Code", "reauth": "Password again"}
+
+
+def _overview(status=200, errors=None, codes=None):
+    user = current_user._get_current_object()
+    response = render(
+        "security/index.html", status=status, user=user, errors=errors or {},
+        codes=codes, left=security.recovery_codes_left(db.session, user),
+        required_by=security.accounts_requiring(db.session, user),
+        signins=security.recent_signins(db.session, user), step_labels=STEP_LABELS,
+        next=safe_path(request.values.get("next")))
+    if codes:
+        response.headers["Cache-Control"] = "no-store"  # codes shown once, never cached
+    return response
+
+
+@bp.get("/")
+@login_required
+def index():
+    return _overview()
+
+
+@bp.get("/two-factor")
+@login_required
+def two_factor():
+    if current_user.has_two_factor:
+        return redirect(url_for("security.index"))
+    setup = security.setup(db.session, current_user)
+    db.session.commit()
+    return render("security/two_factor.html", "setup_form", setup=setup, errors={},
+                  next=safe_path(request.args.get("next")))
+
+
+@bp.post("/two-factor")
+@login_required
+def two_factor_confirm():
+    next_url = safe_path(request.form.get("next"))
+    try:
+        codes = security.confirm_setup(db.session, current_user, request.form.get("code", ""))
+    except ValidationFailed as e:
+        db.session.rollback()
+        if current_user.has_two_factor:
+            return redirect(url_for("security.index"))
+        return render("security/two_factor.html", "setup_form", status=422,
+                      setup=security.describe(current_user), errors=e.errors, next=next_url)
+    db.session.commit()
+    response = render("security/recovery_codes.html", codes=codes, next=next_url,
+                      first_time=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/two-factor/off")
+@login_required
+def two_factor_off():
+    try:
+        security.disable(db.session, current_user, request.form.get("password", ""))
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _overview(status=422, errors=e.errors)
+    except NotAllowed as e:
+        db.session.rollback()
+        return _overview(status=403, errors={"": e.message})
+    db.session.commit()
+    flash("Two-factor sign-in is off. Your recovery codes no longer work.", "success")
+    return see_other(url_for("security.index"))
+
+
+@bp.post("/recovery-codes")
+@login_required
+def recovery_codes():
+    try:
+        security.check_password(current_user, request.form.get("password", ""))
+        if not current_user.has_two_factor:
+            raise ValidationFailed({"": "Turn on two-factor sign-in first."})
+    except ValidationFailed as e:
+        return _overview(status=422, errors=e.errors)
+    codes = security.new_recovery_codes(db.session, current_user)
+    db.session.commit()
+    response = render("security/recovery_codes.html", codes=codes, next=None,
+                      first_time=False)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/sign-out-others")
+@login_required
+def sign_out_others():
+    user = current_user._get_current_object()
+    security.sign_out_other_sessions(user)
+    db.session.commit()
+    keep = {key: session[key] for key in ("auth_at", "seen_at", "several_accounts",
+                                          "account_id") if key in session}
+    login_user(user, remember=False)  # this session, under the new session version
+    session.update(keep)
+    flash("Every other session is signed out. This one stays signed in.", "success")
+    return see_other(url_for("security.index"))
+
+
+@bp.route("/confirm-password", methods=["GET", "POST"])
+@login_required
+def confirm_password():
+    next_url = safe_path(request.values.get("next"))
+    if request.method == "GET":
+        return render("security/confirm_password.html", "confirm_form", errors={},
+                      next=next_url)
+    user = current_user._get_current_object()
+    address = request.remote_addr or "unknown"
+    try:
+        auth.check_throttle(db.session, user.email, address, clock_now())
+        security.check_password(user, request.form.get("password", ""))
+    except TooManyAttempts as e:
+        logout_user()
+        session.clear()
+        flash(e.message, "error")
+        return see_other(url_for("auth.login"))
+    except ValidationFailed as e:
+        db.session.add(SigninAttempt(email=user.email, address=address, succeeded=False,
+                                     step="reauth", at=clock_now(),
+                                     user_agent=(request.user_agent.string or "")[:200]))
+        db.session.commit()
+        return render("security/confirm_password.html", "confirm_form", status=422,
+                      errors=e.errors, next=next_url)
+    session["auth_at"] = clock_now().timestamp()
+    return see_other(next_url or url_for("home.index"))
+
+
+# --- the account's overview ---------------------------------------------------------------
+
+def _account_page(status=200, errors=None):
+    return render("security/account.html", "require_form", status=status,
+                  errors=errors or {}, requires=security.account_requires(g.account),
+                  without=security.members_without_two_factor(db.session, g.account),
+                  rules=rules)
+
+
+@account_bp.get("/")
+def overview():
+    return _account_page()
+
+
+@account_bp.post("/require-two-factor")
+def require_two_factor():
+    require_admin()
+    if g.account.is_sub and g.account.parent and g.account.parent.require_two_factor:
+        return _account_page(422, {"require_two_factor": "The agency requires it for every "
+                                                         "sub-account: change it there."})
+    wanted = request.form.get("require_two_factor") == "on"
+    try:
+        security.set_required(db.session, g.account, current_user, wanted)
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _account_page(422, e.errors)
+    db.session.commit()
+    flash("Every user must now sign in with a second factor." if wanted
+          else "Two-factor sign-in is no longer required.", "success")
+    return see_other(url_for("account_security.overview"))
+
+

@@ -1,0 +1,241 @@
+"""Account security: two-factor sign-in by authenticator app (TOTP, RFC 6238) with one-time
+recovery codes, the account setting that requires it, signing out other sessions, and the
+list of recent sign-ins."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyotp
+import segno
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash
+
+from portal import rules
+from portal.clock import now as clock_now
+from portal.errors import NotAllowed, ValidationFailed
+from portal.models import Account, Membership, RecoveryCode, SigninAttempt, User
+
+ISSUER = "Account Portal"
+BAD_CODE = ("That code didn't work. Enter the 6-digit code your authenticator app shows now, "
+            "or one of your recovery codes.")
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
+
+
+@dataclass(frozen=True)
+class Setup:
+    secret: str
+    uri: str
+    qr_svg: str
+
+
+def _totp(secret: str) -> pyotp.TOTP:
+    return pyotp.TOTP(secret, digits=6, interval=rules.TOTP_STEP_SECONDS)
+
+
+def _step(moment: datetime) -> int:
+    return int(moment.timestamp()) // rules.TOTP_STEP_SECONDS
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _normalize(code: str) -> str:
+    return "".join((code or "").split()).replace("-", "").lower()
+
+
+def setup(session: Session, user: User) -> Setup:
+    """A new secret for the user to scan (not in force until a code from it is confirmed)."""
+    if user.has_two_factor:
+        raise ValidationFailed({"": "Two-factor sign-in is already on. Turn it off first to "
+                                    "use another authenticator."})
+    if not user.totp_secret:
+        user.totp_secret = pyotp.random_base32()  # 160 bits
+    return describe(user)
+
+
+def describe(user: User) -> Setup:
+    uri = _totp(user.totp_secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    qr = segno.make(uri, error="m")
+    return Setup(secret=user.totp_secret, uri=uri,
+                 qr_svg=qr.svg_inline(scale=5, border=2, dark="#111", light="#fff",
+                                      omitsize=False))
+
+
+def _check_totp(user: User, code: str, now: datetime) -> int | None:
+    """The time step the code matches (one step of drift either way), or None. A step at or
+    before the last one accepted is refused: a code works once."""
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+        return None
+    totp = _totp(user.totp_secret)
+    current = _step(now)
+    for step in (current, current - 1, current + 1):
+        if secrets.compare_digest(totp.at(step * rules.TOTP_STEP_SECONDS), code):
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return None
+            return step
+    return None
+
+
+def confirm_setup(session: Session, user: User, code: str,
+                  now: datetime | None = None) -> list[str]:
+    """Turn two-factor sign-in on with a code from the new secret; return the recovery codes
+    (shown once)."""
+    now = now or clock_now()
+    if user.has_two_factor:
+        raise ValidationFailed({"": "Two-factor sign-in is already on."})
+    if not user.totp_secret:
+        raise ValidationFailed({"": "Start again: scan a new QR code."})
+    code = _normalize(code)
+    if not code:
+        raise ValidationFailed({"code": "Enter the 6-digit code your authenticator app shows."})
+    step = _check_totp(user, code, now)
+    if step is None:
+        raise ValidationFailed({"code": "That code doesn't match. Check the app's clock and "
+                                        "enter the code it shows now."})
+    user.totp_enabled_at = now
+    user.totp_last_step = step
+    return new_recovery_codes(session, user, now)
+
+
+def new_recovery_codes(session: Session, user: User, now: datetime | None = None) -> list[str]:
+    """Replace the user's recovery codes: 10 codes of 10 characters (50 bits each)."""
+    now = now or clock_now()
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = []
+    for _ in range(rules.RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        session.add(RecoveryCode(user_id=user.id, code_hash=_hash_code(raw), created_at=now))
+    return codes
+
+
+def recovery_codes_left(session: Session, user: User) -> int:
+    return session.scalar(select(func.count()).select_from(RecoveryCode).where(
+        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))) or 0
+
+
+def verify(session: Session, user: User, code: str, now: datetime | None = None) -> str:
+    """The second step of sign-in: "totp" or "recovery" for a good code, else raise. A
+    recovery code is spent by a conditional update, so it signs in once even when sent
+    twice at the same moment."""
+    now = now or clock_now()
+    if not user.has_two_factor:
+        raise ValidationFailed({"code": BAD_CODE})
+    code = _normalize(code)
+    if not code:
+        raise ValidationFailed({"code": "Enter the code from your authenticator app."})
+    step = _check_totp(user, code, now)
+    if step is not None:
+        won = session.execute(update(User).where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+            .values(totp_last_step=step)).rowcount
+        if won == 1:
+            return "totp"
+        raise ValidationFailed({"code": BAD_CODE})
+    if len(code) == 10 and code.isascii() and code.isalnum():
+        used = session.execute(update(RecoveryCode).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _hash_code(code),
+            RecoveryCode.used_at.is_(None)).values(used_at=now)).rowcount
+        if used == 1:
+            return "recovery"
+    raise ValidationFailed({"code": BAD_CODE})
+
+
+def check_password(user: User, password: str) -> None:
+    if not password:
+        raise ValidationFailed({"password": "Enter your password."})
+    if not check_password_hash(user.password_hash, password):
+        raise ValidationFailed({"password": "That password is not correct."})
+
+
+def disable(session: Session, user: User, password: str) -> None:
+    check_password(user, password)
+    if not user.has_two_factor:
+        raise ValidationFailed({"": "Two-factor sign-in is already off."})
+    required_by = accounts_requiring(session, user)
+    if required_by:
+        names = ", ".join(a.name for a in required_by[:3])
+        raise NotAllowed(f"{names} require{'s' if len(required_by) == 1 else ''} two-factor "
+                         "sign-in: it can't be turned off while you are a member.")
+    user.totp_secret = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+def cancel_setup(user: User) -> None:
+    if not user.has_two_factor:
+        user.totp_secret = None
+
+
+# --- the account setting ------------------------------------------------------------------
+
+def account_requires(account: Account) -> bool:
+    """The account, or its agency, requires every user to sign in with a second factor."""
+    parent = account.parent if account.parent_id else None
+    return bool(account.require_two_factor or (parent is not None and parent.require_two_factor))
+
+
+def accounts_requiring(session: Session, user: User) -> list[Account]:
+    """The accounts the user belongs to that require two-factor sign-in (themselves or
+    through their agency)."""
+    parent = select(Account.id).where(Account.require_two_factor.is_(True))
+    return list(session.scalars(
+        select(Account).join(Membership, Membership.account_id == Account.id)
+        .where(Membership.user_id == user.id,
+               or_(Account.require_two_factor.is_(True), Account.parent_id.in_(parent)))
+        .order_by(Account.name)))
+
+
+def set_required(session: Session, account: Account, actor: User, required: bool) -> None:
+    if required and not actor.has_two_factor:
+        raise ValidationFailed({"require_two_factor": "Turn on two-factor sign-in for yourself "
+                                                      "first, so you are not locked out."})
+    account.require_two_factor = required
+
+
+def members_without_two_factor(session: Session, account: Account) -> list[User]:
+    """Who will be asked to set it up at their next page (the account's own members)."""
+    return list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account.id, User.totp_enabled_at.is_(None))
+        .order_by(User.name)))
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+def sign_out_other_sessions(user: User) -> None:
+    """Every session carries the user's session version: a new one ends all of them; the
+    caller signs the current session in again under it."""
+    user.session_version = (user.session_version or 1) + 1
+
+
+def recent_signins(session: Session, user: User, limit: int = 20) -> list[SigninAttempt]:
+    """The user's latest sign-in attempts (good and failed, both steps), newest first."""
+    return list(session.scalars(
+        select(SigninAttempt).where(or_(SigninAttempt.user_id == user.id,
+                                        SigninAttempt.email == user.email))
+        .order_by(SigninAttempt.at.desc(), SigninAttempt.id.desc()).limit(limit)))
+
+
+def is_recent(signed_in_at: float | None, now: datetime | None = None) -> bool:
+    """The password was entered recently enough to change a payment method or close an
+    account without asking for it again."""
+    if signed_in_at is None:
+        return False
+    now = now or clock_now()
+    return now.timestamp() - signed_in_at <= rules.REAUTH_AFTER.total_seconds()
+
+
+def is_idle(seen_at: float | None, now: datetime | None = None, timeout=None) -> bool:
+    """No request for longer than the timeout (rules.SESSION_IDLE_TIMEOUT unless told)."""
+    if seen_at is None:
+        return False
+    now = now or clock_now()
+    timeout = timeout or rules.SESSION_IDLE_TIMEOUT
+    return now.timestamp() - seen_at > timeout.total_seconds()
