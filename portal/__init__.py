@@ -224,9 +224,10 @@ def _register_template_helpers(app: Flask) -> None:
     from portal.services.money import dollars, plain
 
     app.add_template_filter(dollars, "money")
-    from portal.versioning import field_label
+    from portal.versioning import field_label, value_label
 
     app.add_template_global(field_label, "field_label")
+    app.add_template_global(value_label, "value_label")
     app.add_template_filter(plain, "plain_money")
 
 

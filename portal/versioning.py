@@ -121,7 +121,20 @@ FIELD_LABELS = {
     "ring_seconds": "Ring (seconds)",
     "max_wait_minutes": "Longest wait (minutes)",
     "settings": "Settings",
+    "totp_enabled_at": "Two-factor sign-in on since",
+    "user_id": "User (id)",
+    "kind": "Kind",
 }
+
+# Stored values as the pages word them (statuses, roles, billing mode).
+VALUE_LABELS = {
+    "active": "Active", "swapping_paused": "Swapping paused", "calls_stopped": "Calls stopped",
+    "billing_paused": "Billing paused", "canceled": "Canceled", "released": "Released",
+    "primary": "Primary", "backup": "Backup", "other": "Other",
+    "owner": "Owner", "admin": "Admin", "user": "User",
+    "agency": "agency", "customer": "customer",
+}
+_LABELLED_FIELDS = {"status", "role", "billing_mode"}
 
 _SPECS: dict[type, list[Spec]] = {}
 
@@ -150,7 +163,16 @@ def specs_for(model: type) -> list[Spec]:
 
 
 def field_label(name: str) -> str:
+    if "." in name:  # a key of a JSON settings field
+        stem, key = name.split(".", 1)
+        return f"{field_label(stem)}: {field_label(key).lower()}"
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def value_label(name: str, value: Any) -> Any:
+    if name in _LABELLED_FIELDS and isinstance(value, str):
+        return VALUE_LABELS.get(value, value)
+    return value
 
 
 # --- values -------------------------------------------------------------------------------
@@ -174,9 +196,37 @@ def _column_values(obj) -> dict[str, Any]:
     return values
 
 
+def _json_fields(values: dict | None) -> dict | None:
+    """A JSON settings field as its own fields ("settings_json" -> "settings.<key>"), so a
+    version of a preset says which setting changed, not that a blob did."""
+    if values is None:
+        return None
+    out = dict(values)
+    for name in [n for n in values if n.endswith("_json")]:
+        try:
+            parsed = json.loads(values[name] or "{}")
+        except (TypeError, ValueError):
+            continue
+        if isinstance(parsed, dict):
+            del out[name]
+            stem = name.removesuffix("_json")
+            out.update({f"{stem}.{key}": value for key, value in parsed.items()})
+    return out
+
+
 def _changes(spec: Spec, before: dict | None, after: dict | None) -> dict[str, list]:
     changes = {}
-    for name in spec.fields:
+    names = list(spec.fields)
+    json_names = [n for n in spec.fields if n.endswith("_json")]
+    if json_names:
+        before, after = _json_fields(before), _json_fields(after)
+        names = [n for n in names if n not in json_names]
+        for values in (before, after):
+            for key in values or {}:
+                if any(key.startswith(n.removesuffix("_json") + ".") for n in json_names) \
+                        and key not in names:
+                    names.append(key)
+    for name in names:
         old = _plain(before.get(name)) if before is not None else None
         new = _plain(after.get(name)) if after is not None else None
         if before is not None and after is not None and old == new:

@@ -73,3 +73,61 @@ def post_usage(account_id: int):
                     else ""}
     body["recharge"] = recharge
     return jsonify(body), 200 if posted.duplicate else 201
+
+
+@bp.post(f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>/calls")
+def post_call(account_id: int):
+    """A call arrived (from the telephony side). With automatic redaction on, the caller's
+    name, number and notes are dropped before anything is stored."""
+    from datetime import UTC, datetime
+
+    from portal.services import privacy
+
+    account = db.session.get(Account, account_id)
+    if account is None:
+        return _problem(404, "No such account.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _problem(400, "Send a JSON object: {\"caller_number\": ..., \"called_number\": "
+                             "..., \"started_at\": \"2026-11-23T12:00:00Z\", "
+                             "\"duration_seconds\": 60}.")
+    errors = {}
+    try:
+        started = datetime.fromisoformat(str(data.get("started_at", "")).replace("Z", "+00:00"))
+        if started.tzinfo is None:
+            raise ValueError
+        started = started.astimezone(UTC)
+    except ValueError:
+        errors["started_at"] = "started_at must be an ISO 8601 time with a zone, like " \
+                               "2026-11-23T12:00:00Z."
+        started = None
+    duration = data.get("duration_seconds")
+    if not isinstance(duration, int) or isinstance(duration, bool) or not 0 <= duration <= 86400:
+        errors["duration_seconds"] = "duration_seconds must be a whole number from 0 to 86400."
+    called = data.get("called_number")
+    if not isinstance(called, str) or not called.startswith("+") or len(called) > 16:
+        errors["called_number"] = "called_number must be an E.164 number like +14155550100."
+    texts = {}
+    for name, limit in (("caller_number", 32), ("caller_name", 120), ("source", 60),
+                        ("notes", privacy.MAX_NOTES)):
+        value = data.get(name, "")
+        if not isinstance(value, str) or len(value) > limit:
+            errors[name] = f"{name} must be text of at most {limit} characters."
+        texts[name] = value if isinstance(value, str) else ""
+    if errors:
+        return _problem(422, "The call was not recorded.", errors)
+    if account.is_canceled:
+        return _problem(409, f"{account.name} is canceled: it receives no calls.")
+    try:
+        call = privacy.receive_call(db.session, account, privacy.Arrival(
+            started_at=started, caller_number=texts["caller_number"], called_number=called,
+            duration_seconds=duration, caller_name=texts["caller_name"],
+            source=texts["source"], notes=texts["notes"]))
+        db.session.flush()
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _problem(422, "The call was not recorded.", e.errors)
+    body = {"call_id": call.id, "account_id": account.id,
+            "redacted": call.redacted_at is not None}
+    db.session.commit()
+    return jsonify(body), 201
