@@ -122,7 +122,6 @@ FIELD_LABELS = {
     "max_wait_minutes": "Longest wait (minutes)",
     "settings": "Settings",
     "totp_enabled_at": "Two-factor sign-in on since",
-    "user_id": "User (id)",
     "kind": "Kind",
 }
 
@@ -253,6 +252,9 @@ def _row(spec: Spec, conn, action: str, before: dict | None, after: dict | None,
         action = REDACTED  # personal data removed, nothing put in its place
     if action not in spec.actions:
         return []
+    if "user_id" in changes:  # a membership's or recipient's user, by name
+        changes["user"] = [_user_name(conn, v) if v is not None else None
+                           for v in changes.pop("user_id")]
     values = after if after is not None else before
     record_id = values.get("id") if "id" in values else values.get("account_id")
     return [

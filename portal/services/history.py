@@ -103,7 +103,7 @@ def account_names(session: Session, account: Account) -> dict[int, str]:
     """An agency's sub-accounts by id, to name the account of each version."""
     rows = session.execute(select(Account.id, Account.name).where(
         or_(Account.id == account.id, Account.parent_id == account.id)))
-    return dict(rows.tuples().all())
+    return {account_id: name for account_id, name in rows}
 
 
 def record_versions(session: Session, account: Account, record_type: str,

@@ -22,6 +22,7 @@ REDACTED_LABEL = "Redacted"
 EXPORT_FIELDS = ["call_id", "started_at_utc", "caller_number", "caller_name", "notes",
                  "called_number", "tracking_number_label", "source", "duration_seconds"]
 MAX_NOTES = 5000
+FREE_TEXT = {"caller_name", "notes", "tracking_number_label", "source"}
 
 
 def normalize_number(raw: str) -> str:
@@ -114,8 +115,9 @@ def caller_count(session: Session, account: Account, number: str) -> int:
 
 
 def _rows(session: Session, account: Account, number: str) -> list[dict]:
-    labels = dict(session.execute(select(TrackingNumber.id, TrackingNumber.label)
-                                  .where(TrackingNumber.account_id == account.id)).tuples())
+    labels = {number_id: label for number_id, label in session.execute(
+        select(TrackingNumber.id, TrackingNumber.label)
+        .where(TrackingNumber.account_id == account.id))}
     return [{
         "call_id": c.id,
         "started_at_utc": c.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -140,7 +142,9 @@ def export_csv(session: Session, account: Account, number: str) -> str:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
     for row in _rows(session, account, number):
-        writer.writerow({k: _csv_safe(v) if isinstance(v, str) else v for k, v in row.items()})
+        # Free text is neutralised against spreadsheet formulas; the numbers are validated
+        # E.164 and stay as they are (as in the Call History export).
+        writer.writerow({k: _csv_safe(v) if k in FREE_TEXT else v for k, v in row.items()})
     return buffer.getvalue()
 
 

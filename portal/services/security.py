@@ -16,7 +16,7 @@ from werkzeug.security import check_password_hash
 from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
-from portal.models import Account, Membership, RecoveryCode, SigninAttempt, User
+from portal.models import Account, Membership, RecoveryCode, Role, SigninAttempt, User
 
 ISSUER = "Account Portal"
 BAD_CODE = ("That code didn't work. Enter the 6-digit code your authenticator app shows now, "
@@ -184,12 +184,18 @@ def account_requires(account: Account) -> bool:
 def accounts_requiring(session: Session, user: User) -> list[Account]:
     """The accounts the user belongs to that require two-factor sign-in (themselves or
     through their agency)."""
-    parent = select(Account.id).where(Account.require_two_factor.is_(True))
+    requiring = select(Account.id).where(Account.require_two_factor.is_(True))
+    mine = select(Membership.account_id).where(Membership.user_id == user.id)
+    agencies = select(Membership.account_id).where(
+        Membership.user_id == user.id, Membership.role.in_((Role.OWNER, Role.ADMIN)))
     return list(session.scalars(
-        select(Account).join(Membership, Membership.account_id == Account.id)
-        .where(Membership.user_id == user.id,
-               or_(Account.require_two_factor.is_(True), Account.parent_id.in_(parent)))
-        .order_by(Account.name)))
+        select(Account).where(or_(
+            # a membership on an account that requires it, or whose agency does
+            Account.id.in_(mine) & (Account.require_two_factor.is_(True)
+                                    | Account.parent_id.in_(requiring)),
+            # a sub-account the user reaches as the agency's owner or admin
+            Account.parent_id.in_(agencies) & Account.require_two_factor.is_(True),
+        )).order_by(Account.name)))
 
 
 def set_required(session: Session, account: Account, actor: User, required: bool) -> None:

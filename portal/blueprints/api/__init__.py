@@ -126,7 +126,9 @@ def post_call(account_id: int):
         db.session.flush()
     except ValidationFailed as e:
         db.session.rollback()
-        return _problem(422, "The call was not recorded.", e.errors)
+        errors = {("caller_number" if key == "number" else key): message
+                  for key, message in e.errors.items()}
+        return _problem(422, "The call was not recorded.", errors)
     body = {"call_id": call.id, "account_id": account.id,
             "redacted": call.redacted_at is not None}
     db.session.commit()

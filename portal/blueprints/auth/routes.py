@@ -55,8 +55,10 @@ def login_post():
     return _signed_in(user, next_url)
 
 
-def _signed_in(user: User, next_url: str | None):
+def _signed_in(user: User, next_url: str | None, notice: str | None = None):
     session.clear()
+    if notice:
+        flash(notice, "info")  # after the clear: the new session carries it
     login_user(user, remember=False)
     now = clock_now().timestamp()
     session["auth_at"] = now  # when the password was last given (payment methods, closing)
@@ -111,11 +113,12 @@ def two_factor_post():
         return render("auth/two_factor.html", "code_form", status=429,
                       errors={"": e.message})
     db.session.commit()
+    notice = None
     if step == "recovery":
         left = security.recovery_codes_left(db.session, user)
-        flash(f"You signed in with a recovery code; it can't be used again. {left} "
-              f"recovery code{'' if left == 1 else 's'} left.", "info")
-    return _signed_in(user, pending.get("next"))
+        notice = (f"You signed in with a recovery code; it can't be used again. {left} "
+                  f"recovery code{'' if left == 1 else 's'} left.")
+    return _signed_in(user, pending.get("next"), notice)
 
 
 @bp.post("/logout")

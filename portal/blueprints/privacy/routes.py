@@ -8,7 +8,7 @@ from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, safe_path, see_other
 from portal.services import privacy
-from portal.tenancy import require_admin
+from portal.tenancy import allowed_when_canceled, require_admin
 
 
 def _page(status=200, errors=None, number=None, count=None):
@@ -58,6 +58,7 @@ def export(fmt: str):
 
 
 @bp.post("/erase")
+@allowed_when_canceled  # a caller's rights hold while the data is kept (60 days)
 def erase():
     require_admin()
     try:
@@ -80,6 +81,7 @@ def erase():
 
 
 @bp.post("/calls/<int(max=2147483647):call_id>/redact")
+@allowed_when_canceled
 def redact(call_id: int):
     require_admin()
     back = safe_path(request.form.get("next")) or url_for("calls.index")

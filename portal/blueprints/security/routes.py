@@ -41,8 +41,14 @@ def two_factor():
         return redirect(url_for("security.index"))
     setup = security.setup(db.session, current_user)
     db.session.commit()
-    return render("security/two_factor.html", "setup_form", setup=setup, errors={},
-                  next=safe_path(request.args.get("next")))
+    return _no_store(render("security/two_factor.html", "setup_form", setup=setup, errors={},
+                            next=safe_path(request.args.get("next"))))
+
+
+def _no_store(response):
+    """Pages showing the authenticator key or recovery codes are never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/two-factor")
@@ -55,8 +61,9 @@ def two_factor_confirm():
         db.session.rollback()
         if current_user.has_two_factor:
             return redirect(url_for("security.index"))
-        return render("security/two_factor.html", "setup_form", status=422,
-                      setup=security.describe(current_user), errors=e.errors, next=next_url)
+        return _no_store(render("security/two_factor.html", "setup_form", status=422,
+                                setup=security.describe(current_user), errors=e.errors,
+                                next=next_url))
     db.session.commit()
     response = render("security/recovery_codes.html", codes=codes, next=next_url,
                       first_time=True)
