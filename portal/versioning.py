@@ -33,8 +33,11 @@ FORBIDDEN_WORDS = {"password", "passwd", "token", "secret", "hash", "cvc", "cvv"
 
 
 def looks_secret(name: str) -> bool:
-    words = name.lower().split("_")
-    return bool(FORBIDDEN_WORDS & set(words)) or "card_number" in name.lower()
+    words = set(name.lower().replace(".", "_").split("_"))
+    singular = {w[:-2] if w.endswith("es") else w[:-1] if w.endswith("s") else w
+                for w in words}
+    return bool(FORBIDDEN_WORDS & (words | singular)) or "card_number" in name.lower() \
+        or "cardnumber" in name.lower()
 
 CREATED, CHANGED, DELETED, REDACTED = "created", "changed", "deleted", "redacted"
 
@@ -209,7 +212,8 @@ def _json_fields(values: dict | None) -> dict | None:
         if isinstance(parsed, dict):
             del out[name]
             stem = name.removesuffix("_json")
-            out.update({f"{stem}.{key}": value for key, value in parsed.items()})
+            out.update({f"{stem}.{key}": value for key, value in parsed.items()
+                        if not looks_secret(str(key))})
     return out
 
 
@@ -326,6 +330,13 @@ def _forget(session: Session, *_args) -> None:
     session.info.pop(_TX_KEY, None)
 
 
+def _transaction_ended(session: Session, transaction) -> None:
+    """The merging lasts one outermost transaction; a savepoint's release doesn't end it
+    (its rollback does: see after_rollback)."""
+    if transaction.parent is None:
+        _forget(session)
+
+
 # --- the unit of work ---------------------------------------------------------------------
 
 def _after_flush(session: Session, _context) -> None:
@@ -435,7 +446,7 @@ def install() -> None:
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "do_orm_execute", _do_orm_execute)
-        event.listen(Session, "after_commit", _forget)
+        event.listen(Session, "after_transaction_end", _transaction_ended)
         event.listen(Session, "after_rollback", _forget)
     if not _SPECS:
         _register_models()
@@ -519,7 +530,8 @@ def _register_models() -> None:
                                             "max_wait_minutes", "voicemail",
                                             "announce_position"),
                              label=lambda _c, v: v["name"]))
-    register(User, Spec("user", ("name", "email", "dark_mode", "totp_enabled_at"),
+    # Dark mode is the user's own preference, not a setting of any account: not versioned.
+    register(User, Spec("user", ("name", "email", "totp_enabled_at"),
                         label=lambda _c, v: v["name"], accounts=_user_accounts,
                         actions=frozenset({CHANGED, REDACTED})))
     register(Membership, Spec("membership", ("user_id", "role"),
