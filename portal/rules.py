@@ -15,6 +15,11 @@ BILLING_LINK_TTL = timedelta(days=7)
 VERSION_RETENTION_INDIVIDUAL = timedelta(days=7)
 VERSION_RETENTION_AGENCY = timedelta(days=120)
 
+# Agent statuses and presets
+MAX_CUSTOM_AGENT_STATUSES = 50  # per account, besides the built-in ones
+CALL_QUEUE_RING_SECONDS = (5, 120)  # how long a queue rings an agent, inclusive
+CALL_QUEUE_MAX_WAIT_MINUTES = (1, 60)  # the longest a caller waits in a queue, inclusive
+
 # Sign-in throttling: failures allowed inside the window before sign-in is refused
 SIGNIN_WINDOW = timedelta(minutes=15)
 SIGNIN_MAX_FAILURES_PER_EMAIL = 5

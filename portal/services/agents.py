@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from portal import rules
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import BUILTIN_STATUSES, Account, AgentStatus, Membership, User
 from portal.transactions import begin_write
 
-MAX_CUSTOM_STATUSES = 50  # per account
+MAX_CUSTOM_STATUSES = rules.MAX_CUSTOM_AGENT_STATUSES
 NAME_MAX = 40
 DEFAULT_STATUS = "online"  # where a deleted status's users go
 CUSTOM_PREFIX = "custom:"

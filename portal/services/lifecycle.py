@@ -290,6 +290,10 @@ def reactivate(session: Session, account: Account, actor: User,
         if agency.is_canceled:
             raise NotAllowed(f"{agency.name} is canceled: the agency must be reactivated "
                              "(a support request) before its sub-accounts.")
+        if not agency.is_agency:
+            raise NotAllowed(f"{agency.name} left the Agency plan: it can't have sub-accounts. "
+                             f"Move it back to the Agency plan to reactivate {account.name}, "
+                             "or send a support request.")
     w = windows(account, now)
     if not w.can_reactivate:
         raise NotAllowed(

@@ -20,6 +20,10 @@ from portal.models import PLANS, Account, AccountKind, AccountStatus
 
 AGENCY_PLAN = "Agency"
 UPGRADE, DOWNGRADE, CURRENT = "upgrade", "downgrade", "current"
+# Plan fees are charged to standalone and agency accounts only (portal.services.fees): a
+# sub-account's usage is billed, its plan is its agency's.
+SUB_PLAN = ("A sub-account is covered by its agency's plan: it has no plan fee of its own. "
+            "To choose a plan, transfer it out of the agency to make it a standalone account.")
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,11 @@ def _change(current: str, plan: str) -> str:
 
 
 def options(account: Account) -> list[Option]:
-    """The current plan and every plan the account may choose (a sub-account: not Agency,
-    unless it is its plan now: sub-accounts start on their agency's), by fee."""
-    plans = [p for p in PLANS
-             if not (account.is_sub and p == AGENCY_PLAN and account.plan != AGENCY_PLAN)]
+    """The current plan and every plan the account may choose, by fee (a sub-account: its
+    agency's plan only; it chooses none)."""
+    if account.is_sub:
+        return [Option(account.plan, fee(account.plan), CURRENT)]
+    plans = list(PLANS)
     return sorted((Option(p, fee(p), _change(account.plan, p)) for p in plans),
                   key=lambda o: (o.fee_cents, o.name))
 
@@ -66,6 +71,8 @@ def check(session: Session, account: Account, plan: str) -> Option:
         raise ValidationFailed({"plan": f"Choose a plan: {', '.join(PLANS)}."})
     if account.is_canceled:
         raise NotAllowed(f"{account.name} is canceled: reactivate it before changing its plan.")
+    if account.is_sub:
+        raise ValidationFailed({"plan": SUB_PLAN})
     if plan == account.plan:
         raise ValidationFailed({"plan": "That is already your plan."})
     if account.is_sub and plan == AGENCY_PLAN:

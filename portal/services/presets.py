@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import rules
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, CallQueue, Preset, PresetKind, TrackingSource
 from portal.transactions import begin_write
@@ -27,8 +28,8 @@ DISTRIBUTIONS = {
 }
 NAME_MAX = 80
 MATCH_TEXT_MAX = 120  # a referrer's text, a landing page parameter
-RING_SECONDS = (5, 120)
-MAX_WAIT_MINUTES = (1, 60)
+RING_SECONDS = rules.CALL_QUEUE_RING_SECONDS
+MAX_WAIT_MINUTES = rules.CALL_QUEUE_MAX_WAIT_MINUTES
 TRUE_VALUES = ("on", "1", "true", "yes")
 # name=value, like utm_source=google: no spaces, "&" or "#" (one parameter of a URL)
 _PARAM = re.compile(r"^[A-Za-z0-9_.~-]+=[^\s&#=]+$")
@@ -106,6 +107,7 @@ class Kind:
     fields: tuple[str, ...]  # its settings: everything but the name
     clean: Callable[[Mapping[str, Any]], dict[str, Any]]
     noun: str  # "tracking source"
+    name: str  # "Tracking Source": in titles, "New Tracking Source"
     title: str  # "Tracking Sources"
     endpoint: str  # the views' endpoint prefix: "presets.source"
     defaults: dict[str, Any]  # a new record's form
@@ -118,17 +120,20 @@ class Kind:
 
 KINDS = {
     PresetKind.TRACKING_SOURCE: Kind(
-        PresetKind.TRACKING_SOURCE, TrackingSource,
-        ("channel", "referrer_contains", "landing_param", "swap_numbers"),
-        clean_tracking_source, "tracking source", "Tracking Sources", "presets.source",
-        {"channel": "Direct", "referrer_contains": "", "landing_param": "",
-         "swap_numbers": True}),
+        kind=PresetKind.TRACKING_SOURCE, model=TrackingSource,
+        fields=("channel", "referrer_contains", "landing_param", "swap_numbers"),
+        clean=clean_tracking_source, noun="tracking source", name="Tracking Source",
+        title="Tracking Sources", endpoint="presets.source",
+        defaults={"channel": "Direct", "referrer_contains": "", "landing_param": "",
+                  "swap_numbers": True}),
     PresetKind.CALL_QUEUE: Kind(
-        PresetKind.CALL_QUEUE, CallQueue,
-        ("distribution", "ring_seconds", "max_wait_minutes", "voicemail", "announce_position"),
-        clean_call_queue, "call queue", "Call Queues", "presets.queue",
-        {"distribution": "round_robin", "ring_seconds": 20, "max_wait_minutes": 5,
-         "voicemail": True, "announce_position": False}),
+        kind=PresetKind.CALL_QUEUE, model=CallQueue,
+        fields=("distribution", "ring_seconds", "max_wait_minutes", "voicemail",
+                "announce_position"),
+        clean=clean_call_queue, noun="call queue", name="Call Queue", title="Call Queues",
+        endpoint="presets.queue",
+        defaults={"distribution": "round_robin", "ring_seconds": 20, "max_wait_minutes": 5,
+                  "voicemail": True, "announce_position": False}),
 }
 
 

@@ -25,7 +25,8 @@ def index():
     account = g.account
     return render("plans/index.html", options=plans.options(account),
                   current_fee=plans.fee(account.plan),
-                  active_subs=plans.active_sub_count(db.session, account))
+                  active_subs=plans.active_sub_count(db.session, account),
+                  sub_plan=plans.SUB_PLAN)
 
 
 def _confirm(plan: str, errors: dict, status: int = 200):

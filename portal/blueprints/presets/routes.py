@@ -132,7 +132,7 @@ def record_save_preset(kind: str, record_id: int):
                       errors=e.errors)
     db.session.commit()
     flash(f"Saved the settings of {record.name} as the preset {preset.name}. Apply it on "
-          f"New {k.label}.", "success")
+          f"New {k.name}.", "success")
     return see_other(url_for(f"{k.endpoint}s"))
 
 
