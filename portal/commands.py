@@ -47,8 +47,13 @@ def register(app: Flask) -> None:
         db.session.commit()
         from portal.services import history
 
-        versions_purged = history.purge(db.session)
-        db.session.commit()
+        versions_purged = 0
+        while True:  # in batches, committed one by one: short write locks
+            removed = history.purge(db.session, batch=5_000)
+            db.session.commit()
+            versions_purged += removed
+            if not removed:
+                break
         click.echo(f"versions: {versions_purged} version(s) past 7/120 days removed")
         from portal import jobs as portal_jobs
 

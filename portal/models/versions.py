@@ -20,6 +20,8 @@ class Version(db.Model):
         Index("ix_versions_account_at", "account_id", "at", "id"),
         # A feature page's Versions panel: one record's versions.
         Index("ix_versions_record", "account_id", "record_type", "record_id", "at"),
+        # Change History's user filter: who made an account's versions.
+        Index("ix_versions_account_actor", "account_id", "actor_id"),
         # The purge walks by age.
         Index("ix_versions_at", "at"),
     )

@@ -73,8 +73,11 @@ def parse_filters(account: Account, args) -> Filters:
 
 def _scope(account: Account, include_subs: bool):
     if include_subs and account.is_agency:
-        subs = select(Account.id).where(Account.parent_id == account.id)
-        return or_(Version.account_id == account.id, Version.account_id.in_(subs))
+        # One IN over the agency and its sub-accounts: "= agency OR IN (subs)" made SQLite
+        # sort every matching version to return a page (bench/versions.py: 74 -> 0.5 ms).
+        family = select(Account.id).where(or_(Account.id == account.id,
+                                              Account.parent_id == account.id))
+        return Version.account_id.in_(family)
     return Version.account_id == account.id
 
 
@@ -119,16 +122,25 @@ def record_versions(session: Session, account: Account, record_type: str,
                                 .order_by(Version.at.desc(), Version.id.desc()).limit(limit)))
 
 
-def purge(session: Session, now: datetime | None = None) -> int:
+def purge(session: Session, now: datetime | None = None, batch: int | None = None) -> int:
     """Delete versions past their account's retention: older than 7 days on individual
-    accounts, 120 days on agencies and sub-accounts. A version exactly at the limit stays."""
+    accounts, 120 days on agencies and sub-accounts. A version exactly at the limit stays.
+
+    With `batch`, at most that many per retention class, so the caller can commit between
+    batches and never hold SQLite's write lock for long (`jobs run` does)."""
     now = now or clock_now()
     individual = select(Account.id).where(Account.kind == AccountKind.STANDALONE)
     grouped = select(Account.id).where(Account.kind != AccountKind.STANDALONE)
     removed = 0
     for accounts, keep in ((individual, rules.VERSION_RETENTION_INDIVIDUAL),
                            (grouped, rules.VERSION_RETENTION_AGENCY)):
-        result = session.execute(delete(Version).where(
-            Version.account_id.in_(accounts), Version.at < now - keep))
+        expired = [Version.account_id.in_(accounts), Version.at < now - keep]
+        if batch is not None:
+            ids = select(Version.id).where(*expired).order_by(Version.id).limit(batch)
+            expired = [Version.id.in_(ids.scalar_subquery())]
+        # synchronize_session=False: no "RETURNING id" of every deleted row (0.49 -> 0.07 s
+        # for 100,000 on PostgreSQL); versions are never held in the session.
+        result = session.execute(delete(Version).where(*expired)
+                                 .execution_options(synchronize_session=False))
         removed += result.rowcount or 0
     return removed

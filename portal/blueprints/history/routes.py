@@ -5,7 +5,7 @@ from flask import current_app, g, request
 from portal.blueprints.history import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.rendering import render
+from portal.rendering import is_partial, render
 from portal.services import history
 from portal.services.paging import Page, parse_page
 from portal.tenancy import require_admin
@@ -13,9 +13,13 @@ from portal.versioning import RECORD_TYPES
 
 
 def _page(result, filters_args, errors, status=200):
+    # The user filter's choices are drawn only for the whole page (a partial swaps the
+    # results, not the form), and over the versions the page can show.
+    actors = [] if is_partial() else history.actors(
+        db.session, g.account, g.account.is_agency and bool(filters_args.get("subs")))
     return render("history/index.html", "results", status=status, result=result,
                   args=filters_args, errors=errors, record_types=RECORD_TYPES,
-                  actors=history.actors(db.session, g.account, g.account.is_agency),
+                  actors=actors,
                   names=history.account_names(db.session, g.account),
                   retention_days=history.retention(g.account).days)
 
