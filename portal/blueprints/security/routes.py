@@ -23,9 +23,7 @@ def _overview(status=200, errors=None, codes=None):
         required_by=security.accounts_requiring(db.session, user),
         signins=security.recent_signins(db.session, user), step_labels=STEP_LABELS,
         next=safe_path(request.values.get("next")))
-    if codes:
-        response.headers["Cache-Control"] = "no-store"  # codes shown once, never cached
-    return response
+    return _no_store(response) if codes else response
 
 
 @bp.get("/")
@@ -65,10 +63,8 @@ def two_factor_confirm():
                                 setup=security.describe(current_user), errors=e.errors,
                                 next=next_url))
     db.session.commit()
-    response = render("security/recovery_codes.html", codes=codes, next=next_url,
-                      first_time=True)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _no_store(render("security/recovery_codes.html", codes=codes, next=next_url,
+                            first_time=True))
 
 
 @bp.post("/two-factor/off")
@@ -98,10 +94,8 @@ def recovery_codes():
         return _overview(status=422, errors=e.errors)
     codes = security.new_recovery_codes(db.session, current_user)
     db.session.commit()
-    response = render("security/recovery_codes.html", codes=codes, next=None,
-                      first_time=False)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _no_store(render("security/recovery_codes.html", codes=codes, next=None,
+                            first_time=False))
 
 
 @bp.post("/sign-out-others")
