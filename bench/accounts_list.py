@@ -104,12 +104,15 @@ BASELINE_SOURCE = """<!doctype html>
 # --------------------------------------------------------------------------- setup
 
 def database_url(tmpdir: str) -> tuple[str, bool]:
-    """(url, is_temporary): DATABASE_URL when set (normalised like portal.config), else a
-    fresh SQLite file in tmpdir."""
+    """(url, is_temporary): DATABASE_URL when set (normalised like portal.config), else
+    TEST_DATABASE_URL (what scripts/with-postgres.sh sets), else a fresh SQLite file in
+    tmpdir."""
     if os.environ.get("DATABASE_URL"):
         from portal.config import _database_url
 
         return _database_url(), False
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"], False
     return f"sqlite:///{Path(tmpdir) / 'bench.sqlite3'}", True
 
 

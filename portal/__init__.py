@@ -33,6 +33,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     _init_login(app)
     _init_sqlite(app)
     _init_versioning()
+    from portal import sealing
+
+    sealing.configure(app.config.get("TOTP_ENCRYPTION_KEYS") or [app.config["SECRET_KEY"]])
     _init_idle_timeout(app)
     from portal.services import gateway
 

@@ -65,6 +65,10 @@ class Config:
     BILLING_LINK_SECRET_KEYS = [k.strip() for k in
                                 os.environ.get("BILLING_LINK_SECRET_KEYS", "").split(",")
                                 if k.strip()]
+    # Two-factor TOTP keys are sealed in the database under these (comma-separated, oldest
+    # first; unset: derived from SECRET_KEY). See portal/sealing.py.
+    TOTP_ENCRYPTION_KEYS = [k.strip() for k in
+                            os.environ.get("TOTP_ENCRYPTION_KEYS", "").split(",") if k.strip()]
     BILLING_LINK_TTL_DAYS = int(os.environ.get("BILLING_LINK_TTL_DAYS",
                                                str(rules.BILLING_LINK_TTL.days)))
     # The public link pages: at most this many requests per client address per window.

@@ -21,7 +21,8 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     # Two-factor sign-in by authenticator app (RFC 6238). The secret is set while the user
     # sets it up and only counts once enabled; the last accepted time step refuses a replay.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Sealed (portal/sealing.py): read it with portal.services.security.secret_of.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
-from portal import rules
+from portal import rules, sealing
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Membership, RecoveryCode, Role, SigninAttempt, User
@@ -35,6 +35,15 @@ def _totp(secret: str) -> pyotp.TOTP:
     return pyotp.TOTP(secret, digits=6, interval=rules.TOTP_STEP_SECONDS)
 
 
+def set_secret(user: User, secret: str | None) -> None:
+    """Keep the user's TOTP key, sealed (it is never stored in clear)."""
+    user.totp_secret = sealing.seal(secret) if secret else None
+
+
+def secret_of(user: User) -> str | None:
+    return sealing.unseal(user.totp_secret) if user.totp_secret else None
+
+
 def _step(moment: datetime) -> int:
     return int(moment.timestamp()) // rules.TOTP_STEP_SECONDS
 
@@ -53,14 +62,15 @@ def setup(session: Session, user: User) -> Setup:
         raise ValidationFailed({"": "Two-factor sign-in is already on. Turn it off first to "
                                     "use another authenticator."})
     if not user.totp_secret:
-        user.totp_secret = pyotp.random_base32()  # 160 bits
+        set_secret(user, pyotp.random_base32())  # 160 bits
     return describe(user)
 
 
 def describe(user: User) -> Setup:
-    uri = _totp(user.totp_secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    secret = secret_of(user)
+    uri = _totp(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     qr = segno.make(uri, error="m")
-    return Setup(secret=user.totp_secret, uri=uri,
+    return Setup(secret=secret, uri=uri,
                  qr_svg=qr.svg_inline(scale=5, border=2, dark="#111", light="#fff",
                                       omitsize=False))
 
@@ -70,7 +80,10 @@ def _check_totp(user: User, code: str, now: datetime) -> int | None:
     before the last one accepted is refused: a code works once."""
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
-    totp = _totp(user.totp_secret)
+    try:
+        totp = _totp(secret_of(user))
+    except sealing.Unreadable:
+        return None  # sealed under a retired key: a recovery code still signs in
     current = _step(now)
     for step in (current, current - 1, current + 1):
         if secrets.compare_digest(totp.at(step * rules.TOTP_STEP_SECONDS), code):

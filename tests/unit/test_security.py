@@ -46,7 +46,7 @@ def frozen(app):
 
 def enable(session, user, secret: str = SECRET, at: datetime = T0) -> list[str]:
     """Two-factor sign-in on for `user`, set up at `at`; the recovery codes."""
-    user.totp_secret = secret
+    security.set_secret(user, secret)
     security.setup(session, user)
     codes = security.confirm_setup(session, user, code_at(at, secret), now=at)
     session.flush()
@@ -66,7 +66,7 @@ def pat(session):
 def test_setup_gives_a_base32_secret_an_otpauth_uri_and_a_qr_svg(session, pat):
     s = security.setup(session, pat)
     assert re.fullmatch(r"[A-Z2-7]{32}", s.secret)
-    assert pat.totp_secret == s.secret
+    assert security.secret_of(pat) == s.secret
     assert not pat.has_two_factor  # not in force until a code is confirmed
     assert s.uri.startswith("otpauth://totp/")
     parsed = pyotp.parse_uri(s.uri)
@@ -85,7 +85,7 @@ def test_two_users_get_different_secrets(session, pat):
 
 
 def test_confirm_with_the_right_code_turns_it_on_and_gives_ten_distinct_codes(session, pat):
-    pat.totp_secret = SECRET
+    security.set_secret(pat, SECRET)
     codes = security.confirm_setup(session, pat, code_at(T0))
     session.commit()
     assert pat.has_two_factor
@@ -105,7 +105,7 @@ def test_confirm_with_the_right_code_turns_it_on_and_gives_ten_distinct_codes(se
 
 
 def test_confirm_accepts_the_code_with_spaces(session, pat):
-    pat.totp_secret = SECRET
+    security.set_secret(pat, SECRET)
     code = code_at(T0)
     security.confirm_setup(session, pat, f" {code[:3]} {code[3:]} ")
     assert pat.has_two_factor
@@ -121,7 +121,7 @@ def test_confirm_accepts_the_code_with_spaces(session, pat):
     ("abcdef", {"code": NO_MATCH}),
 ])
 def test_confirm_refuses_wrong_old_and_empty_codes(session, pat, code, errors):
-    pat.totp_secret = SECRET
+    security.set_secret(pat, SECRET)
     with pytest.raises(ValidationFailed) as e:
         security.confirm_setup(session, pat, wrong_code(T0) if code is None else code)
     assert e.value.errors == errors
@@ -275,7 +275,7 @@ def test_disable_needs_the_right_password(session, pat, password, errors):
     with pytest.raises(ValidationFailed) as e:
         security.disable(session, pat, password)
     assert e.value.errors == errors
-    assert pat.has_two_factor and pat.totp_secret == SECRET
+    assert pat.has_two_factor and security.secret_of(pat) == SECRET
     assert security.recovery_codes_left(session, pat) == 10
 
 
@@ -339,7 +339,7 @@ def test_cancel_setup_drops_an_unconfirmed_secret_only(session, pat):
     assert pat.totp_secret is None
     enable(session, pat)
     security.cancel_setup(pat)
-    assert pat.totp_secret == SECRET
+    assert security.secret_of(pat) == SECRET
 
 
 # --- the account setting --------------------------------------------------------------------
@@ -481,7 +481,7 @@ def _versions_dump(session) -> str:
 
 
 def test_no_version_holds_the_secret_or_the_recovery_codes(session, pat):
-    pat.totp_secret = SECRET
+    security.set_secret(pat, SECRET)
     security.setup(session, pat)
     session.commit()
     codes = security.confirm_setup(session, pat, code_at(T0))
@@ -508,3 +508,30 @@ def test_no_version_holds_the_secret_or_the_recovery_codes(session, pat):
         ("changed", {"totp_enabled_at": ["2026-11-23 12:00:00 UTC", None]}),
     ]
     assert "totp_last_step" not in dump and "totp_secret" not in dump
+
+
+def test_the_totp_key_is_sealed_in_the_database_and_opens_only_with_the_key(session):
+    """The key has to be read back to check codes, so it is encrypted (Fernet) under a key
+    that is not in the database: a copy of the database alone can't mint codes."""
+    from sqlalchemy import text
+
+    from portal import sealing
+
+    pat = f.user(session, "sealed@example.test")
+    setup = security.setup(session, pat)
+    session.commit()
+    stored = session.execute(text("SELECT totp_secret FROM users WHERE id = :id"),
+                             {"id": pat.id}).scalar_one()
+    assert setup.secret not in stored and len(stored) > 100
+    assert sealing.unseal(stored) == setup.secret
+    # rotation: a new key seals, the old one still opens what it sealed
+    sealing.configure(["test-secret", "a-newer-key"])
+    try:
+        assert sealing.unseal(stored) == setup.secret
+        assert sealing.unseal(sealing.seal("X")) == "X"
+        sealing.configure(["a-newer-key"])  # the old key retired: unreadable, not a crash
+        with pytest.raises(sealing.Unreadable):
+            sealing.unseal(stored)
+        assert security._check_totp(pat, pyotp.TOTP(setup.secret).now(), clock.now()) is None
+    finally:
+        sealing.configure(["test-secret"])

@@ -58,7 +58,7 @@ def field_error(name: str, message: str) -> str:
 
 
 def enable(session, user, secret: str = SECRET, at: datetime = T0 - timedelta(minutes=10)):
-    user.totp_secret = secret
+    security.set_secret(user, secret)
     codes = security.confirm_setup(session, user, code_at(at, secret), now=at)
     session.flush()
     return codes
