@@ -348,7 +348,7 @@ def test_the_header_form_with_htmx_swaps_itself(client, session, w, lunch):
     sign_in_as(client, w.viewer)
     response = post(client, url(w.solo, "mine"), {"status": "away", "next": "/x"}, headers=HX)
     assert response.status_code == 200
-    html = assert_fragment(response, '<form id="my-status"')
+    html = assert_fragment(response, '<span id="my-status-slot"')
     assert '<option value="away" selected>Away</option>' in html
     assert '<span class="muted small" role="status">Status: Away</span>' in html
     assert '<input type="hidden" name="next" value="/x">' in html
@@ -365,7 +365,7 @@ def test_a_status_of_another_account_or_nonsense_is_refused(client, session, w, 
     for value in (f"custom:{theirs.id}", "busy", "custom:99999999999999"):
         response = post(client, url(w.solo, "mine"), {"status": value}, headers=headers)
         assert response.status_code == 422, value
-        html = assert_fragment(response, '<form id="my-status"') if headers \
+        html = assert_fragment(response, '<span id="my-status-slot"') if headers \
             else assert_full_page(response)
         assert ('<p class="field-error" id="status-error">Choose one of this '
                 f"account{shown(chr(39))}s statuses.</p>") in html
@@ -398,3 +398,18 @@ def test_a_canceled_account_has_no_status_form_and_refuses_changes(client, sessi
     assert shown(READ_ONLY.format("Closed Shop")) in body(response)
     response = post(client, url(w.closed), {"name": "Break", "color": "#000000"})
     assert response.status_code == 403
+
+
+def test_the_header_form_is_drawn_again_when_the_statuses_change(client, session, w):
+    """Moving a status answers HX-Trigger agent-statuses-changed; the header's slot listens
+    for it and GETs its form again, in the new order."""
+    sign_in_as(client, w.sam)
+    html = body(client.get(f"/accounts/{w.solo.id}/"))
+    assert 'hx-trigger="agent-statuses-changed from:body"' in html
+    response = client.get(f"/accounts/{w.solo.id}/agent-statuses/mine",
+                          query_string={"next": f"/accounts/{w.solo.id}/"}, headers=HX)
+    fragment = assert_fragment(response, '<span id="my-status-slot"')
+    assert f'name="next" value="/accounts/{w.solo.id}/"' in fragment
+    # without htmx it is the Agent Statuses page
+    plain = client.get(f"/accounts/{w.solo.id}/agent-statuses/mine")
+    assert plain.status_code == 302 and plain.location.endswith("/agent-statuses/")

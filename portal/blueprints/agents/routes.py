@@ -4,7 +4,7 @@ Every member sees the list and sets their own status from the page header; owner
 admins add, edit, order and delete the custom ones.
 """
 
-from flask import flash, g, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.blueprints.agents import bp
@@ -128,6 +128,15 @@ def move(status_id: int):
         return _page("status_list", moved=(record.id, direction),
                      trigger={"agent-statuses-changed": record.id})
     return see_other(url_for("agents.index", _anchor=f"status-{record.id}"))
+
+
+@bp.get("/mine")
+def header_form():
+    """The header's form again (htmx, when the statuses changed on the page: the header
+    listens for agent-statuses-changed); without htmx, the Agent Statuses page."""
+    if not is_partial():
+        return redirect(url_for("agents.index"))
+    return render(HEADER, next_path=safe_path(request.args.get("next")))
 
 
 @bp.post("/mine")
