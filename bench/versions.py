@@ -84,6 +84,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import accounts_list  # noqa: E402
 from accounts_list import PASSWORD, database_url, sign_in  # noqa: E402
 from billing_logs import Counter  # noqa: E402
 from sqlalchemy import delete, event, func, inspect, or_, select  # noqa: E402
@@ -408,35 +409,19 @@ def seed_history(session, args, password_hash: str, rng: random.Random, now: dat
             "own": sum(r["account_id"] == agency.id for r in rows), "all": len(rows)}
 
 
-class Case:
+class Case(accounts_list.Case):
+    """accounts_list's timed page request, with what the Change History checks need."""
+
     def __init__(self, key, label, client, url, expected_total=None, target=True,
                  headers=None):
-        self.key, self.label, self.client, self.url = key, label, client, url
-        self.headers = headers or {}
+        super().__init__(key, label, client, url, headers or {})
         self.expected_total, self.target = expected_total, target
-        self.times: list[float] = []
         self.statements: list[tuple[str, object]] = []
         self.baseline = None
 
     @property
     def tag(self) -> str:
         return f"({self.key})".ljust(5)
-
-    def get(self):
-        return self.client.get(self.url, headers=self.headers)
-
-    def timed(self) -> float:
-        started = time.perf_counter()
-        response = self.get()
-        response.get_data()
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise SystemExit(f"{self.url}: HTTP {response.status_code}")
-        return elapsed
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.times) * 1000
 
     @property
     def ratio(self) -> float:

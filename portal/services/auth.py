@@ -50,6 +50,14 @@ def check_throttle(session: Session, email: str, address: str, now: datetime) ->
             )
 
 
+def _record(session: Session, email: str, address: str, now: datetime, user_agent: str,
+            step: str, user: User | None = None) -> None:
+    """One sign-in try (a step of one): succeeded when it names the user."""
+    session.add(SigninAttempt(email=email, address=address, succeeded=user is not None,
+                              user_id=user.id if user else None, step=step, at=now,
+                              user_agent=(user_agent or "")[:200]))
+
+
 def sign_in(session: Session, email: str, password: str, address: str,
             now: datetime | None = None, user_agent: str = "") -> User:
     """Return the user for these credentials or raise; every try is recorded."""
@@ -70,9 +78,7 @@ def sign_in(session: Session, email: str, password: str, address: str,
     user = session.scalar(select(User).where(User.email == email))
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     ok = ok and user is not None
-    session.add(SigninAttempt(email=email, address=address, succeeded=ok,
-                              user_id=user.id if ok else None, at=now,
-                              user_agent=(user_agent or "")[:200]))
+    _record(session, email, address, now, user_agent, "password", user if ok else None)
     if not ok:
         raise ValidationFailed({"": INCORRECT})
     return user
@@ -89,12 +95,25 @@ def second_step(session: Session, user: User, code: str, address: str,
     try:
         step = security.verify(session, user, code, now)
     except ValidationFailed:
-        session.add(SigninAttempt(email=user.email, address=address, succeeded=False,
-                                  step="code", at=now, user_agent=(user_agent or "")[:200]))
+        _record(session, user.email, address, now, user_agent, "code")
         raise
-    session.add(SigninAttempt(email=user.email, address=address, succeeded=True, step=step,
-                              user_id=user.id, at=now, user_agent=(user_agent or "")[:200]))
+    _record(session, user.email, address, now, user_agent, step, user)
     return step
+
+
+def confirm_password(session: Session, user: User, password: str, address: str,
+                     now: datetime | None = None, user_agent: str = "") -> None:
+    """The password again before a sensitive change: throttled with sign-in, and a wrong
+    one is recorded as a failed attempt (step "reauth")."""
+    from portal.services import security
+
+    now = now or clock_now()
+    check_throttle(session, user.email, address, now)
+    try:
+        security.check_password(user, password)
+    except ValidationFailed:
+        _record(session, user.email, address, now, user_agent, "reauth")
+        raise
 
 
 def load_user(session: Session, user_id: str) -> User | None:

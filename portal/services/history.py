@@ -109,6 +109,16 @@ def account_names(session: Session, account: Account) -> dict[int, str]:
     return {account_id: name for account_id, name in rows}
 
 
+def parse_record_id(raw: str | None) -> int | None:
+    """A Versions panel's record id: absent (every record of the type) or a positive id."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 10 and int(raw) > 0):
+        raise ValidationFailed({"id": "Unknown record."})
+    return int(raw)
+
+
 def record_versions(session: Session, account: Account, record_type: str,
                     record_id: int | None = None, *, limit: int = 20) -> list[Version]:
     """A feature page's Versions panel: the newest versions of one record (or of every

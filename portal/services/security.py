@@ -126,6 +126,15 @@ def new_recovery_codes(session: Session, user: User, now: datetime | None = None
     return codes
 
 
+def replace_recovery_codes(session: Session, user: User, password: str,
+                           now: datetime | None = None) -> list[str]:
+    """New recovery codes (the old ones stop working), for the user's password."""
+    check_password(user, password)
+    if not user.has_two_factor:
+        raise ValidationFailed({"": "Turn on two-factor sign-in first."})
+    return new_recovery_codes(session, user, now)
+
+
 def recovery_codes_left(session: Session, user: User) -> int:
     return session.scalar(select(func.count()).select_from(RecoveryCode).where(
         RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))) or 0
@@ -212,6 +221,10 @@ def accounts_requiring(session: Session, user: User) -> list[Account]:
 
 
 def set_required(session: Session, account: Account, actor: User, required: bool) -> None:
+    parent = account.parent if account.parent_id else None
+    if parent is not None and parent.require_two_factor:
+        raise ValidationFailed({"require_two_factor": "The agency requires it for every "
+                                                      "sub-account: change it there."})
     if required and not actor.has_two_factor:
         raise ValidationFailed({"require_two_factor": "Turn on two-factor sign-in for yourself "
                                                       "first, so you are not locked out."})

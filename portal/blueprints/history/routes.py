@@ -43,10 +43,9 @@ def versions():
     """One record's versions: a feature page's panel (htmx) or a page of its own."""
     require_admin()
     record_type = request.args.get("type", "")
-    raw_id = request.args.get("id", "")
-    record_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) < 10 \
-        else None
+    record_id = None
     try:
+        record_id = history.parse_record_id(request.args.get("id"))
         items = history.record_versions(db.session, g.account, record_type, record_id)
     except ValidationFailed as e:
         return _versions([], e.errors, record_type, record_id, status=422)

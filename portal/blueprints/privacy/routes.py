@@ -63,17 +63,15 @@ def erase():
     require_admin()
     try:
         number = privacy.normalize_number(request.form.get("number", ""))
+    except ValidationFailed as e:
+        return _page(422, e.errors)
+    try:
         erased = privacy.erase(db.session, g.account, number,
                                request.form.get("confirm") == "yes")
     except ValidationFailed as e:
         db.session.rollback()
-        number = None
-        try:
-            number = privacy.normalize_number(request.form.get("number", ""))
-        except ValidationFailed:
-            pass
-        count = privacy.caller_count(db.session, g.account, number) if number else None
-        return _page(422, e.errors, number=number, count=count)
+        return _page(422, e.errors, number=number,
+                     count=privacy.caller_count(db.session, g.account, number))
     db.session.commit()
     flash(f"Erased the caller's personal data from {erased} call{'' if erased == 1 else 's'}. "
           "It can't be recovered.", "success")

@@ -6,7 +6,6 @@ from portal.blueprints.security import account_bp, bp
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, TooManyAttempts, ValidationFailed
 from portal.extensions import db
-from portal.models import SigninAttempt
 from portal.rendering import render, safe_path, see_other
 from portal.services import auth, security
 from portal.tenancy import require_admin
@@ -87,12 +86,10 @@ def two_factor_off():
 @login_required
 def recovery_codes():
     try:
-        security.check_password(current_user, request.form.get("password", ""))
-        if not current_user.has_two_factor:
-            raise ValidationFailed({"": "Turn on two-factor sign-in first."})
+        codes = security.replace_recovery_codes(db.session, current_user,
+                                                request.form.get("password", ""))
     except ValidationFailed as e:
         return _overview(status=422, errors=e.errors)
-    codes = security.new_recovery_codes(db.session, current_user)
     db.session.commit()
     return _no_store(render("security/recovery_codes.html", codes=codes, next=None,
                             first_time=False))
@@ -119,21 +116,17 @@ def confirm_password():
     if request.method == "GET":
         return render("security/confirm_password.html", "confirm_form", errors={},
                       next=next_url)
-    user = current_user._get_current_object()
-    address = request.remote_addr or "unknown"
     try:
-        auth.check_throttle(db.session, user.email, address, clock_now())
-        security.check_password(user, request.form.get("password", ""))
+        auth.confirm_password(db.session, current_user, request.form.get("password", ""),
+                              address=request.remote_addr or "unknown",
+                              user_agent=request.user_agent.string or "")
     except TooManyAttempts as e:
         logout_user()
         session.clear()
         flash(e.message, "error")
         return see_other(url_for("auth.login"))
     except ValidationFailed as e:
-        db.session.add(SigninAttempt(email=user.email, address=address, succeeded=False,
-                                     step="reauth", at=clock_now(),
-                                     user_agent=(request.user_agent.string or "")[:200]))
-        db.session.commit()
+        db.session.commit()  # the failure counts toward the throttle
         return render("security/confirm_password.html", "confirm_form", status=422,
                       errors=e.errors, next=next_url)
     session["auth_at"] = clock_now().timestamp()
@@ -157,9 +150,6 @@ def overview():
 @account_bp.post("/require-two-factor")
 def require_two_factor():
     require_admin()
-    if g.account.is_sub and g.account.parent and g.account.parent.require_two_factor:
-        return _account_page(422, {"require_two_factor": "The agency requires it for every "
-                                                         "sub-account: change it there."})
     wanted = request.form.get("require_two_factor") == "on"
     try:
         security.set_required(db.session, g.account, current_user, wanted)
