@@ -205,10 +205,11 @@ def _register_template_helpers(app: Flask) -> None:
 
     from portal import rules
 
+    app.jinja_env.globals["rules"] = rules  # a global: macros and includes see it too
+
     @app.context_processor
     def _chrome():
         return {
-            "rules": rules,
             "account": g.get("account"),
             "access": g.get("access"),
             # the user itself, not the proxy: templates read it many times per page

@@ -17,6 +17,9 @@ VERSION_RETENTION_AGENCY = timedelta(days=120)
 
 # Agent statuses and presets
 MAX_CUSTOM_AGENT_STATUSES = 50  # per account, besides the built-in ones
+AGENT_STATUS_NAME_MAX = 40
+RECORD_NAME_MAX = 80  # tracking sources, call queues and presets
+MATCH_TEXT_MAX = 120  # a tracking source's referrer text or landing page parameter
 CALL_QUEUE_RING_SECONDS = (5, 120)  # how long a queue rings an agent, inclusive
 CALL_QUEUE_MAX_WAIT_MINUTES = (1, 60)  # the longest a caller waits in a queue, inclusive
 

@@ -24,3 +24,15 @@ def begin_write(session: Session) -> None:
     dbapi = connection.connection.dbapi_connection
     if not dbapi.in_transaction:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_account(session: Session, account_id: int) -> None:
+    """One writer of an account's settings records at a time (the services' unique-name and
+    count checks hold): the write lock on SQLite, the account's row on PostgreSQL."""
+    from sqlalchemy import select
+
+    from portal.models import Account
+
+    begin_write(session)
+    if session.connection().dialect.name == "postgresql":
+        session.execute(select(Account.id).where(Account.id == account_id).with_for_update())

@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import BUILTIN_STATUSES, Account, AgentStatus, Membership, User
-from portal.transactions import begin_write
+from portal.services.forms import clean_name, flag
+from portal.transactions import lock_account
 
 MAX_CUSTOM_STATUSES = rules.MAX_CUSTOM_AGENT_STATUSES
-NAME_MAX = 40
+NAME_MAX = rules.AGENT_STATUS_NAME_MAX
 DEFAULT_STATUS = "online"  # where a deleted status's users go
 CUSTOM_PREFIX = "custom:"
 _COLOR = re.compile(r"^#[0-9a-f]{6}$")
-_CUSTOM_KEY = re.compile(r"^custom:([1-9]\d{0,8})$")
-TRUE_VALUES = ("on", "1", "true", "yes")
+_CUSTOM_KEY = re.compile(r"custom:([1-9][0-9]{0,8})")  # used with fullmatch
+NEW_COLOR = "#1e88e5"  # the Add form's color until one is chosen
 
 
 @dataclass(frozen=True)
@@ -117,45 +118,27 @@ def for_header(session: Session, user: User, account: Account) -> Header:
 
 # ----------------------------------------------------------------------------- changing
 
-def _serialize_writes(session: Session, account: Account) -> None:
-    """One writer of an account's statuses at a time, so the name and count checks hold."""
-    begin_write(session)  # SQLite: the write lock now
-    if session.connection().dialect.name == "postgresql":
-        session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
-
-
 def _clean(session: Session, account: Account, name: str, color: str,
            available, status_id: int | None = None) -> tuple[str, str, bool]:
     errors = {}
-    name = " ".join((name or "").split())
-    if not name:
-        errors["name"] = "Enter the status name."
-    elif len(name) > NAME_MAX:
-        errors["name"] = f"The status name is at most {NAME_MAX} characters."
-    else:
-        taken = {b.name.casefold() for b in BUILTIN_CHOICES}
-        taken |= {s.name.casefold() for s in list_statuses(session, account)
-                  if s.id != status_id}
-        if name.casefold() in taken:
-            errors["name"] = f"There is already a status named {name}: choose another name."
+    taken = {b.name for b in BUILTIN_CHOICES}
+    taken |= {s.name for s in list_statuses(session, account) if s.id != status_id}
+    try:
+        name = clean_name(name, "name", "status", NAME_MAX, taken)
+    except ValidationFailed as e:
+        errors.update(e.errors)
     color = (color or "").strip().lower()
-    if not _COLOR.match(color):
+    if not _COLOR.fullmatch(color):
         errors["color"] = "Choose a color (#rrggbb, like #1e88e5)."
     if errors:
         raise ValidationFailed(errors)
-    return name, color, _flag(available)
-
-
-def _flag(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value or "").strip().lower() in TRUE_VALUES
+    return name, color, flag(available)
 
 
 def add(session: Session, account: Account, name: str, color: str,
         available=False) -> AgentStatus:
     """A new custom status, last in the order."""
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     name, color, available = _clean(session, account, name, color, available)
     count, last = session.execute(
         select(func.count(), func.max(AgentStatus.position))
@@ -172,7 +155,7 @@ def add(session: Session, account: Account, name: str, color: str,
 
 def update(session: Session, account: Account, status_id: int, name: str, color: str,
            available=False) -> AgentStatus:
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     status = get(session, account, status_id)
     status.name, status.color, status.available = _clean(session, account, name, color,
                                                          available, status_id=status.id)
@@ -182,7 +165,7 @@ def update(session: Session, account: Account, status_id: int, name: str, color:
 
 def delete(session: Session, account: Account, status_id: int) -> int:
     """Delete a custom status; its users go back to Online. Returns how many did."""
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     status = get(session, account, status_id)
     moved = session.execute(
         sql_update(Membership)
@@ -200,7 +183,7 @@ def move(session: Session, account: Account, status_id: int, direction: str) -> 
     """Swap a custom status with its neighbour above ("up") or below ("down")."""
     if direction not in ("up", "down"):
         raise ValidationFailed({"": "Move a status up or down."})
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     statuses = list_statuses(session, account)
     index = next((i for i, s in enumerate(statuses) if s.id == status_id), None)
     if index is None:
@@ -229,7 +212,7 @@ def set_current(session: Session, user: User, account: Account, value: str) -> C
     if value in BUILTIN_STATUSES:
         choice = next(c for c in BUILTIN_CHOICES if c.key == value)
     else:
-        match = _CUSTOM_KEY.match(value)
+        match = _CUSTOM_KEY.fullmatch(value)
         if match:
             status = session.scalar(select(AgentStatus).where(
                 AgentStatus.id == int(match.group(1)), AgentStatus.account_id == account.id))

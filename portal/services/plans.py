@@ -54,7 +54,7 @@ def options(account: Account) -> list[Option]:
     agency's plan only; it chooses none)."""
     if account.is_sub:
         return [Option(account.plan, fee(account.plan), CURRENT)]
-    plans = list(PLANS)
+    plans = PLANS
     return sorted((Option(p, fee(p), _change(account.plan, p)) for p in plans),
                   key=lambda o: (o.fee_cents, o.name))
 
@@ -75,10 +75,6 @@ def check(session: Session, account: Account, plan: str) -> Option:
         raise ValidationFailed({"plan": SUB_PLAN})
     if plan == account.plan:
         raise ValidationFailed({"plan": "That is already your plan."})
-    if account.is_sub and plan == AGENCY_PLAN:
-        raise ValidationFailed({"plan": (
-            "A sub-account can't be on the Agency plan. To run an agency of its own it must "
-            "first be transferred out of its agency to become a standalone account.")})
     if account.is_agency and plan != AGENCY_PLAN:
         active = active_sub_count(session, account)
         if active:
@@ -101,6 +97,7 @@ def change(session: Session, account: Account, plan: str,
     """
     now = now or clock_now()
     chosen = check(session, account, plan)
+    plan = chosen.name  # as checked (stripped): the fee is looked up by this exact name
     kind = account.kind
     if plan == AGENCY_PLAN and account.kind == AccountKind.STANDALONE:
         kind = AccountKind.AGENCY

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, CallQueue, Preset, PresetKind, TrackingSource
-from portal.transactions import begin_write
+from portal.services.forms import clean_name, flag, has_control
+from portal.transactions import lock_account
 
 CHANNELS = ("Direct", "Google Ads", "Google Organic", "Bing Ads", "Facebook", "Email",
             "Referral", "Custom")
@@ -26,19 +27,13 @@ DISTRIBUTIONS = {
     "simultaneous": "Ring all agents at once",
     "most_idle": "Longest idle agent first",
 }
-NAME_MAX = 80
-MATCH_TEXT_MAX = 120  # a referrer's text, a landing page parameter
+NAME_MAX = rules.RECORD_NAME_MAX
+MATCH_TEXT_MAX = rules.MATCH_TEXT_MAX
 RING_SECONDS = rules.CALL_QUEUE_RING_SECONDS
 MAX_WAIT_MINUTES = rules.CALL_QUEUE_MAX_WAIT_MINUTES
-TRUE_VALUES = ("on", "1", "true", "yes")
-# name=value, like utm_source=google: no spaces, "&" or "#" (one parameter of a URL)
-_PARAM = re.compile(r"^[A-Za-z0-9_.~-]+=[^\s&#=]+$")
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value if value is not None else "").strip().lower() in TRUE_VALUES
+# name=value, like utm_source=google: printable ASCII, no spaces, "&", "#" or a second "="
+# (one parameter of a URL); used with fullmatch
+_PARAM = re.compile(r"[A-Za-z0-9_.~-]+=[!-~]+")
 
 
 def _whole(value: Any, bounds: tuple[int, int], field: str, message: str,
@@ -62,13 +57,14 @@ def clean_tracking_source(data: Mapping[str, Any]) -> dict[str, Any]:
     if len(referrer) > MATCH_TEXT_MAX:
         errors["referrer_contains"] = (f"The referrer text is at most {MATCH_TEXT_MAX} "
                                        "characters.")
-    elif any(c.isspace() for c in referrer):
+    elif any(c.isspace() for c in referrer) or has_control(referrer):
         errors["referrer_contains"] = "The referrer text can't contain spaces, like google.com."
     param = str(data.get("landing_param") or "").strip()
     if len(param) > MATCH_TEXT_MAX:
         errors["landing_param"] = (f"The landing page parameter is at most {MATCH_TEXT_MAX} "
                                    "characters.")
-    elif param and not _PARAM.match(param):
+    elif param and (not _PARAM.fullmatch(param) or any(c in param for c in "&#")
+                   or param.count("=") != 1):
         errors["landing_param"] = ("Enter the landing page parameter as name=value, like "
                                    "utm_source=google.")
     if channel == "Custom" and not referrer and not param and not errors:
@@ -77,7 +73,7 @@ def clean_tracking_source(data: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return {"channel": channel, "referrer_contains": referrer, "landing_param": param,
-            "swap_numbers": _flag(data.get("swap_numbers"))}
+            "swap_numbers": flag(data.get("swap_numbers"))}
 
 
 def clean_call_queue(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,8 +90,8 @@ def clean_call_queue(data: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return {"distribution": distribution, "ring_seconds": ring, "max_wait_minutes": wait,
-            "voicemail": _flag(data.get("voicemail")),
-            "announce_position": _flag(data.get("announce_position"))}
+            "voicemail": flag(data.get("voicemail")),
+            "announce_position": flag(data.get("announce_position"))}
 
 
 @dataclass(frozen=True)
@@ -149,31 +145,13 @@ def settings_of(kind: Kind, record) -> dict[str, Any]:
     return {name: getattr(record, name) for name in kind.fields}
 
 
-def _serialize_writes(session: Session, account: Account) -> None:
-    """One writer of an account's records at a time, so the unique-name checks hold."""
-    begin_write(session)
-    if session.connection().dialect.name == "postgresql":
-        session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
-
-
-def _clean_name(name: Any, noun: str, taken: list[str]) -> str:
-    name = " ".join(str(name or "").split())
-    if not name:
-        raise ValidationFailed({"name": f"Enter the {noun} name."})
-    if len(name) > NAME_MAX:
-        raise ValidationFailed({"name": f"The {noun} name is at most {NAME_MAX} characters."})
-    if name.casefold() in {t.casefold() for t in taken}:
-        raise ValidationFailed({"name": f"There is already a {noun} named {name}."})
-    return name
-
-
 def _validate(kind: Kind, noun: str, data: Mapping[str, Any], taken: list[str]
               ) -> tuple[str, dict[str, Any]]:
     """The name and the settings, with every field's error at once."""
     errors: dict[str, str] = {}
     name = settings = None
     try:
-        name = _clean_name(data.get("name"), noun, taken)
+        name = clean_name(data.get("name"), "name", noun, NAME_MAX, set(taken))
     except ValidationFailed as e:
         errors.update(e.errors)
     try:
@@ -209,7 +187,7 @@ def _record_names(session: Session, account: Account, kind: Kind,
 
 
 def create_record(session: Session, account: Account, kind: Kind, data: Mapping[str, Any]):
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     name, settings = _validate(kind, kind.noun, data, _record_names(session, account, kind))
     record = kind.model(account_id=account.id, name=name, **settings)
     session.add(record)
@@ -219,7 +197,7 @@ def create_record(session: Session, account: Account, kind: Kind, data: Mapping[
 
 def update_record(session: Session, account: Account, kind: Kind, record_id: int,
                   data: Mapping[str, Any]):
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     record = get_record(session, account, kind, record_id)
     name, settings = _validate(kind, kind.noun, data,
                                _record_names(session, account, kind, except_id=record.id))
@@ -274,7 +252,7 @@ def create_preset(session: Session, account: Account, kind: PresetKind | str,
                   data: Mapping[str, Any]) -> Preset:
     """A preset from scratch: its name and the kind's settings fields."""
     k = kind_of(kind)
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     name, settings = _validate(k, f"{k.noun} preset", data,
                                _preset_names(session, account, k.kind))
     preset = Preset(account_id=account.id, kind=k.kind, name=name,
@@ -286,7 +264,7 @@ def create_preset(session: Session, account: Account, kind: PresetKind | str,
 
 def update_preset(session: Session, account: Account, preset_id: int,
                   data: Mapping[str, Any]) -> Preset:
-    _serialize_writes(session, account)
+    lock_account(session, account.id)
     preset = get_preset(session, account, preset_id)
     k = KINDS[preset.kind]
     name, settings = _validate(k, f"{k.noun} preset", data,

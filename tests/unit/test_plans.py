@@ -187,3 +187,14 @@ def test_a_former_agencys_canceled_sub_account_cannot_be_reactivated(session, w)
     plans.change(session, agency, "Agency")  # back on the Agency plan: now it can
     lifecycle.reactivate(session, bayside, owner)
     assert reloaded(session, bayside).status == AccountStatus.ACTIVE
+
+
+@pytest.mark.parametrize("raw", [" Starter ", "Starter\n", "\tStarter"])
+def test_a_padded_plan_name_is_stored_as_the_plan_itself(session, w, raw):
+    """Review finding: the padded name was stored, and the monthly fee (looked up by the
+    exact name) became $0."""
+    _, solo, _, _, _ = w
+    plans.change(session, solo, raw)
+    session.commit()
+    assert reloaded(session, solo).plan == "Starter"
+    assert plans.fee(reloaded(session, solo).plan) == 3900

@@ -56,7 +56,8 @@ def test_a_call_queue_is_created_with_whole_numbers(session, w):
 @pytest.mark.parametrize("change,errors", [
     ({"name": ""}, {"name": "Enter the tracking source name."}),
     ({"name": "x" * 81}, {"name": "The tracking source name is at most 80 characters."}),
-    ({"name": "google ads"}, {"name": "There is already a tracking source named google ads."}),
+    ({"name": "google ads"},
+     {"name": "There is already a tracking source named google ads: choose another name."}),
     ({"channel": "Myspace"}, {"channel": "Choose a channel from the list."}),
     ({"channel": ""}, {"channel": "Choose a channel from the list."}),
     ({"referrer_contains": "google .com"},
@@ -126,7 +127,8 @@ def test_update_and_delete_a_record(session, w):
     assert (queue.name, queue.ring_seconds, queue.voicemail) == ("FRONT DESK", 60, True)
     with pytest.raises(ValidationFailed) as e:
         presets.update_record(session, solo, QUEUE, queue.id, {**GOOD_QUEUE, "name": "sales"})
-    assert e.value.errors == {"name": "There is already a call queue named sales."}
+    assert e.value.errors == {
+        "name": "There is already a call queue named sales: choose another name."}
     presets.delete_record(session, solo, QUEUE, queue.id)
     assert [q.name for q in presets.records(session, solo, QUEUE)] == ["Sales"]
 
@@ -186,7 +188,8 @@ def test_preset_names_are_unique_per_kind(session, w):
     presets.create_preset(session, solo, "tracking_source", {**GOOD_SOURCE, "name": "Standard"})
     with pytest.raises(ValidationFailed) as e:
         presets.create_preset(session, solo, "call_queue", {**GOOD_QUEUE, "name": "standard"})
-    assert e.value.errors == {"name": "There is already a call queue preset named standard."}
+    assert e.value.errors == {
+        "name": "There is already a call queue preset named standard: choose another name."}
 
 
 def test_save_as_preset_copies_the_records_settings(session, w):
@@ -237,3 +240,23 @@ def test_update_and_delete_a_preset(session, w):
         "swap_numbers": False})
     presets.delete_preset(session, solo, preset.id)
     assert presets.list_presets(session, solo) == []
+
+
+@pytest.mark.parametrize("field,value", [
+    ("name", "Front\x00desk"), ("name", "Front\x07desk"),
+    ("referrer_contains", "google\x00.com"), ("landing_param", "a=b\x00c"),
+    ("landing_param", "utm_source=goo gle"), ("landing_param", "a=b&c=d"),
+])
+def test_control_characters_and_bad_parameters_are_refused_not_stored(session, field, value):
+    """Review finding: NUL got through to PostgreSQL (a 500) and into presets' JSON."""
+    from portal.errors import ValidationFailed
+    from portal.services import presets
+
+    account = f.standalone(session, "Ctl Shop")
+    session.commit()
+    data = {"name": "Front desk", "channel": "Referral", "referrer_contains": "google.com",
+            "landing_param": "", "swap_numbers": "on", field: value}
+    with pytest.raises(ValidationFailed) as e:
+        presets.create_record(session, account, presets.KINDS[presets.PresetKind.TRACKING_SOURCE],
+                              data)
+    assert field in e.value.errors

@@ -262,7 +262,7 @@ def test_save_as_preset_copies_a_records_settings(client, session, w, data):
                     {"name": "Busy season"}, headers=HX)
     assert response.status_code == 422
     assert ('<p class="field-error" id="name-error">There is already a call queue preset named '
-            "Busy season.</p>") in body(response)
+            "Busy season: choose another name.</p>") in body(response)
     response = post(client, url(w.solo, f"call-queues/{q.id}/save-preset"),
                     {"name": "Standard desk"})
     assert response.status_code == 303

@@ -17,7 +17,6 @@ from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 INDEX = "agents/index.html"
 HEADER = "agents/_header_status.html"
 ID = f"<int(max={MAX_ACCOUNT_ID}):status_id>"
-NEW_COLOR = "#1e88e5"
 CONFIRM = "yes"
 
 
@@ -38,7 +37,7 @@ def _header_statuses():
 
 def _page(block: str | None = None, status: int = 200, **overrides):
     context = {"statuses": agents.list_statuses(db.session, g.account),
-               "builtins": agents.BUILTIN_CHOICES, "form": {"color": NEW_COLOR},
+               "builtins": agents.BUILTIN_CHOICES, "form": {"color": agents.NEW_COLOR},
                "errors": {}, "list_errors": {}, "moved": None,
                "max_statuses": agents.MAX_CUSTOM_STATUSES}
     context.update(overrides)

@@ -14,15 +14,14 @@ STEP_LABELS = {"password": "Password", "totp": "Authenticator code",
                "recovery": "Recovery code", "code": "Code", "reauth": "Password again"}
 
 
-def _overview(status=200, errors=None, codes=None):
+def _overview(status=200, errors=None):
     user = current_user._get_current_object()
-    response = render(
+    return render(
         "security/index.html", status=status, user=user, errors=errors or {},
-        codes=codes, left=security.recovery_codes_left(db.session, user),
+        left=security.recovery_codes_left(db.session, user),
         required_by=security.accounts_requiring(db.session, user),
         signins=security.recent_signins(db.session, user), step_labels=STEP_LABELS,
         next=safe_path(request.values.get("next")))
-    return _no_store(response) if codes else response
 
 
 @bp.get("/")
