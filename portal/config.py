@@ -89,6 +89,8 @@ class Config:
     BILLING_LOGS_PER_PAGE = 50
     CALLS_PER_PAGE = 50
     VERSIONS_PER_PAGE = 50
+    # No form or API body here comes near this: larger requests are refused (413) unread.
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
     # Signed out after this long without a request (rules.SESSION_IDLE_TIMEOUT).
     SESSION_IDLE_TIMEOUT = rules.SESSION_IDLE_TIMEOUT
 

@@ -123,6 +123,8 @@ def load_user(session: Session, user_id: str) -> User | None:
         uid, version = int(raw_id), int(raw_version)
     except (ValueError, AttributeError):
         return None
+    if not 0 < uid < 2**31:  # not an id a session of ours holds (and past INTEGER)
+        return None
     user = session.get(User, uid)
     if user is None or user.session_version != version:
         return None

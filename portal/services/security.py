@@ -258,7 +258,7 @@ def recent_signins(session: Session, user: User, limit: int = 20) -> list[Signin
 def is_recent(signed_in_at: float | None, now: datetime | None = None) -> bool:
     """The password was entered recently enough to change a payment method or close an
     account without asking for it again."""
-    if signed_in_at is None:
+    if not isinstance(signed_in_at, int | float):
         return False
     now = now or clock_now()
     return now.timestamp() - signed_in_at <= rules.REAUTH_AFTER.total_seconds()
@@ -268,6 +268,8 @@ def is_idle(seen_at: float | None, now: datetime | None = None, timeout=None) ->
     """No request for longer than the timeout (rules.SESSION_IDLE_TIMEOUT unless told)."""
     if seen_at is None:
         return False
+    if not isinstance(seen_at, int | float):
+        return True  # not a time we wrote: sign out rather than guess
     now = now or clock_now()
     timeout = timeout or rules.SESSION_IDLE_TIMEOUT
     return now.timestamp() - seen_at > timeout.total_seconds()

@@ -215,9 +215,8 @@ def test_the_header_select_follows_a_move_without_a_reload(page: Page, owner, si
     """Moving a custom status reorders the list in place (htmx); the header's status
     select on the same page should list the statuses in the new order too.
 
-    Fails now (a bug): the move's answer carries HX-Trigger: agent-statuses-changed, but
-    nothing on the page listens for it, so the header keeps the old order until the next
-    page load."""
+    Found by this test (fixed): the move's HX-Trigger agent-statuses-changed had no
+    listener; the header's slot now listens and draws its form again."""
     sign_in(OWNER)
     nav_to(page, "Agent Statuses")
     page.get_by_role("region", name="Add a status").get_by_label("Name").fill("Lunch")

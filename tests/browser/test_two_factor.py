@@ -258,8 +258,8 @@ def test_a_recovery_code_signs_in_once(page: Page, dana_with_two_factor):
 
 def test_signing_in_with_a_recovery_code_flashes_how_many_are_left(
         page: Page, dana_with_two_factor):
-    """auth.two_factor_post flashes the count, then _signed_in() clears the session (and the
-    flash with it) before the redirect: the message is never shown."""
+    """Found by this test (fixed): _signed_in() cleared the session, and the flashed count
+    with it, before the redirect; the notice is now flashed after the clear."""
     password_step(page)
     enter_code_by_keyboard(page, dana_with_two_factor.codes[0])
     expect_signed_in(page)

@@ -174,16 +174,21 @@ def test_redacted_values_are_not_left_in_the_sqlite_file(session, world, databas
     """PRAGMA secure_delete: the overwritten name, number and notes are not left in free
     space of the database file either."""
     if not database_url.startswith("sqlite"):
-        pytest.skip("reads the SQLite database file")
+        # PostgreSQL has no secure_delete: old row versions keep the values until VACUUM
+        # removes them (a known limit, in the README); the database rows themselves are
+        # checked on both databases by the redaction tests above.
+        pytest.skip("SQLite only: PostgreSQL keeps dead row versions until VACUUM")
     marker_name = "Ottoline Vexbridge-Quarn"
     marker_notes = "Confidential: Ottoline's gate code is 4417-XQ"
     c = make_call(session, world.acme, caller="+19175550123", name=marker_name,
                   notes=marker_notes)
     session.commit()
     assert session.execute(text("PRAGMA secure_delete")).scalar() == 1
+    path = database_url.removeprefix("sqlite:///")
+    with open(path, "rb") as fh:  # the control: before, the file holds them
+        assert marker_name.encode() in fh.read()
     privacy.redact_call(session, world.acme, c.id)
     session.commit()
-    path = database_url.removeprefix("sqlite:///")
     with open(path, "rb") as fh:
         raw = fh.read()
     assert marker_name.encode() not in raw
@@ -302,7 +307,8 @@ def test_a_redacted_call_is_no_longer_in_the_callers_export(session, world):
     session.commit()
     data = json.loads(privacy.export_json(session, world.acme, CALLER))
     assert [c["call_id"] for c in data["calls"]] == [world.second.id]
-    assert NAME not in privacy.export_csv(session, world.acme, "+10000000000")
+    exported = privacy.export_csv(session, world.acme, CALLER)
+    assert exported.count(NAME) == 1  # the second call's row only; the first is nameless
 
 
 def test_erase_needs_the_confirmation(session, world):

@@ -528,8 +528,9 @@ def test_the_totp_key_is_sealed_in_the_database_and_opens_only_with_the_key(sess
     sealing.configure(["test-secret", "a-newer-key"])
     try:
         assert sealing.unseal(stored) == setup.secret
-        assert sealing.unseal(sealing.seal("X")) == "X"
+        sealed_new = sealing.seal("X")
         sealing.configure(["a-newer-key"])  # the old key retired: unreadable, not a crash
+        assert sealing.unseal(sealed_new) == "X"  # the newer key sealed it
         with pytest.raises(sealing.Unreadable):
             sealing.unseal(stored)
         assert security._check_totp(pat, pyotp.TOTP(setup.secret).now(), clock.now()) is None

@@ -541,8 +541,10 @@ def test_saving_the_same_values_again_writes_no_version(session, w):
         billing.set_direct_charge(session, w.solo, True)
         w.solo.name = "Acme Plumbing"
         w.ann.name = "Ann Admin"
-        tracking = f.number(session, w.solo, label="Main")
         session.commit()
+    assert rows(session, m) == []  # the same billing values, names: nothing
+    tracking = f.number(session, w.solo, label="Main")
+    session.commit()
     m = mark(session)
     with as_user(w.ann):
         tracking.label = "Main"
@@ -968,9 +970,9 @@ def test_a_core_update_and_an_orm_change_of_one_record_in_one_transaction_merge(
 
 
 def test_a_record_changed_on_both_sides_of_a_savepoint_is_still_one_version(session, w):
-    """BUG (low): the merge's memory is dropped on `after_commit`, which SQLAlchemy also
-    fires when a savepoint is released (ledger.post, outbox.queue, charges.start use one):
-    a record changed before and after one in the same transaction gets two versions."""
+    """Found by review (fixed): the merge's memory was dropped on `after_commit`, which
+    SQLAlchemy also fires when a savepoint is released (ledger.post, outbox.queue,
+    charges.start use one), so such a record got two versions."""
     m = mark(session)
     with as_user(w.ann):
         billing.set_auto_recharge(session, w.solo, "10", "50")
@@ -1094,8 +1096,8 @@ def test_register_accepts_a_plain_field_that_merely_contains_a_forbidden_word(
 @pytest.mark.parametrize("name", ["api_tokens", "recovery_code_hashes", "client_secrets",
                                   "old_passwords"])
 def test_register_refuses_the_plural_of_a_secret_word(monkeypatch, name):
-    """BUG: the check compares whole words (split on "_") with singular forms only, so a
-    field holding several tokens, hashes, secrets or passwords can be versioned."""
+    """Found by review (fixed): the check compared whole words with singular forms only, so
+    a field holding several tokens, hashes, secrets or passwords could be versioned."""
     monkeypatch.setattr(versioning, "_SPECS", {})
     monkeypatch.setattr(versioning.event, "listen", lambda *a, **k: None)
     model = type("Vault", (), {name: None})

@@ -301,6 +301,16 @@ def test_auto_redact_of_one_account_does_not_touch_another(app, session, world, 
     ({"caller_name": "N" * 121}, "caller_name"),
     ({"source": ["Bing"]}, "source"),
     ({"notes": "x" * 5001}, "notes"),
+    # review findings: each of these was a 500
+    ({"started_at": "0001-01-01T00:00:00+01:00"}, "started_at"),  # overflowed to UTC
+    ({"started_at": "9999-12-31T23:59:59-01:00"}, "started_at"),
+    ({"started_at": "1999-12-31T23:59:59Z"}, "started_at"),  # before any call we keep
+    ({"started_at": "2026-11-25T12:00:01Z"}, "started_at"),  # more than a day ahead
+    ({"caller_name": "Pat\x00Caller"}, "caller_name"),  # NUL: PostgreSQL refuses it
+    ({"notes": "a\x00b"}, "notes"),
+    ({"source": "\ud800"}, "source"),  # a lone surrogate can't be stored
+    ({"called_number": "+1\x00415"}, "called_number"),
+    ({"called_number": "+1415abc"}, "called_number"),
 ])
 def test_the_calls_api_validates(app, session, world, api, overrides, field):
     response = api_call(app.test_client(), world.acme, **overrides)
@@ -331,6 +341,9 @@ def test_the_calls_api_needs_the_token_a_json_object_and_an_account(app, world, 
     ok = {"Authorization": f"Bearer {TOKEN}"}
     assert c.post(path, data="nope", headers=ok).status_code == 400
     assert c.post(path, json=[1], headers=ok).status_code == 400
+    deep = "[" * 100_000  # once a RecursionError (500) in the JSON parser
+    assert c.post(path, data=deep, content_type="application/json",
+                  headers=ok).status_code == 400
     assert c.post("/api/accounts/999999/calls", json={}, headers=ok).status_code == 404
 
 
@@ -341,6 +354,7 @@ def test_the_calls_api_refuses_a_canceled_account(app, session, world, api):
     session.commit()
     response = api_call(app.test_client(), world.acme)
     assert response.status_code == 409
+    assert session.scalar(select(func.count()).select_from(Call)) == 4  # nothing stored
 
 
 # --- one caller: find, export, erase -------------------------------------------------------
@@ -450,3 +464,21 @@ def test_the_account_security_overview_links_the_gdpr_tools(client, world):
     sign_in_as(client, world.ann)
     html = body(client.get(f"/accounts/{world.acme.id}/security/"))
     assert f'href="{url(world.acme)}"' in html
+
+
+@pytest.mark.parametrize("path,data", [
+    ("auto-redact", {"auto_redact": "on"}),
+    ("erase", {"number": CALLER, "confirm": "yes"}),
+    ("calls/{call}/redact", {"confirm": "yes"}),
+])
+def test_gdpr_posts_need_a_sign_in_and_the_account(client, session, world, path, data):
+    """Signed out: to the sign-in page; another tenant's admin: 404. Nothing changes."""
+    path = url(world.acme, path.format(call=world.first.id))
+    before = personal(world.first.id)
+    response = post(client, path, data)
+    assert response.status_code == 302 and response.location.startswith("/login")
+    sign_in_as(client, world.rex)
+    assert post(client, path, data).status_code == 404
+    assert personal(world.first.id) == before
+    session.expire_all()
+    assert not world.acme.auto_redact

@@ -689,3 +689,62 @@ def test_the_account_security_overview(client, world):
     assert "Not required on this account." in html
     assert 'name="require_two_factor"' not in html  # not an admin
     assert client.get(f"/accounts/{world.rival.id}/security/").status_code == 404
+
+
+# --- review findings: odd states end in a clear page, never a 500 ----------------------------
+
+def test_confirming_a_setup_that_is_not_in_progress_starts_one(client, session, world):
+    """A stale setup tab (two-factor turned off elsewhere): once a 500 in drawing the QR
+    code of no key; now back to the setup page with a fresh key."""
+    sign_in_as(client, world.ada)
+    response = post(client, "/security/two-factor", {"code": "123456"})
+    assert response.status_code == 303
+    assert response.location.startswith("/security/two-factor")
+    page = body(client.get(response.location))
+    assert "Start again: scan a new QR code." in page
+    assert len(shown_secret(page)) == 32
+
+
+@pytest.mark.parametrize("pending", [
+    "junk", [1, 2], {"uid": "abc", "v": 1, "at": 0.0}, {"uid": {"x": 1}, "v": 1, "at": 0.0},
+    {"uid": 10**30, "v": 1, "at": 0.0}, {"uid": 1, "v": 1, "at": "yesterday"},
+])
+def test_a_pending_sign_in_that_is_not_ours_starts_over(client, world, pending):
+    """Only a forged cookie holds these (the session is signed), but they must not 500."""
+    with client.session_transaction() as s:
+        s["two_factor_pending"] = pending
+    response = client.get("/login/two-factor")
+    assert response.status_code == 303 and response.location == "/login"
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("seen_at", "abc", "/login"),  # not a time we wrote: signed out
+    ("auth_at", "abc", "/security/confirm-password"),  # not recent: asked again
+])
+def test_session_times_that_are_not_numbers_are_treated_safely(client, world, key, value,
+                                                              expected):
+    sign_in_as(client, world.ada)
+    with client.session_transaction() as s:
+        s[key] = value
+    response = client.get(f"/accounts/{world.acme.id}/billing/payment-methods/new-card")
+    assert response.status_code in (302, 303)
+    assert response.location.startswith(expected)
+
+
+@pytest.mark.parametrize("path", ["/security/two-factor", "/security/two-factor/off",
+                                  "/security/recovery-codes", "/security/sign-out-others",
+                                  "/security/confirm-password"])
+def test_security_posts_need_a_sign_in(client, world, path):
+    response = post(client, path, {"password": f.PASSWORD, "code": "123456"})
+    assert response.status_code == 302 and response.location.startswith("/login")
+
+
+def test_another_tenants_admin_cannot_require_two_factor(client, session, world):
+    enable(session, world.rex, secret=SECRET)
+    session.commit()
+    sign_in_as(client, world.rex)
+    response = post(client, f"/accounts/{world.acme.id}/security/require-two-factor",
+                    {"require_two_factor": "on"})
+    assert response.status_code == 404
+    session.expire_all()
+    assert not world.acme.require_two_factor

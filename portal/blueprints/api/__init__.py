@@ -7,23 +7,47 @@ more and answers 200 with the first posting.
 """
 
 import hmac
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, request
 
+from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
 from portal.extensions import csrf, db, payment_gateway
 from portal.models import Account, ChargeStatus
 from portal.services import charges, usage
+from portal.services.forms import has_control
 from portal.tenancy import MAX_ACCOUNT_ID
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
 
+EARLIEST_CALL = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800")
+        return False
+    return True
+
+
 def _problem(status: int, message: str, errors: dict | None = None):
     response = jsonify({"error": message, "errors": errors or {}})
     response.status_code = status
     return response
+
+
+def _json_object():
+    """The request's JSON object, or None (not JSON, not an object, or nested too deep to
+    parse)."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @bp.before_request
@@ -45,8 +69,8 @@ def post_usage(account_id: int):
     account = db.session.get(Account, account_id)
     if account is None:
         return _problem(404, "No such account.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
+    data = _json_object()
+    if data is None:
         return _problem(400, "Send a JSON object: {\"idempotency_key\": ..., \"items\": "
                              "{\"minutes\": 12, ...}}.")
     key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
@@ -79,15 +103,13 @@ def post_usage(account_id: int):
 def post_call(account_id: int):
     """A call arrived (from the telephony side). With automatic redaction on, the caller's
     name, number and notes are dropped before anything is stored."""
-    from datetime import UTC, datetime
-
     from portal.services import privacy
 
     account = db.session.get(Account, account_id)
     if account is None:
         return _problem(404, "No such account.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
+    data = _json_object()
+    if data is None:
         return _problem(400, "Send a JSON object: {\"caller_number\": ..., \"called_number\": "
                              "..., \"started_at\": \"2026-11-23T12:00:00Z\", "
                              "\"duration_seconds\": 60}.")
@@ -97,15 +119,18 @@ def post_call(account_id: int):
         if started.tzinfo is None:
             raise ValueError
         started = started.astimezone(UTC)
-    except ValueError:
+        if not EARLIEST_CALL <= started <= clock_now() + timedelta(days=1):
+            raise ValueError
+    except (ValueError, OverflowError):
         errors["started_at"] = "started_at must be an ISO 8601 time with a zone, like " \
-                               "2026-11-23T12:00:00Z."
+                               "2026-11-23T12:00:00Z, from 2000 to now."
         started = None
     duration = data.get("duration_seconds")
     if not isinstance(duration, int) or isinstance(duration, bool) or not 0 <= duration <= 86400:
         errors["duration_seconds"] = "duration_seconds must be a whole number from 0 to 86400."
     called = data.get("called_number")
-    if not isinstance(called, str) or not called.startswith("+") or len(called) > 16:
+    if not isinstance(called, str) or not called.startswith("+") or len(called) > 16 or not (
+            called[1:].isascii() and called[1:].isdigit()):
         errors["called_number"] = "called_number must be an E.164 number like +14155550100."
     texts = {}
     for name, limit in (("caller_number", 32), ("caller_name", 120), ("source", 60),
@@ -113,6 +138,8 @@ def post_call(account_id: int):
         value = data.get(name, "")
         if not isinstance(value, str) or len(value) > limit:
             errors[name] = f"{name} must be text of at most {limit} characters."
+        elif has_control(value.replace("\n", "").replace("\t", "")) or not _encodable(value):
+            errors[name] = f"{name} can't contain control characters or invalid text."
         texts[name] = value if isinstance(value, str) else ""
     if errors:
         return _problem(422, "The call was not recorded.", errors)

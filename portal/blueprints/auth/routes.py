@@ -10,6 +10,7 @@ from portal.models import User
 from portal.rendering import render, safe_path, see_other
 from portal.services import access, auth, security
 from portal.services.lifecycle import closed_message
+from portal.tenancy import MAX_ACCOUNT_ID
 
 PENDING = "two_factor_pending"
 
@@ -72,12 +73,16 @@ def _signed_in(user: User, next_url: str | None, notice: str | None = None):
 
 
 def _pending_user() -> tuple[User | None, dict]:
-    pending = session.get(PENDING) or {}
+    pending = session.get(PENDING)
+    if not isinstance(pending, dict):
+        return None, {}
     started = pending.get("at")
-    if not pending or started is None or (
+    uid = pending.get("uid")
+    if not isinstance(started, int | float) or not isinstance(uid, int) or not (
+            0 < uid <= MAX_ACCOUNT_ID) or (
             clock_now().timestamp() - started > rules.TWO_FACTOR_PENDING.total_seconds()):
         return None, pending
-    user = db.session.get(User, pending.get("uid"))
+    user = db.session.get(User, uid)
     if user is None or user.session_version != pending.get("v") or not user.has_two_factor:
         return None, pending
     return user, pending

@@ -57,6 +57,9 @@ def two_factor_confirm():
         db.session.rollback()
         if current_user.has_two_factor:
             return redirect(url_for("security.index"))
+        if not current_user.totp_secret:  # no setup in progress (a stale tab): start one
+            flash(e.errors.get("", "Scan the QR code, then enter the code."), "info")
+            return see_other(url_for("security.two_factor", next=next_url))
         return _no_store(render("security/two_factor.html", "setup_form", status=422,
                                 setup=security.describe(current_user), errors=e.errors,
                                 next=next_url))
