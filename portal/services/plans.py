@@ -33,6 +33,7 @@ class Option:
     name: str
     fee_cents: int
     change: str  # "current", "upgrade" or "downgrade" (by monthly fee)
+    becomes: str = ""  # "agency" or "standalone" when the plan changes the account's kind
 
     @property
     def label(self) -> str:
@@ -41,6 +42,14 @@ class Option:
 
 def fee(plan: str) -> int:
     return rules.PLAN_FEES.get(plan, 0)
+
+
+def _becomes(account: Account, plan: str) -> str:
+    if plan == AGENCY_PLAN and account.kind == AccountKind.STANDALONE:
+        return "agency"
+    if account.is_agency and plan != AGENCY_PLAN:
+        return "standalone"
+    return ""
 
 
 def _change(current: str, plan: str) -> str:
@@ -55,12 +64,13 @@ def options(account: Account) -> list[Option]:
     if account.is_sub:
         return [Option(account.plan, fee(account.plan), CURRENT)]
     plans = PLANS
-    return sorted((Option(p, fee(p), _change(account.plan, p)) for p in plans),
+    return sorted((Option(p, fee(p), _change(account.plan, p), _becomes(account, p))
+                   for p in plans),
                   key=lambda o: (o.fee_cents, o.name))
 
 
 def option(account: Account, plan: str) -> Option:
-    return Option(plan, fee(plan), _change(account.plan, plan))
+    return Option(plan, fee(plan), _change(account.plan, plan), _becomes(account, plan))
 
 
 def check(session: Session, account: Account, plan: str) -> Option:
@@ -98,11 +108,8 @@ def change(session: Session, account: Account, plan: str,
     now = now or clock_now()
     chosen = check(session, account, plan)
     plan = chosen.name  # as checked (stripped): the fee is looked up by this exact name
-    kind = account.kind
-    if plan == AGENCY_PLAN and account.kind == AccountKind.STANDALONE:
-        kind = AccountKind.AGENCY
-    elif account.is_agency:
-        kind = AccountKind.STANDALONE
+    kind = {"agency": AccountKind.AGENCY, "standalone": AccountKind.STANDALONE}.get(
+        chosen.becomes, account.kind)
     conditions = [Account.id == account.id, Account.plan == account.plan,
                   Account.kind == account.kind, Account.status != AccountStatus.CANCELED]
     if account.is_agency:

@@ -22,3 +22,13 @@ document.addEventListener("keydown", (event) => {
   event.preventDefault();
   dialog.close();
 });
+
+// A dialog's Cancel/Keep link ([data-close-dialog]) closes the modal it is in; without
+// JavaScript, or when the dialog is a page of its own, it is a plain link back.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("[data-close-dialog]");
+  const dialog = link && link.closest("dialog");
+  if (!dialog || !dialog.open || !dialog.matches(":modal")) return;
+  event.preventDefault();
+  dialog.close();
+});

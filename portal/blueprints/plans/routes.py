@@ -56,18 +56,15 @@ def change():
         except ValidationFailed as e:
             errors = e.errors
         return _confirm(plan, errors, 422)
-    was_agency = g.account.is_agency
     try:
         chosen = plans.change(db.session, g.account, plan)
     except ValidationFailed as e:
         db.session.rollback()
         return _confirm(plan, e.errors, 422)
     db.session.commit()
-    kind = ""
-    if g.account.is_agency and not was_agency:
-        kind = f" {g.account.name} is an agency now: it can have sub-accounts."
-    elif was_agency and not g.account.is_agency:
-        kind = f" {g.account.name} is a standalone account now."
+    kind = {"agency": f" {g.account.name} is an agency now: it can have sub-accounts.",
+            "standalone": f" {g.account.name} is a standalone account now."}.get(
+        chosen.becomes, "")
     flash(f"Your plan is now {chosen.name} ({dollars(chosen.fee_cents)} a month), from the "
           f"next monthly plan fee.{kind}", "success")
     return see_other(url_for("plans.index"))
