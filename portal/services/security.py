@@ -241,10 +241,17 @@ def members_without_two_factor(session: Session, account: Account) -> list[User]
 
 # --- sessions -----------------------------------------------------------------------------
 
-def sign_out_other_sessions(user: User) -> None:
-    """Every session carries the user's session version: a new one ends all of them; the
-    caller signs the current session in again under it."""
+def end_all_sessions(user: User) -> None:
+    """Every session carries the user's session version (sessions are signed cookies, kept
+    nowhere on the server): a new version ends every session issued before it, including
+    copies of their cookies. Signing out does this."""
     user.session_version = (user.session_version or 1) + 1
+
+
+def sign_out_other_sessions(user: User) -> None:
+    """End every session; the caller signs the current session in again under the new
+    version."""
+    end_all_sessions(user)
 
 
 def recent_signins(session: Session, user: User, limit: int = 20) -> list[SigninAttempt]:

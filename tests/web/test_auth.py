@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from portal import clock, rules
 from portal.models import SigninAttempt
 from tests import factories as f
-from tests.conftest import HX, csrf_token
+from tests.conftest import HX, Auth, csrf_token
 from tests.web.pages import assert_fragment, body, login_location
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -172,6 +172,62 @@ def test_sign_out_signs_out(client, auth, pat):
     assert response.location == "/login"
     assert "You have signed out." in body(client.get("/login"))
     assert client.get(f"/accounts/{pat[1].id}/").status_code == 302
+
+
+def _cookie(client, name="session"):
+    cookie = client.get_cookie(name)
+    assert cookie is not None, f"no {name} cookie"
+    return cookie.value
+
+
+def test_a_copied_cookie_does_not_open_the_account_after_sign_out(app, client, auth, pat):
+    """The session cookie is signed, not stored: sign-out must end it on the server, or a
+    copy taken before (a shared computer, a stolen cookie) keeps working."""
+    auth.login("pat@example.test")
+    assert client.get(f"/accounts/{pat[1].id}/").status_code == 200
+    copied = _cookie(client)
+
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get(f"/accounts/{pat[1].id}/").status_code == 200  # the copy works...
+
+    assert auth.logout().status_code == 303
+    response = thief.get(f"/accounts/{pat[1].id}/")  # ...until the owner signs out
+    assert response.status_code == 302
+    assert login_location(response) == ("/login", f"/accounts/{pat[1].id}/")
+    partial = thief.get(f"/accounts/{pat[1].id}/", headers=HX)
+    assert partial.status_code == 401
+    assert "Acme Plumbing" not in body(thief.get("/", follow_redirects=True))
+
+
+def test_signing_in_again_after_sign_out_works_and_old_copies_stay_dead(app, client, auth, pat):
+    auth.login("pat@example.test")
+    copied = _cookie(client)
+    auth.logout()
+    assert auth.login("pat@example.test").status_code == 303
+    assert signed_in(client)
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert not signed_in(thief)
+
+
+def test_sign_out_ends_the_users_sessions_on_other_devices_too(app, client, auth, pat):
+    """One version per user (no session table): signing out anywhere signs out everywhere,
+    as the README says."""
+    auth.login("pat@example.test")
+    laptop = app.test_client()
+    Auth(laptop).login("pat@example.test")
+    assert signed_in(laptop)
+    auth.logout()
+    assert not signed_in(laptop)
+
+
+def test_a_refused_sign_out_ends_nothing(app, client, auth, session, pat):
+    auth.login("pat@example.test")
+    version = pat[0].session_version
+    assert client.post("/logout").status_code == 400  # no CSRF token
+    session.expire_all()
+    assert pat[0].session_version == version
 
 
 def test_sign_out_needs_post(client, auth, pat):

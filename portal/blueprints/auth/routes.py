@@ -129,6 +129,11 @@ def two_factor_post():
 @bp.post("/logout")
 @login_required
 def logout():
+    # Ended on the server, not only in this browser: the cookie is signed, not stored, so a
+    # copy of it would still sign in. A new session version makes every cookie issued before
+    # it worthless (this user's other browsers and devices are signed out too).
+    security.end_all_sessions(current_user._get_current_object())
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You have signed out.", "info")
