@@ -9,9 +9,12 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Interpret the config file for Python logging, unless the app's own logging
+# (portal/logconfig.py, set up by create_app) is already in place, as it is under
+# `flask db upgrade` and in the tests: keep that one, and never disable the app's loggers
+# (fileConfig's default would silence every logger that exists already, e.g. "portal").
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

@@ -5,6 +5,7 @@ import logging
 from flask import Flask, g, request
 from flask_wtf.csrf import CSRFError
 
+from portal import logconfig
 from portal.config import Config, TestingConfig
 from portal.errors import DomainError
 from portal.extensions import csrf, db, htmx, login_manager, migrate
@@ -19,6 +20,11 @@ def create_app(config: type | dict | None = None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+
+    # Logging first, so everything after it logs through it (level from LOG_LEVEL, one line
+    # per event, the request id on each). `filters` run on every record before it is
+    # written: masking filters (portal/logmask.py) are added here.
+    logconfig.configure(app, filters=[])
 
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -158,14 +164,31 @@ def _init_sqlite(app: Flask) -> None:
 
 
 def _register_errors(app: Flask) -> None:
+    """The error pages, and for the JSON API (/api/...) problem+json answers instead: the API
+    never answers an HTML page (portal/blueprints/api/problems.py)."""
+    from werkzeug.exceptions import HTTPException
+
+    from portal.blueprints.api import problems
     from portal.rendering import render
 
     def page(status: int, title: str, message: str):
+        if problems.is_api_request():
+            return problems.problem(status, message)
         return render("errors/error.html", "content", status=status, title=title,
                       message=message)
 
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        """Those without a page of their own (400, 401, 413, 429, ...): Werkzeug's page,
+        except on the API."""
+        if problems.is_api_request():
+            return problems.from_http_exception(e)
+        return e
+
     @app.errorhandler(404)
-    def not_found(_e):
+    def not_found(e):
+        if problems.is_api_request():
+            return problems.from_http_exception(e)
         return page(404, "Page not found", "There is nothing here, or you don't have access.")
 
     @app.errorhandler(403)
@@ -173,7 +196,9 @@ def _register_errors(app: Flask) -> None:
         return page(403, "Not allowed", "Your role on this account doesn't allow that.")
 
     @app.errorhandler(405)
-    def method_not_allowed(_e):
+    def method_not_allowed(e):
+        if problems.is_api_request():
+            return problems.from_http_exception(e)
         return page(405, "Not allowed", "That action isn't available here.")
 
     @app.errorhandler(CSRFError)
@@ -187,6 +212,8 @@ def _register_errors(app: Flask) -> None:
         titles = {404: "Page not found", 403: "Not allowed", 410: "Account closed",
                   429: "Too many attempts"}
         message = e.message
+        if problems.is_api_request():
+            return problems.problem(e.status, message, getattr(e, "errors", None))
         if e.status == 404:
             message = "There is nothing here, or you don't have access."
         return page(e.status, titles.get(e.status, "That didn't work"), message)
@@ -196,6 +223,8 @@ def _register_errors(app: Flask) -> None:
         db.session.rollback()
         logging.getLogger("portal").error("unhandled error on %s", request.path,
                                           exc_info=getattr(e, "original_exception", e))
+        if problems.is_api_request():
+            return problems.problem(500, problems.DETAILS[500])
         return page(500, "Something went wrong",
                     "We couldn't finish that. Nothing was changed; please try again.")
 

@@ -84,6 +84,9 @@ class Config:
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER",
                                          "Account Portal <billing@portal.invalid>")
 
+    # Logging (portal/logconfig.py): DEBUG, INFO, WARNING, ERROR or CRITICAL.
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+
     ACCOUNTS_PER_PAGE = 25
     PAYMENTS_PER_PAGE = 20
     BILLING_LOGS_PER_PAGE = 50

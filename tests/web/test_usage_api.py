@@ -23,6 +23,7 @@ from portal.models import (
 )
 from portal.services import ledger
 from tests import factories as f
+from tests.web.api_problems import PROBLEM_JSON, problem
 
 AUTH = {"Authorization": "Bearer test-usage-token"}
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -59,7 +60,8 @@ def test_a_valid_bearer_token_is_required(client, session, account, headers):
         "minutes": 5}}, headers=headers)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="usage"'
-    assert response.get_json() == {"error": "A valid bearer token is required.", "errors": {}}
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json() == problem(401, "A valid bearer token is required.")
     assert count(session, LedgerEntry) == 0
 
 
@@ -68,8 +70,8 @@ def test_the_api_is_off_without_a_configured_token(app, client, session, account
     response = client.post(url(account.id), json={"idempotency_key": "k", "items": {
         "minutes": 5}}, headers={"Authorization": "Bearer "})
     assert response.status_code == 503
-    assert response.get_json() == {
-        "error": "The usage API is not configured (USAGE_API_TOKEN).", "errors": {}}
+    assert response.get_json() == problem(
+        503, "The usage API is not configured (USAGE_API_TOKEN).")
 
 
 def test_no_session_cookie_or_csrf_token_is_needed(client, account):
@@ -114,9 +116,9 @@ def test_the_same_key_with_other_usage_is_refused(client, session, account):
     response = client.post(url(account.id), json={"idempotency_key": "k",
                                                    "items": {"minutes": 2}}, headers=AUTH)
     assert response.status_code == 422
-    assert response.get_json() == {
-        "error": "The usage was not posted.",
-        "errors": {"": "This request was already made with different details."}}
+    assert response.get_json() == problem(
+        422, "The usage was not posted.",
+        {"": "This request was already made with different details."})
     assert session.get(Account, account.id).balance_cents == -5
 
 
@@ -143,7 +145,8 @@ def test_the_same_key_with_other_usage_is_refused(client, session, account):
 def test_bad_postings_are_422_with_the_errors(client, session, account, body, errors):
     response = client.post(url(account.id), json=body, headers=AUTH)
     assert response.status_code == 422
-    assert response.get_json() == {"error": "The usage was not posted.", "errors": errors}
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json() == problem(422, "The usage was not posted.", errors)
     assert count(session, LedgerEntry) == 0
 
 
@@ -151,7 +154,7 @@ def test_an_unknown_account_is_404(client, session, account):
     response = client.post(url(account.id + 1000), headers=AUTH,
                            json={"idempotency_key": "k", "items": {"minutes": 1}})
     assert response.status_code == 404
-    assert response.get_json() == {"error": "No such account.", "errors": {}}
+    assert response.get_json() == problem(404, "No such account.")
 
 
 def test_a_canceled_account_is_409(client, session, account):
@@ -160,8 +163,7 @@ def test_a_canceled_account_is_409(client, session, account):
     response = client.post(url(account.id), headers=AUTH,
                            json={"idempotency_key": "k", "items": {"minutes": 1}})
     assert response.status_code == 409
-    assert response.get_json() == {"error": "Harbor Dental is canceled: it takes no usage.",
-                                   "errors": {}}
+    assert response.get_json() == problem(409, "Harbor Dental is canceled: it takes no usage.")
     assert count(session, LedgerEntry) == 0
 
 
@@ -174,9 +176,8 @@ def test_a_canceled_account_is_409(client, session, account):
 def test_anything_but_a_json_object_is_400(client, session, account, kwargs):
     response = client.post(url(account.id), headers=AUTH, **kwargs)
     assert response.status_code == 400
-    assert response.get_json() == {
-        "error": 'Send a JSON object: {"idempotency_key": ..., "items": {"minutes": 12, ...}}.',
-        "errors": {}}
+    assert response.get_json() == problem(
+        400, 'Send a JSON object: {"idempotency_key": ..., "items": {"minutes": 12, ...}}.')
     assert count(session, LedgerEntry) == 0
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, request
 
+from portal.blueprints.api import problems
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
 from portal.extensions import csrf, db, payment_gateway
@@ -35,9 +36,8 @@ def _encodable(text: str) -> bool:
 
 
 def _problem(status: int, message: str, errors: dict | None = None):
-    response = jsonify({"error": message, "errors": errors or {}})
-    response.status_code = status
-    return response
+    """An RFC 9457 problem+json answer (see problems.py for its fields and types)."""
+    return problems.problem(status, message, errors)
 
 
 def _json_object():
