@@ -23,6 +23,7 @@ run: export USAGE_API_TOKEN ?= dev-usage-token
 run: export EXTERNAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: install
 	mkdir -p instance
+	$(PY) -m portal.keys  # a random SECRET_KEY in instance/secret_key (mode 0600), made once
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
 	@( while sleep 60; do $(FLASK) jobs run || true; done ) & jobs=$$!; \

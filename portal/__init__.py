@@ -26,6 +26,12 @@ def create_app(config: type | dict | None = None) -> Flask:
     # written: masking filters (portal/logmask.py) are added here.
     logconfig.configure(app, filters=[])
 
+    # Secrets: no start outside debug/testing on the public default or a short SECRET_KEY;
+    # the billing-link and two-factor sealing keys filled in (portal/keys.py).
+    from portal import keys
+
+    keys.configure(app)
+
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -41,7 +47,7 @@ def create_app(config: type | dict | None = None) -> Flask:
     _init_versioning()
     from portal import sealing
 
-    sealing.configure(app.config.get("TOTP_ENCRYPTION_KEYS") or [app.config["SECRET_KEY"]])
+    sealing.configure(app.config["TOTP_ENCRYPTION_KEYS"])
     _init_idle_timeout(app)
     from portal.services import gateway
 

@@ -6,6 +6,11 @@ from pathlib import Path
 from portal import rules
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+# The fallback SECRET_KEY is public: create_app refuses it outside debug and testing
+# (portal/keys.py). `make run` writes a random key to SECRET_KEY_FILE (instance/secret_key
+# unless the environment names another file), read when SECRET_KEY is not set.
+DEV_SECRET_KEY = "dev-only-not-secret"
+SECRET_KEY_FILE = Path(os.environ.get("SECRET_KEY_FILE") or INSTANCE_DIR / "secret_key")
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -27,8 +32,20 @@ def _database_url() -> str:
     return url
 
 
+def secret_key(environ=os.environ, path: Path = SECRET_KEY_FILE) -> str:
+    """SECRET_KEY from the environment, else the key file `make run` writes, else the public
+    development default (which only debug and tests accept)."""
+    value = environ.get("SECRET_KEY", "").strip()
+    if value:
+        return value
+    try:
+        return path.read_text().strip() or DEV_SECRET_KEY
+    except FileNotFoundError:
+        return DEV_SECRET_KEY
+
+
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SECRET_KEY = secret_key()
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
@@ -60,13 +77,15 @@ class Config:
 
     # Billing links: the URL the emails point at (never the request's Host header), the
     # keys that sign them (comma-separated, oldest first: the last signs, all verify, so a
-    # key can rotate without breaking links already sent) and how long they work.
+    # key can rotate without breaking links already sent; unset: derived from SECRET_KEY,
+    # never from its public default, portal/keys.py) and how long they work.
     EXTERNAL_BASE_URL = os.environ.get("EXTERNAL_BASE_URL", "http://127.0.0.1:8000")
     BILLING_LINK_SECRET_KEYS = [k.strip() for k in
                                 os.environ.get("BILLING_LINK_SECRET_KEYS", "").split(",")
                                 if k.strip()]
     # Two-factor TOTP keys are sealed in the database under these (comma-separated, oldest
-    # first; unset: derived from SECRET_KEY). See portal/sealing.py.
+    # first; unset: derived from SECRET_KEY, never from its public default: portal/keys.py).
+    # See portal/sealing.py.
     TOTP_ENCRYPTION_KEYS = [k.strip() for k in
                             os.environ.get("TOTP_ENCRYPTION_KEYS", "").split(",") if k.strip()]
     BILLING_LINK_TTL_DAYS = int(os.environ.get("BILLING_LINK_TTL_DAYS",

@@ -2,7 +2,8 @@
 Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) under keys that are not in it.
 
 Keys come from TOTP_ENCRYPTION_KEYS (comma-separated, oldest first: the newest seals, all
-open, so a key can rotate), or are derived from SECRET_KEY. create_app configures them."""
+open, so a key can rotate), or are derived from SECRET_KEY (never from its public default:
+portal/keys.py). create_app configures them."""
 
 import base64
 import hashlib
