@@ -29,7 +29,7 @@ run: install
 	@( while sleep 60; do $(FLASK) jobs run || true; done ) & jobs=$$!; \
 	  trap "kill $$jobs 2>/dev/null" EXIT INT TERM; \
 	  $(FLASK) jobs run; \
-	  $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
+	  $(VENV)/bin/gunicorn -c gunicorn.conf.py --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
 
 ## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite,
 ## poppler-utils (pdftotext, pdftoppm) to read and look at the PDFs

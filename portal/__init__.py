@@ -5,7 +5,7 @@ import logging
 from flask import Flask, g, request
 from flask_wtf.csrf import CSRFError
 
-from portal import logconfig
+from portal import logconfig, logmask
 from portal.config import Config, TestingConfig
 from portal.errors import DomainError
 from portal.extensions import csrf, db, htmx, login_manager, migrate
@@ -24,7 +24,8 @@ def create_app(config: type | dict | None = None) -> Flask:
     # Logging first, so everything after it logs through it (level from LOG_LEVEL, one line
     # per event, the request id on each). `filters` run on every record before it is
     # written: masking filters (portal/logmask.py) are added here.
-    logconfig.configure(app, filters=[])
+    masking = logmask.MaskTokens()  # no billing-link token in any log line
+    logconfig.configure(app, filters=[masking])
 
     # Secrets: no start outside debug/testing on the public default or a short SECRET_KEY;
     # the billing-link and two-factor sealing keys filled in (portal/keys.py).
@@ -59,6 +60,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     _register_errors(app)
     _register_template_helpers(app)
     _register_commands(app)
+    # The routes are known now: mask their one-time tokens on the loggers that log request
+    # paths, before any handler (portal/logmask.py).
+    logmask.install(masking, app)
     return app
 
 
