@@ -165,9 +165,12 @@ def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor
     agency (a pair of entries naming each other), billing becomes agency. Returns the cents
     moved."""
     now = now or clock_now()
+    # The agency's and the sub-account's rows (in that order), read afresh: no usage or
+    # payment for the sub-account lands between the balance read below and the switch.
+    sub = ledger.lock_payer(session, sub.id).account
+    session.refresh(agency)
     if agency.is_canceled or sub.is_canceled:
         raise NotAllowed(f"{sub.name if sub.is_canceled else agency.name} is canceled.")
-    begin_write(session)
     switched = session.execute(
         update(Account).where(Account.id == sub.id, Account.billing_mode == BillingMode.CUSTOMER,
                               Account.parent_id == agency.id)
@@ -269,10 +272,9 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
                                        card.exp_year, form.get("cvc", "").strip(), card.holder)
         charge = _record(session, link, card, token_, cents, key, now)
     session.commit()
-    request_id = request.id
-    charge = charges.attempt(session, gateway, charge, now)  # success: _switch, same transaction
-    if charge.status == ChargeStatus.FAILED:
-        _declined(session, request_id, charge, now)
+    # Settled in the charge's own transaction: _paid (switch, or refund if the request can't
+    # be honoured any more) or _declined.
+    charge = charges.attempt(session, gateway, charge, now)
     session.refresh(request)
     return Payment(charge, request.status == RequestStatus.PAID)
 
@@ -309,63 +311,121 @@ def _record(session: Session, link: OpenLink, card, token: str, cents: int, key:
     return charge
 
 
-def _switch(session: Session, charge: Charge, now: datetime) -> None:
-    """In the payment's transaction (charges.settle calls it, also when the jobs settle a
-    charge that timed out): use up the link (exactly one row), make the card Primary, switch
-    billing to customer, tell the agency."""
+def _paid(session: Session, charge: Charge, now: datetime) -> None:
+    """A billing-link payment succeeded (charges.settle calls this in the settlement's
+    transaction, with the sub-account and its agency locked: from the page, or from the jobs
+    when the processor's answer came late). The customer is owed what they paid for: the
+    switch to customer billing, if the sub-account is still open under the same agency and
+    no newer link was sent (a request canceled meanwhile is still honoured: the customer paid
+    while the link worked); otherwise their money back. Either way they get a receipt."""
+    request = _request_of(session, charge)
+    sub = session.get(Account, request.sub_account_id)  # read afresh under the lock
+    agency = session.scalars(select(Account).where(Account.id == request.agency_id)
+                             .execution_options(populate_existing=True)).one()
+    newer = session.scalar(select(BillingRequest.id).where(
+        BillingRequest.sub_account_id == sub.id, BillingRequest.id > request.id).limit(1))
+    refusal = _why_not_honoured(request, sub, agency, newer is not None)
+    if refusal is None:
+        _switch(session, request, sub, agency, charge, now)
+    else:
+        _refund(session, request, sub, agency, charge, refusal, now)
+
+
+def _request_of(session: Session, charge: Charge) -> BillingRequest:
     link_id = charge.idempotency_key.split(":")[1]  # "billing-link:<link_id>:<attempt>"
-    request_id = session.scalar(select(BillingRequest.id).where(
-        BillingRequest.link_id == link_id))
-    request = session.get(BillingRequest, request_id)
-    if request.status != RequestStatus.PENDING:
-        # Canceled or replaced while the card was being charged: the payment stays on the
-        # sub-account's balance (credited by the charge); the agency can send a new link.
-        return
+    return session.scalars(select(BillingRequest).where(BillingRequest.link_id == link_id)
+                           .execution_options(populate_existing=True)).one()
+
+
+def _why_not_honoured(request: BillingRequest, sub: Account, agency: Account,
+                      newer: bool) -> str | None:
+    """Why a paid request can no longer switch its sub-account (the refund's reason, as the
+    customer reads it), or None."""
+    if request.status == RequestStatus.REPLACED or newer:
+        return f"{agency.name} sent a newer billing link"
+    if sub.is_canceled:
+        return f"{sub.name} was closed"
+    if agency.is_canceled:
+        return f"{agency.name} was canceled"
+    if sub.parent_id != agency.id:
+        return f"{sub.name} is no longer managed by {agency.name}"
+    if sub.billing_mode != BillingMode.AGENCY:
+        return f"{sub.name} already pays from its own balance"
+    if request.status not in (RequestStatus.PENDING, RequestStatus.CANCELED):
+        return "the billing request was already paid"
+    return None
+
+
+def _switch(session: Session, request: BillingRequest, sub: Account, agency: Account,
+            charge: Charge, now: datetime) -> None:
+    """Use the link up, switch billing to customer, credit the payment as the opening
+    balance, make the card Primary, tell the agency and the customer."""
     switched = session.execute(
-        update(Account).where(Account.id == request.sub_account_id,
-                              Account.billing_mode == BillingMode.AGENCY,
+        update(Account).where(Account.id == sub.id, Account.billing_mode == BillingMode.AGENCY,
+                              Account.parent_id == agency.id,
                               Account.status != AccountStatus.CANCELED)
         .values(billing_mode=BillingMode.CUSTOMER, updated_at=now)).rowcount
-    # Use the link up (exactly one row) only with the switch; a sub-account closed (or
-    # switched) meanwhile revokes it instead, and the payment stays on its balance.
     consumed = session.execute(
-        update(BillingRequest).where(BillingRequest.id == request_id,
-                                     BillingRequest.status == RequestStatus.PENDING)
-        .values(status=RequestStatus.PAID if switched == 1 else RequestStatus.CANCELED,
-                closed_at=now, charge_id=charge.id)).rowcount
-    if consumed != 1 or switched != 1:
-        if consumed != 1 and switched == 1:  # consumed by someone else: undo our switch
-            raise RuntimeError("billing request consumed twice")
-        return
+        update(BillingRequest).where(
+            BillingRequest.id == request.id,
+            BillingRequest.status.in_((RequestStatus.PENDING, RequestStatus.CANCELED)))
+        .values(status=RequestStatus.PAID, closed_at=now, charge_id=charge.id)).rowcount
+    if switched != 1 or consumed != 1:  # checked under the lock just now: can't happen
+        raise RuntimeError(f"billing request {request.id}: the switch was not exactly once")
+    session.refresh(sub)
+    charges.credit(session, charge, now)  # the sub-account pays for itself now: its ledger
     primary = session.scalar(select(PaymentMethod).where(
-        PaymentMethod.account_id == request.sub_account_id, PaymentMethod.removed_at.is_(None),
+        PaymentMethod.account_id == sub.id, PaymentMethod.removed_at.is_(None),
         PaymentMethod.role == MethodRole.PRIMARY))
     if primary is None:
         session.execute(update(PaymentMethod).where(PaymentMethod.id == charge.method_id)
                         .values(role=MethodRole.PRIMARY))
-    sub = session.get(Account, request.sub_account_id)
-    agency = session.get(Account, request.agency_id)
-    session.refresh(sub)
+    session.refresh(request)
     record(session, agency, EventKind.BILLING_MODE_CHANGED, None, now, account=sub.name,
            account_id=sub.id, billing="customer", paid_cents=charge.amount_cents,
            email=request.email)
     from billing_links import emails
+    from portal import notices
 
     emails.switched(session, agency, sub, request, charge)
+    emails.customer_receipt(session, agency, sub, request, charge)
+    notices.receipt(session, charge)
 
 
-def _declined(session: Session, request_id: int, charge: Charge, now: datetime) -> None:
-    """Nothing changes on the account: the card is removed again, and the next attempt
-    gets a new key."""
-    begin_write(session)
+def _refund(session: Session, request: BillingRequest, sub: Account, agency: Account,
+            charge: Charge, reason: str, now: datetime) -> None:
+    """The payment can't be honoured: it is credited to no balance, the card is not kept,
+    the request (if still pending) is closed, and the money goes back through the processor
+    (refunds.start; charges.attempt asks the processor right after this transaction, the
+    jobs retry). The customer gets the receipt of what they paid, then the refund's notice;
+    the agency's billing-email recipients are told by the refund's notice."""
+    from billing_links import emails
+    from portal.services import refunds
+
+    session.execute(update(PaymentMethod).where(PaymentMethod.id == charge.method_id)
+                    .values(removed_at=now, role=MethodRole.OTHER))
+    session.execute(update(BillingRequest).where(
+        BillingRequest.id == request.id, BillingRequest.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.CANCELED, closed_at=now))
+    session.execute(update(BillingRequest).where(BillingRequest.id == request.id)
+                    .values(charge_id=charge.id))
+    session.refresh(request)
+    refunds.start(session, charge, reason, notify_email=request.email, now=now)
+    emails.customer_receipt(session, agency, sub, request, charge, refunding=reason)
+
+
+def _declined(session: Session, charge: Charge, now: datetime) -> None:
+    """A billing-link payment was declined (from the page, or from the jobs): nothing
+    changes on the account, the card is removed again, and the next attempt gets a new
+    key."""
+    request = _request_of(session, charge)
     session.execute(update(PaymentMethod).where(PaymentMethod.id == charge.method_id,
                                                 PaymentMethod.role == MethodRole.OTHER)
                     .values(removed_at=now))
     session.execute(update(BillingRequest).where(
-        BillingRequest.id == request_id, BillingRequest.status == RequestStatus.PENDING,
+        BillingRequest.id == request.id, BillingRequest.status == RequestStatus.PENDING,
         BillingRequest.failed_attempts == int(charge.idempotency_key.rsplit(":", 1)[1]))
         .values(failed_attempts=BillingRequest.failed_attempts + 1))
-    session.commit()
 
 
 # --------------------------------------------------------------- rate limiting
@@ -393,7 +453,8 @@ def revoke_for_closed(session: Session, account: Account, now: datetime) -> None
         .values(status=RequestStatus.CANCELED, closed_at=now))
 
 
-charges.AFTER_SUCCESS[ChargePurpose.OPENING_BALANCE] = _switch
+charges.ON_SUCCESS[ChargePurpose.OPENING_BALANCE] = _paid
+charges.ON_FAILURE[ChargePurpose.OPENING_BALANCE] = _declined
 lifecycle.ON_CLOSE.append(revoke_for_closed)
 
 

@@ -29,10 +29,12 @@ def register(app: Flask) -> None:
     def jobs_run() -> None:
         """Run every job that is due. Idempotent: running it twice does nothing more."""
         from portal.extensions import payment_gateway
-        from portal.services import charges, fees, lifecycle
+        from portal.services import charges, fees, lifecycle, refunds
 
         retried = charges.retry_pending(db.session, payment_gateway())
         click.echo(f"charges: {len(retried)} pending charge(s) asked again")
+        refunded = refunds.retry_pending(db.session, payment_gateway())
+        click.echo(f"refunds: {len(refunded)} pending refund(s) asked again")
         monthly = fees.run_monthly(db.session, payment_gateway())
         click.echo(f"fees {monthly.month}: {monthly.fees} plan fee(s), {monthly.taxes} tax "
                    f"entr{'y' if monthly.taxes == 1 else 'ies'}, {monthly.direct_charges} "

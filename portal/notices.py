@@ -9,19 +9,48 @@ from flask import render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.models import Account, Charge
+from portal.models import Account, Charge, Refund, RefundStatus, User
 from portal.services import billing, outbox
 from portal.services.money import dollars
 
 
 def receipt(session: Session, charge: Charge) -> int:
+    """To every billing-email recipient, and to the person who paid (the signed-in user who
+    made the payment) when they are not among them."""
     account = session.get(Account, charge.account_id)
     settings = billing.settings_for(session, account)
     context = {"charge": charge, "account": account, "settings": settings}
     subject = (f"Receipt {charge.receipt_number}: {charge.label.lower()} of "
                f"{dollars(charge.amount_cents)} for {account.name}")
+    payer = session.get(User, charge.actor_id) if charge.actor_id else None
     return _send(session, account, "receipt", f"receipt:{charge.id}", subject,
-                 "mail/receipt", context)
+                 "mail/receipt", context, also=payer)
+
+
+def refund(session: Session, refund: Refund) -> int:
+    """A refund settled (or refused): to the billing-email recipients of whoever pays for
+    the account (an agency-billed sub-account's agency) and to the customer named on it."""
+    from portal.services import ledger
+
+    account = session.get(Account, refund.account_id)
+    charge = refund.charge
+    paying = ledger.paying_account(session, account)
+    context = {"refund": refund, "charge": charge, "account": account}
+    if refund.status == RefundStatus.SUCCEEDED:
+        subject = (f"Refunded {dollars(refund.amount_cents)} ({charge.receipt_number}) "
+                   f"for {account.name}")
+    else:
+        subject = f"Action needed: a refund for {account.name} didn't go through"
+    sent = _send(session, paying, "refund", f"refund:{refund.id}:{refund.status}", subject,
+                 "mail/refund", context)
+    if refund.notify_email:
+        outbox.queue(session, to=refund.notify_email, subject=subject, kind="refund",
+                     text=render_template("mail/refund_customer.txt", **context),
+                     html=render_template("mail/refund_customer.html", **context),
+                     account_id=account.id,
+                     dedupe_key=f"refund:{refund.id}:{refund.status}:customer")
+        sent += 1
+    return sent
 
 
 def declined(session: Session, charges: list[Charge]) -> int:
@@ -35,8 +64,10 @@ def declined(session: Session, charges: list[Charge]) -> int:
 
 
 def _send(session: Session, account: Account, kind: str, key: str, subject: str,
-          template: str, context: dict) -> int:
+          template: str, context: dict, also: User | None = None) -> int:
     people = billing.recipients(session, account)
+    if also is not None and all(user.id != also.id for user in people):
+        people.append(also)
     for user in people:
         context = {**context, "recipient": user}
         outbox.queue(session, to=user.email, subject=subject, kind=kind,

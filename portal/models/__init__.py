@@ -25,7 +25,10 @@ from portal.models.billing import (
     MethodKind,
     MethodRole,
     PaymentMethod,
+    Refund,
+    RefundStatus,
     SandboxCharge,
+    SandboxRefund,
     ScheduleFrequency,
     StatementSchedule,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "EVENT_LABELS", "LEDGER_LABELS", "PLANS", "STATUS_LABELS", "SUPPORT_LABELS",
     "Account", "AccountEvent", "AccountKind", "AccountStatus", "BillingMode", "Call", "Cause",
     "LedgerEntry", "LedgerKind", "MethodKind", "MethodRole", "PaymentMethod", "SandboxCharge",
+    "Refund", "RefundStatus", "SandboxRefund",
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
     "Version", "RecoveryCode", "BUILTIN_STATUSES", "AgentStatus", "CallQueue", "Preset",

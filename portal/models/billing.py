@@ -61,6 +61,11 @@ class LedgerEntry(db.Model):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),
+        # A usage key belongs to the metered account ("usage:<account id>:<key>"), whichever
+        # ledger paid: posted on the agency's and again on the sub-account's own ledger after
+        # a billing switch, it would be debited twice.
+        Index("uq_ledger_entries_usage_key", "idempotency_key", unique=True,
+              sqlite_where=text("kind = 'usage'"), postgresql_where=text("kind = 'usage'")),
         Index("ix_ledger_entries_account_created", "account_id", "created_at", "id"),
         # Billing Logs filtered by kind (and a date range), newest first.
         Index("ix_ledger_entries_account_kind_created", "account_id", "kind", "created_at",
@@ -93,6 +98,20 @@ class SandboxCharge(db.Model):
 
     idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
     token: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    code: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class SandboxRefund(db.Model):
+    """The sandbox processor's memory of refunds, by idempotency key."""
+
+    __tablename__ = "sandbox_refunds"
+
+    idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    charge_reference: Mapped[str] = mapped_column(String(64), index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     code: Mapped[str] = mapped_column(String(32))
@@ -208,6 +227,44 @@ class Charge(db.Model):
     @property
     def receipt_number(self) -> str:
         return f"R-{self.id:08d}"
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"  # on record, the processor not yet (or not surely) answered
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Refund(db.Model):
+    """Money given back on a charge through the processor (today: a billing-link payment
+    that arrived after its request could no longer be honoured).
+
+    Like a charge: written as pending with the idempotency key the processor gets and
+    committed before the processor is called; the answer settles it once, and a success
+    debits the ledger (kind refund) under a key derived from the refund."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_pending", "status", "last_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200))
+    # Who is told, besides the account's billing-email recipients (the customer who paid a
+    # billing link has no user).
+    notify_email: Mapped[str] = mapped_column(String(254), default="")
+    status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus),
+                                                 default=RefundStatus.PENDING)
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    gateway_reference: Mapped[str] = mapped_column(String(64), default="")
+    failure_message: Mapped[str] = mapped_column(String(200), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    charge = relationship("Charge", lazy="joined")
 
 
 class BillingSettings(db.Model):

@@ -47,9 +47,11 @@ NO_ANSWER = ("The payment processor didn't answer yet; we retry automatically (n
              "twice).")
 
 
-# What else must happen in a successful charge's own transaction, by purpose (the billing
-# links register the switch to customer billing for an opening balance).
-AFTER_SUCCESS: dict[ChargePurpose, Callable[[Session, Charge, datetime], None]] = {}
+# A purpose whose settlement is its own (the billing links register the opening balance:
+# switch to customer billing and credit it, or refund it): called in the settlement's
+# transaction, under the payer's lock, instead of the credit and receipt below.
+ON_SUCCESS: dict[ChargePurpose, Callable[[Session, Charge, datetime], None]] = {}
+ON_FAILURE: dict[ChargePurpose, Callable[[Session, Charge, datetime], None]] = {}
 
 
 def by_key(session: Session, key: str) -> Charge | None:
@@ -108,7 +110,19 @@ def attempt(session: Session, gateway: PaymentGateway, charge: Charge,
     settle(session, charge, result.succeeded, result.reference, result.code, result.message,
            now=now)
     session.commit()
+    _refund_if_started(session, gateway, charge, now)
     return charge
+
+
+def _refund_if_started(session: Session, gateway: PaymentGateway, charge: Charge,
+                       now: datetime) -> None:
+    """A settlement can decide the money must go back (a billing-link payment that came too
+    late): the refund is on record; ask the processor now rather than at the next jobs run."""
+    from portal.services import refunds
+
+    refund = refunds.pending_for_charge(session, charge.id)
+    if refund is not None:
+        refunds.attempt(session, gateway, refund, now)
 
 
 def settle(session: Session, charge: Charge, succeeded: bool, reference: str, code: str,
@@ -116,6 +130,10 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
     """Pending → succeeded (credit the ledger, queue receipts) or failed. False when someone
     else settled it first."""
     now = now or clock_now()
+    if succeeded:  # the accounts' locks first, in their order, then the charge's row
+        ledger.lock_payer(session, charge.account_id)
+    else:
+        begin_write(session)
     status = ChargeStatus.SUCCEEDED if succeeded else ChargeStatus.FAILED
     changed = session.execute(
         update(Charge).where(Charge.id == charge.id, Charge.status == ChargeStatus.PENDING)
@@ -126,24 +144,38 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
     session.refresh(charge)
     if changed != 1:
         return False
-    if succeeded:
-        account = session.get(Account, charge.account_id)
-        kind = LedgerKind.RECHARGE if charge.purpose == ChargePurpose.RECHARGE \
-            else LedgerKind.PAYMENT
-        method = session.get(PaymentMethod, charge.method_id)
-        actor = session.get(User, charge.actor_id) if charge.actor_id else None
-        ledger.post(session, account, kind, charge.amount_cents,
-                    f"{charge.label}: {method.brand} ending {method.last4} "
-                    f"({charge.receipt_number})",
-                    f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id),
-                    actor=actor, now=now)
-        then = AFTER_SUCCESS.get(charge.purpose)
+    if not succeeded:
+        then = ON_FAILURE.get(charge.purpose)
         if then is not None:
             then(session, charge, now)
-        from portal import notices
+        return True
+    then = ON_SUCCESS.get(charge.purpose)
+    if then is not None:
+        then(session, charge, now)
+        return True
+    credit(session, charge, now)
+    from portal import notices
 
-        notices.receipt(session, charge)
+    notices.receipt(session, charge)
     return True
+
+
+def credit(session: Session, charge: Charge, now: datetime) -> None:
+    """Credit a succeeded charge to whoever pays for its account now, read under the lock
+    the entry is written under: a sub-account added to agency billing while its payment was
+    in flight has had its balance moved to the agency, and the payment follows it."""
+    locked = ledger.lock_payer(session, charge.account_id)
+    kind = LedgerKind.RECHARGE if charge.purpose == ChargePurpose.RECHARGE \
+        else LedgerKind.PAYMENT
+    method = session.get(PaymentMethod, charge.method_id)
+    actor = session.get(User, charge.actor_id) if charge.actor_id else None
+    named = f" ({locked.account.name})" if locked.on_behalf else ""
+    ledger.post(session, locked.payer, kind, charge.amount_cents,
+                f"{charge.label}{named}: {method.brand} ending {method.last4} "
+                f"({charge.receipt_number})",
+                f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id),
+                actor=actor, for_account=locked.account if locked.on_behalf else None,
+                now=now)
 
 
 # --------------------------------------------------------------- Make a Payment
@@ -180,9 +212,11 @@ def pay(session: Session, account: Account, actor: User, method_id: str, amount:
 
 
 def _id(raw) -> int:
-    """A row id from a form: 1 to 2**31 - 1 (past that, PostgreSQL's INTEGER overflows)."""
-    value = int(raw)
-    if not 1 <= value <= 2**31 - 1:
+    """A row id from a form: 1 to 2**31 - 1, digits 0-9 only (forms.to_id)."""
+    from portal.services.forms import to_id
+
+    value = to_id(raw)
+    if value is None:
         raise ValueError(raw)
     return value
 

@@ -1,6 +1,6 @@
 """The payment gateway: an interface, and the built-in sandbox that is the default.
 
-A real processor plugs in as one class with the same three methods, named by the
+A real processor plugs in as one class with the same four methods, named by the
 PAYMENT_GATEWAY setting ("module:Class"). Card numbers and CVCs go to the gateway and
 nowhere else; the portal keeps the token it returns.
 
@@ -16,12 +16,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.clock import now as clock_now
 from portal.extensions import db
-from portal.models import SandboxCharge
+from portal.models import SandboxCharge, SandboxRefund
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class PaymentGateway(Protocol):
     def charge(self, token: str, amount_cents: int, idempotency_key: str,
                description: str) -> ChargeResult: ...
 
+    def refund(self, charge_reference: str, amount_cents: int,
+               idempotency_key: str) -> ChargeResult: ...
+
 
 DECLINES = {
     "card_declined": "The card was declined.",
@@ -52,6 +55,8 @@ DECLINES = {
     "expired_card": "The card has expired.",
     "incorrect_cvc": "The card's security code is incorrect.",
     "processing_error": "The card couldn't be processed. Try again in a few minutes.",
+    "charge_not_found": "The processor has no successful charge to refund.",
+    "amount_too_large": "The refund is more than what is left of the charge.",
 }
 
 # Test numbers (any future expiry, any CVC of the right length). Any other valid card
@@ -107,6 +112,41 @@ class SandboxGateway:
             return self.charge(token, amount_cents, idempotency_key, description)
         if behaviour == "timeout":
             raise GatewayTimeout("the sandbox processor did not answer in time")
+        return self._answer(succeeded, code, reference, True)
+
+    def refund(self, charge_reference: str, amount_cents: int,
+               idempotency_key: str) -> ChargeResult:
+        """Give back (part of) a charge that succeeded, once per key: a retry answers as the
+        first did. Refused for an unknown or failed charge, or past what it charged."""
+        charges, refunds = SandboxCharge.__table__, SandboxRefund.__table__
+        with db.engine.begin() as conn:
+            stored = conn.execute(select(refunds).where(
+                refunds.c.idempotency_key == idempotency_key)).first()
+            if stored is not None:
+                same = (stored.charge_reference == charge_reference
+                        and stored.amount_cents == amount_cents)
+                return self._answer(stored.succeeded, stored.code, stored.reference, same)
+            charged = conn.execute(select(charges).where(
+                charges.c.reference == charge_reference)).first()
+            given = conn.scalar(select(func.coalesce(func.sum(refunds.c.amount_cents), 0))
+                                .where(refunds.c.charge_reference == charge_reference,
+                                       refunds.c.succeeded.is_(True)))
+        if charged is None or not charged.succeeded:
+            code = "charge_not_found"
+        elif not 0 < amount_cents <= charged.amount_cents - int(given):
+            code = "amount_too_large"
+        else:
+            code = "approved"
+        succeeded = code == "approved"
+        reference = f"re_{secrets.token_hex(10)}"
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(insert(refunds).values(
+                    idempotency_key=idempotency_key, charge_reference=charge_reference,
+                    amount_cents=amount_cents, succeeded=succeeded, code=code,
+                    reference=reference, created_at=clock_now()))
+        except IntegrityError:  # the same key at the same moment: answer as the first did
+            return self.refund(charge_reference, amount_cents, idempotency_key)
         return self._answer(succeeded, code, reference, True)
 
     @staticmethod

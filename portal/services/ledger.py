@@ -36,10 +36,57 @@ class KeyReused(ValidationFailed):
 
 
 def paying_account(session: Session, account: Account) -> Account:
-    """Whose balance pays for this account: the agency's for a sub on agency billing."""
+    """Whose balance pays for this account: the agency's for a sub on agency billing.
+
+    Read from `account` as loaded: for a debit, use `lock_payer`, which reads it under the
+    lock that the debit's entry is written under."""
     if account.is_sub and account.billing_mode == BillingMode.AGENCY:
         return session.get(Account, account.parent_id)
     return account
+
+
+@dataclass(frozen=True)
+class Payer:
+    account: Account  # the account the money is for, as it is now (locked)
+    payer: Account  # whose balance pays for it now: the agency's for agency billing
+
+    @property
+    def on_behalf(self) -> bool:
+        return self.payer.id != self.account.id
+
+
+def lock_payer(session: Session, account_id: int) -> Payer:
+    """Lock an account for a money write and read who pays for it under that lock.
+
+    Who pays (billing mode, agency) can change at any moment (Add to Agency Billing, a
+    billing link paid, a transfer out): read before the lock, a debit lands on the ledger of
+    whoever paid a moment ago. So every writer of an account's money takes this lock first,
+    in one order, and reads the account afresh under it: on PostgreSQL the agency's row
+    before the sub-account's (FOR NO KEY UPDATE: as an UPDATE locks; cancel_agency takes
+    them in the same order, so no two writers wait on each other in a cycle); on SQLite the
+    database's write lock (BEGIN IMMEDIATE), which orders every writer anyway.
+    """
+    begin_write(session)
+    postgres = session.connection().dialect.name == "postgresql"
+    for _attempt in range(3):
+        parent_id = session.scalar(select(Account.parent_id).where(Account.id == account_id))
+        if postgres and parent_id is not None:
+            session.execute(select(Account.id).where(Account.id == parent_id)
+                            .with_for_update(key_share=True))
+        query = select(Account).where(Account.id == account_id) \
+            .execution_options(populate_existing=True)
+        if postgres:
+            query = query.with_for_update(key_share=True)
+        account = session.scalars(query).one()
+        if account.parent_id == parent_id:  # else it moved while we waited: lock again
+            break
+    else:  # pragma: no cover - an account moving between agencies three times in a row
+        raise RuntimeError(f"account {account_id} kept moving while being locked")
+    if account.is_sub and account.billing_mode == BillingMode.AGENCY:
+        payer = session.scalars(select(Account).where(Account.id == account.parent_id)
+                                .execution_options(populate_existing=True)).one()
+        return Payer(account, payer)
+    return Payer(account, account)
 
 
 def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int,

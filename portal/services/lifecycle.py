@@ -448,6 +448,7 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
     result = session.execute(
         update(Account).where(Account.id == sub.id, Account.kind == AccountKind.SUB,
                               Account.parent_id == agency.id,
+                              Account.billing_mode == BillingMode.CUSTOMER,
                               Account.status != AccountStatus.CANCELED)
         .values(kind=AccountKind.STANDALONE, parent_id=None, plan=plan,
                 billing_mode=BillingMode.CUSTOMER, updated_at=now)

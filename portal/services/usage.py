@@ -13,6 +13,7 @@ from portal import rules
 from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Cause, Charge, LedgerEntry, LedgerKind, User
 from portal.services import charges, ledger
+from portal.services.forms import to_int
 
 ITEMS = tuple(rules.USAGE_PRICES)
 _KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,80}$")
@@ -40,8 +41,8 @@ def parse_items(data) -> dict[str, int]:
         value = data.get(name)
         if value in (None, ""):
             continue
-        if isinstance(value, str) and re.fullmatch(r"\d{1,7}", value.strip()):
-            value = int(value.strip())
+        if isinstance(value, str) and to_int(value, max_digits=7) is not None:
+            value = to_int(value, max_digits=7)  # "120" from the command line; not "１２０"
         if not isinstance(value, int) or isinstance(value, bool):
             errors[name] = "Must be a whole number."
         elif not 0 <= value <= rules.MAX_USAGE_QUANTITY:
@@ -70,30 +71,52 @@ def describe(items: dict[str, int]) -> str:
 
 def post(session: Session, account: Account, data, key: str,
          actor: User | None = None) -> Posted:
-    """Debit the usage from whoever pays for `account` (the agency's balance for a
-    sub-account on agency billing, naming the sub-account)."""
+    """Debit the usage from whoever pays for `account` when the debit is written (the
+    agency's balance for a sub-account on agency billing, naming the sub-account).
+
+    The key belongs to the metered account, not to the ledger that paid: posted again after
+    the sub-account moved between agency and customer billing, it is still a duplicate."""
     if not isinstance(key, str) or not _KEY.match(key):
         raise ValidationFailed({"idempotency_key": "An idempotency key of 1 to 80 letters, "
                                                    "digits, '.', '_', ':' or '-' is required."})
     items = parse_items(data)
-    if account.is_canceled:
-        raise NotAllowed(f"{account.name} is canceled: it takes no usage.")
-    payer = ledger.paying_account(session, account)
-    ledger_key = f"usage:{account.id}:{key}"
-    existing = session.scalar(select(LedgerEntry).where(
-        LedgerEntry.account_id == payer.id, LedgerEntry.idempotency_key == ledger_key))
     amount = price(items)
-    on_behalf = payer.id != account.id
-    description = f"Usage ({account.name}): {describe(items)}" if on_behalf \
+    locked = ledger.lock_payer(session, account.id)  # who pays, read under the write lock
+    account, payer = locked.account, locked.payer
+    ledger_key = key_for(account.id, key)
+    description = f"Usage ({account.name}): {describe(items)}" if locked.on_behalf \
         else f"Usage: {describe(items)}"
+    existing = session.scalar(select(LedgerEntry).where(
+        LedgerEntry.kind == LedgerKind.USAGE, LedgerEntry.idempotency_key == ledger_key))
     if existing is not None:
         ledger._same(existing, LedgerKind.USAGE, -amount)
-        if existing.description != description[:200]:  # other items at the same price
+        if not _same_items(existing.description, describe(items)):  # other items, same price
             raise ledger.KeyReused({"idempotency_key": "This key was already posted with "
                                                        "other usage."})
         return Posted(existing, True, None)
+    if account.is_canceled:
+        raise NotAllowed(f"{account.name} is canceled: it takes no usage.")
     entry = ledger.post(session, payer, LedgerKind.USAGE, -amount, description, ledger_key,
                         Cause.USAGE, cause_ref=key[:64], actor=actor,
-                        for_account=account if on_behalf else None, key_checked=True)
+                        for_account=account if locked.on_behalf else None, key_checked=True)
     return Posted(entry, False,
                   charges.start_recharge(session, payer, balance=entry.balance_after_cents))
+
+
+def key_for(account_id: int, key: str) -> str:
+    """The ledger key of a usage posting: one per metered account and key, whichever ledger
+    paid it (a unique index on usage entries' keys holds it across ledgers)."""
+    return f"usage:{account_id}:{key}"
+
+
+def _same_items(description: str, items_text: str) -> bool:
+    """Whether an entry's description ("Usage (Bayside Dental): 12 minutes" or "Usage: 12
+    minutes", cut at 200 characters) names these items. The sub-account's name may have
+    changed since, and may hold anything; the items' text never holds "): "."""
+    if description.startswith("Usage ("):
+        found = description.rpartition("): ")[2]
+    else:
+        found = description.partition(": ")[2]
+    if len(description) >= 200:
+        return items_text.startswith(found)
+    return found == items_text

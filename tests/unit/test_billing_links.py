@@ -30,12 +30,15 @@ from portal.models import (
     MethodRole,
     OutboxMessage,
     PaymentMethod,
+    Refund,
+    RefundStatus,
     RequestStatus,
     Role,
     SandboxCharge,
+    SandboxRefund,
 )
-from portal.services import charges, ledger, lifecycle
-from portal.services.gateway import SandboxGateway
+from portal.services import charges, ledger, lifecycle, refunds
+from portal.services.gateway import ChargeResult, GatewayTimeout, SandboxGateway
 from tests import factories as f
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -436,44 +439,229 @@ def test_the_retry_job_settles_a_timed_out_charge_then_switches(session, gw, w):
     assert ledger.check(session) == []
 
 
-def test_a_request_canceled_while_its_charge_is_in_flight_does_not_switch(session, gw, w):
-    """The payment stays on the sub-account's balance; billing stays with the agency and the
-    link stays revoked."""
+def outbox(session) -> list[tuple[str, str, str]]:
+    """(kind, to, subject) of every queued message, in order."""
+    session.expire_all()
+    return [tuple(row) for row in session.execute(
+        select(OutboxMessage.kind, OutboxMessage.to_address, OutboxMessage.subject)
+        .order_by(OutboxMessage.id)).all()]
+
+
+def test_a_request_canceled_while_its_charge_is_in_flight_is_still_honoured(session, gw, w):
+    """The customer paid while the link worked: with the sub-account still open under the
+    same agency and no newer link sent, the late answer completes the switch they paid for
+    (the money must not sit on a ledger nothing uses), and they get their receipt."""
     request, url = send(session, w)
     pay(session, gw, url, number=TIMEOUT)
     service.cancel_request(session, w.agency, w.bayside, w.avery)
     session.commit()
-    charges.retry_pending(session, gw, NOW + rules.CHARGE_RETRY_AFTER)
+    [charge] = charges.retry_pending(session, gw, NOW + rules.CHARGE_RETRY_AFTER)
+    assert charge.status == ChargeStatus.SUCCEEDED
     session.expire_all()
-    assert session.get(BillingRequest, request.id).status == RequestStatus.CANCELED
-    mode, balance, _methods, entries = state(session, w.bayside)
-    assert (mode, balance, entries) == (BillingMode.AGENCY, 2500, [(LedgerKind.PAYMENT, 2500)])
-    with pytest.raises(service.LinkRevoked):
+    request = session.get(BillingRequest, request.id)
+    assert (request.status, request.charge_id) == (RequestStatus.PAID, charge.id)
+    assert state(session, w.bayside) == (BillingMode.CUSTOMER, 2500,
+                                         [("0259", MethodRole.PRIMARY)],
+                                         [(LedgerKind.PAYMENT, 2500)])
+    with pytest.raises(service.LinkUsed):
         service.open_link(session, SETTINGS, token(url))
-    assert count(session, OutboxMessage, OutboxMessage.kind == "billing_switched") == 0
+    sent = outbox(session)
+    assert ("receipt", "pat@bayside.example",
+            f"Receipt {charge.receipt_number}: Bayside Dental's opening balance") in sent
+    assert {to for kind, to, _ in sent if kind == "billing_switched"} == {
+        "avery@example.test", "ada@example.test"}
+    assert count(session, Refund) == 0
     assert ledger.check(session) == []
 
 
-def test_a_sub_account_closed_while_its_charge_is_in_flight_does_not_use_up_the_link(
-        session, gw, w):
-    """Closed mid-payment: billing is not switched, so the link must not count as used
-    ("the payment was made and billing is set up"); it is revoked like any closed
-    sub-account's link."""
+def _late(session, gw, w, interrupt) -> tuple:
+    """Pay with the card whose answer times out, do `interrupt`, let the jobs settle it."""
     request, url = send(session, w)
     pay(session, gw, url, number=TIMEOUT)
-    lifecycle.close(session, session.get(Account, w.bayside.id), w.avery)
+    interrupt()
     session.commit()
-    charges.retry_pending(session, gw, NOW + rules.CHARGE_RETRY_AFTER)
+    [charge] = charges.retry_pending(session, gw, NOW + rules.CHARGE_RETRY_AFTER)
     session.expire_all()
+    return request, url, session.get(Charge, charge.id)
+
+
+def _assert_refunded(session, gw, w, charge, reason, balance_before=0):
+    """Charged once and refunded once through the processor; no balance holds the money;
+    the card is not kept; the customer has the receipt and the refund notice, the agency's
+    recipients the refund notice."""
+    assert charge.status == ChargeStatus.SUCCEEDED
+    [refund] = session.scalars(select(Refund)).all()
+    assert (refund.charge_id, refund.account_id, refund.amount_cents, refund.status,
+            refund.reason, refund.notify_email) == (
+        charge.id, w.bayside.id, 2500, RefundStatus.SUCCEEDED, reason, "pat@bayside.example")
+    [given] = session.scalars(select(SandboxRefund)).all()
+    assert (given.charge_reference, given.amount_cents, given.succeeded,
+            given.idempotency_key) == (charge.gateway_reference, 2500, True,
+                                       f"refund:{charge.id}")
+    assert refund.gateway_reference == given.reference
+    bayside = session.get(Account, w.bayside.id)
+    assert bayside.balance_cents == balance_before
+    assert session.scalar(select(func.count()).select_from(LedgerEntry).where(
+        LedgerEntry.cause_ref == str(charge.id))) == 0  # never credited, never debited
+    assert session.get(PaymentMethod, charge.method_id).removed_at is not None
+    sent = outbox(session)
+    assert ("receipt", "pat@bayside.example",
+            f"Receipt {charge.receipt_number}: Bayside Dental's opening balance "
+            "(being refunded)") in sent
+    refunded = f"Refunded $25.00 ({charge.receipt_number}) for Bayside Dental"
+    assert ("refund", "pat@bayside.example", refunded) in sent
+    assert {to for kind, to, subject in sent if kind == "refund" and subject == refunded} == {
+        "pat@bayside.example", "avery@example.test", "ada@example.test"}
+    assert not [m for m in sent if m[0] == "billing_switched"]
+    assert ledger.check(session) == []
+    return refund
+
+
+def test_a_payment_whose_link_was_replaced_meanwhile_is_refunded(session, gw, w):
+    """A newer link went out while the first payment was in flight: the newer request is
+    the one to honour, so the late payment goes back, and the newer link still works."""
+    newer = {}
+
+    def resend():
+        newer["request"], newer["url"] = service.resend(session, SETTINGS, w.agency,
+                                                        w.bayside, w.avery)
+
+    request, _url, charge = _late(session, gw, w, resend)
+    _assert_refunded(session, gw, w, charge, "Northwind Agency sent a newer billing link")
+    assert session.get(BillingRequest, request.id).status == RequestStatus.REPLACED
     assert state(session, w.bayside)[0] == BillingMode.AGENCY
-    assert count(session, OutboxMessage, OutboxMessage.kind == "billing_switched") == 0
-    assert session.get(BillingRequest, request.id).status != RequestStatus.PAID
+    assert service.open_link(session, SETTINGS, token(newer["url"])).request.id == \
+        newer["request"].id
+    paid = pay(session, gw, newer["url"])  # and it can still be paid, once
+    assert paid.switched is True
+
+
+def test_a_payment_for_a_sub_account_closed_meanwhile_is_refunded(session, gw, w):
+    _request, url, charge = _late(
+        session, gw, w, lambda: lifecycle.close(session, session.get(Account, w.bayside.id),
+                                                w.avery))
+    _assert_refunded(session, gw, w, charge, "Bayside Dental was closed")
+    assert state(session, w.bayside)[0] == BillingMode.AGENCY
     with pytest.raises(service.LinkRevoked):
         service.open_link(session, SETTINGS, token(url))
 
 
-def test_the_switch_is_registered_after_an_opening_balance(session, w):
-    assert charges.AFTER_SUCCESS[ChargePurpose.OPENING_BALANCE] is service._switch
+def test_a_payment_for_an_agency_canceled_meanwhile_is_refunded(session, gw, w):
+    _request, _url, charge = _late(
+        session, gw, w, lambda: lifecycle.cancel_agency(session, w.agency, w.avery, "Other"))
+    # the sub-account was closed with its agency: that is the reason the customer reads
+    _assert_refunded(session, gw, w, charge, "Bayside Dental was closed")
+
+
+class _SlowRefunds(SandboxGateway):
+    """The sandbox, except that its first refund answer never arrives."""
+
+    def __init__(self):
+        self.timeouts = 1
+
+    def refund(self, charge_reference, amount_cents, idempotency_key):
+        answer = super().refund(charge_reference, amount_cents, idempotency_key)
+        if self.timeouts:
+            self.timeouts -= 1
+            raise GatewayTimeout("no answer")
+        return answer
+
+
+def test_a_refund_whose_answer_times_out_is_asked_again_by_the_jobs_once(session, w):
+    gw = _SlowRefunds()
+    resend = lambda: service.resend(session, SETTINGS, w.agency, w.bayside, w.avery)  # noqa
+    _request, _url, charge = _late(session, gw, w, resend)
+    [refund] = session.scalars(select(Refund)).all()
+    assert (refund.status, refund.attempts) == (RefundStatus.PENDING, 1)
+    assert count(session, OutboxMessage, OutboxMessage.kind == "refund") == 0
+    later = NOW + rules.CHARGE_RETRY_AFTER
+    assert refunds.retry_pending(session, gw, later) == []  # its backoff has not passed
+    [again] = refunds.retry_pending(session, gw, later + rules.CHARGE_RETRY_AFTER)
+    assert (again.id, again.status, again.attempts) == (refund.id, RefundStatus.SUCCEEDED, 2)
+    assert count(session, SandboxRefund) == 1  # the processor refunded once
+    session.expire_all()
+    _assert_refunded(session, gw, w, session.get(Charge, charge.id),
+                     "Northwind Agency sent a newer billing link")
+    assert refunds.retry_pending(session, gw, later + 10 * rules.CHARGE_RETRY_AFTER) == []
+
+
+class _NoRefunds(SandboxGateway):
+    def refund(self, charge_reference, amount_cents, idempotency_key):
+        return ChargeResult(False, "re_x", "refund_refused", "Refunds are not allowed.")
+
+
+def test_a_refund_the_processor_refuses_is_failed_and_everyone_is_told(session, w):
+    gw = _NoRefunds()
+    _request, _url, charge = _late(
+        session, gw, w, lambda: service.resend(session, SETTINGS, w.agency, w.bayside,
+                                               w.avery))
+    [refund] = session.scalars(select(Refund)).all()
+    assert (refund.status, refund.failure_message) == (RefundStatus.FAILED,
+                                                       "Refunds are not allowed.")
+    subject = "Action needed: a refund for Bayside Dental didn't go through"
+    assert {to for kind, to, s in outbox(session) if kind == "refund" and s == subject} == {
+        "pat@bayside.example", "avery@example.test", "ada@example.test"}
+    # never credited, so there is no debit to give back: the ledgers are untouched
+    assert count(session, LedgerEntry) == 0
+    assert ledger.check(session) == []
+
+
+def test_a_credited_payment_refunded_is_debited_from_whoever_holds_the_balance(session, gw,
+                                                                               w):
+    """A refund of a charge that was credited takes the money back from the account that
+    holds the balance now (read under the lock): here Harbor Law's payment, made while it
+    paid for itself, moved to the agency with its balance."""
+    card = f.card(session, w.harbor)
+    session.commit()
+    charge = charges.start(session, w.harbor, card, ChargePurpose.PAYMENT, 4000, "pay-1",
+                           "Payment to Harbor Law")
+    session.commit()
+    charges.attempt(session, gw, charge)
+    service.add_to_agency_billing(session, w.agency, session.get(Account, w.harbor.id),
+                                  w.avery)
+    session.commit()
+    refund = refunds.start(session, session.get(Charge, charge.id), "asked by the customer")
+    session.commit()
+    refunds.attempt(session, gw, refund)
+    session.expire_all()
+    debit = session.scalar(select(LedgerEntry).where(LedgerEntry.kind == LedgerKind.REFUND))
+    assert (debit.account_id, debit.amount_cents, debit.for_account_id) == (
+        w.agency.id, -4000, w.harbor.id)
+    assert session.get(Account, w.agency.id).balance_cents == 0
+    assert session.get(Account, w.harbor.id).balance_cents == 0
+    assert session.get(Refund, refund.id).status == RefundStatus.SUCCEEDED
+    assert ledger.check(session) == []
+
+
+def test_a_late_decline_frees_the_link_for_another_card(session, w):
+    """The jobs settle a timed-out link payment as declined: the card is removed and the
+    customer's next try gets a new charge (before, the declined charge was found again by
+    its key and the link could never be paid)."""
+
+    class _DeclineOnRetry(SandboxGateway):
+        calls = 0
+
+        def charge(self, token, amount_cents, idempotency_key, description):
+            self.calls += 1
+            if self.calls == 1:
+                raise GatewayTimeout("no answer")
+            return ChargeResult(False, "ch_x", "card_declined", "The card was declined.")
+
+    gw = _DeclineOnRetry()
+    request, url = send(session, w)
+    pay(session, gw, url)
+    [declined] = charges.retry_pending(session, gw, NOW + rules.CHARGE_RETRY_AFTER)
+    assert declined.status == ChargeStatus.FAILED
+    session.expire_all()
+    assert session.get(BillingRequest, request.id).failed_attempts == 1
+    assert session.get(PaymentMethod, declined.method_id).removed_at is not None
+    paid = pay(session, SandboxGateway(), url)
+    assert (paid.charge.id != declined.id, paid.switched) == (True, True)
+
+
+def test_the_opening_balance_settles_through_the_links_service(session, w):
+    assert charges.ON_SUCCESS[ChargePurpose.OPENING_BALANCE] is service._paid
+    assert charges.ON_FAILURE[ChargePurpose.OPENING_BALANCE] is service._declined
 
 
 # --------------------------------------------------------------- Add to Agency Billing

@@ -783,7 +783,12 @@ def test_the_chosen_recipients_get_the_next_receipt(client, session, bw):
     assert pay() == ["ada@example.test", "avery@example.test"]  # none chosen: owners, admins
     assert post(client, url(bw.agency, "recipients"),
                 {"users": [str(bw.staff.id)]}).status_code == 303
-    assert pay() == ["staff@example.test"]
+    # the chosen recipient, and Avery, who made the payment (the person who paid always
+    # gets the receipt)
+    assert pay() == ["avery@example.test", "staff@example.test"]
+    sign_in_as(client, bw.ada)
+    assert pay() == ["ada@example.test", "staff@example.test"]
+    sign_in_as(client, bw.avery)
     assert post(client, url(bw.agency, "recipients"),
                 {"users": [str(bw.staff.id), str(bw.avery.id)]}).status_code == 303
     assert pay() == ["avery@example.test", "staff@example.test"]
