@@ -7,7 +7,6 @@ key derived from the link id, so a double submit, a retry after a timeout or two
 once make one charge. Opening the link (GET) never consumes it.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,12 +36,12 @@ from portal.models import (
     User,
 )
 from portal.services import cards, charges, ledger, lifecycle
+from portal.services.forms import clean_email, clean_text
 from portal.services.gateway import PaymentGateway
 from portal.services.lifecycle import record
 from portal.services.money import dollars, parse_cents, plain
 from portal.transactions import begin_write
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_MESSAGE = 2000
 
 
@@ -101,17 +100,23 @@ def request_removal(session: Session, settings: LinkSettings, agency: Account, s
     now = now or clock_now()
     _check_agency_billed(agency, sub)
     errors = {}
-    email = (email or "").strip().lower()
-    if not _EMAIL.match(email) or len(email) > 254:
-        errors["email"] = "Enter the customer's email address, like name@example.com."
+    try:
+        email = clean_email(email, "email",
+                            "Enter the customer's email address, like name@example.com.")
+    except ValidationFailed as e:
+        errors.update(e.errors)
     try:
         cents = parse_cents(amount, "amount", minimum=rules.MIN_STARTING_BALANCE_CENTS,
                             maximum=rules.MAX_CHARGE_CENTS, label="The starting balance")
     except ValidationFailed as e:
         errors.update(e.errors)
-    message = (message or "").strip()
-    if len(message) > MAX_MESSAGE:
-        errors["message"] = f"Keep the message to {MAX_MESSAGE:,} characters."
+    try:
+        message = clean_text(message, "message", "The message", multiline=True)
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    else:
+        if len(message) > MAX_MESSAGE:
+            errors["message"] = f"Keep the message to {MAX_MESSAGE:,} characters."
     if errors:
         raise ValidationFailed(errors)
     begin_write(session)

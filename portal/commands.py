@@ -68,6 +68,34 @@ def register(app: Flask) -> None:
             click.echo(f"mail: {delivery.sent} sent, {delivery.retried} to retry, "
                        f"{delivery.failed} failed")
 
+    @app.cli.group("mail")
+    def mail_group() -> None:
+        """The outbox's delivery."""
+
+    @mail_group.command("retry")
+    @click.argument("message_id", type=click.IntRange(1, 2**31 - 1), required=False)
+    @click.option("--all-failed", "all_failed", is_flag=True,
+                  help="Every failed message instead of one.")
+    def mail_retry(message_id: int | None, all_failed: bool) -> None:
+        """Queue failed mail again: MESSAGE_ID, or --all-failed. The next `jobs run` sends it
+        (and marks it failed again, with the reason, if it still can't go)."""
+        from portal.errors import DomainError
+        from portal.services import mail
+
+        if (message_id is None) == (not all_failed):
+            raise click.UsageError("Give one message id, or --all-failed.")
+        try:
+            ids = mail.retry(db.session, message_id)
+        except DomainError as e:
+            db.session.rollback()
+            raise click.ClickException(e.message) from None
+        db.session.commit()
+        if not ids:
+            click.echo("No failed messages.")
+        else:
+            click.echo(f"{len(ids)} message(s) queued again: "
+                       + ", ".join(f"#{i}" for i in ids))
+
     @app.cli.group("support")
     def support() -> None:
         """Support requests (staff)."""

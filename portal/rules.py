@@ -27,6 +27,9 @@ CALL_QUEUE_MAX_WAIT_MINUTES = (1, 60)  # the longest a caller waits in a queue, 
 SIGNIN_WINDOW = timedelta(minutes=15)
 SIGNIN_MAX_FAILURES_PER_EMAIL = 5
 SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+# A new owner named by email (a transfer) who had no user sets a password from a link
+MIN_PASSWORD_LENGTH = 10
+PASSWORD_LINK_TTL = timedelta(days=7)
 
 # Account security
 TOTP_STEP_SECONDS = 30  # RFC 6238; a code from the step before or after is accepted too

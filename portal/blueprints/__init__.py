@@ -1,9 +1,18 @@
 """One blueprint per area."""
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    r"""`<int:...>` with the digits 0-9 only. Werkzeug's matches `\d+`, which takes fullwidth
+    digits: /accounts/４/ opened account 4 (forms.to_int is the same rule for forms)."""
+
+    regex = r"[0-9]+"
 
 
 def register(app: Flask) -> None:
+    app.url_map.converters["int"] = AsciiIntegerConverter  # before any rule is added
     from billing_links.views import bp as billing_links_bp
     from portal.blueprints.accounts import bp as accounts_bp
     from portal.blueprints.agents import bp as agents_bp

@@ -23,6 +23,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
+from portal.services.forms import clean_text
 from portal.services.paging import Page, contains
 
 
@@ -59,12 +60,8 @@ class SubAccountRow:
 
 
 def _check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise ValidationFailed({"name": "Enter the account name."})
-    if len(name) > 120:
-        raise ValidationFailed({"name": "The account name is at most 120 characters."})
-    return name
+    return clean_text(name, "name", "The account name", 120,
+                      required="Enter the account name.")
 
 
 def _check_plan(plan: str) -> str:

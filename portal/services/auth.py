@@ -1,16 +1,21 @@
 """Passwords and sign-in, throttled per email and per client address."""
 
+import hashlib
 import math
+import secrets
 from datetime import datetime
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal import rules
 from portal.clock import now as clock_now
-from portal.errors import TooManyAttempts, ValidationFailed
+from portal.errors import NotFound, TooManyAttempts, ValidationFailed
 from portal.models import SigninAttempt, User
+from portal.services.forms import clean_text, to_id, to_int
 
 INCORRECT = "Incorrect email or password."
 
@@ -76,8 +81,9 @@ def sign_in(session: Session, email: str, password: str, address: str,
         raise ValidationFailed({"": INCORRECT})
     check_throttle(session, email, address, now)
     user = session.scalar(select(User).where(User.email == email))
-    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
-    ok = ok and user is not None
+    usable = user is not None and has_password(user)
+    ok = check_password_hash(user.password_hash if usable else _DUMMY_HASH, password)
+    ok = ok and usable
     _record(session, email, address, now, user_agent, "password", user if ok else None)
     if not ok:
         raise ValidationFailed({"": INCORRECT})
@@ -118,14 +124,95 @@ def confirm_password(session: Session, user: User, password: str, address: str,
 
 def load_user(session: Session, user_id: str) -> User | None:
     """Flask-Login's loader: the id carries the session version, so bumping it signs out."""
-    try:
-        raw_id, raw_version = user_id.split(":", 1)
-        uid, version = int(raw_id), int(raw_version)
-    except (ValueError, AttributeError):
-        return None
-    if not 0 < uid < 2**31:  # not an id a session of ours holds (and past INTEGER)
+    raw_id, _, raw_version = str(user_id).partition(":")
+    uid, version = to_id(raw_id), to_int(raw_version)
+    if uid is None or version is None:  # not an id a session of ours holds
         return None
     user = session.get(User, uid)
     if user is None or user.session_version != version:
         return None
     return user
+
+
+# --- a new owner without a password -------------------------------------------------------
+# Naming an email that has no user (the new owner of a transferred sub-account) makes one,
+# without a password: it can't sign in until its owner sets one from an emailed link. So the
+# person who named the email gets the same answer whether or not it had a user.
+
+NO_PASSWORD = "!"  # starts a password hash that no password matches
+PASSWORD_LINK_SALT = "set-password.v1"
+
+
+def has_password(user: User) -> bool:
+    return not (user.password_hash or NO_PASSWORD).startswith(NO_PASSWORD)
+
+
+def user_for_email(session: Session, email: str) -> User:
+    """The user with this (normalized, checked) email, made without a password if none."""
+    user = session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        return user
+    made = User(email=email, name=email.split("@", 1)[0][:120],
+                password_hash=NO_PASSWORD + secrets.token_hex(16))
+    try:
+        with session.begin_nested():
+            session.add(made)
+            session.flush()
+    except IntegrityError:  # made at the same moment by another request
+        return session.scalars(select(User).where(User.email == email)).one()
+    return made
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=PASSWORD_LINK_SALT)
+
+
+def _fingerprint(user: User) -> str:
+    # Changes when the password does: the link works once.
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def password_link_token(secret_key: str, user: User) -> str:
+    return _serializer(secret_key).dumps({"u": user.id, "h": _fingerprint(user)})
+
+
+LINK_PROBLEM = ("This link doesn't work any more: it was used, it expired, or it is incomplete. "
+                "Ask whoever sent it for a new one, or sign in if you set your password.")
+
+
+def user_for_password_link(session: Session, secret_key: str, token: str,
+                           max_age=None) -> User:
+    """The user a set-password link is for, while it is unused and not expired; else
+    NotFound(LINK_PROBLEM)."""
+    max_age = rules.PASSWORD_LINK_TTL if max_age is None else max_age
+    try:
+        data = _serializer(secret_key).loads(token, max_age=int(max_age.total_seconds()))
+    except BadSignature:  # (SignatureExpired is one)
+        raise NotFound(LINK_PROBLEM) from None
+    user_id = to_id(data.get("u")) if isinstance(data, dict) else None
+    user = session.get(User, user_id) if user_id is not None else None
+    if user is None or has_password(user) or data.get("h") != _fingerprint(user):
+        raise NotFound(LINK_PROBLEM)
+    return user
+
+
+def set_password(session: Session, user: User, password: str, again: str, name: str) -> None:
+    """The first password of a user made without one (and their name)."""
+    errors = {}
+    try:
+        name = clean_text(name, "name", "Your name", 120, required="Enter your name.")
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    if len(password or "") < rules.MIN_PASSWORD_LENGTH:
+        errors["password"] = (f"Choose a password of at least {rules.MIN_PASSWORD_LENGTH} "
+                              "characters.")
+    elif len(password) > 200:
+        errors["password"] = "The password is at most 200 characters."
+    elif password != again:
+        errors["again"] = "The two passwords are not the same."
+    if errors:
+        raise ValidationFailed(errors)
+    user.name = name
+    user.password_hash = hash_password(password)
+    user.session_version = (user.session_version or 1) + 1
+

@@ -22,14 +22,15 @@ from portal.models import (
     Role,
     User,
 )
+from portal.services.forms import clean_text, to_id
 from portal.services.money import dollars, parse_cents
 
 US_STATES = (
     "AK AL AR AZ CA CO CT DC DE FL GA HI IA ID IL IN KS KY LA MA MD ME MI MN MO MS MT NC ND "
     "NE NH NJ NM NV NY OH OK OR PA RI SC SD TN TX UT VA VT WA WI WV WY"
 ).split()
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")  # [0-9], not \d: no "４" or other digits
+_ZIP = re.compile(r"^[0-9]{5}(-[0-9]{4})?$")
 
 
 def has_own_billing(account: Account) -> bool:
@@ -137,7 +138,7 @@ def set_critical_phone(session: Session, account: Account, phone: str) -> Billin
     check_own_billing(account)
     raw = (phone or "").strip()
     cleaned = re.sub(r"[\s\-.()]", "", raw)
-    if cleaned and not cleaned.startswith("+") and re.fullmatch(r"\d{10}", cleaned):
+    if cleaned and not cleaned.startswith("+") and re.fullmatch(r"[0-9]{10}", cleaned):
         cleaned = "+1" + cleaned  # a 10-digit US number
     if cleaned and (not _E164.match(cleaned) or (cleaned.startswith("+1")
                                                 and len(cleaned) != 12)):
@@ -154,17 +155,23 @@ ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "region", "postal_co
 
 def set_service_address(session: Session, account: Account, form) -> BillingSettings:
     check_own_billing(account)
-    values = {f: " ".join((form.get(f) or "").split()) for f in ADDRESS_FIELDS}
-    values["region"] = values["region"].upper()
     errors = {}
+    values = {}
+    for f in ADDRESS_FIELDS:
+        try:
+            values[f] = clean_text(form.get(f), f, "The address")
+        except ValidationFailed as e:
+            values[f] = ""
+            errors.update(e.errors)
+    values["region"] = values["region"].upper()
     if not values["address_line1"]:
-        errors["address_line1"] = "Enter the street address."
+        errors.setdefault("address_line1", "Enter the street address.")
     if not values["city"]:
-        errors["city"] = "Enter the city."
+        errors.setdefault("city", "Enter the city.")
     if values["region"] not in US_STATES:
-        errors["region"] = "Choose the state (we bill in US dollars, for US addresses)."
+        errors.setdefault("region", "Choose the state (we bill in US dollars, for US addresses).")
     if not _ZIP.match(values["postal_code"]):
-        errors["postal_code"] = "Enter a ZIP code: 5 digits, or ZIP+4 like 94107-1234."
+        errors.setdefault("postal_code", "Enter a ZIP code: 5 digits, or ZIP+4 like 94107-1234.")
     limits = {"address_line1": 120, "address_line2": 120, "city": 80}
     for field, limit in limits.items():
         if len(values[field]) > limit:
@@ -225,10 +232,7 @@ def set_recipients(session: Session, account: Account, user_ids: list[str]) -> l
     members = {user.id: user for user, _role in account_users(session, account)}
     chosen = set()
     for raw in user_ids:
-        try:
-            user_id = int(raw)
-        except (TypeError, ValueError):
-            user_id = None
+        user_id = to_id(raw)
         if user_id not in members:
             raise ValidationFailed({"users": "Choose among this account's users."})
         chosen.add(user_id)

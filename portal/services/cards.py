@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from portal.errors import ValidationFailed
+from portal.services.forms import (
+    clean_text,
+    digits_only_message,
+    foreign_digits,
+    is_digits,
+    to_int,
+)
 
 ACCEPTED = ("Visa", "Mastercard", "American Express", "Discover")
 ACCEPTED_TEXT = "We accept Visa, Mastercard, American Express and Discover."
@@ -55,7 +62,7 @@ def digits(raw: str | None) -> str:
 
 
 def luhn_ok(number: str) -> bool:
-    if not number.isdigit():
+    if not is_digits(number):
         return False
     total = 0
     for i, ch in enumerate(reversed(number)):
@@ -85,7 +92,9 @@ def check_card(number: str, exp_month: str, exp_year: str, cvc: str, holder: str
     brand = None
     if not number:
         errors["number"] = "Enter the card number."
-    elif not number.isdigit():
+    elif foreign_digits(number):
+        errors["number"] = digits_only_message("The card number")
+    elif not is_digits(number):
         errors["number"] = "The card number has only digits."
     else:
         brand = brand_of(number)
@@ -98,8 +107,8 @@ def check_card(number: str, exp_month: str, exp_year: str, cvc: str, holder: str
         elif not luhn_ok(number):
             errors["number"] = "This card number isn't valid: check the digits."
 
-    month = _int(exp_month)
-    year = _int(exp_year)
+    month = to_int(exp_month, max_digits=2)
+    year = to_int(exp_year, max_digits=4)
     if year is not None and year < 100:
         year += 2000
     if month is None or not 1 <= month <= 12:
@@ -112,15 +121,15 @@ def check_card(number: str, exp_month: str, exp_year: str, cvc: str, holder: str
 
     cvc = (cvc or "").strip()
     wanted = 4 if brand == "American Express" else 3
-    if not cvc.isdigit() or len(cvc) != wanted:
+    if not is_digits(cvc) or len(cvc) != wanted:
         errors["cvc"] = ("The security code is 4 digits on American Express cards and 3 on "
                          "others.")
 
-    holder = " ".join((holder or "").split())
-    if not holder:
-        errors["holder"] = "Enter the name on the card."
-    elif len(holder) > 120:
-        errors["holder"] = "The name is at most 120 characters."
+    try:
+        holder = clean_text(holder, "holder", "The name", 120,
+                            required="Enter the name on the card.")
+    except ValidationFailed as e:
+        errors.update(e.errors)
     if errors:
         raise ValidationFailed(errors)
     return CardDetails(brand=brand, last4=number[-4:], exp_month=month, exp_year=year,
@@ -129,7 +138,7 @@ def check_card(number: str, exp_month: str, exp_year: str, cvc: str, holder: str
 
 def routing_ok(routing: str) -> bool:
     """The ABA routing number checksum: 3·(d1+d4+d7) + 7·(d2+d5+d8) + (d3+d6+d9) ≡ 0 mod 10."""
-    if len(routing) != 9 or not routing.isdigit():
+    if len(routing) != 9 or not is_digits(routing):
         return False
     d = [int(c) for c in routing]
     total = 3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + (d[2] + d[5] + d[8])
@@ -141,24 +150,22 @@ def check_bank_account(routing: str, account: str, holder: str) -> BankDetails:
     routing, account = digits(routing), digits(account)
     if not routing:
         errors["routing"] = "Enter the 9-digit routing number."
+    elif foreign_digits(routing):
+        errors["routing"] = digits_only_message("The routing number")
     elif not routing_ok(routing):
         errors["routing"] = "This routing number isn't valid: check the 9 digits."
     if not account:
         errors["account_number"] = "Enter the account number."
-    elif not account.isdigit() or not 4 <= len(account) <= 17:
+    elif foreign_digits(account):
+        errors["account_number"] = digits_only_message("The account number")
+    elif not is_digits(account) or not 4 <= len(account) <= 17:
         errors["account_number"] = "An account number has 4 to 17 digits."
-    holder = " ".join((holder or "").split())
-    if not holder:
-        errors["holder"] = "Enter the account holder's name."
-    elif len(holder) > 120:
-        errors["holder"] = "The name is at most 120 characters."
+    try:
+        holder = clean_text(holder, "holder", "The name", 120,
+                            required="Enter the account holder's name.")
+    except ValidationFailed as e:
+        errors.update(e.errors)
     if errors:
         raise ValidationFailed(errors)
     return BankDetails(routing_last4=routing[-4:], last4=account[-4:], holder=holder)
 
-
-def _int(raw: str | int | None) -> int | None:
-    try:
-        return int(str(raw).strip())
-    except (TypeError, ValueError):
-        return None

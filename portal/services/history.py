@@ -12,6 +12,7 @@ from portal.clock import now as clock_now
 from portal.errors import ValidationFailed
 from portal.models import Account, AccountKind, User, Version
 from portal.services.calls import DateRange, parse_range
+from portal.services.forms import to_id
 from portal.services.paging import Page
 from portal.versioning import RECORD_TYPES
 
@@ -51,10 +52,9 @@ def parse_filters(account: Account, args) -> Filters:
     user_id = None
     raw_user = (args.get("user") or "").strip()
     if raw_user:
-        if not raw_user.isascii() or not raw_user.isdigit() or len(raw_user) > 9:
+        user_id = to_id(raw_user) if len(raw_user) <= 9 else None
+        if user_id is None:
             errors["user"] = "Choose a user from the list."
-        else:
-            user_id = int(raw_user)
     record_type = (args.get("type") or "").strip() or None
     if record_type is not None and record_type not in RECORD_TYPES:
         errors["type"] = "Choose a record type from the list."
@@ -114,9 +114,10 @@ def parse_record_id(raw: str | None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 10 and int(raw) > 0):
+    record_id = to_id(raw)
+    if record_id is None:
         raise ValidationFailed({"id": "Unknown record."})
-    return int(raw)
+    return record_id
 
 
 def record_versions(session: Session, account: Account, record_type: str,

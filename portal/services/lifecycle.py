@@ -35,7 +35,8 @@ from portal.models import (
     TrackingNumber,
     User,
 )
-from portal.services.auth import normalize_email
+from portal.services.auth import user_for_email
+from portal.services.forms import clean_email, clean_text
 from portal.transactions import begin_write
 
 # Which states each Status-section action starts from (the rest are refused).
@@ -383,8 +384,13 @@ def cancel_agency(session: Session, agency: Account, actor: User, reason: str,
     errors = {}
     if reason not in CANCEL_REASONS:
         errors["reason"] = "Choose why you are canceling."
-    if len(comments) > 2000:
-        errors["comments"] = "Comments are at most 2,000 characters."
+    try:
+        comments = clean_text(comments, "comments", "Comments", multiline=True)
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    else:
+        if len(comments) > 2000:
+            errors["comments"] = "Comments are at most 2,000 characters."
     if errors:
         raise ValidationFailed(errors)
     result = session.execute(
@@ -414,15 +420,25 @@ def cancel_agency(session: Session, agency: Account, actor: User, reason: str,
         record(session, sub, EventKind.CLOSED, actor, now, by_agency=agency.name,
                released=[n.number for n in sub_released])
     record(session, agency, EventKind.AGENCY_CANCELED, actor, now, reason=reason,
-           comments=comments.strip(), sub_accounts=[s.name for s in canceled_subs],
+           comments=comments, sub_accounts=[s.name for s in canceled_subs],
            released=[n.number for n in released])
     return canceled_subs
 
 
+@dataclass(frozen=True)
+class Transferred:
+    account: Account
+    owner: User  # to be told (owner_mail.new_owner), with a set-password link if it needs one
+
+
 def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: str,
-                 plan: str, now: datetime | None = None) -> Account:
+                 plan: str, now: datetime | None = None) -> Transferred:
     """Take a sub-account out of its agency: a standalone account with its numbers, calls
-    and history, owned by `new_owner_email`; the agency no longer reaches it."""
+    and history, owned by `new_owner_email`; the agency no longer reaches it.
+
+    The answer is the same whether or not the email has a user (it must not tell the agency
+    who has one): without one, a user is made for it without a password, which its owner
+    sets from the emailed link (portal/owner_mail.py)."""
     now = now or clock_now()
     if not sub.is_sub:
         raise NotFound("Only a sub-account can be transferred out of an agency.")
@@ -436,13 +452,11 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
                       "card) before transferring it.")
     if plan not in STANDALONE_PLANS:
         errors["plan"] = f"Choose a plan: {', '.join(STANDALONE_PLANS)}."
-    email = normalize_email(new_owner_email)
-    owner = session.scalar(select(User).where(User.email == email)) if email else None
-    if not email:
-        errors["email"] = "Enter the new owner's email address."
-    elif owner is None:
-        errors["email"] = (f"No user has the email {email}. The new owner needs a user "
-                           "before the account can be transferred to them.")
+    try:
+        email = clean_email(new_owner_email, "email",
+                            "Enter the new owner's email address, like name@example.com.")
+    except ValidationFailed as e:
+        errors.update(e.errors)
     if errors:
         raise ValidationFailed(errors)
     result = session.execute(
@@ -456,6 +470,7 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
     if result.rowcount != 1:
         raise NotAllowed(f"{sub.name} is no longer a sub-account of {agency.name}.")
     session.refresh(sub)
+    owner = user_for_email(session, email)
     membership = session.scalar(select(Membership).where(
         Membership.user_id == owner.id, Membership.account_id == sub.id))
     if membership is None:
@@ -466,7 +481,7 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
            account_id=sub.id, new_owner=email)
     record(session, sub, EventKind.TRANSFERRED_IN, actor, now, agency=agency.name,
            new_owner=email, plan=plan)
-    return sub
+    return Transferred(sub, owner)
 
 
 # ----------------------------------------------------------------------------- support
@@ -487,9 +502,7 @@ def request_support(session: Session, account: Account, actor: User, kind: str,
         kind = SupportKind(kind)
     except ValueError:
         raise ValidationFailed({"kind": "Choose what the request is about."}) from None
-    message = (message or "").strip()
-    if len(message) > 5000:
-        raise ValidationFailed({"message": "The message is at most 5,000 characters."})
+    message = clean_text(message, "message", "The message", 5000, multiline=True)
     number = None
     if kind == SupportKind.REFUND:
         w = windows(account, now)
@@ -538,7 +551,8 @@ def resolve_support(session: Session, request_id: int, status: SupportStatus,
         raise NotFound(f"No support request #{request_id}.")
     if ticket.status != SupportStatus.OPEN:
         raise NotAllowed(f"Support request #{request_id} is already {ticket.status.value}.")
-    ticket.status, ticket.resolution = status, resolution.strip()
+    resolution = clean_text(resolution, "note", "The note", multiline=True)
+    ticket.status, ticket.resolution = status, resolution
     ticket.resolved_at = now or clock_now()
     return ticket
 

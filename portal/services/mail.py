@@ -5,22 +5,30 @@ Each message is claimed before it is sent: a conditional update moves its next a
 lease ahead, so of several job runs (or instances) only one sends it; on PostgreSQL the
 candidates are also read with FOR UPDATE SKIP LOCKED. A message that fails is retried with
 backoff (1, 2, 4, 8 minutes) and after 5 attempts is marked failed, with the error kept and
-shown. Every message has a stable Message-ID, so a receiver can drop a duplicate should a
-crash come between the server's acceptance and our record of it.
+shown. A message that can't be composed (an address that is not one valid address, say) is
+marked failed at once with the reason: it is never retried, and never stops the messages
+after it. Failed messages can be queued again (`flask mail retry`). Every message has a
+stable Message-ID, so a receiver can drop a duplicate should a crash come between the
+server's acceptance and our record of it.
 """
 
+import logging
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
+from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import MailStatus, OutboxAttachment, OutboxMessage
+from portal.services.forms import clean_email
 from portal.transactions import begin_write
+
+log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
@@ -76,11 +84,20 @@ def deliver(session: Session, config: MailConfig, now: datetime | None = None) -
         message = session.get(OutboxMessage, message_id)
         attachments = list(session.scalars(select(OutboxAttachment).where(
             OutboxAttachment.message_id == message_id)))
-        email = compose(message, attachments, config.sender)
+        try:
+            email = compose(message, attachments, config.sender)
+        except Exception as e:  # the same message would fail the same way again
+            log.warning("outbox message %s can't be composed: %s", message_id, e)
+            _unsendable(session, message_id, e)
+            session.commit()
+            result.failed += 1
+            continue
         session.commit()  # nothing held open while talking to the mail server
         try:
             _send(config, email)
-        except (smtplib.SMTPException, OSError) as e:
+        except Exception as e:  # refused, down, or a bug: retried with backoff
+            if not isinstance(e, smtplib.SMTPException | OSError):
+                log.exception("outbox message %s: unexpected error while sending", message_id)
             attempts = _failed(session, message_id, f"{type(e).__name__}: {e}", now)
             if attempts >= MAX_ATTEMPTS:
                 result.failed += 1
@@ -123,11 +140,25 @@ def _failed(session: Session, message_id: int, error: str, now: datetime) -> int
     return attempts
 
 
+def _unsendable(session: Session, message_id: int, error: Exception) -> None:
+    """Failed at once, with the reason: no later attempt could compose it either."""
+    begin_write(session)
+    reason = error.message if isinstance(error, ValidationFailed) else \
+        f"{type(error).__name__}: {error}"
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+        status=MailStatus.FAILED, attempts=OutboxMessage.attempts + 1,
+        last_error=f"Could not compose the message: {reason}"[:300]))
+
+
 def compose(message: OutboxMessage, attachments: list[OutboxAttachment],
             sender: str) -> EmailMessage:
+    """The message as sent. Raises when it can't be: ValidationFailed when the recipient is
+    not one valid address (it was checked when typed; this is the last line), ValueError for
+    a header the email package refuses."""
     email = EmailMessage()
     email["From"] = sender
-    email["To"] = message.to_address
+    email["To"] = clean_email(message.to_address, "to", f"{message.to_address!r} is not one "
+                                                        "valid email address.")
     email["Subject"] = message.subject
     email["Date"] = formatdate(message.created_at.timestamp(), usegmt=True)
     # Stable: the same message sent again carries the same id.
@@ -149,3 +180,35 @@ def _send(config: MailConfig, email: EmailMessage) -> None:
         if config.username:
             smtp.login(config.username, config.password)
         smtp.send_message(email)
+
+
+# --------------------------------------------------------------- failed mail
+
+def failed_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == MailStatus.FAILED)) or 0
+
+
+def retry(session: Session, message_id: int | None = None) -> list[int]:
+    """Queue failed mail again (`flask mail retry ID` / `--all-failed`): pending, due now,
+    with a fresh count of attempts. One message must exist and have failed; without an id,
+    every failed message. Returns the ids requeued."""
+    begin_write(session)
+    if message_id is not None:
+        message = session.get(OutboxMessage, message_id)
+        if message is None:
+            raise NotFound(f"No outbox message #{message_id}.")
+        if message.status != MailStatus.FAILED:
+            raise NotAllowed(f"Message #{message_id} is {message.status.value}: only failed "
+                             "messages are queued again.")
+        ids = [message_id]
+    else:
+        ids = list(session.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.status == MailStatus.FAILED).order_by(OutboxMessage.id)))
+    if ids:
+        session.execute(update(OutboxMessage).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.status == MailStatus.FAILED)
+            .values(status=MailStatus.PENDING, attempts=0, next_attempt_at=None,
+                    last_error=""))
+    return ids
+

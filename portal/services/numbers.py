@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from portal.errors import ValidationFailed
 from portal.models import Account, NumberStatus, TrackingNumber
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # [0-9], not \d: digits 0-9 only
 
 
 def normalize_e164(raw: str) -> str:

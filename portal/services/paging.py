@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import false
 
 from portal.errors import ValidationFailed
+from portal.services.forms import is_digits, to_int
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,14 @@ def parse_page(raw: str | None) -> int:
     """A page number from the query string: a positive integer, 1 when absent."""
     if raw in (None, ""):
         return 1
-    try:
-        number = int(raw)
-    except ValueError:
-        raise ValidationFailed({"page": "Page must be a whole number."}) from None
+    text = raw.strip()
+    if text.startswith("-") and is_digits(text[1:]):
+        raise ValidationFailed({"page": "Page must be 1 or more."})
+    if not is_digits(text):  # the digits 0-9 only (not "１", "1_0" or "+1")
+        raise ValidationFailed({"page": "Page must be a whole number."})
+    number = to_int(text.lstrip("0") or "0", max_digits=len(str(MAX_PAGE)) + 1)
+    if number is None:
+        number = MAX_PAGE + 1  # more digits than any page has
     if number < 1:
         raise ValidationFailed({"page": "Page must be 1 or more."})
     if number > MAX_PAGE:  # the OFFSET it makes would overflow the database's integer

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, CallQueue, Preset, PresetKind, TrackingSource
-from portal.services.forms import clean_name, flag, has_control
+from portal.services.forms import clean_name, flag, has_control, to_int
 from portal.transactions import lock_account
 
 CHANNELS = ("Direct", "Google Ads", "Google Organic", "Bing Ads", "Facebook", "Email",
@@ -38,12 +38,9 @@ _PARAM = re.compile(r"[A-Za-z0-9_.~-]+=[!-~]+")
 
 def _whole(value: Any, bounds: tuple[int, int], field: str, message: str,
            errors: dict) -> int | None:
-    if isinstance(value, bool):  # JSON true is not a number of seconds
-        value = None
-    raw = str(value if value is not None else "").strip()
-    if raw.isascii() and raw.isdigit() and len(raw) <= 4 and \
-            bounds[0] <= int(raw) <= bounds[1]:
-        return int(raw)
+    number = to_int(value, max_digits=4)  # (JSON true is not a number of seconds)
+    if number is not None and bounds[0] <= number <= bounds[1]:
+        return number
     errors[field] = message
     return None
 

@@ -17,6 +17,8 @@ from portal import rules, sealing
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Membership, RecoveryCode, Role, SigninAttempt, User
+from portal.services import auth
+from portal.services.forms import is_digits
 
 ISSUER = "Account Portal"
 BAD_CODE = ("That code didn't work. Enter the 6-digit code your authenticator app shows now, "
@@ -56,18 +58,51 @@ def _normalize(code: str) -> str:
     return "".join((code or "").split()).replace("-", "").lower()
 
 
-def setup(session: Session, user: User) -> Setup:
-    """A new secret for the user to scan (not in force until a code from it is confirmed)."""
+def setup(session: Session, user: User, pending: str | None = None) -> Setup:
+    """The secret for the user to scan: `pending`, the one shown before (the page keeps it
+    sealed in the signed session, see seal_pending), else one an earlier setup left on the
+    user, else a new one. Nothing is written: the secret is stored only when a code from it
+    is confirmed (confirm_setup), so showing the setup page (a GET) changes nothing."""
     if user.has_two_factor:
         raise ValidationFailed({"": "Two-factor sign-in is already on. Turn it off first to "
                                     "use another authenticator."})
-    if not user.totp_secret:
-        set_secret(user, pyotp.random_base32())  # 160 bits
-    return describe(user)
+    secret = pending if _is_secret(pending) else _stored_secret(user)
+    return describe(user, secret or pyotp.random_base32())  # 160 bits
 
 
-def describe(user: User) -> Setup:
-    secret = secret_of(user)
+def _is_secret(value) -> bool:
+    return isinstance(value, str) and len(value) == 32 and all(
+        c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value)
+
+
+def _stored_secret(user: User) -> str | None:
+    """An unconfirmed secret left on the user by an earlier version of the setup page."""
+    if user.has_two_factor or not user.totp_secret:
+        return None
+    try:
+        return secret_of(user)
+    except sealing.Unreadable:
+        return None
+
+
+def seal_pending(secret: str) -> str:
+    """The secret being set up, for the signed session cookie (signed is not secret: sealed
+    so that the cookie does not show it in clear)."""
+    return sealing.seal(secret)
+
+
+def open_pending(sealed) -> str | None:
+    """The secret seal_pending sealed, or None (absent, tampered, sealed under a retired key)."""
+    if not isinstance(sealed, str):
+        return None
+    try:
+        secret = sealing.unseal(sealed)
+    except sealing.Unreadable:
+        return None
+    return secret if _is_secret(secret) else None
+
+
+def describe(user: User, secret: str) -> Setup:
     uri = _totp(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     qr = segno.make(uri, error="m")
     return Setup(secret=secret, uri=uri,
@@ -75,13 +110,14 @@ def describe(user: User) -> Setup:
                                       omitsize=False))
 
 
-def _check_totp(user: User, code: str, now: datetime) -> int | None:
+def _check_totp(user: User, code: str, now: datetime, secret: str | None = None) -> int | None:
     """The time step the code matches (one step of drift either way), or None. A step at or
-    before the last one accepted is refused: a code works once."""
-    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+    before the last one accepted is refused: a code works once. `secret`: the one being set
+    up (else the user's own)."""
+    if not (len(code) == 6 and is_digits(code)):
         return None
     try:
-        totp = _totp(secret_of(user))
+        totp = _totp(secret or secret_of(user))
     except sealing.Unreadable:
         return None  # sealed under a retired key: a recovery code still signs in
     current = _step(now)
@@ -93,22 +129,25 @@ def _check_totp(user: User, code: str, now: datetime) -> int | None:
     return None
 
 
-def confirm_setup(session: Session, user: User, code: str,
-                  now: datetime | None = None) -> list[str]:
-    """Turn two-factor sign-in on with a code from the new secret; return the recovery codes
-    (shown once)."""
+def confirm_setup(session: Session, user: User, code: str, now: datetime | None = None,
+                  secret: str | None = None) -> list[str]:
+    """Turn two-factor sign-in on with a code from the secret being set up (`secret`, as
+    setup() gave it; else one an earlier setup left on the user); store the secret, sealed,
+    and return the recovery codes (shown once)."""
     now = now or clock_now()
     if user.has_two_factor:
         raise ValidationFailed({"": "Two-factor sign-in is already on."})
-    if not user.totp_secret:
+    secret = secret if _is_secret(secret) else _stored_secret(user)
+    if secret is None:
         raise ValidationFailed({"": "Start again: scan a new QR code."})
     code = _normalize(code)
     if not code:
         raise ValidationFailed({"code": "Enter the 6-digit code your authenticator app shows."})
-    step = _check_totp(user, code, now)
+    step = _check_totp(user, code, now, secret)
     if step is None:
         raise ValidationFailed({"code": "That code doesn't match. Check the app's clock and "
                                         "enter the code it shows now."})
+    set_secret(user, secret)
     user.totp_enabled_at = now
     user.totp_last_step = step
     return new_recovery_codes(session, user, now)
@@ -126,10 +165,11 @@ def new_recovery_codes(session: Session, user: User, now: datetime | None = None
     return codes
 
 
-def replace_recovery_codes(session: Session, user: User, password: str,
-                           now: datetime | None = None) -> list[str]:
-    """New recovery codes (the old ones stop working), for the user's password."""
-    check_password(user, password)
+def replace_recovery_codes(session: Session, user: User, password: str, *, address: str,
+                           user_agent: str = "", now: datetime | None = None) -> list[str]:
+    """New recovery codes (the old ones stop working), for the user's password (checked
+    through the sign-in throttle: auth.confirm_password)."""
+    auth.confirm_password(session, user, password, address, now, user_agent)
     if not user.has_two_factor:
         raise ValidationFailed({"": "Turn on two-factor sign-in first."})
     return new_recovery_codes(session, user, now)
@@ -159,7 +199,7 @@ def verify(session: Session, user: User, code: str, now: datetime | None = None)
         if won == 1:
             return "totp"
         raise ValidationFailed({"code": BAD_CODE})
-    if len(code) == 10 and code.isascii() and code.isalnum():
+    if len(code) == 10 and code.isascii() and code.isalnum():  # (letters and 2-9)
         used = session.execute(update(RecoveryCode).where(
             RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _hash_code(code),
             RecoveryCode.used_at.is_(None)).values(used_at=now)).rowcount
@@ -169,14 +209,18 @@ def verify(session: Session, user: User, code: str, now: datetime | None = None)
 
 
 def check_password(user: User, password: str) -> None:
+    """The bare check. Every password a person types goes through auth.confirm_password,
+    which throttles it with sign-in and records a failure: call that, not this."""
     if not password:
         raise ValidationFailed({"password": "Enter your password."})
     if not check_password_hash(user.password_hash, password):
         raise ValidationFailed({"password": "That password is not correct."})
 
 
-def disable(session: Session, user: User, password: str) -> None:
-    check_password(user, password)
+def disable(session: Session, user: User, password: str, *, address: str,
+            user_agent: str = "", now: datetime | None = None) -> None:
+    """Turn two-factor sign-in off, for the user's password (throttled with sign-in)."""
+    auth.confirm_password(session, user, password, address, now, user_agent)
     if not user.has_two_factor:
         raise ValidationFailed({"": "Two-factor sign-in is already off."})
     required_by = accounts_requiring(session, user)

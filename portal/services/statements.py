@@ -28,6 +28,7 @@ from portal.models import (
 )
 from portal.services import billing
 from portal.services.calls import parse_range
+from portal.services.forms import clean_email
 from portal.transactions import begin_write
 
 MAX_DAYS = 366 * 3
@@ -125,13 +126,8 @@ def recipient_choices(session: Session, account: Account) -> list[str]:
 
 
 def parse_recipient(choice: str | None, other: str | None) -> str:
-    email = (other or "").strip().lower() if (choice or "") == "other" else (choice or "")
-    email = email.strip().lower()
-    if "@" not in email or "." not in email.rsplit("@", 1)[-1] or " " in email \
-            or len(email) > 254:
-        raise ValidationFailed({"recipient": "Choose who receives the statement, or enter "
-                                             "an email address."})
-    return email
+    return clean_email(other if (choice or "") == "other" else choice, "recipient",
+                       "Choose who receives the statement, or enter an email address.")
 
 
 def add_schedule(session: Session, account: Account, actor: User, frequency: str,

@@ -51,7 +51,8 @@ def dana_with_two_factor(session):
     f.standalone(session, ACCOUNT, admin=user)
     secret = security.setup(session, user).secret
     earlier = datetime.now(UTC) - timedelta(minutes=2)
-    codes = security.confirm_setup(session, user, pyotp.TOTP(secret).at(earlier), now=earlier)
+    codes = security.confirm_setup(session, user, pyotp.TOTP(secret).at(earlier), now=earlier,
+                                   secret=secret)
     session.commit()
     return SimpleNamespace(email=EMAIL, secret=secret, codes=codes)
 

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal import rules
-from portal.errors import TooManyAttempts, ValidationFailed
+from portal.errors import NotFound, TooManyAttempts, ValidationFailed
 from portal.models import SigninAttempt
 from portal.services import auth
 from tests import factories as f
@@ -88,3 +88,47 @@ def test_load_user_checks_the_session_version(session):
     assert auth.load_user(session, f"{u.id}:1") is None
     assert auth.load_user(session, "garbage") is None
     assert auth.load_user(session, f"{u.id}") is None
+
+
+# --- a new owner's set-password link (a transfer to an email without a user) ---------------
+
+KEY = "test-secret-key"
+
+
+def test_a_user_made_for_an_email_sets_a_password_once_from_the_link(session):
+    made = auth.user_for_email(session, "new@example.test")
+    session.commit()
+    token = auth.password_link_token(KEY, made)
+    assert auth.user_for_password_link(session, KEY, token) == made
+    with pytest.raises(ValidationFailed) as e:
+        auth.set_password(session, made, "short", "short", "Nia New")
+    assert e.value.errors == {"password": "Choose a password of at least 10 characters."}
+    with pytest.raises(ValidationFailed) as e:
+        auth.set_password(session, made, "long enough 1", "long enough 2", "Nia\x00New")
+    assert e.value.errors == {"name": "Your name can't contain control characters or line "
+                                      "breaks.",
+                              "again": "The two passwords are not the same."}
+    version = made.session_version
+    auth.set_password(session, made, "long enough 1", "long enough 1", "  Nia   New ")
+    session.commit()
+    assert (made.name, made.session_version) == ("Nia New", version + 1)
+    assert auth.has_password(made)
+    assert auth.sign_in(session, "new@example.test", "long enough 1", "10.0.0.1", now=T0) == made
+    # used: the password hash changed, so the same link no longer opens
+    with pytest.raises(NotFound) as e:
+        auth.user_for_password_link(session, KEY, token)
+    assert e.value.message == auth.LINK_PROBLEM
+
+
+def test_a_set_password_link_is_refused_when_tampered_expired_or_for_a_user_with_one(session):
+    made = auth.user_for_email(session, "new@example.test")
+    has_one = f.user(session, email="pat@example.test")
+    session.commit()
+    token = auth.password_link_token(KEY, made)
+    for bad, max_age in [(token[:-2] + "xx", None), (token + "x", None), ("", None),
+                         (auth.password_link_token("another key", made), None),
+                         (auth.password_link_token(KEY, has_one), None),
+                         (token, timedelta(seconds=-1))]:
+        with pytest.raises(NotFound):
+            auth.user_for_password_link(session, KEY, bad, max_age=max_age)
+    assert auth.user_for_password_link(session, KEY, token) == made

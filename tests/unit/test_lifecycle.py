@@ -594,7 +594,7 @@ def test_transfer_out_makes_a_standalone_account_with_its_numbers_and_calls(
     session.commit()
     session.expire_all()
 
-    assert result is harbor
+    assert (result.account, result.owner) == (harbor, customer)
     assert (harbor.kind, harbor.parent_id, harbor.plan, harbor.billing_mode) == (
         AccountKind.STANDALONE, None, "Essentials", BillingMode.CUSTOMER)
     assert harbor.status == ST.CALLS_STOPPED  # its status travels with it
@@ -634,6 +634,7 @@ AGENCY_BILLED = ("Bayside Dental is paid from the agency balance and has no paym
                  "its own. Remove it from agency billing (the customer adds a card) before "
                  "transferring it.")
 PLAN_CHOICE = "Choose a plan: Starter, Essentials, Pro, Performance, Marketing Lite."
+NEW_OWNER = "Enter the new owner's email address, like name@example.com."
 
 
 def test_transfer_out_refuses_bad_input_and_changes_nothing(session, northwind, customer):
@@ -641,16 +642,17 @@ def test_transfer_out_refuses_bad_input_and_changes_nothing(session, northwind, 
     session.commit()
     for key, email, plan, errors in [
         ("bayside", "casey@cedar.test", "Pro", {"": AGENCY_BILLED}),
-        ("harbor", "nobody@example.test", "Pro", {"email": (
-            "No user has the email nobody@example.test. The new owner needs a user before the "
-            "account can be transferred to them.")}),
-        ("harbor", "", "Pro", {"email": "Enter the new owner's email address."}),
-        ("harbor", "   ", "Pro", {"email": "Enter the new owner's email address."}),
+        ("harbor", "", "Pro", {"email": NEW_OWNER}),
+        ("harbor", "   ", "Pro", {"email": NEW_OWNER}),
+        ("harbor", "casey@cedar.test\r\nBcc: x@y.test", "Pro", {"email": NEW_OWNER}),
+        ("harbor", "Casey <casey@cedar.test>", "Pro", {"email": NEW_OWNER}),
+        ("harbor", "casey@cedar.test, x@y.test", "Pro", {"email": NEW_OWNER}),
+        ("harbor", "casey@localhost", "Pro", {"email": NEW_OWNER}),
         ("harbor", "casey@cedar.test", "Gold", {"plan": PLAN_CHOICE}),
         ("harbor", "casey@cedar.test", "Agency", {"plan": PLAN_CHOICE}),
         ("harbor", "casey@cedar.test", "", {"plan": PLAN_CHOICE}),
         ("bayside", "", "Gold", {"": AGENCY_BILLED, "plan": PLAN_CHOICE,
-                                 "email": "Enter the new owner's email address."}),
+                                 "email": NEW_OWNER}),
     ]:
         sub = northwind[key]
         with pytest.raises(ValidationFailed) as e:
@@ -661,6 +663,33 @@ def test_transfer_out_refuses_bad_input_and_changes_nothing(session, northwind, 
         assert (sub.kind, sub.parent_id, sub.plan) == (AccountKind.SUB, agency.id, "Agency")
         assert count(session, Membership, Membership.account_id == sub.id) == 0
     assert events(session) == []
+
+
+def test_an_email_without_a_user_gets_a_user_without_a_password(session, northwind, customer):
+    """The agency must not learn whether an email has a user: the transfer goes through
+    either way. Without one, the new owner's user is made without a password (none signs
+    in) and they set one from the link the view emails them."""
+    from portal.services import auth
+
+    harbor = northwind["harbor"]
+    northwind["bayside"].billing_mode = BillingMode.CUSTOMER
+    session.commit()
+    known = lifecycle.transfer_out(session, northwind["bayside"], northwind["owner"],
+                                   customer.email, "Pro", now=T0)
+    unknown = lifecycle.transfer_out(session, harbor, northwind["owner"],
+                                     " New.Owner@Harbor.TEST ", "Pro", now=T0)
+    session.commit()
+    assert known.owner == customer and auth.has_password(customer)
+    made = unknown.owner
+    assert (made.email, made.name) == ("new.owner@harbor.test", "new.owner")
+    assert not auth.has_password(made)
+    assert access.account_for(session, made, harbor.id).role == Role.OWNER
+    for password in ("", made.password_hash, "!", made.password_hash[1:]):
+        with pytest.raises(ValidationFailed):
+            auth.sign_in(session, made.email, password, "10.0.0.9")
+    # Named again (another transfer): the same user, not a second one.
+    assert auth.user_for_email(session, "new.owner@harbor.test") == made
+    assert count(session, User, User.email == "new.owner@harbor.test") == 1
 
 
 def test_a_canceled_sub_account_is_not_transferred(session, northwind, customer):

@@ -466,3 +466,120 @@ def test_jobs_run_delivers_through_the_configured_server(app, database_url, sess
     assert [m["From"] for m in inbox.messages()] == ["Acme Billing <billing@acme.example>"] * 2
     assert session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status == MailStatus.SENT)) == 2
+
+
+# --------------------------------------------------------------- a message that can't be composed
+
+def _bad_first(session):
+    """A message whose address is not one address (a header injection typed before addresses
+    were checked where they are entered), queued in front of two good ones."""
+    bad = outbox.queue(session, to="a@b.test\r\nBcc: x@y.test", subject="Statement",
+                       text="Plain", kind="statement")
+    session.commit()
+    return bad.id, queue(session, 2)
+
+
+def test_a_message_that_cannot_be_composed_fails_at_once_and_the_rest_go(session, smtp):
+    """`compose` was outside the try: the bad message raised out of `jobs run` every time its
+    lease ended, and the messages after it waited."""
+    bad_id, good_ids = _bad_first(session)
+    result = jobs.deliver_mail(session)
+    assert (result.sent, result.retried, result.failed) == (2, 0, 1)
+    by_id = {m.id: m for m in rows(session)}
+    assert [by_id[i].status for i in good_ids] == [MailStatus.SENT] * 2
+    bad = by_id[bad_id]
+    assert (bad.status, bad.attempts, bad.sent_at) == (MailStatus.FAILED, 1, None)
+    assert bad.last_error == ("Could not compose the message: 'a@b.test\\r\\nBcc: x@y.test' is "
+                              "not one valid email address.")
+    assert sorted(e.rcpt_tos[0] for e in smtp.inbox.envelopes) == [
+        "0-pat@example.test", "1-pat@example.test"]
+    assert all("x@y.test" not in e.rcpt_tos for e in smtp.inbox.envelopes)
+    # never tried again, never in the way
+    clock.freeze(NOW + timedelta(hours=1))
+    queue(session, 1, to="later@example.test")
+    assert (jobs.deliver_mail(session).sent, len(smtp.inbox.envelopes)) == (1, 3)
+    assert rows(session)[0].attempts == 1
+
+
+@pytest.mark.parametrize("to", ["a@b.test, c@d.test", "Pat <a@b.test>", "", "a@b.invalid",
+                                "nobody"])
+def test_an_address_that_is_not_one_valid_address_is_never_sent(session, smtp, to):
+    outbox.queue(session, to=to, subject="Hi", text="x", kind="test")
+    session.commit()
+    result = jobs.deliver_mail(session)
+    assert (result.sent, result.failed) == (0, 1)
+    assert smtp.inbox.envelopes == []
+    assert rows(session)[0].last_error.startswith("Could not compose the message: ")
+
+
+def test_jobs_run_reports_the_failure_and_carries_on(app, session, smtp):
+    _bad_first(session)
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert "mail: 2 sent, 0 to retry, 1 failed" in result.output
+
+
+# --------------------------------------------------------------- requeueing failed mail
+
+def _failed(session, smtp):
+    """Two messages failed after five refusals, one sent."""
+    smtp.inbox.refuse = 99
+    ids = queue(session, 2)
+    moment = NOW
+    for wait in (0, 1, 2, 4, 8):
+        moment += wait * MINUTE
+        clock.freeze(moment)
+        jobs.deliver_mail(session)
+    smtp.inbox.refuse = 0
+    [sent] = queue(session, 1, to="sent@example.test")
+    jobs.deliver_mail(session)
+    assert [m.status for m in rows(session)] == [MailStatus.FAILED] * 2 + [MailStatus.SENT]
+    return ids, sent
+
+
+def test_mail_retry_requeues_one_failed_message(app, session, smtp):
+    (first, second), sent = _failed(session, smtp)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["mail", "retry", str(first)])
+    assert result.exit_code == 0, result.output
+    assert f"1 message(s) queued again: #{first}" in result.output
+    row = {m.id: m for m in rows(session)}[first]
+    assert (row.status, row.attempts, row.next_attempt_at, row.last_error) == (
+        MailStatus.PENDING, 0, None, "")
+    assert jobs.deliver_mail(session).sent == 1
+    assert [m.status for m in rows(session)] == [MailStatus.SENT, MailStatus.FAILED,
+                                                 MailStatus.SENT]
+    assert len(smtp.inbox.envelopes) == 2  # the retried one and the one sent before, once each
+    # a message that did not fail, or does not exist, is refused with the reason
+    for args, message in [([str(sent)], f"Message #{sent} is sent: only failed messages are "
+                                         "queued again."),
+                          (["999999"], "No outbox message #999999.")]:
+        result = runner.invoke(args=["mail", "retry", *args])
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert rows(session)[1].status == MailStatus.FAILED
+
+
+def test_mail_retry_all_failed_and_the_usage_errors(app, session, smtp):
+    ids, _sent = _failed(session, smtp)
+    runner = app.test_cli_runner()
+    for args in ([], [str(ids[0]), "--all-failed"]):
+        result = runner.invoke(args=["mail", "retry", *args])
+        assert result.exit_code == 2, args
+        assert "Give one message id, or --all-failed." in result.output
+    result = runner.invoke(args=["mail", "retry", "--all-failed"])
+    assert result.exit_code == 0, result.output
+    assert f"2 message(s) queued again: #{ids[0]}, #{ids[1]}" in result.output
+    assert jobs.deliver_mail(session).sent == 2
+    assert [m.status for m in rows(session)] == [MailStatus.SENT] * 3
+    assert "No failed messages." in runner.invoke(args=["mail", "retry", "--all-failed"]).output
+
+
+def test_the_dev_outbox_says_how_many_failed(client, session, smtp):
+    _bad_first(session)
+    page = client.get("/dev/outbox").get_data(as_text=True)
+    assert 'data-testid="failed-count"' not in page
+    jobs.deliver_mail(session)
+    page = client.get("/dev/outbox").get_data(as_text=True)
+    assert ('<p class="flash flash-error" role="status" data-testid="failed-count">1 message '
+            "failed (each says why). Queue it again with <code>flask --app wsgi mail retry "
+            "--all-failed</code> (or <code>mail retry ID</code>).</p>") in page

@@ -1,12 +1,14 @@
 """Transfer a sub-account out of its agency: it becomes a standalone account with its numbers,
 calls and history, its own billing and a new owner; the agency no longer reaches it."""
 
+import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import AccountKind, BillingMode, Call, NumberStatus
+from portal.models import AccountKind, BillingMode, Call, NumberStatus, OutboxMessage
 from tests import factories as f
 from tests.conftest import HX
 from tests.web.conftest import sign_in_as
@@ -17,6 +19,7 @@ GOOD = {"email": "casey@example.test", "plan": "Essentials", "confirm": "yes"}
 AGENCY_BILLED = ("Bayside Dental is paid from the agency balance and has no payment method of "
                  "its own. Remove it from agency billing (the customer adds a card) before "
                  "transferring it.")
+NEW_OWNER = "Enter the new owner's email address, like name@example.com."
 AGENCY_ONLY = ("Only the agency's owners and admins can transfer a sub-account out of the "
                "agency.")
 
@@ -62,7 +65,8 @@ def test_transfer_makes_a_standalone_account_the_agency_no_longer_reaches(client
 
     html = body(client.get(response.location))
     assert ('<p class="flash flash-success" role="status">Harbor Law is now a standalone '
-            "account; the agency no longer reaches it.</p>") in html
+            "account; the agency no longer reaches it. We emailed casey@example.test that "
+            "they own it now.</p>") in html
     assert "Transferred out of the agency: Harbor Law (to casey@example.test)" in html
     for path in ("", "calls/", "numbers/"):
         gone = client.get(f"/accounts/{w.harbor.id}/{path}")
@@ -110,10 +114,10 @@ def test_bad_input_is_shown_with_its_reason(client, session, w, headers):
     before = snapshot(session)
     plans = "Choose a plan: Starter, Essentials, Pro, Performance, Marketing Lite."
     for data, field, message in [
-        ({"email": "nobody@example.test"}, "email",
-         "No user has the email nobody@example.test. The new owner needs a user before the "
-         "account can be transferred to them."),
-        ({"email": ""}, "email", "Enter the new owner's email address."),
+        ({"email": ""}, "email", NEW_OWNER),
+        ({"email": "casey@example.test\r\nBcc: x@y.test"}, "email", NEW_OWNER),
+        ({"email": "casey@example.test, x@y.test"}, "email", NEW_OWNER),
+        ({"email": "Casey <casey@example.test>"}, "email", NEW_OWNER),
         ({"plan": "Agency"}, "plan", plans),
         ({"plan": ""}, "plan", plans),
     ]:
@@ -164,3 +168,82 @@ def test_only_a_sub_account_has_a_transfer_page(client, session, w):
     assert client.get(f"/accounts/{w.solo.id}/transfer").status_code == 404
     assert transfer(client, w.solo, GOOD).status_code == 404
     assert snapshot(session) == before
+
+
+# --- the answer does not tell whether the email has a user --------------------------------
+
+def _answer(response, client, sub_name, email):
+    """What the agency admin sees, with the sub-account and the email taken out."""
+    page = body(client.get(response.location)) if response.status_code == 303 else ""
+    flash = re.search(r'<p class="flash[^"]*" role="status">([^<]*)</p>', page)
+    return (response.status_code, response.location,
+            flash.group(1).replace(sub_name, "SUB").replace(email, "EMAIL") if flash else None)
+
+
+def test_the_answer_is_the_same_whether_or_not_the_email_has_a_user(client, session, w):
+    """It used to be 422 "No user has the email ..." for one and a transfer for the other: a
+    way for an agency admin to test any email for an account here."""
+    w.bayside.billing_mode = BillingMode.CUSTOMER
+    session.commit()
+    sign_in_as(client, w.avery)
+    known = _answer(transfer(client, w.harbor, GOOD), client, "Harbor Law",
+                    "casey@example.test")
+    unknown = _answer(transfer(client, w.bayside, {**GOOD, "email": "nobody@example.test"}),
+                      client, "Bayside Dental", "nobody@example.test")
+    assert known == unknown == (
+        303, f"/accounts/{w.agency.id}/parent",
+        "SUB is now a standalone account; the agency no longer reaches it. We emailed EMAIL "
+        "that they own it now.")
+    session.expire_all()
+    assert w.bayside.kind == w.harbor.kind == AccountKind.STANDALONE
+    # Each new owner got one email; only the one without a user gets a set-password link.
+    mails = {m.to_address: m for m in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == "transfer"))}
+    assert sorted(mails) == ["casey@example.test", "nobody@example.test"]
+    assert mails["casey@example.test"].subject == "You are now the owner of Harbor Law"
+    assert "/set-password/" not in mails["casey@example.test"].text_body
+    assert "/login" in mails["casey@example.test"].text_body
+    assert "/set-password/" in mails["nobody@example.test"].text_body
+
+
+def test_the_new_owner_without_a_user_sets_a_password_and_signs_in(app, client, session, w):
+    sign_in_as(client, w.avery)
+    assert transfer(client, w.harbor, {**GOOD, "email": "Nia@Harbor.example"}).status_code == 303
+    mail = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.to_address == "nia@harbor.example")).one()
+    link = re.search(r"http://[^\s]+/set-password/[^\s]+", mail.text_body).group(0)
+    path = urlsplit(link).path
+
+    nia = app.test_client()
+    page = nia.get(path)
+    assert page.status_code == 200
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in page.headers["Cache-Control"]
+    html = body(page)
+    assert "Choose a password to sign in as nia@harbor.example." in html
+    assert 'value="nia"' in html  # the name, to change
+    # the new user can't sign in before the password is set
+    assert post(nia, "/login", {"email": "nia@harbor.example", "password": ""}
+                ).status_code == 422
+    response = post(nia, path, {"name": "Nia Lee", "password": "a long password",
+                                "again": "another password"})
+    assert response.status_code == 422
+    assert shown("The two passwords are not the same.") in body(response)
+    response = post(nia, path, {"name": "Nia Lee", "password": "a long password",
+                                "again": "a long password"})
+    assert (response.status_code, response.location) == (303, "/login")
+    assert nia.get(path).status_code == 410  # works once
+    assert post(nia, path, {"name": "X", "password": "another long one",
+                            "again": "another long one"}).status_code == 410
+    signed_in = post(nia, "/login", {"email": "nia@harbor.example",
+                                     "password": "a long password"})
+    assert signed_in.status_code == 303
+    assert nia.get(f"/accounts/{w.harbor.id}/").status_code == 200
+
+
+@pytest.mark.parametrize("token", ["junk", "a" * 300, "eyJ1IjoxfQ.x.y"])
+def test_a_bad_set_password_link_is_a_clear_page(client, token):
+    response = client.get(f"/set-password/{token}")
+    assert response.status_code == 410
+    assert "This link doesn&#39;t work any more" in body(response)
+

@@ -748,3 +748,88 @@ def test_another_tenants_admin_cannot_require_two_factor(client, session, world)
     assert response.status_code == 404
     session.expire_all()
     assert not world.acme.require_two_factor
+
+
+# --- every password check is throttled with sign-in (issue 12) ------------------------------
+
+PASSWORD_POSTS = ["/security/recovery-codes", "/security/two-factor/off",
+                  "/security/confirm-password"]
+TOO_MANY = "Too many sign-in attempts. Try again in 15 minutes."
+
+
+@pytest.mark.parametrize("path", PASSWORD_POSTS)
+def test_wrong_passwords_inside_a_session_are_throttled_like_sign_in(client, session, world,
+                                                                      path):
+    """POST /security/recovery-codes took 30 wrong passwords in a row: each is now a failed
+    attempt counted with sign-in's, and past the limit the session ends (even the right
+    password is refused), as the sign-in form would refuse it."""
+    sign_in_as(client, world.pat)
+    for _ in range(rules.SIGNIN_MAX_FAILURES_PER_EMAIL):
+        response = post(client, path, {"password": "wrong"})
+        assert response.status_code == 422
+        assert field_error("password", "That password is not correct.") in body(response)
+    response = post(client, path, {"password": f.PASSWORD})
+    assert (response.status_code, response.location) == (303, "/login")
+    assert flash("error", TOO_MANY) in body(client.get("/login"))
+    assert not reaches(client, world.acme)
+    session.expire_all()
+    assert world.pat.has_two_factor  # nothing was changed
+    assert security.recovery_codes_left(session, world.pat) == 10
+    assert [(a.step, a.succeeded) for a in attempts(session, email="pat@example.test")] == [
+        ("reauth", False)] * rules.SIGNIN_MAX_FAILURES_PER_EMAIL
+    # and the sign-in form counts them too
+    response = login(client, "pat@example.test")
+    assert response.status_code == 429
+    assert shown(TOO_MANY) in body(response)
+
+
+def test_password_checks_and_sign_in_share_one_count(client, app, world):
+    """Two wrong at the sign-in form, then wrong ones in a session: the limit is reached
+    across all of them."""
+    for _ in range(2):
+        assert login(app.test_client(), "pat@example.test", "wrong").status_code == 422
+    sign_in_as(client, world.pat)
+    for path in PASSWORD_POSTS:
+        assert post(client, path, {"password": "wrong"}).status_code == 422
+    response = post(client, "/security/recovery-codes", {"password": f.PASSWORD})
+    assert (response.status_code, response.location) == (303, "/login")
+
+
+# --- showing the setup page changes nothing (issue 12) --------------------------------------
+
+def test_opening_the_setup_page_writes_nothing(client, session, world):
+    """The first GET /security/two-factor used to write a pending secret on the user: a GET
+    changes nothing now; the secret being set up lives in the signed session (sealed) until
+    a code from it is confirmed."""
+    from portal.models import Version
+
+    sign_in_as(client, world.vic)
+    versions = session.scalar(select(func.count()).select_from(Version))
+    first = shown_secret(body(client.get("/security/two-factor")))
+    again = shown_secret(body(client.get("/security/two-factor")))
+    assert first == again  # the same key while the setup goes on (the app scanned it)
+    session.expire_all()
+    assert world.vic.totp_secret is None and not world.vic.has_two_factor
+    assert session.scalar(select(func.count()).select_from(Version)) == versions
+    with client.session_transaction() as s:
+        assert first not in repr(dict(s))  # sealed, not in clear in the cookie
+    done = post(client, "/security/two-factor", {"code": code_at(T0, first)})
+    assert done.status_code == 200
+    session.expire_all()
+    assert world.vic.has_two_factor and security.secret_of(world.vic) == first
+    with client.session_transaction() as s:
+        assert "two_factor_setup" not in s
+
+
+def test_another_session_gets_its_own_key_and_a_stale_one_starts_over(client, app, world):
+    sign_in_as(client, world.vic)
+    mine = shown_secret(body(client.get("/security/two-factor")))
+    other = sign_in_as(app.test_client(), world.vic)
+    theirs = shown_secret(body(other.get("/security/two-factor")))
+    assert theirs != mine
+    # a code from the other session's key does not set up this one
+    response = post(client, "/security/two-factor", {"code": code_at(T0, theirs)})
+    assert response.status_code == 422
+    assert shown_secret(body(response)) == mine
+    assert post(client, "/security/two-factor",
+                {"code": code_at(T0, mine)}).status_code == 200

@@ -4,6 +4,7 @@ Settings → Parent Settings → Status (canceling an agency)."""
 from flask import abort, flash, g, request, url_for
 from flask_login import current_user
 
+from portal import owner_mail
 from portal.blueprints.accounts import bp
 from portal.blueprints.security import recent_signin_required
 from portal.errors import NotAllowed, ValidationFailed
@@ -109,9 +110,10 @@ def transfer():
         return render("accounts/transfer.html", "transfer_form", status=422, form=request.form,
                       errors={"": "Transferring needs the confirmation: nothing was changed."},
                       plans=lifecycle.STANDALONE_PLANS)
+    agency_name = g.account.parent.name
     try:
-        lifecycle.transfer_out(db.session, g.account, current_user,
-                               request.form.get("email", ""), request.form.get("plan", ""))
+        done = lifecycle.transfer_out(db.session, g.account, current_user,
+                                      request.form.get("email", ""), request.form.get("plan", ""))
     except ValidationFailed as e:
         db.session.rollback()
         return render("accounts/transfer.html", "transfer_form", status=422,
@@ -121,9 +123,11 @@ def transfer():
         return render("accounts/transfer.html", "transfer_form", status=409,
                       form=request.form, errors={"": e.message},
                       plans=lifecycle.STANDALONE_PLANS)
+    # The same answer whether or not the email had a user (the email says what to do next).
+    owner_mail.new_owner(db.session, done.account, agency_name, done.owner)
     db.session.commit()
-    flash(f"{g.account.name} is now a standalone account; the agency no longer reaches it.",
-          "success")
+    flash(f"{g.account.name} is now a standalone account; the agency no longer reaches it. "
+          f"We emailed {done.owner.email} that they own it now.", "success")
     return see_other(url_for("accounts.parent", account_id=agency_id))
 
 

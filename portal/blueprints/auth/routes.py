@@ -1,10 +1,10 @@
-from flask import flash, redirect, request, session, url_for
+from flask import current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal import rules
 from portal.blueprints.auth import bp
 from portal.clock import now as clock_now
-from portal.errors import TooManyAttempts, ValidationFailed
+from portal.errors import NotFound, TooManyAttempts, ValidationFailed
 from portal.extensions import db
 from portal.models import User
 from portal.rendering import render, safe_path, see_other
@@ -137,4 +137,37 @@ def logout():
     logout_user()
     session.clear()
     flash("You have signed out.", "info")
+    return see_other(url_for("auth.login"))
+
+
+# --- a new owner's first password (portal/owner_mail.py sends the link) ---------------------
+
+def _private(response):
+    """The token is in the URL: never sent on as a referrer, never cached."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str):
+    try:
+        user = auth.user_for_password_link(db.session, current_app.config["SECRET_KEY"], token)
+    except NotFound as e:
+        return _private(render("auth/set_password.html", status=410, problem=e.message,
+                               form={}, errors={}, token=token))
+    if request.method == "GET":
+        return _private(render("auth/set_password.html", "password_form", user=user,
+                               form={"name": user.name}, errors={}, token=token))
+    form = request.form
+    try:
+        auth.set_password(db.session, user, form.get("password", ""), form.get("again", ""),
+                          form.get("name", ""))
+    except ValidationFailed as e:
+        db.session.rollback()
+        return _private(render("auth/set_password.html", "password_form", status=422,
+                               user=user, form={"name": form.get("name", "")},
+                               errors=e.errors, token=token))
+    db.session.commit()
+    flash("Your password is set. Sign in with your email and the new password.", "success")
     return see_other(url_for("auth.login"))

@@ -14,6 +14,7 @@ from portal.extensions import db, payment_gateway
 from portal.models import LEDGER_LABELS, ChargeStatus
 from portal.rendering import is_partial, render, see_other
 from portal.services import billing, billing_logs, charges, payment_methods, statements
+from portal.services.forms import to_id
 from portal.services.money import dollars
 from portal.services.paging import parse_page
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin
@@ -156,7 +157,7 @@ def remove_method(method_id: int):
     promote = request.form.get("promote", "")
     try:
         payment_methods.remove(db.session, g.account, method_id,
-                               int(promote) if promote.isascii() and promote.isdigit() else None)
+                               to_id(promote))
     except ValidationFailed as e:
         db.session.rollback()
         return render(template, "dialog", status=422, method=method, others=others,

@@ -14,7 +14,10 @@ bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 @bp.get("/outbox")
 def outbox_index():
-    return render("dev/outbox.html", messages=outbox.latest(db.session))
+    from portal.services import mail
+
+    return render("dev/outbox.html", messages=outbox.latest(db.session),
+                  failed=mail.failed_count(db.session))
 
 
 @bp.get("/outbox/<int(max=2147483647):message_id>")
@@ -39,8 +42,11 @@ def outbox_html(message_id: int):
     if message is None or not message.html_body:
         abort(404)
     response = make_response(message.html_body)
+    # Emails style themselves inline; nothing in one runs, loads or posts. Only the outbox
+    # page (same origin) may frame it.
     response.headers["Content-Security-Policy"] = (
-        "sandbox; default-src 'none'; style-src 'unsafe-inline'")
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 

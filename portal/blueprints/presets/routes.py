@@ -16,6 +16,7 @@ from portal.extensions import db
 from portal.models import PresetKind
 from portal.rendering import render, see_other
 from portal.services import presets
+from portal.services.forms import to_id
 from portal.services.presets import KINDS, Kind
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 
@@ -31,10 +32,10 @@ def _kind(kind: str) -> Kind:
 
 def _id(raw: str) -> int:
     """A preset id from the query string; anything else is not found."""
-    raw = (raw or "").strip()
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
+    preset_id = to_id(raw)
+    if preset_id is None:
         abort(404)
-    return int(raw)
+    return preset_id
 
 
 # ----------------------------------------------------------------------------- records

@@ -12,6 +12,25 @@ from portal.tenancy import require_admin
 
 STEP_LABELS = {"password": "Password", "totp": "Authenticator code",
                "recovery": "Recovery code", "code": "Code", "reauth": "Password again"}
+# The secret being set up, sealed, in the signed session: showing the setup page writes
+# nothing to the database (a GET changes nothing); confirming a code stores it.
+SETUP_PENDING = "two_factor_setup"
+
+
+def _client() -> dict:
+    """Where a password check comes from, for the sign-in throttle."""
+    return {"address": request.remote_addr or "unknown",
+            "user_agent": request.user_agent.string or ""}
+
+
+def _throttled(error: TooManyAttempts):
+    """Too many wrong passwords (or codes) for this user or address, counted with sign-in:
+    this session ends, as it would have at the sign-in form."""
+    db.session.rollback()
+    logout_user()
+    session.clear()
+    flash(error.message, "error")
+    return see_other(url_for("auth.login"))
 
 
 def _overview(status=200, errors=None):
@@ -35,8 +54,9 @@ def index():
 def two_factor():
     if current_user.has_two_factor:
         return redirect(url_for("security.index"))
-    setup = security.setup(db.session, current_user)
-    db.session.commit()
+    setup = security.setup(db.session, current_user,
+                           security.open_pending(session.get(SETUP_PENDING)))
+    session[SETUP_PENDING] = security.seal_pending(setup.secret)
     return _no_store(render("security/two_factor.html", "setup_form", setup=setup, errors={},
                             next=safe_path(request.args.get("next"))))
 
@@ -51,19 +71,22 @@ def _no_store(response):
 @login_required
 def two_factor_confirm():
     next_url = safe_path(request.form.get("next"))
+    pending = security.open_pending(session.get(SETUP_PENDING))
     try:
-        codes = security.confirm_setup(db.session, current_user, request.form.get("code", ""))
+        codes = security.confirm_setup(db.session, current_user, request.form.get("code", ""),
+                                       secret=pending)
     except ValidationFailed as e:
         db.session.rollback()
         if current_user.has_two_factor:
             return redirect(url_for("security.index"))
-        if not current_user.totp_secret:  # no setup in progress (a stale tab): start one
-            flash(e.errors.get("", "Scan the QR code, then enter the code."), "info")
+        if "" in e.errors:  # no setup in progress (a stale tab, a new session): start one
+            flash(e.errors[""], "info")
             return see_other(url_for("security.two_factor", next=next_url))
+        setup = security.setup(db.session, current_user, pending)
         return _no_store(render("security/two_factor.html", "setup_form", status=422,
-                                setup=security.describe(current_user), errors=e.errors,
-                                next=next_url))
+                                setup=setup, errors=e.errors, next=next_url))
     db.session.commit()
+    session.pop(SETUP_PENDING, None)
     return _no_store(render("security/recovery_codes.html", codes=codes, next=next_url,
                             first_time=True))
 
@@ -72,9 +95,12 @@ def two_factor_confirm():
 @login_required
 def two_factor_off():
     try:
-        security.disable(db.session, current_user, request.form.get("password", ""))
+        security.disable(db.session, current_user, request.form.get("password", ""),
+                         **_client())
+    except TooManyAttempts as e:
+        return _throttled(e)
     except ValidationFailed as e:
-        db.session.rollback()
+        db.session.commit()  # a wrong password counts toward the throttle
         return _overview(status=422, errors=e.errors)
     except NotAllowed as e:
         db.session.rollback()
@@ -89,8 +115,11 @@ def two_factor_off():
 def recovery_codes():
     try:
         codes = security.replace_recovery_codes(db.session, current_user,
-                                                request.form.get("password", ""))
+                                                request.form.get("password", ""), **_client())
+    except TooManyAttempts as e:
+        return _throttled(e)
     except ValidationFailed as e:
+        db.session.commit()  # a wrong password counts toward the throttle
         return _overview(status=422, errors=e.errors)
     db.session.commit()
     return _no_store(render("security/recovery_codes.html", codes=codes, next=None,
@@ -120,13 +149,9 @@ def confirm_password():
                       next=next_url)
     try:
         auth.confirm_password(db.session, current_user, request.form.get("password", ""),
-                              address=request.remote_addr or "unknown",
-                              user_agent=request.user_agent.string or "")
+                              **_client())
     except TooManyAttempts as e:
-        logout_user()
-        session.clear()
-        flash(e.message, "error")
-        return see_other(url_for("auth.login"))
+        return _throttled(e)
     except ValidationFailed as e:
         db.session.commit()  # the failure counts toward the throttle
         return render("security/confirm_password.html", "confirm_form", status=422,

@@ -10,6 +10,7 @@ from portal.extensions import db
 from portal.models import SUPPORT_LABELS
 from portal.rendering import render, see_other
 from portal.services import lifecycle
+from portal.services.forms import to_id
 from portal.tenancy import allowed_when_canceled, require_admin
 
 
@@ -35,7 +36,7 @@ def create():
     try:
         ticket = lifecycle.request_support(
             db.session, g.account, current_user, form.get("kind", ""), form.get("message", ""),
-            number_id=int(number_id) if number_id.isdigit() and len(number_id) < 10 else None)
+            number_id=to_id(number_id))
     except ValidationFailed as e:
         db.session.rollback()
         return _page(form, e.errors, 422)
