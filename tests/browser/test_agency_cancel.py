@@ -70,7 +70,8 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
     page.get_by_role("button", name="Transfer").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Parent Settings · Northwind Agency")
     expect(page.get_by_role("status").filter(has_text="standalone")).to_have_text(
-        "Cedar Law Group is now a standalone account; the agency no longer reaches it.")
+        "Cedar Law Group is now a standalone account; the agency no longer reaches it. "
+        f"We emailed {NEW_OWNER} that they own it now.")
     activity = page.get_by_role("region", name="Activity")
     expect(activity).to_contain_text(
         f"Transferred out of the agency: Cedar Law Group (to {NEW_OWNER})")
