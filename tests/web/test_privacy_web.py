@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from portal import clock
 from portal.extensions import db
@@ -404,6 +404,37 @@ def test_export_csv_has_exactly_that_callers_calls_on_that_account(client, world
     assert [int(r["call_id"]) for r in rows] == [world.first.id, world.second.id]
     assert {r["caller_name"] for r in rows} == {NAME}
     assert "Other Person" not in body(response)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_export_is_streamed_with_every_call(client, session, world, fmt):
+    """Many calls: the answer is a stream of pieces (never built whole in the worker), and
+    still the whole document with every call, oldest first."""
+    from portal.services import privacy
+
+    start = NOW - timedelta(days=300)
+    session.execute(insert(Call), [{
+        "account_id": world.acme.id, "caller_number": CALLER, "caller_name": f"Caller {i}",
+        "called_number": "+14155550000", "started_at": start + timedelta(minutes=i),
+        "duration_seconds": i, "notes": f"note {i}"} for i in range(2 * privacy.EXPORT_BATCH)])
+    session.commit()
+    sign_in_as(client, world.ann)
+    response = client.get(url(world.acme, f"export.{fmt}"), query_string={"number": CALLER},
+                          buffered=False)
+    assert response.status_code == 200
+    assert response.is_streamed
+    assert "no-store" in response.headers["Cache-Control"]
+    pieces = list(response.response)
+    response.close()
+    assert len(pieces) > 2
+    text = b"".join(p if isinstance(p, bytes) else p.encode() for p in pieces).decode()
+    if fmt == "json":
+        calls = json.loads(text)["calls"]
+    else:
+        calls = list(csv.DictReader(io.StringIO(text)))
+    assert len(calls) == 2 * privacy.EXPORT_BATCH + 2
+    names = [c["caller_name"] for c in calls]
+    assert names[:2] == [f"Caller {i}" for i in range(2)] and names[-2:] == [NAME, NAME]
 
 
 def test_export_with_a_bad_number_is_422(client, world):

@@ -1,7 +1,7 @@
 """GDPR Tools and Redaction (owners and admins): automatic redaction, one caller's export
 and erasure, and redacting one call from Call History."""
 
-from flask import Response, flash, g, request, url_for
+from flask import Response, flash, g, request, stream_with_context, url_for
 
 from portal.blueprints.privacy import bp
 from portal.errors import ValidationFailed
@@ -48,11 +48,12 @@ def export(fmt: str):
     except ValidationFailed as e:
         return _page(422, e.errors)
     safe = number.lstrip("+")
+    # Streamed piece by piece (the query runs inside the response), never built whole.
     if fmt == "json":
         body, mimetype = privacy.export_json(db.session, g.account, number), "application/json"
     else:
         body, mimetype = privacy.export_csv(db.session, g.account, number), "text/csv"
-    return Response(body, mimetype=mimetype, headers={
+    return Response(stream_with_context(body), mimetype=mimetype, headers={
         "Content-Disposition": f'attachment; filename="caller-{safe}.{fmt}"',
         "Cache-Control": "no-store"})
 
