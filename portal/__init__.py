@@ -57,6 +57,10 @@ def create_app(config: type | dict | None = None) -> Flask:
     from portal import blueprints
 
     blueprints.register(app)
+    # CSP, frame, referrer, HSTS and no-store headers on every response (portal/headers.py).
+    from portal import headers
+
+    headers.install(app)
     _register_errors(app)
     _register_template_helpers(app)
     _register_commands(app)

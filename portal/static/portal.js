@@ -32,3 +32,32 @@ document.addEventListener("click", (event) => {
   event.preventDefault();
   dialog.close();
 });
+
+// The page's own behaviours, here rather than in the templates: the Content-Security-Policy
+// runs no inline script, event-handler attribute or evaluated string (portal/headers.py).
+
+// A form marked [data-next-from-location] (the header's dark-mode switch) returns to the
+// address bar's URL at submit time, which htmx may have pushed since the page was rendered.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-next-from-location")) return;
+  if (form.elements.next) form.elements.next.value = location.pathname + location.search;
+}, true);
+
+// [data-print] prints the page (the receipt's Print button).
+document.addEventListener("click", (event) => {
+  if (!event.target.closest("[data-print]")) return;
+  event.preventDefault();
+  window.print();
+});
+
+// An opened <details> announces itself with a "details-opened" event, which a Versions
+// panel loads on (hx-trigger="details-opened from:closest details"): htmx's filter
+// toggle[target.open] would need its eval, which is off. "toggle" doesn't bubble: listen
+// in the capture phase.
+document.addEventListener("toggle", (event) => {
+  const details = event.target;
+  if (details instanceof HTMLDetailsElement && details.open) {
+    details.dispatchEvent(new CustomEvent("details-opened"));
+  }
+}, true);

@@ -112,7 +112,7 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     sign_in(OWNER)
     header = header_status(page)
     expect(header.get_by_label("Your status")).to_have_value("online")
-    expect(header.get_by_test_id("my-status-dot")).to_have_css("background-color", ONLINE_RGB)
+    expect(header.get_by_test_id("my-status-dot")).to_have_css("fill", ONLINE_RGB)
 
     nav_to(page, "Agent Statuses")
     expect(page.get_by_role("link", name="Agent Statuses")).to_have_attribute(
@@ -177,7 +177,7 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     header.get_by_role("button", name="Set").click()
     header = header_status(page)
     expect(header.get_by_role("status")).to_have_text("Status: Lunch")
-    expect(header.get_by_test_id("my-status-dot")).to_have_css("background-color", LUNCH_RGB)
+    expect(header.get_by_test_id("my-status-dot")).to_have_css("fill", LUNCH_RGB)
     expect(header.get_by_label("Your status").locator("option:checked")).to_have_text("Lunch")
     assert page.evaluate("window.notReloaded") is True
 
@@ -185,7 +185,7 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     page.reload()
     header = header_status(page)
     expect(header.get_by_label("Your status").locator("option:checked")).to_have_text("Lunch")
-    expect(header.get_by_test_id("my-status-dot")).to_have_css("background-color", LUNCH_RGB)
+    expect(header.get_by_test_id("my-status-dot")).to_have_css("fill", LUNCH_RGB)
     htmx_settled(page)
 
     # Delete it: the confirmation dialog says Olivia is on it; she goes back to Online.
@@ -205,7 +205,7 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     expect(header.get_by_label("Your status")).to_have_value("online")
     expect(header.get_by_label("Your status").locator("option")).to_have_text(
         [*BUILT_IN, "Training"])
-    expect(header.get_by_test_id("my-status-dot")).to_have_css("background-color", ONLINE_RGB)
+    expect(header.get_by_test_id("my-status-dot")).to_have_css("fill", ONLINE_RGB)
     assert fresh(session, select(Membership.agent_status).where(
         Membership.account_id == owner.id)) == ["online"]
     assert not problems, "UI problems along the way:\n" + "\n".join(problems)

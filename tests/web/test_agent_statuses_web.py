@@ -319,7 +319,7 @@ def test_the_header_form_is_on_account_pages_with_every_status(client, w, lunch)
             '<option value="offline" >Offline</option>'
             f'<option value="custom:{lunch[0].id}" >Lunch</option>'
             f'<option value="custom:{lunch[1].id}" >Training</option>') in html
-    assert 'style="background-color: #2e7d32"' in html
+    assert 'fill="#2e7d32" aria-hidden="true" focusable="false" data-testid="my-status-dot"' in html
     assert '<button type="submit" class="link">Set</button>' in html
     # not on a page without an account
     response = client.get("/no-such-page")
@@ -337,7 +337,7 @@ def test_a_user_sets_their_own_status_without_javascript(client, session, w, lun
     html = body(client.get(response.location))
     assert "Your status on Solo Shop is Lunch." in html
     assert f'<option value="custom:{lunch[0].id}" selected>Lunch</option>' in html
-    assert 'style="background-color: #f59e0b"' in html
+    assert 'fill="#f59e0b" aria-hidden="true" focusable="false" data-testid="my-status-dot"' in html
     # the same user's membership on another account is untouched
     assert my_status(session, w.viewer, w.closed) == "online"
     # an address elsewhere is not followed

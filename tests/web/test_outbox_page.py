@@ -102,7 +102,8 @@ def test_a_message_shows_its_text(client, session, bw):
     part = client.get(f"/dev/outbox/{message.id}/html")
     assert part.status_code == 200
     assert part.headers["Content-Security-Policy"] == (
-        "sandbox; default-src 'none'; style-src 'unsafe-inline'")
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'")
+    assert part.headers["X-Frame-Options"] == "SAMEORIGIN"  # the outbox page frames it
     assert charge.receipt_number in body(part)
 
 
