@@ -6,6 +6,35 @@ from flask import Flask
 from portal.extensions import db
 
 
+class Whole(click.ParamType):
+    """A whole number in the digits 0-9 (forms.to_int), as the forms read them: click's int
+    takes "１２" and "1_2" like int() does."""
+
+    name = "integer"
+
+    def __init__(self, maximum: int = 10**9 - 1, signed: bool = False):
+        self.maximum, self.signed = maximum, signed  # signed: the service says what's allowed
+
+    def convert(self, value, param, ctx):
+        from portal.services.forms import to_int
+
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        minus = self.signed and text.startswith("-")
+        number = to_int(text[1:] if minus else text, len(str(self.maximum)))
+        if number is not None and minus:
+            return -number
+        if number is None or number > self.maximum:
+            self.fail(f"{value!r} is not a whole number from 0 to {self.maximum} in the digits "
+                      "0-9.", param, ctx)
+        return number
+
+
+ROW_ID = Whole(2**31 - 1)  # an INTEGER column's largest value
+QUANTITY = Whole(signed=True)  # usage.parse_items says which are allowed
+
+
 def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     @click.option("--force", is_flag=True, help="Seed even if the database has users.")
@@ -73,7 +102,7 @@ def register(app: Flask) -> None:
         """The outbox's delivery."""
 
     @mail_group.command("retry")
-    @click.argument("message_id", type=click.IntRange(1, 2**31 - 1), required=False)
+    @click.argument("message_id", type=ROW_ID, required=False)
     @click.option("--all-failed", "all_failed", is_flag=True,
                   help="Every failed message instead of one.")
     def mail_retry(message_id: int | None, all_failed: bool) -> None:
@@ -116,7 +145,7 @@ def register(app: Flask) -> None:
                        f" ({ticket.created_at:%Y-%m-%d %H:%M} UTC) {ticket.message}")
 
     @support.command("resolve")
-    @click.argument("request_id", type=int)
+    @click.argument("request_id", type=ROW_ID)
     @click.option("--decline", is_flag=True, help="Decline instead of resolving.")
     @click.option("--note", default="", help="The answer the account's admins see.")
     def support_resolve(request_id: int, decline: bool, note: str) -> None:
@@ -154,13 +183,13 @@ def register(app: Flask) -> None:
         """Usage (what the metering system posts)."""
 
     @usage_group.command("post")
-    @click.argument("account_id", type=int)
+    @click.argument("account_id", type=ROW_ID)
     @click.option("--key", required=True, help="Idempotency key: the same key debits once.")
-    @click.option("--numbers", type=int, default=0)
-    @click.option("--minutes", type=int, default=0)
-    @click.option("--transcriptions", type=int, default=0)
-    @click.option("--enhanced-caller-id", "enhanced_caller_id", type=int, default=0)
-    @click.option("--encrypted-recording", "encrypted_recording", type=int, default=0)
+    @click.option("--numbers", type=QUANTITY, default=0)
+    @click.option("--minutes", type=QUANTITY, default=0)
+    @click.option("--transcriptions", type=QUANTITY, default=0)
+    @click.option("--enhanced-caller-id", "enhanced_caller_id", type=QUANTITY, default=0)
+    @click.option("--encrypted-recording", "encrypted_recording", type=QUANTITY, default=0)
     def usage_post(account_id: int, key: str, **items: int) -> None:
         """Debit usage from ACCOUNT_ID's paying balance; recharge if it falls below the
         threshold."""

@@ -583,3 +583,10 @@ def test_the_dev_outbox_says_how_many_failed(client, session, smtp):
     assert ('<p class="flash flash-error" role="status" data-testid="failed-count">1 message '
             "failed (each says why). Queue it again with <code>flask --app wsgi mail retry "
             "--all-failed</code> (or <code>mail retry ID</code>).</p>") in page
+
+
+@pytest.mark.parametrize("arg", ["１", "1_0", "+1", "²", "2147483648"])
+def test_mail_retry_takes_an_id_in_the_digits_0_to_9(app, session, arg):
+    result = app.test_cli_runner().invoke(args=["mail", "retry", arg])
+    assert result.exit_code == 2
+    assert "is not a whole number from 0 to 2147483647 in the digits 0-9." in result.output

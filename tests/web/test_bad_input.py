@@ -324,3 +324,19 @@ def test_the_public_link_page_refuses_other_digits_and_control_characters(
     assert field_error(field, message) in body(response)
     assert count(session, Charge) == 0
     assert count(session, PaymentMethod) == 0
+
+
+# --- the staff and metering commands read numbers the same way ------------------------------
+
+@pytest.mark.parametrize("args", [["usage", "post", "{id}", "--key", "k1", "--minutes", "１２０"],
+                                  ["usage", "post", "{id}", "--key", "k1", "--minutes", "1_20"],
+                                  ["usage", "post", "４", "--key", "k1", "--minutes", "1"],
+                                  ["support", "resolve", "¹²"]])
+def test_commands_take_numbers_in_the_digits_0_to_9(app, session, w, args):
+    from portal.models import LedgerEntry
+
+    before = count(session, LedgerEntry)
+    result = app.test_cli_runner().invoke(args=[a.format(id=w.solo.id) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "in the digits 0-9." in result.output
+    assert count(session, LedgerEntry) == before
