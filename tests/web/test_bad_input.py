@@ -340,3 +340,22 @@ def test_commands_take_numbers_in_the_digits_0_to_9(app, session, w, args):
     assert result.exit_code == 2, result.output
     assert "in the digits 0-9." in result.output
     assert count(session, LedgerEntry) == before
+
+
+def test_a_support_note_with_control_characters_is_refused(app, session, w):
+    from portal.models import SupportStatus
+    from portal.services import lifecycle
+
+    ticket = lifecycle.request_support(session, w.solo, w.sam, "other", "Help")
+    session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["support", "resolve", str(ticket.id), "--note", "Done\x00"])
+    assert result.exit_code == 1
+    assert "The note can't contain control characters." in result.output
+    session.expire_all()
+    assert session.get(SupportRequest, ticket.id).status == SupportStatus.OPEN
+    result = runner.invoke(args=["support", "resolve", str(ticket.id), "--note",
+                                 "Done.\nRefunded."])
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    assert session.get(SupportRequest, ticket.id).resolution == "Done.\nRefunded."
