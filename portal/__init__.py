@@ -232,6 +232,10 @@ def _register_errors(app: Flask) -> None:
             message = "There is nothing here, or you don't have access."
         return page(e.status, titles.get(e.status, "That didn't work"), message)
 
+    # The 500 handler below logs an unhandled error once, traceback included; Flask's own
+    # "Exception on <path>" line just before it would be a second line for the same event.
+    app.log_exception = lambda exc_info: None
+
     @app.errorhandler(500)
     def server_error(e):
         db.session.rollback()
