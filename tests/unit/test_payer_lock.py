@@ -23,7 +23,6 @@ from portal.models import (
     Cause,
     LedgerEntry,
     LedgerKind,
-    Role,
 )
 from portal.services import ledger, usage
 from portal.services.gateway import SandboxGateway
