@@ -219,6 +219,8 @@ class Charge(db.Model):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     method = relationship("PaymentMethod", lazy="joined")
+    # Its refund, if any (one full refund per charge): Payment History and the receipt say so.
+    refund = relationship("Refund", uselist=False, viewonly=True, lazy="selectin")
 
     @property
     def label(self) -> str:

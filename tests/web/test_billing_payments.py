@@ -102,6 +102,30 @@ def test_a_payment_credits_the_balance_and_shows_in_the_history(client, session,
     assert 'value=""' in tag(html, "pay-amount")
 
 
+def test_a_refunded_payment_says_so_in_the_history_and_on_its_receipt(client, session, bw,
+                                                                    visa):
+    from portal.services import refunds
+    from portal.services.gateway import SandboxGateway
+
+    sign_in_as(client, bw.ann)
+    assert pay(client, bw.solo, visa, "25.50").status_code == 303
+    [charge] = all_charges(session, bw.solo)
+    refund = refunds.start(session, charge, "the customer asked for it")
+    session.commit()
+    html = body(client.get(url(bw.solo)))
+    [row] = table_rows(section(html, "payment-history"))
+    assert row.cells[4] == "Refund pending the customer asked for it"
+    refunds.attempt(session, SandboxGateway(), refund)
+    html = body(client.get(url(bw.solo)))
+    [row] = table_rows(section(html, "payment-history"))
+    assert row.cells[4] == "Refunded the customer asked for it"
+    receipt = text(body(client.get(url(bw.solo, f"payments/{charge.id}"))))
+    assert "Refunded: $25.50 on 2026-11-23 12:00 UTC, because the customer asked for it." \
+        in receipt
+    assert [(k.value, a, b) for k, a, b in ledger_of(session, bw.solo)] == [
+        ("payment", 2550, 2550), ("refund", -2550, 0)]
+
+
 def test_an_htmx_payment_redirects_the_whole_page(client, session, bw, visa):
     sign_in_as(client, bw.ann)
     response = pay(client, bw.solo, visa, "$1,000", headers=HX)
