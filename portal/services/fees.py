@@ -100,6 +100,12 @@ def _month_for(session: Session, gateway: PaymentGateway, account: Account,
                 from portal import notices
 
                 notices.declined(session, [charge])
+    # The account as it is now, under the lock the fee is written under: one closed since
+    # the run began owes no fee (and a sub-account never pays one).
+    locked = ledger.lock_payer(session, account.id)
+    if locked.account.is_canceled or locked.account.is_sub:
+        session.commit()
+        return
     if fee:
         ledger.post(session, account, LedgerKind.PLAN_FEE, -fee,
                     f"Plan fee: {account.plan}, {start:%B %Y}", f"plan-fee:{start:%Y-%m}",

@@ -269,3 +269,32 @@ def test_a_fee_that_takes_the_balance_below_the_threshold_recharges(session, gw)
     assert [(c.status, c.amount_cents) for c in result.recharges] == [
         (ChargeStatus.SUCCEEDED, 10_000 - 2100)]
     assert session.get(Account, account.id).balance_cents == 10_000
+
+
+def test_an_account_closed_while_the_run_is_under_way_owes_no_fee(session, gw, monkeypatch):
+    """The run lists the accounts due, then posts their fees one by one: one closed in
+    between (by its admin, in another request) is read again under the fee's lock and owes
+    nothing."""
+    from portal.services import lifecycle
+
+    admin = f.user(session)
+    first = f.standalone(session, "First Plumbing", plan="Pro")
+    second = f.standalone(session, "Second Plumbing", plan="Pro")
+    f.member(session, admin, second, Role.ADMIN)
+    session.commit()
+    real = fees._month_for
+    closed = []
+
+    def close_second_first(session_, gw_, account, *args):
+        if not closed:  # before the first account's fee: the second is closed meanwhile
+            lifecycle.close(session_, session_.get(Account, second.id), admin, now=RUN)
+            session_.commit()
+            closed.append(second.id)
+        return real(session_, gw_, account, *args)
+
+    monkeypatch.setattr(fees, "_month_for", close_second_first)
+    result = run(session, gw)
+    assert result.fees == 1
+    assert [k for k, *_ in rows(session, session.get(Account, second.id))] == []
+    assert [k for k, *_ in rows(session, session.get(Account, first.id))] == [
+        LedgerKind.PLAN_FEE]
