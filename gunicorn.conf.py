@@ -23,3 +23,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30  # on a restart, requests under way get this long to finish
 keepalive = 5
+
+# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: two instances on
+# one host (the load test, a blue/green restart) would share it. The portal doesn't use it.
+control_socket_disable = True
