@@ -46,6 +46,7 @@ from flask import g, render_template  # noqa: E402
 from sqlalchemy import event, func, insert, inspect, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
+from portal.blueprints.accounts.routes import index_context  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Account,
@@ -58,11 +59,7 @@ from portal.models import (  # noqa: E402
     TrackingNumber,
     User,
 )
-from portal.services.accounts import (  # noqa: E402
-    FILTER_LABELS,
-    SubAccountFilter,
-    SubAccountRow,
-)
+from portal.services.accounts import SubAccountFilter, SubAccountRow  # noqa: E402
 from portal.services.auth import hash_password  # noqa: E402
 from portal.services.paging import Page  # noqa: E402
 
@@ -205,9 +202,12 @@ def add_baseline_routes(app, rows: list[dict], agency_id: int, per_page: int) ->
 
     def baseline():
         g.account, g.access = agency, access
+        # The view's own context (index_context), with what the view would have read: no
+        # billing request is pending in this data.
         return render_template(
-            "accounts/index.html", result=page, q="", current_filter=SubAccountFilter.ACTIVE,
-            errors={}, filters=FILTER_LABELS, current_user=user)
+            "accounts/index.html", current_user=user,
+            **index_context(page, q="", status=SubAccountFilter.ACTIVE, errors={},
+                            pending={}))
 
     def baseline_rows_only():
         # render_template accepts a Template: Flask's whole render path (context

@@ -41,5 +41,12 @@ def index():
     )
     pending = link_service.pending_for(db.session, [row.id for row in result.items])
     return render("accounts/index.html", "results", status=422 if errors else 200,
-                  result=result, q=q, current_filter=status, errors=errors,
-                  filters=accounts.FILTER_LABELS, pending=pending)
+                  **index_context(result, q=q, status=status, errors=errors, pending=pending))
+
+
+def index_context(result, *, q: str, status, errors: dict, pending: dict) -> dict:
+    """What accounts/index.html renders besides g and current_user: the page of rows, the
+    search and filter as asked, and each row's pending billing request (the Billing
+    column). bench/accounts_list.py renders its baseline with it, so the two stay alike."""
+    return {"result": result, "q": q, "current_filter": status, "errors": errors,
+            "filters": accounts.FILTER_LABELS, "pending": pending}
