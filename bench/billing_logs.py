@@ -211,7 +211,7 @@ def seed_ledger(session, account_id: int, n: int, start: datetime, end: datetime
             month_usage[label] = month_usage.get(label, 0) + cost
             key = f"meter-{i:08d}"
             add(when, LedgerKind.USAGE, -cost, f"Usage: {usage.describe(items)}",
-                f"usage:{account_id}:{key}", Cause.USAGE, key)
+                usage.key_for(account_id, key), Cause.USAGE, key)
             recharge_if_low(when)
         i += 1
     for chunk in range(0, len(rows), 20_000):

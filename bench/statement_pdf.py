@@ -258,7 +258,10 @@ def seed_account(session, owner: User, name: str, history: int, lines: int, star
                 amount = -usage.price(items)
                 month_usage[f"{when:%Y-%m}"] = month_usage.get(f"{when:%Y-%m}", 0) - amount
                 kind, cause, ref = LedgerKind.USAGE, Cause.USAGE, f"meter-{i:08d}"
-                description, key = f"Usage: {usage.describe(items)}", f"usage:{ref}"
+                # One key per metered account, as usage.post writes it: a partial unique
+                # index holds usage keys unique across every ledger.
+                description = f"Usage: {usage.describe(items)}"
+                key = usage.key_for(account.id, ref)
         balance += amount
         if when >= lower:
             seeded.kinds[kind] = seeded.kinds.get(kind, 0) + 1
@@ -638,8 +641,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile one app request of the --lines statement")
     args = parser.parse_args()
-    if args.lines < 100 or (not args.no_big and args.big_lines < 100):
-        parser.error("--lines and --big-lines must be at least 100")
+    if args.lines < 20 or (not args.no_big and args.big_lines < 20) or args.repeat < 1:
+        parser.error("--lines and --big-lines must be at least 20, --repeat at least 1")
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="bench-statement-pdf-") as tmpdir:
