@@ -269,11 +269,12 @@ def run_writes(app, engine, ids: dict, args) -> list[WriteCase]:
     with app.app_context():
         s = db.session
         assert hooks_installed()
+        warmup = min(20, per_block)
         for case in cases:
             # Warm-up both ways (the settings row created, statements compiled and cached).
-            case.block(s, "on", 20, time_it=False)
+            case.block(s, "on", warmup, time_it=False)
             with hooks_removed():
-                case.block(s, "off", 20, time_it=False)
+                case.block(s, "off", warmup, time_it=False)
             for mode, ctx in (("on", _nothing), ("off", hooks_removed)):
                 with ctx(), Counter(engine) as counter:
                     case.step(s, ids, case.i)
@@ -493,7 +494,6 @@ def run_history(app, engine, info, args, now) -> dict:
     filtered = {"type": FILTER_TYPE, "from": window[0].isoformat(),
                 "to": window[1].isoformat()}
     per_page = app.config["VERSIONS_PER_PAGE"]
-    deep = 100
     with app.app_context():
         s = db.session
         totals = {
@@ -505,6 +505,7 @@ def run_history(app, engine, info, args, now) -> dict:
         totals["e"] = totals["c"]
         totals["b+"] = totals["b"]
         db.session.remove()
+    deep = min(100, -(-totals["e"] // per_page))  # page 100, or the last one of fewer
 
     client = app.test_client()
     sign_in(client, info["email"])
