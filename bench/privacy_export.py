@@ -23,7 +23,7 @@ It is a report, not a test: it prints the figures, the ratios streamed / whole, 
 lines for the targets (the same bytes; the streamed export's memory flat from --small to
 --calls, tracemalloc peak within 1.5x + 256 KiB; its RSS growth under a tenth of the whole
 export's at --calls) and exits 0. The suite runs it at a tiny size
-(tests/unit/test_bench_privacy_export.py).
+(tests/unit/test_bench_smoke.py, with every other benchmark).
 """
 
 import argparse
