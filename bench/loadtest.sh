@@ -6,8 +6,8 @@
 #   scripts/with-postgres.sh bench/loadtest.sh      (what `make loadtest` runs)
 #
 # The database: LOADTEST_DATABASE_URL, else TEST_DATABASE_URL (with-postgres.sh sets it to a
-# throwaway server's empty database). It must be PostgreSQL and empty: it is migrated, seeded
-# with the demo data and bench/loadtest_seed.py's 20 metered accounts.
+# throwaway server's empty database). It must be PostgreSQL and empty: bench/loadtest_seed.py
+# migrates it and seeds the demo data and the 20 metered accounts.
 #
 # Settings (environment): LOADTEST_USERS (50), LOADTEST_SPAWN_RATE (10 per second),
 # LOADTEST_DURATION (5m), LOADTEST_WORKERS (gunicorn workers per instance, 2),
@@ -69,9 +69,9 @@ trap cleanup EXIT
 
 echo "loadtest: $USERS users for $DURATION against $INSTANCES (logs in $OUT)"
 phase() { echo "loadtest: [${SECONDS}s] $*"; }
-$FLASK db upgrade >"$OUT/setup.log" 2>&1
-$FLASK seed-demo >>"$OUT/setup.log" 2>&1
-$PY bench/loadtest_seed.py "$OUT/world.json" | tee -a "$OUT/setup.log"
+# Migrated, the demo data, the load test's accounts (bench/loadtest_seed.py: one process).
+$PY bench/loadtest_seed.py "$OUT/world.json" 2>"$OUT/setup.log" || {
+  cat "$OUT/setup.log" >&2; exit 2; }
 phase "migrated and seeded; starting the instances"
 
 $PY bench/smtp_sink.py "$SMTP_PORT" "$OUT/deliveries.jsonl" >"$OUT/smtp.log" 2>&1 &

@@ -1,24 +1,25 @@
-"""The load test's data, on top of the demo seed (`flask seed-demo`): the 20 metered accounts
+"""The load test's database: migrated (`flask db upgrade`), the demo data (`flask seed-demo`'s
+`demo.seed`), and on top of it the 20 metered accounts
 that the simulated metering system posts usage for, with their users, cards and auto recharge,
 and the world file (JSON) that tells the locustfile who is who.
 
     DATABASE_URL=... SECRET_KEY=... python bench/loadtest_seed.py WORLD.json
 
-Run by bench/loadtest.sh after `flask db upgrade` and `flask seed-demo`, on an empty database
-(it refuses a database that already has load-test data). Every user's password is the demo's
-(`demo-password`).
+Run by bench/loadtest.sh on an empty database (it refuses one that has users): one process
+for the three steps, rather than a `flask` command each (each start costs seconds of CPU on a
+small machine). Every user's password is the demo's (`demo-password`).
 
 The 20 metered accounts:
 - 8 standalone accounts ("Load Standalone 01".."08"), each with an admin, a Primary card and
-  auto recharge (below $20, back up to $60) and a $60 opening balance. Most have an approving
+  auto recharge (below $20, back up to $40) and a $40 opening balance. Most have an approving
   Primary; 03 and 07 a Primary whose answer times out (4000 0000 0000 0259: the recharge stays
   pending until the jobs ask again) with an approving Backup; 05 a Primary that declines with
   an approving Backup (every recharge goes to the Backup).
 - 4 agencies ("Load Agency 1".."4"), each with an owner, an approving Primary and Backup, auto
-  recharge (below $100, back up to $400) and a $400 opening balance, and 3 sub-accounts each
+  recharge (below $100, back up to $200) and a $200 opening balance, and 3 sub-accounts each
   (the 12 other metered accounts), each with its own admin. Sub 1 of every agency and sub 3 of
-  agencies 1 and 2 start on customer billing (a card, auto recharge below $20 back up to $60,
-  a $60 opening balance); the others start on agency billing. The agency's simulated owner
+  agencies 1 and 2 start on customer billing (a card, auto recharge below $20 back up to $40,
+  a $40 opening balance); the others start on agency billing. The agency's simulated owner
   switches them back and forth during the run (Add to Agency Billing; Remove from Agency
   Billing, paid by the customer through the emailed link).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.clock import now as clock_now  # noqa: E402
@@ -66,10 +67,15 @@ def main(world_path: str) -> int:
     app = create_app()
     with app.app_context():
         session = db.session
-        if session.scalar(select(func.count()).select_from(User)
-                          .where(User.email.like(f"%@{DOMAIN}"))):
-            print("loadtest_seed: this database already has load-test data", file=sys.stderr)
+        from flask_migrate import upgrade
+
+        upgrade()
+        if not demo.is_empty(session):
+            print("loadtest_seed: the database has users already: give the load test an "
+                  "empty one", file=sys.stderr)
             return 1
+        demo.seed(session)
+        session.commit()
         world = seed(session)
         session.commit()
     Path(world_path).write_text(json.dumps(world, indent=1))
@@ -86,7 +92,7 @@ def seed(session) -> dict:
     password_hash = session.scalar(select(User.password_hash)
                                    .where(User.email == "agency@demo.test"))
     if password_hash is None:
-        raise SystemExit("loadtest_seed: run `flask seed-demo` first")
+        raise SystemExit("loadtest_seed: the demo data is missing")
     counter = iter(range(100_000, 999_999))
 
     def user(email: str, name: str) -> User:
@@ -133,8 +139,8 @@ def seed(session) -> dict:
         card(account, primary, MethodRole.PRIMARY)
         if backup:
             card(account, backup, MethodRole.BACKUP)
-        billing.set_auto_recharge(session, account, "20", "60")
-        fund(account, 60)
+        billing.set_auto_recharge(session, account, "20", "40")
+        fund(account, 40)
         furnish(account)
         metered.append(account.id)
         personas.append({"email": email, "account_id": account.id, "kind": "standalone"})
@@ -146,8 +152,8 @@ def seed(session) -> dict:
         accounts.add_member(session, owner, agency, Role.OWNER)
         card(agency, AMEX, MethodRole.PRIMARY)
         card(agency, APPROVE_2, MethodRole.BACKUP)
-        billing.set_auto_recharge(session, agency, "100", "400")
-        fund(agency, 400)
+        billing.set_auto_recharge(session, agency, "100", "200")
+        fund(agency, 200)
         furnish(agency)
         subs = []
         for s in range(1, SUBS_PER_AGENCY + 1):
@@ -158,8 +164,8 @@ def seed(session) -> dict:
                                 Role.ADMIN)
             if mode == BillingMode.CUSTOMER:
                 card(sub, APPROVE, MethodRole.PRIMARY)
-                billing.set_auto_recharge(session, sub, "20", "60")
-                fund(sub, 60)
+                billing.set_auto_recharge(session, sub, "20", "40")
+                fund(sub, 40)
             furnish(sub)
             subs.append(sub.id)
             metered.append(sub.id)

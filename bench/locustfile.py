@@ -210,7 +210,7 @@ class Metering(PortalUser):
         return status
 
     def _items(self) -> dict:
-        items = {"minutes": random.randint(20, 200)}
+        items = {"minutes": random.randint(20, 300)}
         if random.random() < 0.3:
             items["transcriptions"] = random.randint(1, 30)
         if random.random() < 0.1:
