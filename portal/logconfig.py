@@ -106,6 +106,9 @@ def configure(app: Flask, filters: Iterable[logging.Filter] = (), stream=None) -
     from flask.logging import default_handler
 
     app.logger.removeHandler(default_handler)
+    # Flask sets the "portal" logger to DEBUG the first time a debug app asks for it, and
+    # that sticks for every later app in the process: LOG_LEVEL (the root's) decides alone.
+    app.logger.setLevel(logging.NOTSET)
 
     @app.after_request
     def _request_id_header(response):
