@@ -5,7 +5,7 @@ FLASK   := $(VENV)/bin/flask --app wsgi
 PORT    ?= 8000
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-test-deps test-sqlite test-postgres lint bench bench-billing clean
+.PHONY: run test install system-test-deps test-sqlite test-postgres lint bench bench-billing loadtest clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,11 +32,12 @@ run: install
 	  $(VENV)/bin/gunicorn -c gunicorn.conf.py --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
 
 ## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite,
-## poppler-utils (pdftotext, pdftoppm) to read and look at the PDFs
+## poppler-utils (pdftotext, pdftoppm) to read and look at the PDFs, stress to load the CPUs
+## while the browser suite runs (the flake check: `stress --cpu 2` beside `pytest tests/browser`)
 system-test-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! command -v stress >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils stress >/dev/null; \
 	fi
 
 ## make test: the whole suite on SQLite, then on a PostgreSQL server started on loopback
@@ -62,6 +63,12 @@ bench: install
 bench-billing: install
 	$(PY) bench/billing_logs.py
 	$(PY) bench/usage_ingest.py
+
+## make loadtest: two gunicorn instances of the portal on one throwaway PostgreSQL, `jobs run`
+## looping beside each, Locust's 50 users for 5 minutes (LOADTEST_DURATION=1m etc., see
+## bench/loadtest.sh), then requests, failures, p50/p95/p99 per kind and the money checks
+loadtest: install system-test-deps
+	scripts/with-postgres.sh bench/loadtest.sh
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
