@@ -473,15 +473,19 @@ class AccountAdmin(PortalUser):
         data = {"csrf_token": CSRF_RE.search(text).group(1), "form_key": form_key.group(1),
                 "method": random.choice(options), "amount": f"{random.randint(25, 90)}.00"}
         twice = random.random() < 0.15  # a double submit: one charge
+        # A sub-account's billing can change between the page and the post: on agency billing
+        # it can't pay (403); put back on customer billing meanwhile, its cards were removed
+        # and the chosen one is no longer one of its methods (422).
+        switch_4xx = (403, 422) if self.may_switch else ()
         for attempt in range(2 if twice else 1):
             response = self.call("POST", f"/accounts/{a}/billing/payments",
                                  "make a payment" + (" (again)" if attempt else ""),
-                                 ok_4xx=(402,) + ((403,) if self.may_switch else ()),
-                                 data=data)
+                                 ok_4xx=(402,) + switch_4xx, data=data)
             body = response.text or ""
             TALLY["make a payment: " + (
                 "declined" if response.status_code == 402 else
                 "refused (agency-billed)" if response.status_code == 403 else
+                "refused (method removed)" if response.status_code == 422 else
                 "charged" if "Thank you:" in body else
                 "pending" if "is pending" in body else "other")] += 1
 
