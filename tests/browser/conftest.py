@@ -4,14 +4,31 @@ Chromium driven by pytest-playwright, and helpers to sign in and take screenshot
 Each test builds its data with tests/factories.py through the `session` fixture and commits
 before the browser acts: the server thread reads the same database (a SQLite file, or
 PostgreSQL with TEST_DATABASE_URL) through its own app and connections.
+
+Waiting, the one rule: a test acts on a page only once it is the page the test expects and
+htmx has processed it. Under load a click lands seconds before its answer, and the next
+click would hit the page being left (the agency's menu, not the sub-account's), or a link
+htmx hasn't wired yet (its plain href: the no-JavaScript page). So:
+
+- a navigation (a link, a submit, Enter, an HX-Redirect, back, reload) goes through
+  `click_and_wait(page, link, url=..., heading=...)`, `goto(page, path, ...)` or
+  `with navigation(page, url=..., heading=...):`, which wait until the page in front was
+  replaced, has the address and/or <h1> given, and htmx has settled;
+- an htmx swap goes through `click_and_swap(page, button)` or `with htmx_swap(page):`, which
+  wait until that swap has settled, and the test then expects the swapped content;
+- no sleeps: every wait is for a state of the page.
 """
 
+import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from re import Pattern
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from werkzeug.serving import make_server
 
 from tests.conftest import make_app
@@ -75,18 +92,20 @@ def _data_outlives_the_page(app):
 def page(page: Page) -> Page:
     page.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
+    page.add_init_script(COUNT_SETTLES)
     return page
 
 
 @pytest.fixture
 def sign_in(page: Page):
-    """sign_in(email): the sign-in form filled and sent; returns once the account shows."""
+    """sign_in(email): the sign-in form filled and sent; returns once the account's page is
+    in front and settled."""
 
     def _sign_in(email: str, password: str = PASSWORD) -> Page:
-        page.goto("/login")
+        goto(page, "/login", heading="Sign in")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        click_and_wait(page, page.get_by_role("button", name="Sign in"))
         expect(page.get_by_test_id("current-account")).to_be_visible()
         return page
 
@@ -106,10 +125,126 @@ def screenshot():
     return _screenshot
 
 
+# ----------------------------------------------------------------------------- waiting
+
+# Loaded, and htmx (where the page has it and JavaScript runs) has processed the page and has
+# no request, swap or settle under way. htmx processes new content as it settles (~20 ms
+# after the swap): until then the new elements keep the class htmx-added.
+SETTLED = """() => document.readyState === "complete" && (
+  !matchMedia("(scripting: enabled)").matches
+  || !document.querySelector("script[src*='/htmx-']")
+  || (window.htmx && !document.querySelector(
+       ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added")))"""
+
+# Every page counts the swaps htmx has settled, for htmx_swap() (not subject to the page's
+# Content-Security-Policy: Playwright injects it).
+COUNT_SETTLES = """document.addEventListener("htmx:afterSettle", () => {
+  window.__htmxSettles = (window.__htmxSettles || 0) + 1; });"""
+
+# The page in front is marked (a property, not an attribute: htmx's history snapshot copies
+# attributes), and is gone once every <main> on screen is a new one.
+MARK_LEFT = "() => document.querySelectorAll('main').forEach((m) => { m.__left = true; })"
+LEFT = "() => ![...document.querySelectorAll('main')].some((m) => m.__left)"
+
+
 def htmx_settled(page: Page) -> None:
-    """Wait until htmx has swapped, settled and processed the new content: before that a
-    link's hx-get isn't wired yet, and Enter follows its href (the no-JavaScript page)."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function(
-        "() => window.htmx && !document.querySelector("
-        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    """Wait until the page has loaded and htmx has swapped, settled and processed the new
+    content: before that a link's hx-get isn't wired yet, and Enter follows its href (the
+    no-JavaScript page). A page without htmx (the billing-link page, a receipt) or without
+    JavaScript is settled once loaded.
+
+    Not wait_for_load_state("networkidle"): Playwright fires it once per document, so after
+    an htmx swap it returns at once without waiting for anything; and when a swap adds an
+    iframe (the outbox's sandboxed mail) it sometimes never fires again (a 5 s timeout).
+    htmx marks its own requests (htmx-request), which is what matters here."""
+    page.wait_for_function(SETTLED)
+
+
+def expect_page(page: Page, url: str | Pattern[str] | None = None,
+                heading: str | Pattern[str] | None = None) -> None:
+    """The page in front has this address (a path on the live server, or a pattern) and/or
+    this <h1> (the whole text, or a pattern), and has settled."""
+    if url is not None:
+        page.wait_for_url(url)
+    if heading is not None:
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    htmx_settled(page)
+
+
+@contextmanager
+def navigation(page: Page, url: str | Pattern[str] | None = None,
+               heading: str | Pattern[str] | None = None) -> Iterator[None]:
+    """`with navigation(page, url=..., heading=...): <the action>`: the action leads to
+    another page (or the same one again, after a post); wait until the page in front was
+    replaced, then expect_page(). Boosted links and forms, HX-Redirect, plain links, the
+    history and reload all replace <main>."""
+    page.evaluate(MARK_LEFT)
+    yield
+    page.wait_for_function(LEFT)
+    expect_page(page, url, heading)
+
+
+def click_and_wait(page: Page, target: Locator, url: str | Pattern[str] | None = None,
+                   heading: str | Pattern[str] | None = None) -> None:
+    """Click a link or a submit button that leads to a page, and wait for that page."""
+    with navigation(page, url, heading):
+        target.click()
+
+
+def goto(page: Page, path: str, url: str | Pattern[str] | None = None,
+         heading: str | Pattern[str] | None = None):
+    """page.goto(path), then wait for the page: at `url` if it redirects, else at `path`."""
+    response = page.goto(path)
+    expect_page(page, path if url is None else url, heading)
+    return response
+
+
+@contextmanager
+def htmx_swap(page: Page) -> Iterator[None]:
+    """`with htmx_swap(page): <the action>`: the action makes htmx swap part of the page
+    (a region, a row, a dialog in #dialog-slot); wait until that swap has settled. The test
+    then expects the swapped content."""
+    before = page.evaluate("() => window.__htmxSettles || 0")
+    yield
+    page.wait_for_function("(n) => (window.__htmxSettles || 0) > n", arg=before)
+    htmx_settled(page)
+
+
+def click_and_swap(page: Page, target: Locator) -> None:
+    """Click what makes htmx swap part of the page, and wait until the swap has settled."""
+    with htmx_swap(page):
+        target.click()
+
+
+# The main menu: each link → its page's address under /accounts/<id>/, and its <h1> before
+# " · <account name>".
+MENU = {
+    "Account Settings": ("", "Account Settings"),
+    "Accounts": ("sub-accounts", "Accounts"),
+    "Parent Settings": ("parent", "Parent Settings"),
+    "Billing Settings": ("billing/", "Billing Settings"),
+    "Change History": ("history/", "Change History"),
+    "GDPR Tools": ("privacy/", "GDPR Tools and Redaction"),
+    "Support": ("support/", "Support requests"),
+    "Account Security": ("security/", "Account Security Features"),
+    "Tracking Numbers": ("numbers/", "Tracking Numbers"),
+    "Agent Statuses": ("agent-statuses/", "Agent Statuses"),
+    "Tracking Sources": ("tracking-sources", "Tracking Sources"),
+    "Call Queues": ("call-queues", "Call Queues"),
+    "Presets": ("presets", "Presets"),
+    "Call History": ("calls/", "Call History"),
+}
+
+
+def account_url(tail: str = "") -> Pattern[str]:
+    """The address of an account's page: /accounts/<id>/<tail>, nothing after."""
+    return re.compile(rf"/accounts/\d+/{re.escape(tail)}$")
+
+
+def open_menu(page: Page, link: str, account: str) -> None:
+    """Main menu → `link`; wait for that page of `account` (its address and its <h1>). From
+    a sub-account, Accounts leads to the agency's list: `account` is the agency then."""
+    tail, title = MENU[link]
+    menu = page.get_by_role("navigation", name="Main")
+    click_and_wait(page, menu.get_by_role("link", name=link, exact=True),
+                   url=account_url(tail), heading=f"{title} · {account}")

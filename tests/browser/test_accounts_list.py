@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories as f
+from tests.browser.conftest import htmx_settled, htmx_swap, navigation, open_menu
 
 pytestmark = pytest.mark.browser
 
@@ -32,9 +33,7 @@ def names(page: Page):
 
 
 def open_accounts(page: Page) -> None:
-    nav = page.get_by_role("navigation", name="Main")
-    nav.get_by_role("link", name="Accounts", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Accounts · Northwind Agency")
+    open_menu(page, "Accounts", "Northwind Agency")
 
 
 def test_canceled_filter_updates_the_table_in_place(page: Page, agency_owner, sign_in):
@@ -46,7 +45,8 @@ def test_canceled_filter_updates_the_table_in_place(page: Page, agency_owner, si
     page.get_by_text("Filter", exact=True).click()
     show = page.get_by_label("Show")
     expect(show).to_be_visible()
-    with page.expect_response(re.compile(r"/sub-accounts\?.*status=canceled")) as answer:
+    with htmx_swap(page), page.expect_response(
+            re.compile(r"/sub-accounts\?.*status=canceled")) as answer:
         show.select_option(label="Canceled sub-accounts")
     assert answer.value.request.headers.get("hx-request") == "true"
     assert "<html" not in answer.value.text()  # the results block, not a page
@@ -57,14 +57,17 @@ def test_canceled_filter_updates_the_table_in_place(page: Page, agency_owner, si
     assert page.evaluate("window.notReloaded") is True
 
     # The pushed URL is a page of its own.
-    page.reload()
+    with navigation(page, url=re.compile(r"status=canceled"),
+                    heading="Accounts · Northwind Agency"):
+        page.reload()
     assert page.evaluate("window.notReloaded") is None
     expect(names(page)).to_have_text(CANCELED)
     expect(page.get_by_label("Show")).to_be_visible()  # the panel opens on a non-default filter
     expect(page.get_by_label("Show")).to_have_value("canceled")
 
     # Back to every sub-account, the same way.
-    page.get_by_label("Show").select_option(label="All sub-accounts")
+    with htmx_swap(page):
+        page.get_by_label("Show").select_option(label="All sub-accounts")
     expect(names(page)).to_have_text(sorted(ACTIVE + CANCELED))
     expect(page).to_have_url(re.compile(r"status=all"))
 
@@ -75,20 +78,25 @@ def test_search_by_name_narrows_the_list(page: Page, agency_owner, sign_in):
     expect(names(page)).to_have_text(ACTIVE)
     page.evaluate("window.notReloaded = true")
 
-    page.get_by_label("Search by name").press_sequentially("harb")
+    with htmx_swap(page):  # a search as you type, once typing pauses
+        page.get_by_label("Search by name").press_sequentially("harb")
     expect(names(page)).to_have_text(["Harbor Law"])
     expect(page.locator("#results")).to_contain_text("Active sub-accounts matching “harb”")
     expect(page).to_have_url(re.compile(r"q=harb"))
+    htmx_settled(page)  # the last search's swap, if typing paused more than once
 
     # The search and the filter combine.
     page.get_by_text("Filter", exact=True).click()
-    page.get_by_label("Show").select_option(label="All sub-accounts")
+    with htmx_swap(page):
+        page.get_by_label("Show").select_option(label="All sub-accounts")
     expect(names(page)).to_have_text(["Harbor Law", "Old Harbor Cafe"])
 
-    page.get_by_label("Search by name").fill("no such name")
+    with htmx_swap(page):
+        page.get_by_label("Search by name").fill("no such name")
     expect(page.locator("#results tbody")).to_have_text("No sub-accounts to show.")
     assert page.evaluate("window.notReloaded") is True
 
-    page.reload()
+    with navigation(page, url=re.compile(r"q=no"), heading="Accounts · Northwind Agency"):
+        page.reload()
     expect(page.get_by_label("Search by name")).to_have_value("no such name")
     expect(page.locator("#results tbody")).to_have_text("No sub-accounts to show.")

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from portal.services import demo
+from tests.browser.conftest import account_url, click_and_swap, click_and_wait, open_menu
 
 pytestmark = pytest.mark.browser
 
@@ -24,25 +25,20 @@ def demo_agency(session):
     session.commit()
 
 
-def nav(page: Page):
-    return page.get_by_role("navigation", name="Main")
-
-
-def open_parent_settings(page: Page) -> None:
-    nav(page).get_by_role("link", name="Parent Settings").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Parent Settings · Northwind Agency")
+PARENT = {"url": account_url("parent"), "heading": "Parent Settings · Northwind Agency"}
+REVIEW = "Cancel Northwind Agency"
 
 
 def start_canceling(page: Page):
     """Parent Settings → Status → the button → the pop-up → Cancel Agency → the review."""
-    open_parent_settings(page)
-    page.get_by_role("region", name="Status").get_by_role(
-        "link", name="Cancel Agency Account & All Sub-Accounts").click()
+    open_menu(page, "Parent Settings", "Northwind Agency")
+    click_and_swap(page, page.get_by_role("region", name="Status").get_by_role(
+        "link", name="Cancel Agency Account & All Sub-Accounts"))
     popup = page.get_by_role("dialog", name="Cancel Agency Account & All Sub-Accounts")
     expect(popup).to_be_visible()
     assert popup.evaluate("d => d.matches(':modal')")
-    popup.get_by_role("link", name="Cancel Agency").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel Northwind Agency")
+    click_and_wait(page, popup.get_by_role("link", name="Cancel Agency"),
+                   url=account_url("parent/cancel/review"), heading=REVIEW)
     return page.get_by_role("region", name="Sub-accounts still active")
 
 
@@ -61,14 +57,12 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
     screenshot(page, "agency-cancel-review")
 
     # Transfer the customer-billed one out first.
-    review.get_by_role("row", name=re.compile("Cedar Law Group")).get_by_role(
-        "link", name="Transfer").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Transfer Cedar Law Group out of Northwind Agency")
+    click_and_wait(page, review.get_by_role("row", name=re.compile("Cedar Law Group")).get_by_role(
+        "link", name="Transfer"), url=account_url("transfer"),
+        heading="Transfer Cedar Law Group out of Northwind Agency")
     page.get_by_label("New owner's email").fill(NEW_OWNER)
     page.get_by_label("Plan").select_option("Essentials")
-    page.get_by_role("button", name="Transfer").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Parent Settings · Northwind Agency")
+    click_and_wait(page, page.get_by_role("button", name="Transfer"), **PARENT)
     expect(page.get_by_role("status").filter(has_text="standalone")).to_have_text(
         "Cedar Law Group is now a standalone account; the agency no longer reaches it. "
         f"We emailed {NEW_OWNER} that they own it now.")
@@ -80,17 +74,16 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
     review = start_canceling(page)
     expect(sub_names(review)).to_have_text([n for n in STILL_ACTIVE if n != "Cedar Law Group"])
     why = page.get_by_role("region", name="Why are you canceling?")
-    why.get_by_role("button", name="Cancel Agency").click()
+    click_and_wait(page, why.get_by_role("button", name="Cancel Agency"), heading=REVIEW)
     expect(why.get_by_label("Reason")).to_have_attribute("aria-invalid", "true")
     expect(why).to_contain_text("Choose why you are canceling.")
     expect(page.get_by_test_id("account-status")).to_have_count(0)  # still on the review
 
     why.get_by_label("Reason").select_option("Moving to another provider")
     why.get_by_label("Comments").fill("Consolidating our tools.")
-    why.get_by_role("button", name="Cancel Agency").click()
+    click_and_wait(page, why.get_by_role("button", name="Cancel Agency"), **PARENT)
 
     # Canceled, with its four remaining sub-accounts; reactivated only through support.
-    expect(page.get_by_role("heading", level=1)).to_have_text("Parent Settings · Northwind Agency")
     expect(page.get_by_role("status").filter(has_text="numbers released")).to_have_text(
         "Northwind Agency and 4 sub-accounts are canceled and their numbers released.")
     status = page.get_by_role("region", name="Status")
@@ -106,21 +99,21 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
         "Canceled the agency and all sub-accounts. Reason: Moving to another provider")
     screenshot(page, "agency-canceled")
 
-    status.get_by_role("button", name="Ask support to reactivate the agency").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Support requests · Northwind Agency")
+    click_and_wait(page, status.get_by_role("button", name="Ask support to reactivate the agency"),
+                   url=account_url("support/"), heading="Support requests · Northwind Agency")
     requests = page.get_by_role("region", name="Requests").locator("tbody tr")
     expect(requests).to_have_count(1)
     expect(requests).to_contain_text("Reactivate a canceled agency")
 
     # Every remaining sub-account went with it.
-    nav(page).get_by_role("link", name="Accounts", exact=True).click()
+    open_menu(page, "Accounts", "Northwind Agency")
     expect(page.locator("#results tbody")).to_have_text("No sub-accounts to show.")
 
     # The transferred account is still active, standalone, for its new owner.
-    page.get_by_role("button", name="Sign out").click()
     # Wait for the sign-out to land: its new session cookie must not replace the one the
     # next sign-in form's CSRF token belongs to.
+    click_and_wait(page, page.get_by_role("button", name="Sign out"), url="/login",
+                   heading="Sign in")
     expect(page.get_by_text("You have signed out.")).to_be_visible()
     sign_in(NEW_OWNER, demo.PASSWORD)
     expect(page.get_by_test_id("current-account")).to_have_text("Cedar Law Group")
@@ -134,8 +127,8 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
     expect(page.get_by_test_id("canceled-banner")).to_have_count(0)
     expect(page.get_by_role("region", name="Activity")).to_contain_text(
         "Became a standalone account (from Northwind Agency)")
-    nav(page).get_by_role("link", name="Tracking Numbers").click()
+    open_menu(page, "Tracking Numbers", "Cedar Law Group")
     expect(page.locator("main tbody tr")).to_have_count(3)
     expect(page.locator("main tbody")).not_to_contain_text("No active tracking numbers.")
-    nav(page).get_by_role("link", name="Call History").click()
+    open_menu(page, "Call History", "Cedar Law Group")
     expect(page.locator("#results tbody tr")).to_have_count(3)

@@ -21,7 +21,19 @@ from portal.models import Cause, LedgerKind
 from portal.services import billing, ledger, payment_methods, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
-from tests.browser.conftest import ARTIFACTS, TIMEOUT_MS, htmx_settled
+from tests.browser.conftest import (
+    ARTIFACTS,
+    TIMEOUT_MS,
+    account_url,
+    click_and_swap,
+    click_and_wait,
+    expect_page,
+    goto,
+    htmx_settled,
+    htmx_swap,
+    navigation,
+    open_menu,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,17 +41,15 @@ VISA, MASTERCARD, DECLINED = "4242424242424242", "5555555555554444", "4000000000
 EXP_YEAR = str(datetime.now(UTC).year + 3)
 CSV_HEADER = "created_at_utc,kind,description,amount,balance_after,cause,reference"
 RECEIPT = re.compile(r"R-\d{8}")
+# Billing Settings again: after a dialog's Save (HX-Redirect), a payment, a reload.
+BILLING = {"url": account_url("billing/"), "heading": "Billing Settings · Harbor Dental"}
+LOGS = {"url": account_url("billing/logs"), "heading": "Billing Logs · Harbor Dental"}
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def nav(page: Page):
-    return page.get_by_role("navigation", name="Main")
-
-
 def open_billing(page: Page, name: str = "Harbor Dental") -> None:
-    nav(page).get_by_role("link", name="Billing Settings").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Billing Settings · {name}")
+    open_menu(page, "Billing Settings", name)
 
 
 def flash(page: Page, text: str):
@@ -82,30 +92,36 @@ def fill_card(dialog, holder: str, number: str, month: str = "12", year: str = E
 
 
 def add_card_in_dialog(page: Page, holder: str, number: str) -> None:
-    section(page, "Payment Methods").get_by_role("link", name="New Credit Card").click()
+    click_and_swap(page, section(page, "Payment Methods").get_by_role(
+        "link", name="New Credit Card"))
     dialog = card_dialog(page)
     expect(dialog).to_be_visible()
     assert dialog.evaluate("d => d.matches(':modal')"), "the dialog opens as a modal"
     fill_card(dialog, holder, number)
-    dialog.get_by_role("button", name="Save").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Save"), **BILLING)
     expect(dialog).to_have_count(0)
 
 
 def set_role_with_pencil(page: Page, method: str, role: str) -> None:
-    methods_table(page).get_by_role("link", name=f"Edit {method}").click()
+    click_and_swap(page, methods_table(page).get_by_role("link", name=f"Edit {method}"))
     dialog = page.get_by_role("dialog", name=method)
     expect(dialog).to_be_visible()
     expect(dialog.get_by_role("group", name="Use this method as")).to_be_visible()
     dialog.get_by_role("radio", name=re.compile(rf"^{role}\b")).check()
-    dialog.get_by_role("button", name="Save").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Save"), **BILLING)
     expect(dialog).to_have_count(0)
 
 
-def make_payment(page: Page, method_option: str, amount: str) -> None:
+def make_payment(page: Page, method_option: str, amount: str, declined: bool = False) -> None:
+    """Charged: Billing Settings again, with the flash. Declined: the section, in place."""
     payment = section(page, "Make a Payment")
     payment.get_by_label("Pay with").select_option(label=method_option)
     payment.get_by_label("Amount ($)").fill(amount)
-    payment.get_by_role("button", name="Make a Payment").click()
+    button = payment.get_by_role("button", name="Make a Payment")
+    if declined:
+        click_and_swap(page, button)
+    else:
+        click_and_wait(page, button, **BILLING)
 
 
 def payment_rows(page: Page):
@@ -210,10 +226,10 @@ def test_add_cards_and_swap_primary_and_backup_with_the_pencil(page: Page, custo
 def test_a_bad_card_number_shows_the_message_in_the_dialog(page: Page, customer, sign_in):
     sign_in(customer.email)
     open_billing(page)
-    page.get_by_role("link", name="New Credit Card").click()
+    click_and_swap(page, page.get_by_role("link", name="New Credit Card"))
     dialog = card_dialog(page)
     fill_card(dialog, "Dana Reyes", "4242424242424241")  # fails the Luhn check
-    dialog.get_by_role("button", name="Save").click()
+    click_and_swap(page, dialog.get_by_role("button", name="Save"))  # the dialog again
     number = dialog.get_by_label("Card number")
     expect(number).to_have_attribute("aria-invalid", "true")
     expect(dialog.locator("#number-error")).to_be_visible()
@@ -235,7 +251,7 @@ def test_the_new_card_dialog_shows_every_field_whole(page: Page, customer, sign_
     page.set_viewport_size({"width": width, "height": 844})
     sign_in(customer.email)
     open_billing(page)
-    page.get_by_role("link", name="New Credit Card").click()
+    click_and_swap(page, page.get_by_role("link", name="New Credit Card"))
     dialog = card_dialog(page)
     expect(dialog).to_be_visible()
     viewport_screenshot_of_dialog(page, f"billing-new-card-dialog-{width}")
@@ -269,13 +285,13 @@ def test_cancel_in_a_dialog_just_closes_it(page: Page, session, customer, sign_i
     open_billing(page)
     mark_not_reloaded(page)
     link = section(page, "Payment Methods").get_by_role("link", name=opener, exact=True)
-    link.click()
+    click_and_swap(page, link)
     dialog = page.get_by_role("dialog", name=title)
     expect(dialog).to_be_visible()
 
     dialog.get_by_role("link", name=dismiss).click()
     expect(dialog).to_have_count(0)
-    page.wait_for_load_state("networkidle")  # whatever the click sent has come back
+    htmx_settled(page)  # whatever the click sent has come back
     # Nothing was loaded into the dialog's slot: one heading, one menu, one of each section.
     expect(page.get_by_role("heading", level=1)).to_have_count(1)
     expect(page.get_by_role("navigation", name="Main")).to_have_count(1)
@@ -297,7 +313,7 @@ def test_auto_recharge_saves_in_place_and_explains_a_bad_amount(page: Page, cust
 
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     recharge.get_by_label("Recharge the balance up to ($)").fill("50")
-    recharge.get_by_role("button", name="Save recharge settings").click()
+    click_and_swap(page, recharge.get_by_role("button", name="Save recharge settings"))
     expect(recharge.get_by_role("status")).to_have_text(
         "Saved: when the balance falls below $15.00, the Primary method is charged to bring "
         "it back up to $50.00.")
@@ -310,7 +326,7 @@ def test_auto_recharge_saves_in_place_and_explains_a_bad_amount(page: Page, cust
     # A recharge amount below the threshold: the message beside the field.
     amount = recharge.get_by_label("Recharge the balance up to ($)")
     amount.fill("10")
-    recharge.get_by_role("button", name="Save recharge settings").click()
+    click_and_swap(page, recharge.get_by_role("button", name="Save recharge settings"))
     message = ("The recharge amount must be more than the threshold ($15.00): the balance is "
                "recharged up to it.")
     expect(recharge.locator("#amount-error")).to_have_text(message)
@@ -323,7 +339,8 @@ def test_auto_recharge_saves_in_place_and_explains_a_bad_amount(page: Page, cust
     assert_not_reloaded(page)
 
     # Nothing was saved: the page, loaded again, shows $50.00.
-    page.reload()
+    with navigation(page, **BILLING):
+        page.reload()
     expect(section(page, "Balance Auto Recharge Settings")
            .get_by_label("Recharge the balance up to ($)")).to_have_value("50.00")
 
@@ -337,7 +354,8 @@ def test_enter_in_a_field_keeps_focus_there_after_the_error(page: Page, customer
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     amount = recharge.get_by_label("Recharge the balance up to ($)")
     amount.fill("10")
-    amount.press("Enter")
+    with htmx_swap(page):
+        amount.press("Enter")
     expect(amount).to_have_attribute("aria-invalid", "true")
     expect(amount).to_be_focused()
 
@@ -360,7 +378,8 @@ def test_an_error_after_the_button_leaves_focus_in_the_section(page: Page, sessi
     for label, value in fill.items():
         area.get_by_label(label).fill(value)
     area.get_by_role("button", name=button).focus()
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     invalid = area.locator("[aria-invalid=true]")
     expect(invalid).to_have_count(1)
     expect(invalid).to_be_focused()
@@ -379,7 +398,8 @@ def test_saving_recharge_below_the_threshold_charges_and_shows_the_new_balance(
     recharge = section(page, "Balance Auto Recharge Settings")
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     recharge.get_by_label("Recharge the balance up to ($)").fill("50")
-    recharge.get_by_role("button", name="Save recharge settings").click()
+    # Money moved: Billing Settings loaded again (HX-Redirect), not the section in place.
+    click_and_wait(page, recharge.get_by_role("button", name="Save recharge settings"), **BILLING)
     expect(flash(page, "Saved")).to_contain_text(re.compile(
         r"The balance was below the threshold: \$50\.00 was charged to Visa ending 4242 "
         r"\(receipt R-\d{8}\)\."))
@@ -426,9 +446,8 @@ def test_make_a_payment_and_open_its_receipt(page: Page, with_cards, sign_in, sc
         eye.click()
     receipt = new_tab.value
     receipt.set_default_timeout(TIMEOUT_MS)
-    receipt.wait_for_load_state()
+    expect_page(receipt, url=eye.get_attribute("href"), heading="Receipt")
     expect(receipt).to_have_title(f"Receipt {receipt_number} · Harbor Dental")
-    expect(receipt.get_by_role("heading", level=1)).to_have_text("Receipt")
     body = receipt.get_by_role("main")
     expect(body).to_contain_text(receipt_number)
     expect(receipt.get_by_role("row", name=re.compile("^Payment method"))).to_contain_text(
@@ -441,15 +460,14 @@ def test_make_a_payment_and_open_its_receipt(page: Page, with_cards, sign_in, sc
     receipt.set_viewport_size({"width": 390, "height": 844})
     screenshot(receipt, "billing-receipt-phone")
 
-    receipt.get_by_role("link", name="Back to Billing Settings").click()
-    expect(receipt.get_by_role("heading", level=1)).to_have_text(
-        "Billing Settings · Harbor Dental")
+    click_and_wait(receipt, receipt.get_by_role("link", name="Back to Billing Settings"),
+                   **BILLING)
     receipt.close()
 
     # All payments: the full history page, with the same row.
-    section(page, "Account Payment History").get_by_role("link", name="All payments").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Account Payment History · Harbor Dental")
+    click_and_wait(page, section(page, "Account Payment History").get_by_role(
+        "link", name="All payments"), url=account_url("billing/payments"),
+        heading="Account Payment History · Harbor Dental")
     expect(page.locator("#results")).to_contain_text("Payments 1–1 of 1")
     expect(page.get_by_role("link", name=f"Receipt {receipt_number}")).to_be_visible()
 
@@ -461,7 +479,8 @@ def test_a_payment_twice_from_the_same_form_charges_once(page: Page, with_cards,
     open_billing(page)
     payment = section(page, "Make a Payment")
     payment.get_by_label("Amount ($)").fill("30")
-    payment.get_by_role("button", name="Make a Payment").dblclick()
+    with navigation(page, **BILLING):
+        payment.get_by_role("button", name="Make a Payment").dblclick()
     expect(flash(page, "Thank you")).to_be_visible()
     expect(balance(page)).to_have_text("$30.00")
     expect(payment_rows(page)).to_have_count(1)
@@ -475,7 +494,7 @@ def test_a_declined_payment_explains_why_and_leaves_the_balance(page: Page,
     sign_in(with_declining_card.email)
     open_billing(page)
     mark_not_reloaded(page)
-    make_payment(page, "Visa ending 0002 (Primary)", "30")
+    make_payment(page, "Visa ending 0002 (Primary)", "30", declined=True)
     payment = section(page, "Make a Payment")
     expect(payment.get_by_role("alert")).to_have_text(
         "The payment failed: The card was declined. Nothing was charged.")
@@ -487,7 +506,8 @@ def test_a_declined_payment_explains_why_and_leaves_the_balance(page: Page,
     screenshot(page, "billing-payment-declined")
 
     # Loaded again: the failed attempt is in the history, with the reason; balance unchanged.
-    page.reload()
+    with navigation(page, **BILLING):
+        page.reload()
     expect(balance(page)).to_have_text("$0.00")
     rows = payment_rows(page)
     expect(rows).to_have_count(1)
@@ -519,9 +539,8 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
                                                      screenshot):
     sign_in(with_logs.email)
     open_billing(page)
-    section(page, "Billing Logs").get_by_role(
-        "link", name="View, search and export the billing logs").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Billing Logs · Harbor Dental")
+    click_and_wait(page, section(page, "Billing Logs").get_by_role(
+        "link", name="View, search and export the billing logs"), **LOGS)
     results = page.locator("#results")
     expect(results).to_contain_text("Entries 1–50, newest first")
     expect(log_rows(page)).to_have_count(50)
@@ -530,7 +549,8 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
     mark_not_reloaded(page)
 
     # Search by text: the table updates as you type, and the URL follows.
-    page.get_by_role("searchbox", name="Search").fill("transcription")
+    with htmx_swap(page):
+        page.get_by_role("searchbox", name="Search").fill("transcription")
     expect(log_rows(page)).to_have_count(5)
     expect(log_rows(page).locator("td:nth-child(3)")).to_have_text(
         ["Usage: 20 transcription minutes"] * 5)
@@ -539,9 +559,11 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
     expect(results).to_have_count(1)
 
     # Filter by kind.
-    page.get_by_role("searchbox", name="Search").fill("")
+    with htmx_swap(page):
+        page.get_by_role("searchbox", name="Search").fill("")
     expect(log_rows(page)).to_have_count(50)
-    page.get_by_label("Kind").select_option(label="Adjustment")
+    with htmx_swap(page):
+        page.get_by_label("Kind").select_option(label="Adjustment")
     expect(log_rows(page)).to_have_count(1)
     expect(log_rows(page).first.locator("td")).to_have_text(
         [re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"), "Adjustment", "Opening credit",
@@ -549,12 +571,13 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
     expect(page).to_have_url(re.compile(r"kind=adjustment"))
 
     # Usage: 55 entries, two pages; Older → shows the rest, in place.
-    page.get_by_label("Kind").select_option(label="Usage")
+    with htmx_swap(page):
+        page.get_by_label("Kind").select_option(label="Usage")
     expect(results).to_contain_text("Entries 1–50, newest first")
     expect(log_rows(page).locator("td:nth-child(2)")).to_have_text(["Usage"] * 50)
     pages = page.get_by_role("navigation", name="Pages")
     expect(pages).to_contain_text("Page 1")
-    pages.get_by_role("link", name="Older →").click()
+    click_and_swap(page, pages.get_by_role("link", name="Older →"))
     expect(results).to_contain_text("Entries 51–55, newest first")
     expect(log_rows(page)).to_have_count(5)
     expect(log_rows(page).locator("td:nth-child(3)")).to_have_text(
@@ -562,12 +585,13 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
     expect(page).to_have_url(re.compile(r"page=2"))
     expect(page).to_have_url(re.compile(r"kind=usage"))
     expect(results).to_have_count(1)
-    pages.get_by_role("link", name="← Newer").click()
+    click_and_swap(page, pages.get_by_role("link", name="← Newer"))
     expect(results).to_contain_text("Entries 1–50, newest first")
     assert_not_reloaded(page)
 
     # Search within the kind, and export what is shown.
-    page.get_by_role("searchbox", name="Search").fill("transcription")
+    with htmx_swap(page):
+        page.get_by_role("searchbox", name="Search").fill("transcription")
     expect(log_rows(page)).to_have_count(5)
     expect(page.get_by_label("Kind")).to_have_value("usage")
     with page.expect_download() as download:
@@ -590,7 +614,8 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
     assert balances == sorted(balances, reverse=True)
 
     # Back and forward through the pushed URLs restore the filters.
-    page.go_back()
+    with navigation(page, url=re.compile(r"/billing/logs\?"), heading=LOGS["heading"]):
+        page.go_back()
     expect(page.get_by_role("searchbox", name="Search")).to_have_value("")
     expect(log_rows(page)).to_have_count(50)
 
@@ -598,10 +623,11 @@ def test_billing_logs_search_filter_page_and_export(page: Page, with_logs, sign_
 def test_billing_logs_with_a_date_range_the_wrong_way_round(page: Page, with_logs, sign_in):
     sign_in(with_logs.email)
     open_billing(page)
-    page.get_by_role("link", name="View, search and export the billing logs").click()
+    click_and_wait(page, page.get_by_role(
+        "link", name="View, search and export the billing logs"), **LOGS)
     page.get_by_label("From").fill("2030-03-04")
     page.get_by_label("To").fill("2030-03-02")
-    page.get_by_role("button", name="Apply").click()
+    click_and_swap(page, page.get_by_role("button", name="Apply"))
     expect(page.locator("#results").get_by_role("alert")).to_have_text(
         "To must be on or after From.")
     expect(log_rows(page)).to_have_count(0)
@@ -614,9 +640,9 @@ def test_new_credit_card_with_the_keyboard_alone(page: Page, customer, sign_in):
     open_billing(page)
     opener = section(page, "Payment Methods").get_by_role("link", name="New Credit Card")
 
-    htmx_settled(page)
     opener.focus()
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     dialog = card_dialog(page)
     expect(dialog).to_be_visible()
     fields = [dialog.get_by_label(label) for label in
@@ -639,13 +665,15 @@ def test_new_credit_card_with_the_keyboard_alone(page: Page, customer, sign_in):
     expect(opener).to_be_focused()
 
     # Enter again, type everything, Enter in the last field sends it.
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     expect(fields[0]).to_be_focused()
     for value in ("Dana Reyes", VISA, "12", EXP_YEAR, "123"):
         page.keyboard.type(value)
         page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Save")).to_be_focused()
-    page.keyboard.press("Enter")
+    with navigation(page, **BILLING):
+        page.keyboard.press("Enter")
     expect(flash(page, "was added")).to_contain_text("Visa ending 4242")
     expect(page.locator("dialog")).to_have_count(0)
     expect_roles(page, {"Visa ending 4242": "Primary"})
@@ -653,7 +681,8 @@ def test_new_credit_card_with_the_keyboard_alone(page: Page, customer, sign_in):
     # The pencil with the keyboard: Escape gives focus back to it.
     pencil = methods_table(page).get_by_role("link", name="Edit Visa ending 4242")
     pencil.focus()
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     edit = page.get_by_role("dialog", name="Visa ending 4242")
     expect(edit).to_be_visible()
     expect(edit.get_by_role("radio", name=re.compile("^Primary"))).to_be_focused()
@@ -677,21 +706,21 @@ def no_js_page(browser: Browser, base_url, app):
 def test_without_javascript_add_a_card_and_make_a_payment(no_js_page: Page, customer,
                                                          screenshot):
     page = no_js_page
-    page.goto("/login")
+    goto(page, "/login", heading="Sign in")
     page.get_by_label("Email").fill(customer.email)
     page.get_by_label("Password").fill(f.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    click_and_wait(page, page.get_by_role("button", name="Sign in"),
+                   url=account_url(), heading="Account Settings · Harbor Dental")
     expect(page.get_by_test_id("current-account")).to_be_visible()
     open_billing(page)
 
     # New Credit Card: a page of its own, posted as a plain form.
-    page.get_by_role("link", name="New Credit Card").click()
-    expect(page).to_have_url(re.compile(r"/billing/payment-methods/new-card$"))
+    click_and_wait(page, page.get_by_role("link", name="New Credit Card"),
+                   url=account_url("billing/payment-methods/new-card"))
     dialog = card_dialog(page)
     expect(dialog).to_be_visible()
     fill_card(dialog, "Dana Reyes", VISA)
-    dialog.get_by_role("button", name="Save").click()
-    expect(page).to_have_url(re.compile(r"/billing/$"))
+    click_and_wait(page, dialog.get_by_role("button", name="Save"), **BILLING)
     expect(flash(page, "was added")).to_contain_text("as the Primary method")
     expect_roles(page, {"Visa ending 4242": "Primary"})
 
@@ -699,14 +728,14 @@ def test_without_javascript_add_a_card_and_make_a_payment(no_js_page: Page, cust
     recharge = section(page, "Balance Auto Recharge Settings")
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     recharge.get_by_label("Recharge the balance up to ($)").fill("10")
-    recharge.get_by_role("button", name="Save recharge settings").click()
+    click_and_wait(page, recharge.get_by_role("button", name="Save recharge settings"),
+                   heading=BILLING["heading"])
     expect(recharge.get_by_label("Recharge the balance up to ($)")
            ).to_have_attribute("aria-invalid", "true")
     expect(recharge.locator("#amount-error")).to_contain_text("must be more than the threshold")
 
     # Make a Payment: a plain post, then the page with the flash.
     make_payment(page, "Visa ending 4242 (Primary)", "30")
-    expect(page).to_have_url(re.compile(r"/billing/$"))
     expect(flash(page, "Thank you")).to_contain_text("$30.00 was charged to Visa ending 4242")
     expect(balance(page)).to_have_text("$30.00")
     expect(payment_rows(page)).to_have_count(1)

@@ -26,7 +26,16 @@ from playwright.sync_api import Browser, Page, expect
 from billing_links import emails, links
 from billing_links import service as link_service
 from tests import factories as f
-from tests.browser.conftest import ARTIFACTS, TIMEOUT_MS
+from tests.browser.conftest import (
+    ARTIFACTS,
+    TIMEOUT_MS,
+    account_url,
+    click_and_swap,
+    click_and_wait,
+    goto,
+    navigation,
+    open_menu,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +48,8 @@ MESSAGE = "Hi Pat,\nfrom next month Bayside Dental pays its own calls. Thanks!"
 WARNING = ("The current billing information for the account will be lost, and any available "
            "balance will be added to your agency's current balance")
 RECEIPT = re.compile(r"R-\d{8}")
+ACCOUNTS = {"url": account_url("sub-accounts"), "heading": f"Accounts · {AGENCY}"}
+PAY_PAGE, DONE = f"Set up billing for {SUB}", "Thank you: billing is set up"
 
 
 # ----------------------------------------------------------------------------- data
@@ -68,22 +79,16 @@ def customer_page(browser: Browser, base_url, app):
 
 # ----------------------------------------------------------------------------- helpers
 
-def nav(page: Page):
-    return page.get_by_role("navigation", name="Main")
-
-
 def flash(page: Page, text: str):
     return page.get_by_role("status").filter(has_text=text)
 
 
 def open_accounts(page: Page) -> None:
-    nav(page).get_by_role("link", name="Accounts", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Accounts · {AGENCY}")
+    open_menu(page, "Accounts", AGENCY)
 
 
 def open_agency_billing(page: Page) -> None:
-    nav(page).get_by_role("link", name="Billing Settings").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Billing Settings · {AGENCY}")
+    open_menu(page, "Billing Settings", AGENCY)
 
 
 def billing_cell(page: Page, name: str = SUB):
@@ -99,7 +104,8 @@ def billing_dialog(page: Page, name: str = SUB):
 
 
 def open_pencil(page: Page, name: str = SUB):
-    billing_cell(page, name).get_by_role("link", name=f"Edit billing of {name}").click()
+    click_and_swap(page, billing_cell(page, name).get_by_role(
+        "link", name=f"Edit billing of {name}"))
     dialog = billing_dialog(page, name)
     expect(dialog).to_be_visible()
     assert dialog.evaluate("d => d.matches(':modal')"), "the pencil's dialog opens as a modal"
@@ -188,7 +194,7 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     email.fill(CUSTOMER_EMAIL)
     amount.fill("40")
     dialog.get_by_label("Email message").fill(MESSAGE)
-    dialog.get_by_role("button", name="Email Client").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Email Client"), **ACCOUNTS)
 
     # Back on Accounts: still on agency billing, the request pending.
     expect(dialog).to_have_count(0)
@@ -202,12 +208,12 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     screenshots(page, "billing-link-accounts-pending", problems)
 
     # The email, on the dev outbox page: the message, the amount, the link.
-    page.goto("/dev/outbox")
+    goto(page, "/dev/outbox", heading="Outbox · development only")
     subject = f"{AGENCY}: set up billing for {SUB}"
     mail_row = page.get_by_test_id("outbox").locator("tbody tr").filter(has_text=CUSTOMER_EMAIL)
     expect(mail_row).to_have_count(1)
-    mail_row.get_by_role("link", name=subject).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(subject)
+    click_and_wait(page, mail_row.get_by_role("link", name=subject),
+                   url=re.compile(r"/dev/outbox/\d+$"), heading=subject)
     expect(page.get_by_test_id("to")).to_have_text(CUSTOMER_EMAIL)
     body = page.get_by_test_id("text-body")
     expect(body).to_contain_text("Hi Pat,")
@@ -220,11 +226,10 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
 
     # The customer's browser: no session, the agency, the sub-account, the amount asked.
     customer = customer_page
-    response = customer.goto(path)
+    response = goto(customer, path, heading=PAY_PAGE)
     assert response.status == 200
     assert response.headers["referrer-policy"] == "no-referrer"
     assert "no-store" in response.headers["cache-control"]
-    expect(customer.get_by_role("heading", level=1)).to_have_text(f"Set up billing for {SUB}")
     expect(customer.locator("main")).to_contain_text(
         f"{AGENCY} asks you to pay for {SUB}'s usage from its own balance.")
     expect(customer.get_by_test_id("requested")).to_have_text("$40.00")
@@ -236,7 +241,7 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     # Less than asked: the message by the amount, the card number and CVC never echoed.
     customer.get_by_label("Payment amount ($)").fill("30")
     fill_card(customer, VISA)
-    pay_button(customer).click()
+    click_and_wait(customer, pay_button(customer), url=path, heading=PAY_PAGE)  # posted back
     amount_field = customer.get_by_label("Payment amount ($)")
     expect(amount_field).to_have_attribute("aria-invalid", "true")
     message = f"The payment must be at least $40.00, the starting balance {AGENCY} asked for."
@@ -251,9 +256,9 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     # Pays $50.00 (more than asked is fine): thank you.
     amount_field.fill("50")
     fill_card(customer, VISA)
-    pay_button(customer).click()
+    click_and_wait(customer, pay_button(customer), url=path, heading=DONE)
     done = customer.get_by_test_id("link-done")
-    expect(done.get_by_role("heading", level=1)).to_have_text("Thank you: billing is set up")
+    expect(done.get_by_role("heading", level=1)).to_have_text(DONE)
     expect(done).to_contain_text("$50.00 was charged to Visa ending 4242 (receipt R-")
     expect(done).to_contain_text(f"{SUB} now pays its usage from its own balance. {AGENCY} "
                                  "has been told.")
@@ -262,7 +267,8 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
 
     # The agency's Accounts page (from the outbox, which has no menu: home first):
     # Balance from: customer, nothing pending.
-    page.get_by_role("link", name="Account Portal").click()
+    click_and_wait(page, page.get_by_role("link", name="Account Portal"), url=account_url(),
+                   heading=f"Account Settings · {AGENCY}")
     open_accounts(page)
     expect(page.get_by_test_id(f"billing-{agency.sub_id}")).to_have_text(
         "Balance from: customer")
@@ -270,7 +276,7 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     expect(billing_cell(page, "Harbor Law")).to_contain_text("Balance from: agency")
 
     # The link, opened again: already used.
-    response = customer.goto(path)
+    response = goto(customer, path, heading="This link was already used")
     assert response.status == 410
     problem = customer.get_by_test_id("link-problem")
     expect(problem).to_have_attribute("data-reason", "used")
@@ -290,7 +296,7 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     expect(dialog.get_by_role("heading", name="Remove from Agency Billing")).to_have_count(0)
     expect(dialog.locator(".note")).to_have_text(f"{WARNING} ($50.00).")
     screenshots(page, "billing-link-add-dialog", problems, full_page=False)
-    dialog.get_by_role("button", name="Add to Agency Billing").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Add to Agency Billing"), **ACCOUNTS)
 
     expect(dialog).to_have_count(0)
     expect(flash(page, "is on agency billing")).to_have_text(
@@ -327,11 +333,11 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
     path = link_path(url, app.config["EXTERNAL_BASE_URL"])
 
     customer = customer_page
-    customer.goto(path)
+    goto(customer, path, heading=PAY_PAGE)
     expect(customer.get_by_test_id("requested")).to_have_text("$25.00")
     expect(customer.locator("blockquote.agency-message")).to_have_count(0)  # no message
     fill_card(customer, DECLINED)
-    pay_button(customer).click()
+    click_and_wait(customer, pay_button(customer), url=path, heading=PAY_PAGE)
 
     alert = customer.get_by_role("alert")
     expect(alert).to_have_text("The payment didn't go through: The card was declined. Nothing "
@@ -350,12 +356,13 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
     # A retry on the same link (the form posts back to it): another card goes through.
     assert urlsplit(customer.url).path == path
     fill_card(customer, VISA)
-    pay_button(customer).click()
+    click_and_wait(customer, pay_button(customer), url=path, heading=DONE)
     done = customer.get_by_test_id("link-done")
-    expect(done.get_by_role("heading", level=1)).to_have_text("Thank you: billing is set up")
+    expect(done.get_by_role("heading", level=1)).to_have_text(DONE)
     expect(done).to_contain_text("$25.00 was charged to Visa ending 4242")
 
-    page.reload()
+    with navigation(page, **ACCOUNTS):
+        page.reload()
     expect(page.get_by_test_id(f"billing-{agency.sub_id}")).to_have_text(
         "Balance from: customer")
     assert not problems, "UI problems along the way:\n" + "\n".join(problems)

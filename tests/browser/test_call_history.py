@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories as f
+from tests.browser.conftest import click_and_swap, open_menu
 
 pytestmark = pytest.mark.browser
 
@@ -28,8 +29,7 @@ def started(page: Page):
 
 def test_call_history_filters_by_date(page: Page, customer, sign_in, screenshot):
     sign_in(customer)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Call History").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Call History · Harbor Dental")
+    open_menu(page, "Call History", "Harbor Dental")
     expect(started(page)).to_have_text([f"2026-03-0{d} 09:00" for d in (5, 4, 3, 2, 1)])
     expect(page.locator("#results")).to_contain_text("Calls 1–5 of 5")
     screenshot(page, "call-history")
@@ -37,14 +37,14 @@ def test_call_history_filters_by_date(page: Page, customer, sign_in, screenshot)
 
     page.get_by_label("From").fill("2026-03-02")
     page.get_by_label("To").fill("2026-03-03")
-    page.get_by_role("button", name="Filter").click()
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
     expect(started(page)).to_have_text(["2026-03-03 09:00", "2026-03-02 09:00"])
     expect(page).to_have_url(re.compile(r"from=2026-03-02&to=2026-03-03"))
     assert page.evaluate("window.notReloaded") is True
 
     # A range the wrong way round: the message, no rows.
     page.get_by_label("From").fill("2026-03-04")
-    page.get_by_role("button", name="Filter").click()
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
     expect(page.get_by_role("alert")).to_have_text("To must be on or after From.")
     expect(started(page)).to_have_count(0)
 
@@ -60,17 +60,17 @@ def busy_customer(session):
 
 def test_next_and_previous_pages_swap_the_results_in_place(page: Page, busy_customer, sign_in):
     sign_in(busy_customer)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Call History").click()
+    open_menu(page, "Call History", "Harbor Dental")
     expect(page.locator("#results")).to_contain_text("Calls 1–50 of 55")
     page.evaluate("window.notReloaded = true")
 
-    page.get_by_role("link", name="Next →").click()
+    click_and_swap(page, page.get_by_role("link", name="Next →"))
     expect(page.locator("#results")).to_contain_text("Calls 51–55 of 55")
     expect(page.locator("#results")).to_have_count(1)  # replaced, not nested inside itself
     expect(started(page)).to_have_count(5)
     expect(page).to_have_url(re.compile(r"page=2"))
 
-    page.get_by_role("link", name="← Previous").click()
+    click_and_swap(page, page.get_by_role("link", name="← Previous"))
     expect(page.locator("#results")).to_contain_text("Calls 1–50 of 55")
     expect(page.locator("#results")).to_have_count(1)
     assert page.evaluate("window.notReloaded") is True

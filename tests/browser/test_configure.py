@@ -18,7 +18,14 @@ from sqlalchemy import select
 from portal.models import Account, AgentStatus, CallQueue, Membership, Preset, Role
 from portal.services import agents, presets
 from tests import factories as f
-from tests.browser.conftest import htmx_settled
+from tests.browser.conftest import (
+    account_url,
+    click_and_swap,
+    click_and_wait,
+    htmx_swap,
+    navigation,
+    open_menu,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -63,10 +70,13 @@ def heading(page: Page):
 
 
 def nav_to(page: Page, name: str, account: str = ACCOUNT) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name,
-                                                            exact=True).click()
-    expect(heading(page)).to_contain_text(f"{name} · {account}")
-    htmx_settled(page)
+    open_menu(page, name, account)
+
+
+# The pages a click leads to (HX-Redirect after a dialog's or a form's success).
+STATUSES = {"url": account_url("agent-statuses/"), "heading": f"Agent Statuses · {ACCOUNT}"}
+QUEUES = {"url": account_url("call-queues"), "heading": f"Call Queues · {ACCOUNT}"}
+NEW_QUEUE = {"url": account_url("call-queues/new"), "heading": f"New Call Queue · {ACCOUNT}"}
 
 
 def fresh(session, statement):
@@ -134,7 +144,8 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     expect(add.get_by_role("checkbox", name=re.compile("Counts as available"))).to_be_focused()
     page.keyboard.press("Tab")
     expect(add.get_by_role("button", name="Add status")).to_be_focused()
-    page.keyboard.press("Enter")
+    with navigation(page, **STATUSES):  # added: the page again, with the flash
+        page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text="Added")).to_have_text(
         "Added the status Lunch.")
     expect(status_names(page)).to_have_text([*BUILT_IN, "Training", "Lunch"])
@@ -147,7 +158,6 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     # The header's select lists it too, after the built-in ones.
     expect(header.get_by_label("Your status").locator("option")).to_have_text(
         [*BUILT_IN, "Training", "Lunch"])
-    htmx_settled(page)
     shots(page, screenshot, "agent-statuses", problems)
 
     # Up with its button (Enter): the list swapped in place; Lunch is first now, so focus
@@ -155,26 +165,26 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     page.evaluate("window.notReloaded = true")
     up = page.get_by_role("button", name="Move Lunch up")
     up.focus()
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     expect(status_names(page)).to_have_text([*BUILT_IN, "Lunch", "Training"])
     expect(page.get_by_role("button", name="Move Lunch up")).to_be_disabled()
     down = page.get_by_role("button", name="Move Lunch down")
     expect(down).to_be_focused()
-    htmx_settled(page)
     # Enter again, on the focused button: back down; focus on its "up" button.
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     expect(status_names(page)).to_have_text([*BUILT_IN, "Training", "Lunch"])
     expect(page.get_by_role("button", name="Move Lunch down")).to_be_disabled()
     expect(page.get_by_role("button", name="Move Lunch up")).to_be_focused()
     assert page.evaluate("window.notReloaded") is True
-    htmx_settled(page)
     assert [s.name for s in fresh(session, select(AgentStatus).where(
         AgentStatus.account_id == owner.id).order_by(AgentStatus.position, AgentStatus.id))
     ] == ["Training", "Lunch"]
 
     # The header: choose Lunch, "Set"; the form is swapped in place and says so.
     header.get_by_label("Your status").select_option(label="Lunch")
-    header.get_by_role("button", name="Set").click()
+    click_and_swap(page, header.get_by_role("button", name="Set"))
     header = header_status(page)
     expect(header.get_by_role("status")).to_have_text("Status: Lunch")
     expect(header.get_by_test_id("my-status-dot")).to_have_css("fill", LUNCH_RGB)
@@ -182,22 +192,23 @@ def test_custom_agent_status_added_moved_set_in_the_header_and_deleted(
     assert page.evaluate("window.notReloaded") is True
 
     # It persists after a reload.
-    page.reload()
+    with navigation(page, **STATUSES):
+        page.reload()
     header = header_status(page)
     expect(header.get_by_label("Your status").locator("option:checked")).to_have_text("Lunch")
     expect(header.get_by_test_id("my-status-dot")).to_have_css("fill", LUNCH_RGB)
-    htmx_settled(page)
 
     # Delete it: the confirmation dialog says Olivia is on it; she goes back to Online.
     page.get_by_role("link", name="Delete Lunch").focus()
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Delete the status Lunch?")
     expect(dialog).to_be_visible()
     assert dialog.evaluate("d => d.matches(':modal')")
     expect(dialog.get_by_test_id("users-on-status")).to_have_text(
         "1 user has this status now: it goes back to Online.")
     expect(dialog.get_by_role("link", name="Keep it")).to_be_focused()
-    dialog.get_by_role("button", name="Delete").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Delete"), **STATUSES)
     expect(page.get_by_role("status").filter(has_text="Deleted")).to_have_text(
         "Deleted the status Lunch. The 1 user on it is Online now.")
     expect(status_names(page)).to_have_text([*BUILT_IN, "Training"])
@@ -220,13 +231,12 @@ def test_the_header_select_follows_a_move_without_a_reload(page: Page, owner, si
     sign_in(OWNER)
     nav_to(page, "Agent Statuses")
     page.get_by_role("region", name="Add a status").get_by_label("Name").fill("Lunch")
-    page.get_by_role("button", name="Add status").click()
+    click_and_wait(page, page.get_by_role("button", name="Add status"), **STATUSES)
     expect(status_names(page)).to_have_text([*BUILT_IN, "Training", "Lunch"])
-    htmx_settled(page)
 
-    page.get_by_role("button", name="Move Lunch up").click()
+    # The list is swapped, and its HX-Trigger has the header's form drawn again.
+    click_and_swap(page, page.get_by_role("button", name="Move Lunch up"))
     expect(status_names(page)).to_have_text([*BUILT_IN, "Lunch", "Training"])
-    htmx_settled(page)
     expect(header_status(page).get_by_label("Your status").locator("option")).to_have_text(
         [*BUILT_IN, "Lunch", "Training"])
 
@@ -248,8 +258,7 @@ def test_save_a_call_queue_as_a_preset_and_apply_it_on_a_new_one(
     nav_to(page, "Call Queues")
 
     # New Call Queue "Front desk", every setting changed from the defaults.
-    page.get_by_role("link", name="New Call Queue").click()
-    expect(heading(page)).to_have_text(f"New Call Queue · {ACCOUNT}")
+    click_and_wait(page, page.get_by_role("link", name="New Call Queue"), **NEW_QUEUE)
     expect(page.get_by_text("No call queue presets yet")).to_be_visible()
     form = page.locator("#record-settings")
     expect(form.get_by_label("Distribution")).to_have_value("round_robin")
@@ -260,36 +269,32 @@ def test_save_a_call_queue_as_a_preset_and_apply_it_on_a_new_one(
     form.get_by_label(re.compile("^Longest wait")).fill("12")
     form.get_by_role("checkbox", name=re.compile("Voicemail")).uncheck()
     form.get_by_role("checkbox", name=re.compile("Announce position")).check()
-    form.get_by_role("button", name="Add call queue").click()
-    expect(heading(page)).to_have_text(f"Call Queues · {ACCOUNT}")
+    click_and_wait(page, form.get_by_role("button", name="Add call queue"), **QUEUES)
     expect(page.get_by_role("status").filter(has_text="Added")).to_have_text(
         "Added the call queue Front desk.")
-    htmx_settled(page)
 
     # Save as Preset: the dialog asks the name (Front desk's, selected to replace).
-    page.get_by_role("link", name="Save Front desk as a preset").click()
+    click_and_swap(page, page.get_by_role("link", name="Save Front desk as a preset"))
     dialog = page.get_by_role("dialog", name="Save Front desk as a preset")
     expect(dialog).to_be_visible()
     name = dialog.get_by_label("Preset name")
     expect(name).to_have_value("Front desk")
     expect(name).to_be_focused()
     name.fill("Busy season")
-    dialog.get_by_role("button", name="Save as Preset").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Save as Preset"), **QUEUES)
     expect(page.get_by_role("status").filter(has_text="preset")).to_have_text(
         "Saved the settings of Front desk as the preset Busy season. "
         "Apply it on New Call Queue.")
     (preset,) = fresh(session, select(Preset).where(Preset.account_id == owner.id))
     assert (preset.name, preset.settings) == ("Busy season", QUEUE_SETTINGS)
-    htmx_settled(page)
 
     # New Call Queue → Apply a preset → Busy season: the form swapped in, filled in.
-    page.get_by_role("link", name="New Call Queue").click()
-    expect(heading(page)).to_have_text(f"New Call Queue · {ACCOUNT}")
-    htmx_settled(page)
+    click_and_wait(page, page.get_by_role("link", name="New Call Queue"), **NEW_QUEUE)
     page.evaluate("window.notReloaded = true")
     form = page.locator("#record-settings")
     expect(form.get_by_label("Distribution")).to_have_value("round_robin")
-    page.get_by_label("Apply a preset").select_option(label="Busy season")
+    with htmx_swap(page):
+        page.get_by_label("Apply a preset").select_option(label="Busy season")
     expect(page.locator("#record-form").get_by_role("status")).to_have_text(
         "Applied the preset Busy season: review the settings and save.")
     form = page.locator("#record-settings")
@@ -304,12 +309,11 @@ def test_save_a_call_queue_as_a_preset_and_apply_it_on_a_new_one(
     expect(page).to_have_url(re.compile(rf"/call-queues/new\?preset={preset.id}(&|$)"))
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#record-form")).to_have_count(1)  # replaced, not nested
-    htmx_settled(page)
     shots(page, screenshot, "new-call-queue-preset-applied", problems)
 
     # A name, save: the new queue has the preset's settings.
     form.get_by_label("Name").fill("Overflow")
-    form.get_by_role("button", name="Add call queue").click()
+    click_and_wait(page, form.get_by_role("button", name="Add call queue"), **QUEUES)
     expect(page.get_by_role("status").filter(has_text="Added")).to_have_text(
         "Added the call queue Overflow.")
     rows = page.get_by_test_id("records").locator("tbody tr")
@@ -332,17 +336,16 @@ def test_a_name_typed_before_applying_a_preset_is_kept(page: Page, owner, sessio
     session.commit()
     sign_in(OWNER)
     nav_to(page, "Call Queues")
-    page.get_by_role("link", name="New Call Queue").click()
-    expect(heading(page)).to_have_text(f"New Call Queue · {ACCOUNT}")
-    htmx_settled(page)
+    click_and_wait(page, page.get_by_role("link", name="New Call Queue"), **NEW_QUEUE)
     page.locator("#record-settings").get_by_label("Name").fill("Evening line")
-    page.get_by_label("Apply a preset").select_option(label="Busy season")
+    with htmx_swap(page):
+        page.get_by_label("Apply a preset").select_option(label="Busy season")
     form = page.locator("#record-settings")
     expect(form.get_by_label(re.compile("^Ring each agent"))).to_have_value("45")
     expect(form.get_by_label("Name")).to_have_value("Evening line")
-    htmx_settled(page)
 
-    page.get_by_label("Apply a preset").select_option(label="None (default settings)")
+    with htmx_swap(page):
+        page.get_by_label("Apply a preset").select_option(label="None (default settings)")
     expect(page.locator("#record-form").get_by_role("status")).to_have_count(0)
     form = page.locator("#record-settings")
     expect(form.get_by_label(re.compile("^Ring each agent"))).to_have_value("20")
@@ -356,19 +359,21 @@ def plan_rows(page: Page) -> Locator:
     return page.get_by_test_id("plans").locator("tbody tr")
 
 
+def plan_page(account: str) -> dict:
+    return {"url": account_url("plan/"), "heading": f"Change Plan · {account}"}
+
+
 def test_change_plan_from_pro_to_performance(page: Page, owner, session, sign_in, screenshot):
     problems: list[str] = []
     sign_in(OWNER)
     expect(heading(page)).to_have_text(f"Account Settings · {ACCOUNT}")
-    page.get_by_role("link", name="Change Plan").click()
-    expect(heading(page)).to_have_text(f"Change Plan · {ACCOUNT}")
+    click_and_wait(page, page.get_by_role("link", name="Change Plan"), **plan_page(ACCOUNT))
     expect(page.get_by_test_id("current-plan")).to_have_text("Pro: $179.00 a month.")
     current = plan_rows(page).and_(page.locator("[aria-current=true]"))
     expect(current.locator("td:first-child")).to_have_text("Pro")
-    htmx_settled(page)
     shots(page, screenshot, "change-plan", problems)
 
-    page.get_by_role("link", name="Choose Performance").click()
+    click_and_swap(page, page.get_by_role("link", name="Choose Performance"))
     dialog = page.get_by_role("dialog", name="Upgrade to Performance?")
     expect(dialog).to_be_visible()
     assert dialog.evaluate("d => d.matches(':modal')")
@@ -377,7 +382,8 @@ def test_change_plan_from_pro_to_performance(page: Page, owner, session, sign_in
     expect(dialog.get_by_role("link", name="Keep Pro")).to_be_visible()
     shots(page, screenshot, "change-plan-confirm", problems)
 
-    dialog.get_by_role("button", name="Change to Performance").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Change to Performance"),
+                   **plan_page(ACCOUNT))
     expect(page.get_by_role("status").filter(has_text="Your plan")).to_have_text(
         "Your plan is now Performance ($499.00 a month), from the next monthly plan fee.")
     expect(dialog).to_have_count(0)
@@ -397,13 +403,11 @@ def test_an_agency_with_an_active_sub_account_cannot_choose_pro(
     problems: list[str] = []
     sign_in(AGENCY_OWNER)
     nav_to(page, "Account Settings", AGENCY)
-    page.get_by_role("link", name="Change Plan").click()
-    expect(heading(page)).to_have_text(f"Change Plan · {AGENCY}")
+    click_and_wait(page, page.get_by_role("link", name="Change Plan"), **plan_page(AGENCY))
     expect(page.get_by_test_id("current-plan")).to_have_text("Agency: $299.00 a month.")
     expect(page.locator(".note")).to_contain_text("It has 1 active sub-account")
-    htmx_settled(page)
 
-    page.get_by_role("link", name="Choose Pro").click()
+    click_and_swap(page, page.get_by_role("link", name="Choose Pro"))
     dialog = page.get_by_role("dialog", name="Downgrade to Pro?")
     expect(dialog).to_be_visible()
     expect(dialog.get_by_role("alert")).to_contain_text(

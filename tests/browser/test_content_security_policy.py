@@ -24,7 +24,13 @@ from billing_links import service as link_service
 from portal import sealing
 from portal.models import Account, Charge, ChargeStatus, OutboxMessage, User
 from portal.services import demo
-from tests.browser.conftest import htmx_settled
+from tests.browser.conftest import (
+    click_and_swap,
+    click_and_wait,
+    goto,
+    htmx_settled,
+    htmx_swap,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -106,26 +112,23 @@ def demo_world(session):
 
 
 def sign_in(page: Page, email: str, password: str = demo.PASSWORD) -> None:
-    page.goto("/login")
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    """The password step: the next page (the account's, or the code step) is in front."""
+    goto(page, "/login", heading="Sign in")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    click_and_wait(page, page.get_by_role("button", name="Sign in"))
 
 
 def sign_out(page: Page) -> None:
-    page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(re.compile(r"/login$"))
+    click_and_wait(page, page.get_by_role("button", name="Sign out"), url="/login",
+                   heading="Sign in")
 
 
 def visit(page: Page, path: str) -> None:
-    """Open a page whole and wait until it, and anything htmx loads on it, has settled."""
-    page.goto(path)
+    """Open a page whole and wait until it, and anything htmx loads on it, has settled
+    (pages without htmx, the billing-link page and the receipt, once loaded)."""
+    goto(page, path)
     expect(page.locator("h1, dialog h2").first).to_be_visible()
-    page.wait_for_load_state("networkidle")
-    # pages without htmx (the billing-link page, the receipt) are done once loaded
-    page.wait_for_function("() => !document.querySelector("
-                           "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
 
 
 def agency_pages(w) -> list[str]:
@@ -182,7 +185,7 @@ def test_no_page_breaks_the_policy_or_logs_an_error(page: Page, live_server, dem
     sign_in(page, SUB_USER)
     expect(page).to_have_url(re.compile(r"/login/two-factor$"))
     page.get_by_label("Authentication code").fill(pyotp.TOTP(w["secret"]).now())
-    page.get_by_role("button", name="Verify").click()
+    click_and_wait(page, page.get_by_role("button", name="Verify"))
     expect(page.get_by_test_id("current-account")).to_have_text("Bayside Dental")
     sign_out(page)
 
@@ -216,14 +219,14 @@ def test_the_moved_behaviours_work_under_the_policy(page: Page, demo_world):
     visit(page, f"/accounts/{n}/")
     panel = page.get_by_test_id("versions-account")
     expect(panel.locator("a", has_text="Show the versions")).to_be_attached()
-    panel.locator("summary").click()
+    click_and_swap(page, panel.locator("summary"))
     expect(panel).to_contain_text("Kept 120 days.")  # loaded by htmx
     expect(panel.locator("a", has_text="Show the versions")).to_have_count(0)
-    htmx_settled(page)
 
     # Filters swap the results in place, and push the address.
     visit(page, f"/accounts/{n}/sub-accounts")
-    page.get_by_label("Search by name").fill("Bay")
+    with htmx_swap(page):
+        page.get_by_label("Search by name").fill("Bay")
     expect(page).to_have_url(re.compile(r"q=Bay"))
     expect(page.locator("#results tbody tr")).to_have_count(1)
     htmx_settled(page)
@@ -231,15 +234,14 @@ def test_the_moved_behaviours_work_under_the_policy(page: Page, demo_world):
     # Dark mode returns to the address htmx pushed (was an inline onsubmit).
     pushed = page.url
     assert "q=Bay" in pushed
-    page.get_by_role("button", name="Dark mode").click()
+    click_and_wait(page, page.get_by_role("button", name="Dark mode"), url=pushed)
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
-    expect(page).to_have_url(pushed)
-    page.get_by_role("button", name="Light mode").click()
+    click_and_wait(page, page.get_by_role("button", name="Light mode"), url=pushed)
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
 
     # A dialog loaded by htmx opens as a modal and Escape closes it.
     visit(page, f"/accounts/{n}/sub-accounts")
-    page.get_by_role("link", name="Edit billing of Cedar Law Group").click()
+    click_and_swap(page, page.get_by_role("link", name="Edit billing of Cedar Law Group"))
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     assert dialog.evaluate("d => d.matches(':modal')")
@@ -247,9 +249,10 @@ def test_the_moved_behaviours_work_under_the_policy(page: Page, demo_world):
     expect(dialog).to_have_count(0)
 
     # The account switcher searches when opened and as you type.
-    page.get_by_test_id("current-account").click()
-    page.get_by_placeholder("Find an account").fill("Cedar")
+    click_and_swap(page, page.get_by_test_id("current-account"))
+    with htmx_swap(page):
+        page.get_by_placeholder("Find an account").fill("Cedar")
     expect(page.locator("#switcher-results")).to_contain_text("Cedar Law Group")
-    htmx_settled(page)
+    htmx_settled(page)  # every request sent, answered and settled before the check
 
     assert not problems.seen, "\n".join(problems.seen)

@@ -15,7 +15,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories as f
-from tests.browser.conftest import ARTIFACTS, htmx_settled
+from tests.browser.conftest import (
+    ARTIFACTS,
+    account_url,
+    click_and_swap,
+    click_and_wait,
+    htmx_swap,
+    navigation,
+    open_menu,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -32,24 +40,35 @@ def either_date(before: datetime, after: datetime, shift: timedelta = timedelta(
     return re.compile("(?:" + "|".join(re.escape(d) for d in dates) + ")")
 
 
-def nav(page: Page):
-    return page.get_by_role("navigation", name="Main")
+SETTINGS = account_url()
+NUMBERS = account_url("numbers/")
+RELEASED = account_url("numbers/released")
 
 
 def status_section(page: Page):
     return page.get_by_role("region", name="Status")
 
 
+def on_settings(name: str) -> dict:
+    """A navigation's landing: the account's Account Settings (after a post to Status)."""
+    return {"url": SETTINGS, "heading": f"Account Settings · {name}"}
+
+
+def on_released(name: str) -> dict:
+    return {"url": RELEASED, "heading": f"Released Numbers · {name}"}
+
+
+def on_numbers(name: str) -> dict:
+    return {"url": NUMBERS, "heading": f"Tracking Numbers · {name}"}
+
+
 def open_account_settings(page: Page, name: str) -> None:
-    nav(page).get_by_role("link", name="Account Settings").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Account Settings · {name}")
+    open_menu(page, "Account Settings", name)
 
 
 def open_released_numbers(page: Page, name: str) -> None:
-    nav(page).get_by_role("link", name="Tracking Numbers").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Tracking Numbers · {name}")
-    page.get_by_role("link", name="Released Numbers").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Released Numbers · {name}")
+    open_menu(page, "Tracking Numbers", name)
+    click_and_wait(page, page.get_by_role("link", name="Released Numbers"), **on_released(name))
 
 
 def screenshot_viewport(page: Page, name: str) -> None:
@@ -86,17 +105,18 @@ def test_close_and_reactivate_a_standalone_account(page: Page, customer, sign_in
     screenshot(page, "status-active")
 
     # Pausing first (the other way to wind down) and resuming.
-    status.get_by_role("button", name="Pause number swapping", exact=True).click()
+    click_and_wait(page, status.get_by_role("button", name="Pause number swapping", exact=True),
+                   **on_settings(customer.name))
     expect(page.get_by_role("status").filter(has_text="Number swapping is paused")).to_be_visible()
     expect(badge).to_have_text("Swapping paused")
     expect(status.get_by_role("button", name="Resume")).to_be_visible()
     screenshot(page, "status-paused")
-    status.get_by_role("button", name="Resume").click()
+    click_and_wait(page, status.get_by_role("button", name="Resume"), **on_settings(customer.name))
     expect(badge).to_have_text("Active")
 
     # Close account → the confirmation screen → Proceed to Cancel Account.
-    status.get_by_role("link", name="Close account").click()
-    expect(page).to_have_url(re.compile(r"/accounts/\d+/close$"))
+    click_and_wait(page, status.get_by_role("link", name="Close account"),
+                   url=account_url("close"))
     confirm = page.get_by_role("dialog", name="Cancel account: Harbor Dental")
     expect(confirm).to_be_visible()
     expect(confirm.get_by_test_id("numbers-to-release").get_by_role("listitem")
@@ -104,12 +124,12 @@ def test_close_and_reactivate_a_standalone_account(page: Page, customer, sign_in
     screenshot(page, "close-account-confirmation")
 
     before = datetime.now(UTC)
-    confirm.get_by_role("button", name="Proceed to Cancel Account").click()
+    click_and_wait(page, confirm.get_by_role("button", name="Proceed to Cancel Account"),
+                   **on_settings(customer.name))
     expect(page.get_by_role("status").filter(has_text="tracking numbers were released")
            ).to_have_text("Harbor Dental is canceled; 2 tracking numbers were released. "
                           "You can reactivate it within 60 days.")
     after = datetime.now(UTC)
-    expect(page.get_by_role("heading", level=1)).to_have_text("Account Settings · Harbor Dental")
     expect(badge).to_have_text("Canceled")
 
     # The banner says since when, and until when it can be reactivated (60 days).
@@ -126,18 +146,19 @@ def test_close_and_reactivate_a_standalone_account(page: Page, customer, sign_in
     screenshot(page, "status-canceled")
 
     # The numbers left Tracking Numbers for Released Numbers (and every page has the banner).
-    nav(page).get_by_role("link", name="Tracking Numbers").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Tracking Numbers · Harbor Dental")
+    open_menu(page, "Tracking Numbers", customer.name)
     expect(page.locator("main tbody")).to_have_text("No active tracking numbers.")
     expect(banner).to_be_visible()
-    page.get_by_role("link", name="Released Numbers").click()
+    click_and_wait(page, page.get_by_role("link", name="Released Numbers"),
+                   **on_released(customer.name))
     expect(number_cells(page)).to_have_text(customer.numbers)
     expect(page.locator("main tbody")).to_contain_text("Reactivate the account to restore it.")
     expect(page.get_by_role("button", name="Restore")).to_have_count(0)
 
     # Reactivate Account, from the Status section.
     open_account_settings(page, customer.name)
-    status.get_by_role("button", name="Reactivate Account").click()
+    click_and_wait(page, status.get_by_role("button", name="Reactivate Account"),
+                   **on_settings(customer.name))
     expect(page.get_by_role("status").filter(has_text="is reactivated")).to_be_visible()
     expect(badge).to_have_text("Active")
     expect(banner).to_have_count(0)
@@ -165,17 +186,21 @@ def agency(session):
 
 
 def open_accounts(page: Page) -> None:
-    nav(page).get_by_role("link", name="Accounts", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Accounts · Northwind Agency")
+    open_menu(page, "Accounts", "Northwind Agency")
+
+
+def edit(page: Page, name: str) -> None:
+    """Edit in the sub-account's row on Settings → Accounts: its Account Settings, its name
+    on top."""
+    click_and_wait(page, page.get_by_role("row", name=re.compile(name)).get_by_role(
+        "link", name=f"Edit {name}", exact=True), **on_settings(name))
+    expect(page.get_by_test_id("current-account")).to_have_text(name)
 
 
 def edit_sub(page: Page, name: str) -> None:
     """Settings → Accounts → Edit next to the name; the sub-account's name shows on top."""
     open_accounts(page)
-    page.get_by_role("row", name=re.compile(name)).get_by_role(
-        "link", name=f"Edit {name}", exact=True).click()
-    expect(page.get_by_test_id("current-account")).to_have_text(name)
-    open_account_settings(page, name)
+    edit(page, name)
 
 
 def close_dialog(page: Page):
@@ -187,7 +212,7 @@ def test_close_a_sub_account_from_its_dialog(page: Page, agency, sign_in, screen
     edit_sub(page, "Bayside Dental")
     page.evaluate("window.notReloaded = true")
 
-    with page.expect_response(re.compile(r"/close$")) as answer:
+    with htmx_swap(page), page.expect_response(re.compile(r"/close$")) as answer:
         status_section(page).get_by_role("link", name="Close Sub-account").click()
     assert answer.value.request.headers.get("hx-request") == "true"
     dialog = close_dialog(page)
@@ -201,7 +226,8 @@ def test_close_a_sub_account_from_its_dialog(page: Page, agency, sign_in, screen
     assert page.evaluate("window.notReloaded") is True
     screenshot_viewport(page, "close-sub-account-dialog")
 
-    dialog.get_by_role("button", name="Close Sub-account").click()
+    click_and_wait(page, dialog.get_by_role("button", name="Close Sub-account"),
+                   **on_settings("Bayside Dental"))
     expect(page.get_by_role("status").filter(has_text="numbers were released")).to_have_text(
         "Bayside Dental is canceled; 3 tracking numbers were released. "
         "You can reactivate it within 60 days.")
@@ -214,12 +240,12 @@ def test_close_a_sub_account_from_its_dialog(page: Page, agency, sign_in, screen
     expect(page.locator("#results tbody tr")).to_have_count(1)
     sibling = page.get_by_role("row", name=re.compile("Harbor Law"))
     expect(sibling).to_contain_text("Active")
-    nav(page).get_by_role("link", name="Parent Settings").click()
+    open_menu(page, "Parent Settings", "Northwind Agency")
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
     expect(page.get_by_test_id("canceled-banner")).to_have_count(0)
     edit_sub(page, "Harbor Law")
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
-    nav(page).get_by_role("link", name="Tracking Numbers").click()
+    open_menu(page, "Tracking Numbers", "Harbor Law")
     expect(number_cells(page)).to_have_text([agency.sibling_number])
 
 
@@ -228,21 +254,22 @@ def test_escape_or_keep_the_account_changes_nothing(page: Page, agency, sign_in)
     edit_sub(page, "Bayside Dental")
     opener = status_section(page).get_by_role("link", name="Close Sub-account")
 
-    opener.click()
+    click_and_swap(page, opener)
     expect(close_dialog(page)).to_be_visible()
     page.keyboard.press("Escape")
     expect(close_dialog(page)).to_have_count(0)  # closed and removed
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
 
-    opener.click()  # opens again, once
+    click_and_swap(page, opener)  # opens again, once
     expect(close_dialog(page)).to_be_visible()
     expect(page.locator("dialog")).to_have_count(1)
-    close_dialog(page).get_by_role("link", name="Keep the account").click()
+    # Keep the account: a link back to Account Settings.
+    click_and_wait(page, close_dialog(page).get_by_role("link", name="Keep the account"),
+                   **on_settings("Bayside Dental"))
     expect(close_dialog(page)).to_have_count(0)
-    expect(page.get_by_role("heading", level=1)).to_have_text("Account Settings · Bayside Dental")
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
 
-    nav(page).get_by_role("link", name="Tracking Numbers").click()
+    open_menu(page, "Tracking Numbers", "Bayside Dental")
     expect(number_cells(page)).to_have_text(agency.numbers)
 
 
@@ -250,10 +277,10 @@ def test_close_sub_account_dialog_with_the_keyboard(page: Page, agency, sign_in)
     sign_in(agency.email)
     edit_sub(page, "Bayside Dental")
     opener = status_section(page).get_by_role("link", name="Close Sub-account")
-    htmx_settled(page)
 
     opener.focus()
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     dialog = close_dialog(page)
     expect(dialog).to_be_visible()
     keep = dialog.get_by_role("link", name="Keep the account")
@@ -273,11 +300,13 @@ def test_close_sub_account_dialog_with_the_keyboard(page: Page, agency, sign_in)
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
 
     # Enter opens it again; Enter on the focused Close Sub-account closes the sub-account.
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     expect(keep).to_be_focused()
     page.keyboard.press("Shift+Tab")
     expect(close).to_be_focused()
-    page.keyboard.press("Enter")
+    with navigation(page, **on_settings("Bayside Dental")):
+        page.keyboard.press("Enter")
     expect(page.get_by_test_id("account-status")).to_have_text("Canceled")
     expect(dialog).to_have_count(0)
 
@@ -305,19 +334,21 @@ def test_find_a_canceled_sub_account_and_reactivate_it(page: Page, canceled_sub,
     expect(page.get_by_role("row", name=re.compile("Bayside Dental"))).to_have_count(0)
 
     page.get_by_text("Filter", exact=True).click()
-    page.get_by_label("Show").select_option(label="Canceled sub-accounts")
+    with htmx_swap(page):
+        page.get_by_label("Show").select_option(label="Canceled sub-accounts")
     row = page.get_by_role("row", name=re.compile("Bayside Dental"))
     expect(row).to_contain_text("Canceled")
-    row.get_by_role("link", name=re.compile(r"^Edit (?!billing)")).click()
+    click_and_wait(page, row.get_by_role("link", name=re.compile(r"^Edit (?!billing)")),
+                   **on_settings("Bayside Dental"))
     expect(page.get_by_test_id("current-account")).to_have_text("Bayside Dental")
-    open_account_settings(page, "Bayside Dental")
     status = status_section(page)
     expect(page.get_by_test_id("account-status")).to_have_text("Canceled")
     expect(status).to_contain_text(f"Canceled on {long_date(canceled_sub.canceled_at)}")
     expect(status).to_contain_text(
         f"Possible until {long_date(canceled_sub.canceled_at + timedelta(days=60))}")
 
-    status.get_by_role("button", name="Reactivate Account").click()
+    click_and_wait(page, status.get_by_role("button", name="Reactivate Account"),
+                   **on_settings("Bayside Dental"))
     expect(page.get_by_role("status").filter(has_text="Bayside Dental is reactivated")
            ).to_be_visible()
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
@@ -325,18 +356,20 @@ def test_find_a_canceled_sub_account_and_reactivate_it(page: Page, canceled_sub,
     expect(status.get_by_role("link", name="Close Sub-account")).to_be_visible()
 
     # Back in the agency's list of active sub-accounts.
-    nav(page).get_by_role("link", name="Accounts", exact=True).click()
+    open_accounts(page)
     expect(page.get_by_role("row", name=re.compile("Bayside Dental"))).to_contain_text("Active")
 
     # 10 days since the cancelation: its number can be restored; the older one cannot.
-    page.get_by_role("link", name="Edit Bayside Dental").click()
+    edit(page, "Bayside Dental")
     open_released_numbers(page, "Bayside Dental")
-    page.get_by_role("row", name=re.compile(re.escape(canceled_sub.recent))
-                     ).get_by_role("button", name="Restore").click()
+    click_and_wait(page, page.get_by_role("row", name=re.compile(re.escape(canceled_sub.recent))
+                                          ).get_by_role("button", name="Restore"),
+                   **on_released("Bayside Dental"))
     expect(page.get_by_role("status").filter(has_text="is restored")).to_have_text(
         f"{canceled_sub.recent} is restored and active on Bayside Dental again.")
     expect(number_cells(page)).to_have_text([canceled_sub.old])
-    page.get_by_role("link", name="← Tracking Numbers").click()
+    click_and_wait(page, page.get_by_role("link", name="← Tracking Numbers"),
+                   **on_numbers("Bayside Dental"))
     expect(number_cells(page)).to_have_text([canceled_sub.recent])
 
 
@@ -371,17 +404,20 @@ def test_restore_a_released_number_or_ask_support(page: Page, released, sign_in,
     screenshot(page, "released-numbers")
 
     # Released 3 days ago: Restore.
-    recent.get_by_role("button", name="Restore").click()
+    click_and_wait(page, recent.get_by_role("button", name="Restore"),
+                   **on_released("Harbor Dental"))
     expect(page.get_by_role("status").filter(has_text="is restored")).to_have_text(
         f"{released.recent} is restored and active on Harbor Dental again.")
     expect(number_cells(page)).to_have_text([released.old])
-    page.get_by_role("link", name="← Tracking Numbers").click()
+    click_and_wait(page, page.get_by_role("link", name="← Tracking Numbers"),
+                   **on_numbers("Harbor Dental"))
     expect(number_cells(page)).to_have_text(sorted([released.active, released.recent]))
 
     # Released 20 days ago: ask support, which opens a request on the Support page.
-    page.get_by_role("link", name="Released Numbers").click()
-    old.get_by_role("button", name="Ask support").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Support requests · Harbor Dental")
+    click_and_wait(page, page.get_by_role("link", name="Released Numbers"),
+                   **on_released("Harbor Dental"))
+    click_and_wait(page, old.get_by_role("button", name="Ask support"),
+                   url=account_url("support/"), heading="Support requests · Harbor Dental")
     expect(page.get_by_role("status").filter(has_text="Support request #")).to_contain_text(
         "Restore a released number (carrier inquiry)")
     requests = page.get_by_role("region", name="Requests").locator("tbody tr")
@@ -392,11 +428,11 @@ def test_restore_a_released_number_or_ask_support(page: Page, released, sign_in,
     screenshot(page, "support-requests")
 
     # Asking twice doesn't open a second request.
-    nav(page).get_by_role("link", name="Tracking Numbers").click()
-    page.get_by_role("link", name="Released Numbers").click()
-    old.get_by_role("button", name="Ask support").click()
+    open_released_numbers(page, "Harbor Dental")
+    click_and_wait(page, old.get_by_role("button", name="Ask support"),
+                   heading="Support requests · Harbor Dental")  # the form again, with why
     expect(page.get_by_role("alert")).to_contain_text("is already open")
-    nav(page).get_by_role("link", name="Support").click()
+    open_menu(page, "Support", "Harbor Dental")
     expect(page.get_by_role("region", name="Requests").locator("tbody tr")).to_have_count(1)
 
 
@@ -404,13 +440,15 @@ def test_restore_a_released_number_or_ask_support(page: Page, released, sign_in,
 
 def test_close_dialog_and_canceled_status_in_dark_mode(page: Page, agency, sign_in, screenshot):
     sign_in(agency.email)
-    page.get_by_role("button", name="Dark mode").click()
+    click_and_wait(page, page.get_by_role("button", name="Dark mode"), **on_settings(
+        "Northwind Agency"))  # back on the page it was sent from
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     edit_sub(page, "Bayside Dental")
-    status_section(page).get_by_role("link", name="Close Sub-account").click()
+    click_and_swap(page, status_section(page).get_by_role("link", name="Close Sub-account"))
     expect(close_dialog(page)).to_be_visible()
     screenshot_viewport(page, "dark-close-sub-account-dialog")
-    close_dialog(page).get_by_role("button", name="Close Sub-account").click()
+    click_and_wait(page, close_dialog(page).get_by_role("button", name="Close Sub-account"),
+                   **on_settings("Bayside Dental"))
     expect(page.get_by_test_id("account-status")).to_have_text("Canceled")
     screenshot(page, "dark-status-canceled")
     open_released_numbers(page, "Bayside Dental")

@@ -6,17 +6,19 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories as f
+from tests.browser.conftest import account_url, click_and_swap, click_and_wait, open_menu
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 800}
+SUB = "Bayside Family Dental and Orthodontics of the Bay Area"
 
 
 @pytest.fixture
 def agency_owner(session):
     owner = f.user(session, email="owner@example.test")
     agency = f.agency(session, "Northwind Marketing & Growth Partners International", owner=owner)
-    sub = f.sub(session, agency, "Bayside Family Dental and Orthodontics of the Bay Area")
+    sub = f.sub(session, agency, SUB)
     f.calls(session, sub, 3, start=datetime(2026, 3, 1, tzinfo=UTC), step=timedelta(hours=1),
             caller_name="Patricia Longname-Caller")
     session.commit()
@@ -32,16 +34,16 @@ def test_switcher_and_tables_fit_a_phone_screen(page: Page, agency_owner, sign_i
     sign_in(agency_owner)
     assert page_width(page) <= PHONE["width"]
 
-    page.get_by_test_id("current-account").click()
+    click_and_swap(page, page.get_by_test_id("current-account"))  # opened, it lists them
     panel = page.locator(".switcher-panel")
     expect(panel.get_by_role("link", name="Bayside Family Dental")).to_be_visible()
     box = panel.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
     screenshot(page, "phone-switcher-open")
 
-    panel.get_by_role("link", name="Bayside Family Dental").click()
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Call History").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Call History")
+    click_and_wait(page, panel.get_by_role("link", name="Bayside Family Dental"),
+                   url=account_url(), heading=f"Account Settings · {SUB}")
+    open_menu(page, "Call History", SUB)
     expect(page.locator("#results tbody tr")).to_have_count(3)
     assert page_width(page) <= PHONE["width"]  # the table scrolls inside itself
     screenshot(page, "phone-call-history")

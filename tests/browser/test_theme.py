@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from portal.models import AccountStatus
 from tests import factories as f
+from tests.browser.conftest import click_and_wait, htmx_swap, navigation, open_menu
 
 pytestmark = pytest.mark.browser
 
@@ -23,10 +24,11 @@ def agency_owner(session):
     return "owner@example.test"
 
 
+ACCOUNTS = "Accounts · Northwind Agency"
+
+
 def open_accounts(page: Page) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Accounts",
-                                                           exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Accounts · Northwind Agency")
+    open_menu(page, "Accounts", "Northwind Agency")
 
 
 def test_dark_mode_survives_a_reload(page: Page, agency_owner, sign_in, screenshot):
@@ -37,22 +39,24 @@ def test_dark_mode_survives_a_reload(page: Page, agency_owner, sign_in, screensh
     screenshot(page, "accounts-light")
     path = page.url
 
-    page.get_by_role("button", name="Dark mode").click()
+    click_and_wait(page, page.get_by_role("button", name="Dark mode"), url=path,
+                   heading=ACCOUNTS)  # back on the same page
     expect(html).to_have_attribute("data-theme", "dark")
-    assert page.url == path  # back on the same page
     expect(page.get_by_role("button", name="Light mode")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "accounts-dark")
 
-    page.reload()
+    with navigation(page, url=path, heading=ACCOUNTS):
+        page.reload()
     expect(html).to_have_attribute("data-theme", "dark")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Call History").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Call History")
+    open_menu(page, "Call History", "Northwind Agency")
     expect(html).to_have_attribute("data-theme", "dark")
+    calls = page.url
 
-    page.get_by_role("button", name="Light mode").click()
+    click_and_wait(page, page.get_by_role("button", name="Light mode"), url=calls)
     expect(html).to_have_attribute("data-theme", "light")
     expect(page.get_by_role("button", name="Dark mode")).to_have_attribute("aria-pressed", "false")
-    page.reload()
+    with navigation(page, url=calls):
+        page.reload()
     expect(html).to_have_attribute("data-theme", "light")
 
 
@@ -62,12 +66,13 @@ def test_dark_mode_keeps_the_filtered_list_you_are_on(page: Page, agency_owner, 
     sign_in(agency_owner)
     open_accounts(page)
     page.get_by_text("Filter", exact=True).click()
-    page.get_by_label("Show").select_option(label="Canceled sub-accounts")
+    with htmx_swap(page):
+        page.get_by_label("Show").select_option(label="Canceled sub-accounts")
     expect(page).to_have_url(re.compile(r"status=canceled"))
     filtered = page.url
 
-    page.get_by_role("button", name="Dark mode").click()
+    click_and_wait(page, page.get_by_role("button", name="Dark mode"), url=filtered,
+                   heading=ACCOUNTS)
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
-    assert page.url == filtered
     expect(page.get_by_label("Show")).to_have_value("canceled")
     expect(page.locator("#results tbody td:first-child")).to_have_text(["Closed Clinic"])

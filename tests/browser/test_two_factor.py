@@ -21,7 +21,14 @@ from playwright.sync_api import Page, expect
 from portal import clock
 from portal.services import security
 from tests import factories as f
-from tests.browser.conftest import htmx_settled
+from tests.browser.conftest import (
+    account_url,
+    click_and_wait,
+    goto,
+    htmx_settled,
+    htmx_swap,
+    navigation,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -31,6 +38,8 @@ ACCOUNT = "Harbor Dental"
 RECOVERY_CODE = re.compile(r"^[a-hj-km-np-z2-9]{5}-[a-hj-km-np-z2-9]{5}$")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+SIGNED_IN = {"url": account_url(), "heading": f"Account Settings · {ACCOUNT}"}
+SECURITY = {"url": "/security/", "heading": f"Your sign-in security · {EMAIL}"}
 
 
 # ----------------------------------------------------------------------------- data
@@ -69,21 +78,21 @@ def code_field(page: Page):
 
 def password_step(page: Page, email: str = EMAIL) -> None:
     """Email and password: the code page follows, not yet signed in."""
-    page.goto("/login")
+    goto(page, "/login", heading="Sign in")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(f.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(heading(page)).to_have_text("Two-factor sign-in")
-    expect(page).to_have_url(re.compile(r"/login/two-factor$"))
+    click_and_wait(page, page.get_by_role("button", name="Sign in"), url="/login/two-factor",
+                   heading="Two-factor sign-in")
     expect(page.get_by_test_id("current-account")).to_have_count(0)
-    htmx_settled(page)
 
 
-def enter_code_by_keyboard(page: Page, code: str) -> None:
-    """The code field has focus (autofocus): type the code and press Enter."""
+def enter_code_by_keyboard(page: Page, code: str, good: bool = True) -> None:
+    """The code field has focus (autofocus): type the code and press Enter. A good code
+    signs in (the account's page); a bad one swaps the form in place, with the error."""
     expect(code_field(page)).to_be_focused()
     page.keyboard.type(code)
-    page.keyboard.press("Enter")
+    with navigation(page, **SIGNED_IN) if good else htmx_swap(page):
+        page.keyboard.press("Enter")
 
 
 def expect_signed_in(page: Page) -> None:
@@ -124,16 +133,14 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
     sign_in(EMAIL)
 
     # Header → Security: two-factor sign-in is off.
-    page.get_by_role("banner").get_by_role("link", name="Security").click()
-    expect(heading(page)).to_contain_text("Your sign-in security")
+    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+                   **SECURITY)
     expect(page).to_have_title("Your sign-in security · Account Portal")
-    expect(page).to_have_url(re.compile(r"/security/$"))
     expect(page.get_by_test_id("two-factor-status")).to_have_text("Off")
 
     # Set up: the QR code (of the otpauth:// URI with the key shown) and the key.
-    page.get_by_role("link", name="Set up two-factor sign-in").click()
-    expect(page).to_have_url(re.compile(r"/security/two-factor$"))
-    expect(heading(page)).to_have_text("Set up two-factor sign-in")
+    click_and_wait(page, page.get_by_role("link", name="Set up two-factor sign-in"),
+                   url="/security/two-factor", heading="Set up two-factor sign-in")
     qr = page.get_by_role("figure", name="QR code for your authenticator app").locator("svg")
     expect(qr).to_be_visible()
     shown = page.get_by_test_id("totp-secret").inner_text()
@@ -146,7 +153,6 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
     assert drawn and f'd="{drawn}"' in expected, "the QR code is not the key's otpauth URI"
     box = qr.bounding_box()
     assert box["width"] >= 150 and abs(box["width"] - box["height"]) < 1, box
-    htmx_settled(page)
     shots(page, screenshot, "two-factor-setup", problems)
     page.set_viewport_size(PHONE)
     box = qr.bounding_box()
@@ -162,26 +168,26 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
     code = page.get_by_label("Code from the app")
     expect(code).to_be_focused()
     page.keyboard.type(pyotp.TOTP(secret).now())
-    page.keyboard.press("Enter")
+    with navigation(page, heading="Two-factor sign-in is on"):
+        page.keyboard.press("Enter")
 
     # On: ten recovery codes, shown once.
-    expect(heading(page)).to_have_text("Two-factor sign-in is on")
     codes = page.get_by_test_id("recovery-codes").get_by_role("listitem")
     expect(codes).to_have_count(10)
     texts = [t.strip() for t in codes.all_inner_texts()]
     assert all(RECOVERY_CODE.match(t) for t in texts), texts
     assert len(set(texts)) == 10, texts
     shots(page, screenshot, "two-factor-recovery-codes", problems)
-    page.get_by_role("link", name="I saved them, continue").click()
+    click_and_wait(page, page.get_by_role("link", name="I saved them, continue"), **SECURITY)
 
     # Back on Security: on, ten codes left.
-    expect(heading(page)).to_contain_text("Your sign-in security")
     expect(page.get_by_test_id("two-factor-status")).to_have_text("On")
     expect(page.locator("#two-factor")).to_contain_text("10 unused recovery codes left.")
     shots(page, screenshot, "security-two-factor-on", problems)
 
     # Sign out, then in again: the password, then the code page.
-    page.get_by_role("banner").get_by_role("button", name="Sign out").click()
+    click_and_wait(page, page.get_by_role("banner").get_by_role("button", name="Sign out"),
+                   url="/login", heading="Sign in")
     expect(page.get_by_role("status")).to_have_text("You have signed out.")
     later = datetime.now(UTC) + timedelta(seconds=60)  # a later step than setup's code
     clock.freeze(later)
@@ -194,7 +200,8 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
         clock.freeze(None)
 
     # The sign-in is listed: the authenticator code step, succeeded.
-    page.get_by_role("banner").get_by_role("link", name="Security").click()
+    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+                   **SECURITY)
     latest = page.get_by_test_id("recent-signins").locator("tbody tr").first
     expect(latest).to_contain_text("Authenticator code")
     expect(latest).to_contain_text("Succeeded")
@@ -206,7 +213,7 @@ def test_a_wrong_code_shows_the_error_by_the_field_and_the_field_keeps_focus(
     problems: list[str] = []
     password_step(page)
     page.evaluate("window.notReloaded = true")
-    enter_code_by_keyboard(page, a_wrong_code(dana_with_two_factor.secret))
+    enter_code_by_keyboard(page, a_wrong_code(dana_with_two_factor.secret), good=False)
 
     field = code_field(page)
     error = page.locator("#code-error")
@@ -219,7 +226,7 @@ def test_a_wrong_code_shows_the_error_by_the_field_and_the_field_keeps_focus(
     expect(page.get_by_test_id("current-account")).to_have_count(0)
 
     # Beside the field: right under it, starting at its left edge.
-    htmx_settled(page)
+    htmx_settled(page)  # laid out as it stays
     f_box, e_box = field.bounding_box(), error.bounding_box()
     assert 0 <= e_box["y"] - (f_box["y"] + f_box["height"]) <= 24, (f_box, e_box)
     assert abs(e_box["x"] - f_box["x"]) <= 4, (f_box, e_box)
@@ -237,23 +244,24 @@ def test_a_recovery_code_signs_in_once(page: Page, dana_with_two_factor):
     enter_code_by_keyboard(page, first)
     expect_signed_in(page)
 
-    page.get_by_role("banner").get_by_role("link", name="Security").click()
+    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+                   **SECURITY)
     expect(page.locator("#two-factor")).to_contain_text("9 unused recovery codes left.")
     latest = page.get_by_test_id("recent-signins").locator("tbody tr").first
     expect(latest).to_contain_text("Recovery code")
     expect(latest).to_contain_text("Succeeded")
 
     # The same code again: refused. Another one, typed in capitals without the dash: good.
-    page.get_by_role("banner").get_by_role("button", name="Sign out").click()
+    click_and_wait(page, page.get_by_role("banner").get_by_role("button", name="Sign out"),
+                   url="/login", heading="Sign in")
     expect(page.get_by_role("status")).to_have_text("You have signed out.")
     password_step(page)
-    enter_code_by_keyboard(page, first)
+    enter_code_by_keyboard(page, first, good=False)
     expect(page.locator("#code-error")).to_have_text(security.BAD_CODE)
-    expect(code_field(page)).to_be_focused()
-    page.keyboard.type(dana_with_two_factor.codes[1].replace("-", "").upper())
-    page.keyboard.press("Enter")
+    enter_code_by_keyboard(page, dana_with_two_factor.codes[1].replace("-", "").upper())
     expect_signed_in(page)
-    page.get_by_role("banner").get_by_role("link", name="Security").click()
+    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+                   **SECURITY)
     expect(page.locator("#two-factor")).to_contain_text("8 unused recovery codes left.")
 
 

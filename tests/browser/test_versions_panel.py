@@ -17,7 +17,14 @@ from sqlalchemy import insert
 from portal import clock
 from portal.models import Role, Version
 from tests import factories as f
-from tests.browser.conftest import htmx_settled
+from tests.browser.conftest import (
+    account_url,
+    click_and_swap,
+    click_and_wait,
+    goto,
+    htmx_swap,
+    open_menu,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -45,10 +52,7 @@ def heading(page: Page):
 
 
 def nav_to(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name,
-                                                            exact=True).click()
-    expect(heading(page)).to_contain_text(f"{name} · {ACCOUNT}")
-    htmx_settled(page)
+    open_menu(page, name, ACCOUNT)
 
 
 def rows(container):
@@ -86,11 +90,11 @@ def test_account_status_change_in_the_versions_panel_and_change_history(
     expect(heading(page)).to_have_text(f"Account Settings · {ACCOUNT}")
     expect(page.get_by_test_id("account-status")).to_have_text("Active")
 
-    page.get_by_role("button", name="Pause number swapping", exact=True).click()
+    click_and_wait(page, page.get_by_role("button", name="Pause number swapping", exact=True),
+                   url=account_url(), heading=f"Account Settings · {ACCOUNT}")
     expect(page.get_by_role("status")).to_have_text(
         "Number swapping is paused. Calls still connect.")
     expect(page.get_by_test_id("account-status")).to_have_text("Swapping paused")
-    htmx_settled(page)
 
     # The Versions panel, closed until opened; opened with the keyboard (Enter on its
     # summary), its rows loaded by htmx.
@@ -100,7 +104,8 @@ def test_account_status_change_in_the_versions_panel_and_change_history(
     expect(panel).not_to_have_attribute("open", "")
     page.evaluate("window.notReloaded = true")
     summary.focus()
-    with page.expect_response(re.compile(r"/history/versions\?type=account&id=\d+$")) as answer:
+    with htmx_swap(page), page.expect_response(
+            re.compile(r"/history/versions\?type=account&id=\d+$")) as answer:
         page.keyboard.press("Enter")
     assert answer.value.request.headers.get("hx-request") == "true"
     expect(panel).to_have_attribute("open", "")
@@ -115,16 +120,16 @@ def test_account_status_change_in_the_versions_panel_and_change_history(
     assert page.evaluate("window.notReloaded") is True
     shots(page, screenshot, "versions-panel-account-open", problems)
 
-    # Enter again closes it; opened again it doesn't load a second time ("once").
+    # Enter again closes it; opened again it loads afresh, the same one version.
     page.keyboard.press("Enter")
     expect(panel).not_to_have_attribute("open", "")
-    page.keyboard.press("Enter")
+    with htmx_swap(page):
+        page.keyboard.press("Enter")
     expect(panel).to_have_attribute("open", "")
     expect(rows(table)).to_have_count(1)
 
     # Settings → Change History: the same change, among the setup's own versions.
     nav_to(page, "Change History")
-    expect(page).to_have_url(re.compile(r"/accounts/\d+/history/$"))
     status_row = history_rows(page).filter(has_text="Active → Swapping paused")
     expect(status_row).to_have_count(1)
     expect(status_row.locator("td").nth(1)).to_have_text(OWNER_NAME)
@@ -137,7 +142,7 @@ def test_account_status_change_in_the_versions_panel_and_change_history(
     # The Record filter: swapped in place, ?type= in the address.
     page.evaluate("window.notReloaded = true")
     page.get_by_label("Record").select_option(label="Account settings")
-    page.get_by_role("button", name="Filter").click()
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
     expect(page).to_have_url(re.compile(r"[?&]type=account(&|$)"))
     expect(history_rows(page)).to_have_count(1)
     expect(history_rows(page).first).to_contain_text("Active → Swapping paused")
@@ -147,13 +152,14 @@ def test_account_status_change_in_the_versions_panel_and_change_history(
 
     # A record type with no versions: none match.
     page.get_by_label("Record").select_option(label="Tracking number")
-    page.get_by_role("button", name="Filter").click()
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
     expect(page).to_have_url(re.compile(r"[?&]type=tracking_number(&|$)"))
     expect(page.locator("#results")).to_contain_text("No changes match.")
     expect(page.get_by_test_id("change-history")).to_have_count(0)
 
     # The filtered address, opened afresh, keeps the filter chosen.
-    page.goto(re.sub(r"type=[a-z_]+", "type=account", page.url))
+    goto(page, re.sub(r"type=[a-z_]+", "type=account", page.url),
+         heading=f"Change History · {ACCOUNT}")
     expect(page.get_by_label("Record")).to_have_value("account")
     expect(history_rows(page)).to_have_count(1)
     assert not problems, "UI problems along the way:\n" + "\n".join(problems)
@@ -167,16 +173,15 @@ def test_critical_phone_number_in_the_billing_versions_panel(
 
     section = page.locator("#critical-phone")
     section.get_by_label("Mobile number (with country code)").fill(PHONE_NUMBER)
-    section.get_by_role("button", name="Save phone number").click()
+    click_and_swap(page, section.get_by_role("button", name="Save phone number"))
     section = page.locator("#critical-phone")
     expect(section.get_by_role("status")).to_have_text(
         f"Critical billing texts go to {PHONE_NUMBER}.")
-    htmx_settled(page)
 
     panel = page.get_by_test_id("versions-billing_settings")
     summary = panel.locator("summary")
     expect(summary).to_have_text("Versions of phone, address and direct charge")
-    summary.click()
+    click_and_swap(page, summary)
     version = rows(panel.locator(".versions-list table"))
     expect(version).to_have_count(1)
     cells = version.first.locator("td")
@@ -189,9 +194,9 @@ def test_critical_phone_number_in_the_billing_versions_panel(
     shots(page, screenshot, "versions-panel-billing-open", problems)
 
     # Change History, filtered to billing settings from the panel's own link.
-    panel.get_by_role("link", name="All changes in Change History").click()
-    expect(heading(page)).to_contain_text(f"Change History · {ACCOUNT}")
-    expect(page).to_have_url(re.compile(r"[?&]type=billing_settings(&|$)"))
+    click_and_wait(page, panel.get_by_role("link", name="All changes in Change History"),
+                   url=re.compile(r"/history/\?(.*&)?type=billing_settings(&|$)"),
+                   heading=f"Change History · {ACCOUNT}")
     expect(page.get_by_label("Record")).to_have_value("billing_settings")
     expect(history_rows(page)).to_have_count(1)
     expect(history_rows(page).first).to_contain_text(OWNER_NAME)
@@ -206,18 +211,16 @@ def test_a_panel_opened_before_a_change_shows_the_change_when_reopened(
     sign_in(OWNER)
     nav_to(page, "Billing Settings")
     panel = page.get_by_test_id("versions-billing_settings")
-    panel.locator("summary").click()
+    click_and_swap(page, panel.locator("summary"))
     expect(panel).to_contain_text("No versions kept for this record.")
 
     section = page.locator("#critical-phone")
     section.get_by_label("Mobile number (with country code)").fill(PHONE_NUMBER)
-    section.get_by_role("button", name="Save phone number").click()
+    click_and_swap(page, section.get_by_role("button", name="Save phone number"))
     expect(page.locator("#critical-phone").get_by_role("status")).to_contain_text(PHONE_NUMBER)
-    htmx_settled(page)
 
     panel.locator("summary").click()  # closed
-    panel.locator("summary").click()  # and opened again
-    htmx_settled(page)
+    click_and_swap(page, panel.locator("summary"))  # and opened again: loaded afresh
     expect(panel).to_contain_text(PHONE_NUMBER)
 
 
@@ -235,15 +238,14 @@ def test_change_history_pages_past_fifty_in_place_keeping_the_filter(
     sign_in(OWNER)
     nav_to(page, "Change History")
     page.get_by_label("Record").select_option("account")
-    page.get_by_role("button", name="Filter").click()
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
     results = page.locator("#results")
     expect(results).to_contain_text("Changes 1–50 of 55")
     expect(history_rows(page)).to_have_count(50)
     expect(history_rows(page).first).to_contain_text(f"{ACCOUNT} 54 → {ACCOUNT} 55")
-    htmx_settled(page)
     page.evaluate("window.notReloaded = true")
 
-    page.get_by_role("link", name="Next →").click()
+    click_and_swap(page, page.get_by_role("link", name="Next →"))
     expect(results).to_contain_text("Changes 51–55 of 55")
     expect(page.locator("#results")).to_have_count(1)
     expect(history_rows(page)).to_have_count(5)
@@ -251,6 +253,6 @@ def test_change_history_pages_past_fifty_in_place_keeping_the_filter(
     expect(page).to_have_url(re.compile(r"type=account"))
     expect(page).to_have_url(re.compile(r"page=2"))
 
-    page.get_by_role("link", name="← Previous").click()
+    click_and_swap(page, page.get_by_role("link", name="← Previous"))
     expect(results).to_contain_text("Changes 1–50 of 55")
     assert page.evaluate("window.notReloaded") is True
