@@ -12,6 +12,7 @@
 # Settings (environment): LOADTEST_USERS (50), LOADTEST_SPAWN_RATE (10 per second),
 # LOADTEST_DURATION (5m), LOADTEST_WORKERS (gunicorn workers per instance, 2),
 # LOADTEST_JOBS_INTERVAL (seconds between two `jobs run` of one instance, 5),
+# LOADTEST_GUNICORN_ARGS (more options for both instances, e.g. --log-level debug),
 # LOADTEST_OUT (a folder for the logs and CSVs; a new one in /tmp by default, kept).
 #
 # Exit status: 0 when there was no 5xx, no connection error, no error in the harness or the
@@ -78,7 +79,8 @@ $PY bench/smtp_sink.py "$SMTP_PORT" "$OUT/deliveries.jsonl" >"$OUT/smtp.log" 2>&
 sink=$!
 for i in 0 1; do
   $VENV/bin/gunicorn -c gunicorn.conf.py --workers "$WORKERS" --bind "127.0.0.1:${PORTS[$i]}" \
-    --access-logfile "$OUT/access-$i.log" wsgi:app >"$OUT/instance-$i.log" 2>&1 &
+    --access-logfile "$OUT/access-$i.log" ${LOADTEST_GUNICORN_ARGS:-} wsgi:app \
+    >"$OUT/instance-$i.log" 2>&1 &
   servers+=($!)
 done
 $PY - "$INSTANCES" <<'EOF'

@@ -4,7 +4,9 @@ locustfile counted, what the jobs did, and the instances' errors.
 
     python bench/loadtest_report.py OUT
 
-Exits 1 when the run must fail: a 5xx or a connection error, an exception in the harness
+Exits 1 when the run must fail: a 5xx or a connection error (a request reset on a kept-alive
+connection and sent again by the locustfile, as browsers do, is listed, not counted: see its
+RESENDABLE), an exception in the harness
 (Locust's exceptions CSV), a `jobs run` that failed, an unhandled error or a worker timeout
 in an instance's log, or no successful sign-in / usage posting / signed-in page at all (a
 harness that did nothing). Other 4xx answers the locustfile did not expect are listed (with
@@ -76,6 +78,14 @@ def main(out: Path) -> int:
         for line in logs.splitlines():
             if d["request_id"] in line:
                 print("      " + line[:1500])
+
+    resent = [json.loads(line) for line in (out / "resent.jsonl").read_text().splitlines()
+              if line] if (out / "resent.jsonl").exists() else []
+    print(f"resent: {len(resent)} request(s) reset on a kept-alive connection before any "
+          "answer and sent again on a new one, as a browser does (not failures; each below)")
+    for r in resent:
+        print(f"  {r['method']} {r['kind']} {r['url']}: idle {r['idle_before']} s, "
+              f"{r['error'][:100]}")
 
     exceptions = read_csv(out / "locust_exceptions.csv")
     if exceptions:
