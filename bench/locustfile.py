@@ -117,11 +117,12 @@ def _used(client, url: str) -> None:
 # send such a request again on a new connection (whatever its method); RFC 9112 9.3.1 allows it
 # when the request can't have been applied or is idempotent, and every post here is (usage and
 # payments carry idempotency keys, a billing link charges once per link). gunicorn's gthread
-# worker does close kept-alive connections with a request unread: its main loop closes those
-# whose keepalive (5 s) ran out, and on a starved machine it can be stalled for seconds between
-# polling the sockets and closing the expired ones (6 resets in one second on one instance in
-# a 5-minute run with the machine's load average at 14, on connections idle under 2 s). Only
-# such a failure is resent, once; a reset on a new connection, or twice, is a failure.
+# worker closes kept-alive connections from its main loop (those whose keepalive ran out, and
+# those a finished request said to close), and on a starved machine that loop can be stalled
+# for seconds, so a client can send its next request on a connection that is about to go: in a
+# 5-minute run with the machine's load average at 14, 8 requests failed so (6 of them in one
+# second on one instance), on connections idle under 2 s. Only such a failure (a connection
+# was pooled, no answer came) is resent, once; on a new connection, or twice, it is a failure.
 RESENDABLE = re.compile(r"ConnectionResetError|RemoteDisconnected|BrokenPipeError")
 _resend_log = open(OUT / "resent.jsonl", "a", buffering=1)  # noqa: SIM115 (the run's length)
 
