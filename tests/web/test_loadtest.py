@@ -6,7 +6,7 @@ violation under concurrent use of two instances.
 
 It needs PostgreSQL (two instances on one database): it runs in the PostgreSQL half of `make
 test` (scripts/with-postgres.sh sets TEST_DATABASE_URL), in a database of its own created on
-that server and dropped afterwards. It takes 45-90 s on a busy 2-CPU machine, so it is
+that server and dropped afterwards. It takes 40-80 s on a busy 2-CPU machine, so it is
 marked `slow`.
 """
 
