@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/billing_logs.py
 	$(PY) bench/usage_ingest.py
 	$(PY) bench/statement_pdf.py
+	$(PY) bench/versions.py
 	$(PY) bench/privacy_export.py
 
 ## make bench-billing: only the billing benchmarks (Billing Logs and CSV, usage ingestion)
