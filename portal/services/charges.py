@@ -95,23 +95,50 @@ def attempt(session: Session, gateway: PaymentGateway, charge: Charge,
     # What the processor gets, read before the commit: nothing touches the database between
     # the commit and the processor's answer.
     request = (method.token, charge.amount_cents, charge.idempotency_key, charge.description)
-    begin_write(session)
-    session.execute(update(Charge).where(Charge.id == charge.id).values(
-        attempts=Charge.attempts + 1, last_attempt_at=now))
-    session.commit()
-    try:
-        result = gateway.charge(*request)
-    except GatewayTimeout:
-        log.warning("charge %s: processor timeout; left pending for a retry", charge.id)
-        return charge
-    except Exception:  # the processor's error, not ours: same as no answer
-        log.exception("charge %s: processor error; left pending for a retry", charge.id)
+    result = ask(session, Charge, charge.id, now, lambda: gateway.charge(*request))
+    if result is None:
         return charge
     settle(session, charge, result.succeeded, result.reference, result.code, result.message,
            now=now)
     session.commit()
     _refund_if_started(session, gateway, charge, now)
     return charge
+
+
+def ask(session: Session, model, row_id: int, now: datetime, call: Callable):
+    """Count the attempt on the pending charge or refund `row_id` and commit it (it is on
+    record before money moves), then make the processor `call`. Its answer, or None when it
+    didn't answer (a timeout, or an error of the processor's own: the same key is asked
+    again later)."""
+    begin_write(session)
+    session.execute(update(model).where(model.id == row_id).values(
+        attempts=model.attempts + 1, last_attempt_at=now))
+    session.commit()
+    what = model.__tablename__.removesuffix("s")
+    try:
+        return call()
+    except GatewayTimeout:
+        log.warning("%s %s: processor timeout; left pending for a retry", what, row_id)
+    except Exception:  # the processor's error, not ours: same as no answer
+        log.exception("%s %s: processor error; left pending for a retry", what, row_id)
+    return None
+
+
+def due_for_retry(session: Session, model, status, now: datetime) -> list:
+    """Pending charges or refunds (a timeout, a crash between recording and asking) whose
+    backoff has passed: one retry interval per attempt so far, at most an hour."""
+    pending = session.scalars(
+        select(model).where(model.status == status,
+                            or_(model.last_attempt_at.is_(None),
+                                model.last_attempt_at <= now - rules.CHARGE_RETRY_AFTER))
+        .order_by(model.id).limit(100))
+    due = []
+    for row in pending:
+        backoff = min(rules.CHARGE_RETRY_AFTER * max(1, row.attempts),
+                      rules.CHARGE_RETRY_MAX_BACKOFF)
+        if row.last_attempt_at is None or row.last_attempt_at <= now - backoff:
+            due.append(row)
+    return due
 
 
 def _refund_if_started(session: Session, gateway: PaymentGateway, charge: Charge,
@@ -316,17 +343,8 @@ def retry_pending(session: Session, gateway: PaymentGateway,
     """Charges left pending (a timeout, a crash between recording and charging) whose
     backoff has passed: asked again with the same key. Commits."""
     now = now or clock_now()
-    due = list(session.scalars(
-        select(Charge).where(Charge.status == ChargeStatus.PENDING,
-                             or_(Charge.last_attempt_at.is_(None),
-                                 Charge.last_attempt_at <= now - rules.CHARGE_RETRY_AFTER))
-        .order_by(Charge.id).limit(100)))
     done = []
-    for charge in due:
-        backoff = min(rules.CHARGE_RETRY_AFTER * max(1, charge.attempts),
-                      rules.CHARGE_RETRY_MAX_BACKOFF)
-        if charge.last_attempt_at is not None and charge.last_attempt_at > now - backoff:
-            continue
+    for charge in due_for_retry(session, Charge, ChargeStatus.PENDING, now):
         charge = attempt(session, gateway, charge, now)
         if charge.purpose == ChargePurpose.RECHARGE:
             charge = _after_recharge(session, gateway, charge, now)

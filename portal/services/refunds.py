@@ -18,10 +18,9 @@ closed or left the agency). A refund works like a charge, the other way round:
 import logging
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from portal import rules
 from portal.clock import now as clock_now
 from portal.models import (
     Account,
@@ -33,8 +32,8 @@ from portal.models import (
     Refund,
     RefundStatus,
 )
-from portal.services import ledger
-from portal.services.gateway import GatewayTimeout, PaymentGateway
+from portal.services import charges, ledger
+from portal.services.gateway import PaymentGateway
 from portal.services.money import dollars
 from portal.transactions import begin_write
 
@@ -94,17 +93,8 @@ def attempt(session: Session, gateway: PaymentGateway, refund: Refund,
     now = now or clock_now()
     charge = session.get(Charge, refund.charge_id)
     request = (charge.gateway_reference, refund.amount_cents, refund.idempotency_key)
-    begin_write(session)
-    session.execute(update(Refund).where(Refund.id == refund.id).values(
-        attempts=Refund.attempts + 1, last_attempt_at=now))
-    session.commit()
-    try:
-        result = gateway.refund(*request)
-    except GatewayTimeout:
-        log.warning("refund %s: processor timeout; left pending for a retry", refund.id)
-        return refund
-    except Exception:  # the processor's error, not ours: same as no answer
-        log.exception("refund %s: processor error; left pending for a retry", refund.id)
+    result = charges.ask(session, Refund, refund.id, now, lambda: gateway.refund(*request))
+    if result is None:
         return refund
     settle(session, refund, result.succeeded, result.reference, result.message, now)
     session.commit()
@@ -145,22 +135,11 @@ def settle(session: Session, refund: Refund, succeeded: bool, reference: str, me
 
 def retry_pending(session: Session, gateway: PaymentGateway,
                   now: datetime | None = None) -> list[Refund]:
-    """Refunds left pending (a timeout, a crash between recording and asking) whose backoff
-    has passed: asked again with the same key. Commits."""
+    """Refunds left pending whose backoff has passed (as for charges): asked again with the
+    same key. Commits."""
     now = now or clock_now()
-    due = list(session.scalars(
-        select(Refund).where(Refund.status == RefundStatus.PENDING,
-                             or_(Refund.last_attempt_at.is_(None),
-                                 Refund.last_attempt_at <= now - rules.CHARGE_RETRY_AFTER))
-        .order_by(Refund.id).limit(100)))
-    done = []
-    for refund in due:
-        backoff = min(rules.CHARGE_RETRY_AFTER * max(1, refund.attempts),
-                      rules.CHARGE_RETRY_MAX_BACKOFF)
-        if refund.last_attempt_at is not None and refund.last_attempt_at > now - backoff:
-            continue
-        done.append(attempt(session, gateway, refund, now))
-    return done
+    return [attempt(session, gateway, refund, now)
+            for refund in charges.due_for_retry(session, Refund, RefundStatus.PENDING, now)]
 
 
 def pending_for_charge(session: Session, charge_id: int) -> Refund | None:
