@@ -6,8 +6,10 @@ gunicorn's default sync worker is killed by the arbiter once a request has kept 
 200, so the client saw a truncated file. gunicorn.conf.py runs gthread workers, whose
 `timeout` is a heartbeat from the worker's main loop, not a limit on a response.
 
-The test lowers the timeout to TIMEOUT seconds, far below the time the export takes on any
-machine (a million rows), so that it shows the heartbeat on a fast machine too; --preload
+The test lowers the timeout to TIMEOUT seconds, and the client reads like one on a slow
+connection: after the first megabyte it stops reading for 2 x TIMEOUT + 1 seconds (the server
+fills the socket's buffers and blocks sending, as it does for a slow download), so the
+response outlives the timeout on any machine, however fast it streams the rest; --preload
 loads the app before the worker forks, so the worker's boot does not count against that short
 timeout. With the sync worker this stream is cut off after TIMEOUT seconds.
 
@@ -162,6 +164,8 @@ def _stream_a_million_rows(tmp_path, url: str, app) -> None:
                 while block := response.read(1 << 20):
                     if not first:
                         first = block[:block.index(b"\n") + 1]
+                        # a slow client: the response must outlive the worker timeout
+                        time.sleep(2 * TIMEOUT + 1)
                     lines += block.count(b"\n")
                     tail = (tail + block)[-200:]
             except (http.client.IncompleteRead, ConnectionError) as e:
