@@ -5,7 +5,7 @@ FLASK   := $(VENV)/bin/flask --app wsgi
 PORT    ?= 8000
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-test-deps test-sqlite test-postgres lint bench bench-billing loadtest clean
+.PHONY: run test install system-test-deps test-sqlite test-postgres lint bench bench-billing loadtest loadtest-sqlite clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -67,9 +67,18 @@ bench-billing: install
 
 ## make loadtest: two gunicorn instances of the portal on one throwaway PostgreSQL, `jobs run`
 ## looping beside each, Locust's 50 users for 5 minutes (LOADTEST_DURATION=1m etc., see
-## bench/loadtest.sh), then requests, failures, p50/p95/p99 per kind and the money checks
+## bench/loadtest.sh), then requests, failures, p50/p95/p99 per kind and the money checks.
+## make loadtest DB=sqlite (or make loadtest-sqlite): the same on one new SQLite file.
+DB ?= postgresql
 loadtest: install system-test-deps
+ifeq ($(DB),sqlite)
+	LOADTEST_DATABASE_URL=sqlite bench/loadtest.sh
+else
 	scripts/with-postgres.sh bench/loadtest.sh
+endif
+
+loadtest-sqlite: install
+	LOADTEST_DATABASE_URL=sqlite bench/loadtest.sh
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

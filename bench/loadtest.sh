@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The load test (`make loadtest`): two gunicorn instances of the portal on one PostgreSQL,
-# `flask jobs run` looping beside each, Locust's simulated users against both, then the
-# figures and the money checks. Everything on loopback; everything stopped at the end.
+# The load test (`make loadtest`): two gunicorn instances of the portal on one database
+# (PostgreSQL, or one SQLite file), `flask jobs run` looping beside each, Locust's simulated
+# users against both, then the figures and the money checks. Everything on loopback;
+# everything stopped at the end.
 #
-#   scripts/with-postgres.sh bench/loadtest.sh      (what `make loadtest` runs)
+#   scripts/with-postgres.sh bench/loadtest.sh        (what `make loadtest` runs)
+#   LOADTEST_DATABASE_URL=sqlite bench/loadtest.sh    (`make loadtest DB=sqlite`)
 #
 # The database: LOADTEST_DATABASE_URL, else TEST_DATABASE_URL (with-postgres.sh sets it to a
-# throwaway server's empty database). It must be PostgreSQL and empty: bench/loadtest_seed.py
-# migrates it and seeds the demo data and the 20 metered accounts.
+# throwaway server's empty database). PostgreSQL, or SQLite: `sqlite` alone is a new file in
+# the run's folder (LOADTEST_OUT/portal.sqlite3), the embedded default's setup (the portal's
+# own pragmas, portal/__init__.py); `sqlite:////abs/path` a file of your choosing. It must be
+# empty: bench/loadtest_seed.py migrates it and seeds the demo data and the 20 metered
+# accounts.
 #
 # Settings (environment): LOADTEST_USERS (50), LOADTEST_SPAWN_RATE (10 per second),
 # LOADTEST_DURATION (5m), LOADTEST_WORKERS (gunicorn workers per instance, 2),
@@ -26,11 +31,13 @@ FLASK="$VENV/bin/flask --app wsgi"
 
 DB=${LOADTEST_DATABASE_URL:-${TEST_DATABASE_URL:-}}
 case "$DB" in
-  postgresql*) ;;
+  postgresql*|sqlite|sqlite:////*) ;;
   "") echo "loadtest: no database: run it as scripts/with-postgres.sh bench/loadtest.sh" \
-        "(make loadtest), or set LOADTEST_DATABASE_URL to an empty PostgreSQL database" >&2
+        "(make loadtest), or set LOADTEST_DATABASE_URL to an empty PostgreSQL database," \
+        "or to sqlite (make loadtest DB=sqlite)" >&2
       exit 2 ;;
-  *) echo "loadtest: needs PostgreSQL (two instances on one database), not $DB" >&2; exit 2 ;;
+  *) echo "loadtest: needs PostgreSQL or a SQLite file by its absolute path" \
+       "(sqlite:////path), not $DB" >&2; exit 2 ;;
 esac
 USERS=${LOADTEST_USERS:-50}
 RATE=${LOADTEST_SPAWN_RATE:-10}
@@ -40,6 +47,15 @@ JOBS_INTERVAL=${LOADTEST_JOBS_INTERVAL:-5}
 OUT=${LOADTEST_OUT:-$(mktemp -d /tmp/portal-loadtest.XXXXXX)}
 mkdir -p "$OUT"
 rm -f "$OUT/stop"
+if [ "$DB" = sqlite ]; then
+  DB="sqlite:///$(cd "$OUT" && pwd)/portal.sqlite3"
+fi
+case "$DB" in
+  sqlite*) if [ -s "${DB#sqlite:///}" ]; then
+             echo "loadtest: ${DB#sqlite:///} is not empty: give the load test a new file" >&2
+             exit 2
+           fi ;;
+esac
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORTS=($(free_port) $(free_port))
@@ -68,7 +84,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "loadtest: $USERS users for $DURATION against $INSTANCES (logs in $OUT)"
+echo "loadtest: $USERS users for $DURATION against $INSTANCES on ${DB%%:*} (logs in $OUT)"
 phase() { echo "loadtest: [${SECONDS}s] $*"; }
 # Migrated, the demo data, the load test's accounts (bench/loadtest_seed.py: one process).
 $PY bench/loadtest_seed.py "$OUT/world.json" 2>"$OUT/setup.log" || {

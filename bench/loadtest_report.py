@@ -112,6 +112,15 @@ def main(out: Path) -> int:
         for path in sorted(out.glob("jobs-*.log")):
             print(f"--- {path.name} (end)\n" + path.read_text(errors="replace")[-3000:])
 
+    # SQLite (portal/transactions.py): writers that waited over a second for the one write
+    # lock, and transactions that held it over a second (a WARNING each, not a failure).
+    jobs_logs = "\n".join(p.read_text(errors="replace") for p in sorted(out.glob("jobs-*.log")))
+    for what in ("waited", "held"):
+        seconds = [float(s) for s in re.findall(
+            rf"SQLite write lock: {what} ([\d.]+) s", logs + "\n" + jobs_logs)]
+        if seconds:
+            print(f"SQLite write lock {what} over 1 s: {len(seconds)} times, the longest "
+                  f"{max(seconds):.1f} s")
     unhandled = [line for line in logs.splitlines() if "unhandled error" in line]
     timeouts = logs.count("WORKER TIMEOUT")
     errors = [line for line in logs.splitlines() if " ERROR " in line]

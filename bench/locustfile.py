@@ -2,9 +2,10 @@
 
 Run by bench/loadtest.sh, which starts everything and passes, in the environment:
 LOADTEST_WORLD (the JSON bench/loadtest_seed.py wrote), LOADTEST_INSTANCES (the two base URLs,
-comma-separated), USAGE_API_TOKEN, LOADTEST_DB (a libpq URL of the database, to read the
-billing links the portal emailed), LOADTEST_OUT (a folder for the logs below) and
-LOADTEST_USERS (how many simulated users; the classes' shares follow from it).
+comma-separated), USAGE_API_TOKEN, LOADTEST_DB (a libpq URL of the database, or
+sqlite:////path of its SQLite file, to read the billing links the portal emailed),
+LOADTEST_OUT (a folder for the logs below) and LOADTEST_USERS (how many simulated users; the
+classes' shares follow from it).
 
 Each request goes to one of the two instances at random (the session cookie is the same on
 both: one host, two ports), carries an X-Request-ID ("lt-…", found in the instances' logs),
@@ -305,12 +306,25 @@ class Metering(PortalUser):
 
 def _read_link(email: str) -> str | None:
     """The newest billing link emailed to `email` (the outbox table, as a mail reader)."""
-    import psycopg
+    query = ("SELECT text_body FROM outbox WHERE to_address = ? AND kind = 'billing_link' "
+             "ORDER BY id DESC LIMIT 1")
+    if DB_URL.startswith("sqlite:///"):
+        import sqlite3
+        from contextlib import closing
 
-    with psycopg.connect(DB_URL) as conn:
-        row = conn.execute(
-            "SELECT text_body FROM outbox WHERE to_address = %s AND kind = 'billing_link' "
-            "ORDER BY id DESC LIMIT 1", (email,)).fetchone()
+        def read():
+            # Read only, waiting for a writer's lock (if any) like the portal does.
+            uri = "file:" + DB_URL.removeprefix("sqlite:///") + "?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+                return conn.execute(query, (email,)).fetchone()
+
+        # In a thread: a wait for the lock must not stall every simulated user (gevent).
+        row = gevent.get_hub().threadpool.apply(read)
+    else:
+        import psycopg
+
+        with psycopg.connect(DB_URL) as conn:
+            row = conn.execute(query.replace("?", "%s"), (email,)).fetchone()
     if row is None:
         return None
     found = LINK_RE.search(row[0])
