@@ -159,11 +159,24 @@ def _init_versioning() -> None:
 
 
 def _init_sqlite(app: Flask) -> None:
-    """SQLite: enforce foreign keys and wait for the writer instead of failing."""
+    """SQLite: enforce foreign keys, write-ahead logging, and wait for the writer instead of
+    failing.
+
+    WAL (a property of the file, set by the first connection): readers never wait for the
+    writer nor the writer for readers, so a commit doesn't wait for every page being read
+    (or a CSV streamed) to finish, and readers don't queue behind a commit. One writer at a
+    time still: the others wait up to SQLITE_BUSY_TIMEOUT_MS for the write lock (the
+    services hold it briefly: nothing slow happens inside a write transaction).
+    `secure_delete` overwrites deleted and redacted values in the file; in WAL mode their old
+    pages can also sit in the -wal file until a checkpoint, so a redaction or erasure asks
+    for one after its commit (portal/transactions.py: scrub_after_commit)."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
 
+    from portal import transactions
+
+    busy_timeout = int(app.config["SQLITE_BUSY_TIMEOUT_MS"])
     with app.app_context():
         engine = db.engine
 
@@ -171,10 +184,14 @@ def _init_sqlite(app: Flask) -> None:
         def _pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
             # Deleted and redacted data is overwritten in the file, not left in free pages.
             cursor.execute("PRAGMA secure_delete=ON")
+            # An in-memory database answers "memory": it has no other connection anyway.
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
+
+    transactions.install_sqlite_hooks()
 
 
 def _register_errors(app: Flask) -> None:

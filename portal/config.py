@@ -103,6 +103,10 @@ class Config:
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER",
                                          "Account Portal <billing@portal.invalid>")
 
+    # SQLite (the embedded default): how long a writer waits for the write lock, in ms, before
+    # "database is locked" (one writer at a time; every write transaction is short).
+    SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000"))
+
     # Logging (portal/logconfig.py): DEBUG, INFO, WARNING, ERROR or CRITICAL.
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 

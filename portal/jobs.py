@@ -15,20 +15,23 @@ from portal.services import billing, mail, statements
 
 def statement_schedules(session: Session, now: datetime | None = None) -> int:
     """Email each schedule's previous period once: the period is claimed with a conditional
-    update before the statement is made, so two runs at once send it once."""
+    update in the transaction that queues the statement, so two runs at once send it once.
+
+    The statement is built and its PDF rendered (seconds) before that transaction, with no
+    write lock held: on SQLite the claim's lock is the database's one write lock, and every
+    other writer (usage, payments, sign-ins) would wait for the rendering. A run that loses
+    the claim meanwhile throws its PDF away."""
     now = now or clock_now()
     sent = 0
     for schedule_id in list(session.scalars(select(StatementSchedule.id)
                                             .order_by(StatementSchedule.id))):
         schedule = session.get(StatementSchedule, schedule_id)
-        if schedule is None:
-            continue
-        period = statements.claim_due(session, schedule, now)
+        period = None if schedule is None else statements.due_period(session, schedule, now)
         if period is None:
-            session.rollback()
             continue
         account = session.get(Account, schedule.account_id)
         if account.is_canceled or not billing.has_own_billing(account):
+            statements.claim_due(session, schedule, now)
             session.commit()  # the period is skipped, not retried forever
             continue
         built = statements.build(session, account, *period)
@@ -36,7 +39,11 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
         with current_app.test_request_context(base_url=current_app.config["EXTERNAL_BASE_URL"]):
             html = render_template("billing/statement.html", statement=built,
                                    settings=billing.settings_for(session, account))
-        notices.statement(session, account, built, schedule.recipient, pdf.render(html),
+        document = pdf.render(html)
+        if statements.claim_due(session, schedule, now) != period:
+            session.rollback()  # another run sent this period meanwhile
+            continue
+        notices.statement(session, account, built, schedule.recipient, document,
                           dedupe_key=f"statement:{schedule.id}:{period[0]:%Y-%m-%d}")
         session.commit()
         sent += 1

@@ -39,7 +39,7 @@ from portal.services import billing, ledger
 from portal.services.gateway import GatewayTimeout, PaymentGateway
 from portal.services.money import dollars, parse_cents
 from portal.services.paging import Page
-from portal.transactions import begin_write
+from portal.transactions import begin_write, retry_when_locked
 
 log = logging.getLogger("portal.charges")
 
@@ -98,9 +98,14 @@ def attempt(session: Session, gateway: PaymentGateway, charge: Charge,
     result = ask(session, Charge, charge.id, now, lambda: gateway.charge(*request))
     if result is None:
         return charge
-    settle(session, charge, result.succeeded, result.reference, result.code, result.message,
-           now=now)
-    session.commit()
+
+    def settle_and_commit() -> None:
+        settle(session, charge, result.succeeded, result.reference, result.code,
+               result.message, now=now)
+        session.commit()
+
+    # The money has moved (or not): its answer is settled now, not lost to a busy moment.
+    retry_when_locked(session, settle_and_commit, f"charge {charge.id}: settle")
     _refund_if_started(session, gateway, charge, now)
     return charge
 
@@ -110,11 +115,15 @@ def ask(session: Session, model, row_id: int, now: datetime, call: Callable):
     record before money moves), then make the processor `call`. Its answer, or None when it
     didn't answer (a timeout, or an error of the processor's own: the same key is asked
     again later)."""
-    begin_write(session)
-    session.execute(update(model).where(model.id == row_id).values(
-        attempts=model.attempts + 1, last_attempt_at=now))
-    session.commit()
     what = model.__tablename__.removesuffix("s")
+
+    def count_attempt() -> None:
+        begin_write(session)
+        session.execute(update(model).where(model.id == row_id).values(
+            attempts=model.attempts + 1, last_attempt_at=now))
+        session.commit()
+
+    retry_when_locked(session, count_attempt, f"{what} {row_id}: attempt")
     try:
         return call()
     except GatewayTimeout:

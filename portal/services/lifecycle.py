@@ -37,7 +37,7 @@ from portal.models import (
 )
 from portal.services.auth import user_for_email
 from portal.services.forms import clean_email, clean_text
-from portal.transactions import begin_write
+from portal.transactions import begin_write, scrub_after_commit
 
 # Which states each Status-section action starts from (the rest are refused).
 PAUSE_FROM = (AccountStatus.ACTIVE, AccountStatus.CALLS_STOPPED)
@@ -581,6 +581,7 @@ def purge_expired(session: Session, now: datetime | None = None) -> list[int]:
         if marked.rowcount != 1:
             continue
         deleted = session.execute(delete(Call).where(Call.account_id == account_id))
+        scrub_after_commit(session)  # no copy of the calls left in SQLite's WAL file
         record(session, account_id, EventKind.DATA_PURGED, None, now, calls=deleted.rowcount)
         purged.append(account_id)
     return purged

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
+from functools import partial
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import MailStatus, OutboxAttachment, OutboxMessage
 from portal.services.forms import clean_email
-from portal.transactions import begin_write
+from portal.transactions import begin_write, retry_when_locked
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,11 @@ def deliver(session: Session, config: MailConfig, now: datetime | None = None) -
     session.commit()
     result = Delivery()
     for message_id in ids:
-        if not _claim(session, message_id, now):
+        # The claim, and the outcome after the mail server answered, are tried again when
+        # SQLite's write lock stayed busy (each is a whole transaction, nothing outside the
+        # database): a sent message left unmarked would be sent again when its lease ran out.
+        if not retry_when_locked(session, partial(_claim, session, message_id, now),
+                                 f"outbox message {message_id}: claim"):
             continue
         message = session.get(OutboxMessage, message_id)
         attachments = list(session.scalars(select(OutboxAttachment).where(
@@ -98,19 +103,26 @@ def deliver(session: Session, config: MailConfig, now: datetime | None = None) -
         except Exception as e:  # refused, down, or a bug: retried with backoff
             if not isinstance(e, smtplib.SMTPException | OSError):
                 log.exception("outbox message %s: unexpected error while sending", message_id)
-            attempts = _failed(session, message_id, f"{type(e).__name__}: {e}", now)
+            attempts = retry_when_locked(
+                session, partial(_failed, session, message_id, f"{type(e).__name__}: {e}", now),
+                f"outbox message {message_id}: failed")
             if attempts >= MAX_ATTEMPTS:
                 result.failed += 1
             else:
                 result.retried += 1
         else:
-            begin_write(session)
-            session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                            .values(status=MailStatus.SENT, sent_at=now, last_error="",
-                                    attempts=OutboxMessage.attempts + 1))
+            retry_when_locked(session, partial(_sent, session, message_id, now),
+                              f"outbox message {message_id}: sent")
             result.sent += 1
-        session.commit()
     return result
+
+
+def _sent(session: Session, message_id: int, now: datetime) -> None:
+    begin_write(session)
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                    .values(status=MailStatus.SENT, sent_at=now, last_error="",
+                            attempts=OutboxMessage.attempts + 1))
+    session.commit()
 
 
 def _claim(session: Session, message_id: int, now: datetime) -> bool:
@@ -126,6 +138,7 @@ def _claim(session: Session, message_id: int, now: datetime) -> bool:
 
 
 def _failed(session: Session, message_id: int, error: str, now: datetime) -> int:
+    """Count a failed attempt (retried later, or failed for good); commits."""
     begin_write(session)
     message = session.get(OutboxMessage, message_id)
     session.refresh(message)
@@ -137,6 +150,7 @@ def _failed(session: Session, message_id: int, error: str, now: datetime) -> int
         values["next_attempt_at"] = now + backoff(attempts)
     session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
                     .values(**values))
+    session.commit()
     return attempts
 
 

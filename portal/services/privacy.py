@@ -17,6 +17,7 @@ from portal.clock import now as clock_now
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, Call, TrackingNumber
 from portal.services.calls import _csv_safe, csv_chunks
+from portal.transactions import scrub_after_commit
 
 REDACTED_LABEL = "Redacted"
 EXPORT_FIELDS = ["call_id", "started_at_utc", "caller_number", "caller_name", "notes",
@@ -69,6 +70,7 @@ def redact_call(session: Session, account: Account, call_id: int,
     if call.redacted_at is not None:
         raise ValidationFailed({"": "This call's personal data was already removed."})
     _redact(call, now or clock_now())
+    scrub_after_commit(session)  # no copy of the old values left in SQLite's WAL file
     return call
 
 
@@ -201,4 +203,5 @@ def erase(session: Session, account: Account, number: str, confirmed: bool,
     calls = caller_calls(session, account, number)
     for call in calls:
         _redact(call, now)
+    scrub_after_commit(session)  # no copy of the old values left in SQLite's WAL file
     return len(calls)

@@ -35,7 +35,7 @@ from portal.models import (
 from portal.services import charges, ledger
 from portal.services.gateway import PaymentGateway
 from portal.services.money import dollars
-from portal.transactions import begin_write
+from portal.transactions import begin_write, retry_when_locked
 
 log = logging.getLogger("portal.refunds")
 
@@ -96,8 +96,12 @@ def attempt(session: Session, gateway: PaymentGateway, refund: Refund,
     result = charges.ask(session, Refund, refund.id, now, lambda: gateway.refund(*request))
     if result is None:
         return refund
-    settle(session, refund, result.succeeded, result.reference, result.message, now)
-    session.commit()
+
+    def settle_and_commit() -> None:
+        settle(session, refund, result.succeeded, result.reference, result.message, now)
+        session.commit()
+
+    retry_when_locked(session, settle_and_commit, f"refund {refund.id}: settle")
     return refund
 
 

@@ -168,6 +168,20 @@ def previous_period(frequency: ScheduleFrequency, now: datetime) -> tuple[date, 
     return last.replace(day=1), last
 
 
+def due_period(session: Session, schedule: StatementSchedule,
+               now: datetime | None = None) -> tuple[date, date] | None:
+    """The schedule's previous period when no run has claimed it yet (a read: claim_due
+    takes it)."""
+    now = now or clock_now()
+    start, end = previous_period(schedule.frequency, now)
+    period = datetime.combine(start, time(), UTC)
+    due = session.scalar(select(StatementSchedule.id).where(
+        StatementSchedule.id == schedule.id,
+        (StatementSchedule.last_period_start.is_(None))
+        | (StatementSchedule.last_period_start < period)))
+    return (start, end) if due is not None else None
+
+
 def claim_due(session: Session, schedule: StatementSchedule,
               now: datetime | None = None) -> tuple[date, date] | None:
     """Claim this schedule's previous period: a conditional update that only one run (of

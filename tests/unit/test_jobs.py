@@ -300,15 +300,97 @@ def test_four_runs_at_once_send_one_statement(app, session):
     assert statement_mail(session) == [(schedule.id, "2026-11-16", "pat@example.test")]
 
 
-def test_the_jobs_period_is_claimed_before_the_statement_is_made(app, session, world):
-    """A run that finds the period already claimed (by a run that is still making the
-    statement) makes none."""
+def test_a_period_already_claimed_is_not_made_again(app, session, world):
+    """A run that finds the period already claimed (by a run that sent it, or is queuing it)
+    makes no statement."""
     for name in ("acme_monthly", "acme_weekly", "agency_monthly", "bayside", "closed"):
         schedule = session.get(StatementSchedule, world[name])
         assert statements.claim_due(session, schedule, NOW) is not None
         session.commit()
     assert jobs.statement_schedules(session) == 0
     assert statement_mail(session) == []
+
+
+def another_writer_can_write(database_url: str) -> bool:
+    """Whether another instance could write right now, the schedules' rows included, without
+    waiting past 0.2 s for a lock: SQLite's one write lock, or PostgreSQL's row locks."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0.2,
+                               isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE statement_schedules SET recipient = recipient")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            conn.execute(text("UPDATE statement_schedules SET recipient = recipient"))
+            conn.rollback()
+        return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_the_statements_pdf_is_rendered_with_no_write_lock_held(app, session, world,
+                                                                database_url, monkeypatch):
+    """A statement's PDF takes seconds to render (WeasyPrint). It was rendered after its
+    period was claimed, inside the claim's transaction: on SQLite that is the database's one
+    write lock, and every usage posting, payment and sign-in of both instances waited for it
+    (the SQLite load test's "database is locked"). Now another writer can write meanwhile,
+    the schedules' rows included, and each period is still sent once."""
+    from portal import pdf
+
+    render = pdf.render
+    could_write = []
+
+    def render_while_another_writes(html):
+        could_write.append(another_writer_can_write(database_url))
+        return render(html)
+
+    monkeypatch.setattr(pdf, "render", render_while_another_writes)
+    assert jobs.statement_schedules(session) == 3
+    assert could_write == [True, True, True]
+    assert len(statement_mail(session)) == 3
+    assert jobs.statement_schedules(session) == 0
+
+
+def test_a_run_that_loses_the_claim_while_rendering_sends_nothing(app, session, world,
+                                                                  monkeypatch):
+    """Made before the claim, the statement of a period another run claims meanwhile is
+    thrown away: each period is sent once."""
+    from portal import pdf
+
+    render = pdf.render
+
+    def render_while_another_run_claims(html):
+        def claim_all(s):
+            for name in ("acme_monthly", "acme_weekly", "agency_monthly"):
+                statements.claim_due(s, s.get(StatementSchedule, world[name]), NOW)
+                s.commit()
+
+        thread, result = _in_own_session(app, claim_all)
+        thread.start()
+        thread.join(30)
+        assert "error" not in result
+        return render(html)
+
+    monkeypatch.setattr(pdf, "render", render_while_another_run_claims)
+    assert jobs.statement_schedules(session) == 0
+    assert statement_mail(session) == []
+    assert count(session, OutboxAttachment) == 0
 
 
 def test_statement_schedules_takes_the_time_it_is_given(app, session, world):

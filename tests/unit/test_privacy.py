@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -176,9 +177,34 @@ def test_another_accounts_call_is_not_found(session, world):
     assert stored(world.rivals.id)["caller_name"] == NAME
 
 
-def test_redacted_values_are_not_left_in_the_sqlite_file(session, world, database_url):
-    """PRAGMA secure_delete: the overwritten name, number and notes are not left in free
-    space of the database file either."""
+def sqlite_files(database_url: str) -> bytes:
+    """Every byte SQLite keeps of the database on disk: the file, its write-ahead log (WAL
+    mode: committed pages wait there for a checkpoint) and any rollback journal."""
+    path = Path(database_url.removeprefix("sqlite:///"))
+    raw = b""
+    for suffix in ("", "-wal", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            raw += part.read_bytes()
+    return raw
+
+
+def _close_and_purge(session, account, now):
+    from portal.services import lifecycle
+
+    lifecycle.close(session, account, f.user(session, email="owner@example.test"), now=now)
+    session.commit()
+    assert lifecycle.purge_expired(session, now=now + timedelta(days=61)) == [account.id]
+
+
+@pytest.mark.parametrize("how", ["redact", "erase", "purge"])
+def test_removed_values_are_left_nowhere_in_the_sqlite_files(session, world, database_url,
+                                                             how):
+    """PRAGMA secure_delete: the overwritten (redaction, erasure) or deleted (the purge 60
+    days after a close) name, number and notes are not left in free space of the database
+    file; and in WAL mode not in the -wal file either, where the pages that held them were
+    written: the commit that removed them checkpoints the log into the database file and
+    truncates it (transactions.scrub_after_commit)."""
     if not database_url.startswith("sqlite"):
         # PostgreSQL has no secure_delete: old row versions keep the values until VACUUM
         # removes them (a known limit, in the README); the database rows themselves are
@@ -186,20 +212,46 @@ def test_redacted_values_are_not_left_in_the_sqlite_file(session, world, databas
         pytest.skip("SQLite only: PostgreSQL keeps dead row versions until VACUUM")
     marker_name = "Ottoline Vexbridge-Quarn"
     marker_notes = "Confidential: Ottoline's gate code is 4417-XQ"
-    c = make_call(session, world.acme, caller="+19175550123", name=marker_name,
+    account = f.standalone(session, "Vexbridge Kennels") if how == "purge" else world.acme
+    c = make_call(session, account, caller="+19175550123", name=marker_name,
                   notes=marker_notes)
     session.commit()
     assert session.execute(text("PRAGMA secure_delete")).scalar() == 1
-    path = database_url.removeprefix("sqlite:///")
-    with open(path, "rb") as fh:  # the control: before, the file holds them
-        assert marker_name.encode() in fh.read()
-    privacy.redact_call(session, world.acme, c.id)
+    assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    # The control: before, the files hold them (here, in the WAL: not checkpointed yet).
+    raw = sqlite_files(database_url)
+    assert marker_name.encode() in raw and b"gate code is 4417" in raw
+    if how == "redact":
+        privacy.redact_call(session, account, c.id)
+    elif how == "erase":
+        assert privacy.erase(session, account, "+19175550123", confirmed=True) == 1
+    else:
+        _close_and_purge(session, account, NOW)
     session.commit()
-    with open(path, "rb") as fh:
-        raw = fh.read()
+    raw = sqlite_files(database_url)
     assert marker_name.encode() not in raw
     assert b"gate code is 4417" not in raw
     assert b"+19175550123" not in raw
+    wal = Path(database_url.removeprefix("sqlite:///") + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # truncated
+
+
+def test_a_rolled_back_redaction_checkpoints_nothing(session, world, database_url,
+                                                     monkeypatch):
+    """The checkpoint follows a commit that removed data, not one after a rollback."""
+    from portal import transactions
+
+    done = []
+    monkeypatch.setattr(transactions, "checkpoint", lambda engine, **kw: done.append(engine))
+    privacy.redact_call(session, world.acme, world.first.id)
+    session.rollback()
+    session.add(Call(account_id=world.acme.id, caller_number=OTHER, called_number=CALLER,
+                     started_at=NOW, duration_seconds=1))
+    session.commit()
+    assert done == []
+    privacy.redact_call(session, world.acme, world.first.id)
+    session.commit()
+    assert len(done) == 1
 
 
 # --- automatic redaction on arrival ---------------------------------------------------------
