@@ -5,6 +5,7 @@ one caller's export and erasure; caller numbers normalized."""
 import csv
 import io
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -179,14 +180,18 @@ def test_another_accounts_call_is_not_found(session, world):
 
 def sqlite_files(database_url: str) -> bytes:
     """Every byte SQLite keeps of the database on disk: the file, its write-ahead log (WAL
-    mode: committed pages wait there for a checkpoint) and any rollback journal."""
+    mode: committed pages wait there for a checkpoint) and any rollback journal.
+
+    Read by another process (`cat`), never opened here: closing any file descriptor of the
+    database file drops every POSIX lock this process holds on it, the shared lock of the
+    suite's open WAL connections included. The next other process to close its connection
+    (a gunicorn in a later test) then believes it is the last one, checkpoints and deletes
+    the -wal and -shm files under this process's connections, and every write after that
+    fails with "disk I/O error" (CI on 2026-12-02: 683 errors after test_log_masking)."""
     path = Path(database_url.removeprefix("sqlite:///"))
-    raw = b""
-    for suffix in ("", "-wal", "-journal"):
-        part = path.with_name(path.name + suffix)
-        if part.exists():
-            raw += part.read_bytes()
-    return raw
+    parts = [str(part) for part in (path.with_name(path.name + suffix)
+                                    for suffix in ("", "-wal", "-journal")) if part.exists()]
+    return subprocess.run(["cat", *parts], check=True, capture_output=True).stdout
 
 
 def _close_and_purge(session, account, now):
