@@ -36,8 +36,8 @@ from portal.models import (
     User,
 )
 from portal.services import cards, charges, ledger, lifecycle
-from portal.services.forms import clean_email, clean_text
 from portal.services.gateway import PaymentGateway
+from portal.services.inputs import clean_email, clean_text
 from portal.services.lifecycle import record
 from portal.services.money import dollars, parse_cents, plain
 from portal.transactions import begin_write

@@ -7,7 +7,7 @@ from portal.extensions import db
 
 
 class Whole(click.ParamType):
-    """A whole number in the digits 0-9 (forms.to_int), as the forms read them: click's int
+    """A whole number in the digits 0-9 (inputs.to_int), as the forms read them: click's int
     takes "１２" and "1_2" like int() does."""
 
     name = "integer"
@@ -16,7 +16,7 @@ class Whole(click.ParamType):
         self.maximum, self.signed = maximum, signed  # signed: the service says what's allowed
 
     def convert(self, value, param, ctx):
-        from portal.services.forms import to_int
+        from portal.services.inputs import to_int
 
         if isinstance(value, int):
             return value

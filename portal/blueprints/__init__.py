@@ -6,7 +6,7 @@ from werkzeug.routing import IntegerConverter
 
 class AsciiIntegerConverter(IntegerConverter):
     r"""`<int:...>` with the digits 0-9 only. Werkzeug's matches `\d+`, which takes fullwidth
-    digits: /accounts/４/ opened account 4 (forms.to_int is the same rule for forms)."""
+    digits: /accounts/４/ opened account 4 (inputs.to_int is the same rule for forms)."""
 
     regex = r"[0-9]+"
 

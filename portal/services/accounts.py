@@ -23,7 +23,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
-from portal.services.forms import clean_text
+from portal.services.inputs import clean_text
 from portal.services.paging import Page, contains
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import BUILTIN_STATUSES, Account, AgentStatus, Membership, User
-from portal.services.forms import clean_name, flag
+from portal.services.inputs import clean_name, flag
 from portal.transactions import lock_account
 
 MAX_CUSTOM_STATUSES = rules.MAX_CUSTOM_AGENT_STATUSES

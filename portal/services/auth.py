@@ -15,7 +15,7 @@ from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import NotFound, TooManyAttempts, ValidationFailed
 from portal.models import SigninAttempt, User
-from portal.services.forms import clean_text, to_id, to_int
+from portal.services.inputs import clean_text, to_id, to_int
 
 INCORRECT = "Incorrect email or password."
 

@@ -22,7 +22,7 @@ from portal.models import (
     Role,
     User,
 )
-from portal.services.forms import clean_text, to_id
+from portal.services.inputs import clean_text, to_id
 from portal.services.money import dollars, parse_cents
 
 US_STATES = (

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from portal.errors import ValidationFailed
-from portal.services.forms import (
+from portal.services.inputs import (
     clean_text,
     digits_only_message,
     foreign_digits,

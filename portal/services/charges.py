@@ -248,8 +248,8 @@ def pay(session: Session, account: Account, actor: User, method_id: str, amount:
 
 
 def _id(raw) -> int:
-    """A row id from a form: 1 to 2**31 - 1, digits 0-9 only (forms.to_id)."""
-    from portal.services.forms import to_id
+    """A row id from a form: 1 to 2**31 - 1, digits 0-9 only (inputs.to_id)."""
+    from portal.services.inputs import to_id
 
     value = to_id(raw)
     if value is None:

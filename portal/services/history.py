@@ -12,7 +12,7 @@ from portal.clock import now as clock_now
 from portal.errors import ValidationFailed
 from portal.models import Account, AccountKind, User, Version
 from portal.services.calls import DateRange, parse_range
-from portal.services.forms import to_id
+from portal.services.inputs import to_id
 from portal.services.paging import Page
 from portal.versioning import RECORD_TYPES
 

@@ -36,7 +36,7 @@ from portal.models import (
     User,
 )
 from portal.services.auth import user_for_email
-from portal.services.forms import clean_email, clean_text
+from portal.services.inputs import clean_email, clean_text
 from portal.transactions import begin_write, scrub_after_commit
 
 # Which states each Status-section action starts from (the rest are refused).

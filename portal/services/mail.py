@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import MailStatus, OutboxAttachment, OutboxMessage
-from portal.services.forms import clean_email
+from portal.services.inputs import clean_email
 from portal.transactions import begin_write, retry_when_locked
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 import re
 
 from portal.errors import ValidationFailed
-from portal.services.forms import digits_only_message, foreign_digits, to_int
+from portal.services.inputs import digits_only_message, foreign_digits, to_int
 
 # "25", "25.5", "25.50", "$1,234.56": digits with optional thousands commas, at most two
 # decimals. No sign, exponent, "NaN" or "inf". Digits are 0-9 only (re.ASCII: without it \d

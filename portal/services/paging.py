@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import false
 
 from portal.errors import ValidationFailed
-from portal.services.forms import is_digits, to_int
+from portal.services.inputs import is_digits, to_int
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, CallQueue, Preset, PresetKind, TrackingSource
-from portal.services.forms import clean_name, flag, has_control, to_int
+from portal.services.inputs import clean_name, flag, has_control, to_int
 from portal.transactions import lock_account
 
 CHANNELS = ("Direct", "Google Ads", "Google Organic", "Bing Ads", "Facebook", "Email",

@@ -18,7 +18,7 @@ from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Membership, RecoveryCode, Role, SigninAttempt, User
 from portal.services import auth
-from portal.services.forms import is_digits
+from portal.services.inputs import is_digits
 
 ISSUER = "Account Portal"
 BAD_CODE = ("That code didn't work. Enter the 6-digit code your authenticator app shows now, "

@@ -28,7 +28,7 @@ from portal.models import (
 )
 from portal.services import billing
 from portal.services.calls import parse_range
-from portal.services.forms import clean_email
+from portal.services.inputs import clean_email
 from portal.transactions import begin_write
 
 MAX_DAYS = 366 * 3

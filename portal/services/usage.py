@@ -13,7 +13,7 @@ from portal import rules
 from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Cause, Charge, LedgerEntry, LedgerKind, User
 from portal.services import charges, ledger
-from portal.services.forms import to_int
+from portal.services.inputs import to_int
 
 ITEMS = tuple(rules.USAGE_PRICES)
 _KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,80}$")

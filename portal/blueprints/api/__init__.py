@@ -17,7 +17,7 @@ from portal.errors import NotAllowed, ValidationFailed
 from portal.extensions import csrf, db, payment_gateway
 from portal.models import Account, ChargeStatus
 from portal.services import charges, usage
-from portal.services.forms import has_control
+from portal.services.inputs import has_control
 from portal.tenancy import MAX_ACCOUNT_ID
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -14,7 +14,7 @@ from portal.extensions import db, payment_gateway
 from portal.models import LEDGER_LABELS, ChargeStatus
 from portal.rendering import is_partial, render, see_other
 from portal.services import billing, billing_logs, charges, payment_methods, statements
-from portal.services.forms import to_id
+from portal.services.inputs import to_id
 from portal.services.money import dollars
 from portal.services.paging import parse_page
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin

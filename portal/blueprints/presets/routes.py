@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.models import PresetKind
 from portal.rendering import render, see_other
 from portal.services import presets
-from portal.services.forms import to_id
+from portal.services.inputs import to_id
 from portal.services.presets import KINDS, Kind
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 

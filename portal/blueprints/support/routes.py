@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.models import SUPPORT_LABELS
 from portal.rendering import render, see_other
 from portal.services import lifecycle
-from portal.services.forms import to_id
+from portal.services.inputs import to_id
 from portal.tenancy import allowed_when_canceled, require_admin
 
 

@@ -1,4 +1,4 @@
-"""The shared input rules (portal/services/forms.py): whole numbers in the digits 0-9 only,
+"""The shared input rules (portal/services/inputs.py): whole numbers in the digits 0-9 only,
 free text without control characters, one email address; and the services that read numbers
 and text through them (issue 12, items 11-13)."""
 
@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from portal.errors import ValidationFailed
-from portal.services import cards, forms, paging, usage
+from portal.services import cards, inputs, paging, usage
 from portal.services.money import parse_cents
 
 NOT_NUMBERS = ["", " ", "４２", "²", "4²", "٤٢", "1_2", "+5", "-5", "1.0", "1e3", "0x1", "½",
@@ -17,29 +17,29 @@ NOT_NUMBERS = ["", " ", "４２", "²", "4²", "٤٢", "1_2", "+5", "-5", "1.0",
 @pytest.mark.parametrize("raw,value", [("0", 0), ("42", 42), (" 7 ", 7), ("007", 7),
                                        ("999999999", 999_999_999), (5, 5)])
 def test_to_int_reads_the_digits_0_to_9(raw, value):
-    assert forms.to_int(raw) == value
+    assert inputs.to_int(raw) == value
 
 
 @pytest.mark.parametrize("raw", NOT_NUMBERS + ["1234567890", -1])
 def test_to_int_refuses_everything_else(raw):
     """int() reads "４２" as 42 and "1_2" as 12; str.isdigit() passes "²", which int() then
     refuses with a ValueError (a 500 in a view)."""
-    assert forms.to_int(raw) is None
+    assert inputs.to_int(raw) is None
 
 
 @pytest.mark.parametrize("raw,value", [("1", 1), ("2147483647", 2**31 - 1), (" 12 ", 12)])
 def test_to_id_is_a_positive_integer_column_value(raw, value):
-    assert forms.to_id(raw) == value
+    assert inputs.to_id(raw) == value
 
 
 @pytest.mark.parametrize("raw", NOT_NUMBERS + ["0", "2147483648", "99999999999"])
 def test_to_id_refuses_the_rest(raw):
-    assert forms.to_id(raw) is None
+    assert inputs.to_id(raw) is None
 
 
 def test_foreign_digits_are_the_ones_that_look_like_digits():
-    assert all(forms.foreign_digits(t) for t in ("４", "²", "٤", "x۵"))
-    assert not any(forms.foreign_digits(t) for t in ("42", "abc", "", None, "½"))
+    assert all(inputs.foreign_digits(t) for t in ("４", "²", "٤", "x۵"))
+    assert not any(inputs.foreign_digits(t) for t in ("42", "abc", "", None, "½"))
 
 
 # --- free text ---------------------------------------------------------------------------------
@@ -48,30 +48,30 @@ def test_foreign_digits_are_the_ones_that_look_like_digits():
                                  "Pat\x7fDoe", "Pat\x85Doe"])
 def test_one_line_text_refuses_control_characters_and_line_breaks(raw):
     with pytest.raises(ValidationFailed) as e:
-        forms.clean_text(raw, "holder", "The name", 120)
+        inputs.clean_text(raw, "holder", "The name", 120)
     assert e.value.errors == {"holder": "The name can't contain control characters or line "
                                         "breaks."}
 
 
 def test_one_line_text_is_trimmed_and_its_spaces_collapsed():
-    assert forms.clean_text("  Pat   Doe \n", "f", "The name", 120) == "Pat Doe"
-    assert forms.clean_text("José Ñúñez", "f", "The name", 120) == "José Ñúñez"
-    assert forms.clean_text(None, "f", "The name", 120) == ""
+    assert inputs.clean_text("  Pat   Doe \n", "f", "The name", 120) == "Pat Doe"
+    assert inputs.clean_text("José Ñúñez", "f", "The name", 120) == "José Ñúñez"
+    assert inputs.clean_text(None, "f", "The name", 120) == ""
     with pytest.raises(ValidationFailed) as e:
-        forms.clean_text("  ", "f", "The name", 120, required="Enter the name.")
+        inputs.clean_text("  ", "f", "The name", 120, required="Enter the name.")
     assert e.value.errors == {"f": "Enter the name."}
     with pytest.raises(ValidationFailed) as e:
-        forms.clean_text("x" * 121, "f", "The name", 120)
+        inputs.clean_text("x" * 121, "f", "The name", 120)
     assert e.value.errors == {"f": "The name is at most 120 characters."}
 
 
 def test_multi_line_text_keeps_line_breaks_only():
-    text = forms.clean_text("\r\n Hello,\r\nthe  invoice\rplease \n", "m", "The message",
+    text = inputs.clean_text("\r\n Hello,\r\nthe  invoice\rplease \n", "m", "The message",
                             multiline=True)
     assert text == "Hello,\nthe  invoice\nplease"
     for raw in ("Hello\x00", "Hello\tthere", "a\x1b[2Jb"):
         with pytest.raises(ValidationFailed) as e:
-            forms.clean_text(raw, "m", "The message", multiline=True)
+            inputs.clean_text(raw, "m", "The message", multiline=True)
         assert e.value.errors == {"m": "The message can't contain control characters."}
 
 
@@ -84,7 +84,7 @@ def test_multi_line_text_keeps_line_breaks_only():
     ("pat@exämple.com", "pat@xn--exmple-cua.com"),  # the domain in ASCII (IDNA)
 ])
 def test_an_email_address_is_checked_and_normalized(raw, address):
-    assert forms.clean_email(raw, "email", "bad") == address
+    assert inputs.clean_email(raw, "email", "bad") == address
 
 
 @pytest.mark.parametrize("raw", [
@@ -95,7 +95,7 @@ def test_an_email_address_is_checked_and_normalized(raw, address):
 ])
 def test_anything_but_one_plain_address_is_refused(raw):
     with pytest.raises(ValidationFailed) as e:
-        forms.clean_email(raw, "email", "Enter an email address.")
+        inputs.clean_email(raw, "email", "Enter an email address.")
     assert e.value.errors == {"email": "Enter an email address."}
 
 
