@@ -48,3 +48,13 @@ def safe_path(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or "\\" in target:
         return None
     return target
+
+
+def pdf_response(html: str, filename: str):
+    """HTML rendered as a PDF, shown inline under `filename`."""
+    from portal import pdf  # WeasyPrint loads on the first PDF, not at startup
+
+    response = make_response(pdf.render(html))
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response

@@ -1,5 +1,30 @@
-from portal.tenancy import account_blueprint
+"""Settings → Billing Settings: Payment Methods, Balance Auto Recharge Settings, Critical
+Billing Phone Number, Make a Payment, Opt-in Direct Charge for Plan Subscription, Account
+Payment History (and receipts), Billing Logs, Service Address, Users who Receive Billing
+Emails, Printable Statements. Owners and admins only.
+
+settings.py   the page and its sections (auto recharge, phone, address, direct charge,
+              recipients)
+methods.py    Payment Methods: add a card or bank account, Primary/Backup, remove
+payments.py   Make a Payment, the payment history, receipts
+statements.py Printable Statements: view, PDF, send, recurring schedules
+logs.py       Billing Logs and their CSV export
+"""
+
+from portal.tenancy import account_blueprint, require_admin
 
 bp = account_blueprint("billing", __name__, "/billing")
 
-from portal.blueprints.billing import routes  # noqa: E402,F401
+
+@bp.before_request
+def admins_only():
+    require_admin()
+
+
+from portal.blueprints.billing import (  # noqa: E402,F401
+    logs,
+    methods,
+    payments,
+    settings,
+    statements,
+)

@@ -1,0 +1,70 @@
+"""Make a Payment, the Account Payment History and its receipts (a page and a PDF)."""
+
+from flask import abort, current_app, flash, g, render_template, request, url_for
+from flask_login import current_user
+
+from portal.blueprints.billing import bp
+from portal.blueprints.billing.settings import SETTINGS, invalid, own_billing, page_context
+from portal.errors import ValidationFailed
+from portal.extensions import db, payment_gateway
+from portal.models import ChargeStatus
+from portal.rendering import pdf_response, render, see_other
+from portal.services import billing, charges
+from portal.services.money import dollars
+from portal.services.paging import parse_page
+
+
+@bp.post("/payments")
+def pay():
+    own_billing()
+    form = request.form
+    try:
+        charge = charges.pay(db.session, g.account, current_user, form.get("method", ""),
+                             form.get("amount", ""), form.get("form_key", ""))
+    except ValidationFailed as e:
+        return invalid("payment_section", e)
+    db.session.commit()
+    charge = charges.attempt(db.session, payment_gateway(), charge)
+    if charge.status == ChargeStatus.FAILED:
+        return render(SETTINGS, "payment_section", status=402,
+                      trigger={"payments-changed": charge.id}, **page_context(
+                          form=form, failed="payment_section",
+                          errors={"": f"The payment failed: {charge.failure_message} Nothing "
+                                      "was charged."}))
+    if charge.status == ChargeStatus.PENDING:
+        flash(f"The payment of {dollars(charge.amount_cents)} is pending: "
+              f"{charges.NO_ANSWER}", "info")
+    else:
+        flash(f"Thank you: {dollars(charge.amount_cents)} was charged to {charge.method.brand} "
+              f"ending {charge.method.last4}. Receipt {charge.receipt_number} is in the payment "
+              "history.", "success")
+    return see_other(url_for("billing.index"))
+
+
+@bp.get("/payments")
+def history():
+    own_billing()
+    try:
+        number = parse_page(request.args.get("page"))
+    except ValidationFailed:
+        abort(404)
+    payments = charges.history(db.session, g.account, number,
+                               current_app.config["PAYMENTS_PER_PAGE"])
+    return render("billing/history.html", "results", payments=payments)
+
+
+@bp.get("/payments/<int(max=2147483647):charge_id>")
+def receipt(charge_id: int):
+    """The eye icon: the printable receipt of a successful charge, or why one failed."""
+    charge = charges.get(db.session, g.account, charge_id)
+    return render("billing/receipt.html", charge=charge,
+                  settings=billing.settings_for(db.session, g.account))
+
+
+@bp.get("/payments/<int(max=2147483647):charge_id>.pdf")
+def receipt_pdf(charge_id: int):
+    """The receipt as PDF, from the receipt page's template."""
+    charge = charges.get(db.session, g.account, charge_id)
+    html = render_template("billing/receipt.html", charge=charge,
+                           settings=billing.settings_for(db.session, g.account))
+    return pdf_response(html, f"receipt-{charge.receipt_number}.pdf")

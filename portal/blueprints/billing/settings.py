@@ -1,0 +1,147 @@
+"""Billing Settings: the page, and its sections' forms (each answers its section again for
+htmx, else back to the page)."""
+
+from flask import abort, current_app, flash, g, request, url_for
+
+from portal.blueprints.billing import bp
+from portal.errors import ValidationFailed
+from portal.extensions import db, payment_gateway
+from portal.models import ChargeStatus
+from portal.rendering import is_partial, render, see_other
+from portal.services import billing, charges, payment_methods
+from portal.services.money import dollars
+
+SETTINGS = "billing/settings.html"
+
+
+def own_billing():
+    billing.check_own_billing(g.account)
+
+
+def page_context(**overrides):
+    """Everything the Billing Settings page shows."""
+    account = g.account
+    own = billing.has_own_billing(account)
+    context = {"own_billing": own, "errors": {}, "form": {}, "saved": None}
+    if own:
+        settings = billing.settings_for(db.session, account)
+        context.update(
+            settings=settings,
+            methods=payment_methods.in_use(db.session, account),
+            suggestion=billing.suggest(db.session, account),
+            payments=charges.history(db.session, account, 1,
+                                     current_app.config["PAYMENTS_PER_PAGE"]),
+            form_key=charges.new_form_key(),
+            recipients=billing.recipients(db.session, account),
+            chosen=billing.chosen_recipients(db.session, account),
+            users=billing.account_users(db.session, account),
+            states=billing.US_STATES,
+        )
+    else:
+        context["agency"] = db.session.get(type(account), account.parent_id)
+    context.update(overrides)
+    return context
+
+
+@bp.get("/")
+def index():
+    return render(SETTINGS, **page_context())
+
+
+def _section(block: str, saved: str, status: int = 200, **context):
+    """After a section's form: the section again for htmx, else back to the page."""
+    if is_partial() or status != 200:
+        return render(SETTINGS, block, status=status, **page_context(saved=saved, **context))
+    flash(saved, "success")
+    return see_other(url_for("billing.index"))
+
+
+def invalid(block: str, e: ValidationFailed):
+    db.session.rollback()
+    return render(SETTINGS, block, status=422,
+                  **page_context(errors=e.errors, form=request.form, failed=block))
+
+
+def charge_outcome(charge, prefix: str = "") -> str:
+    if charge.status == ChargeStatus.SUCCEEDED:
+        return (f"{prefix}{dollars(charge.amount_cents)} was charged to {charge.method.brand} "
+                f"ending {charge.method.last4} (receipt {charge.receipt_number}).")
+    if charge.status == ChargeStatus.FAILED:
+        return f"{prefix}the charge failed: {charge.failure_message}"
+    return f"{prefix}{charges.NO_ANSWER}"
+
+
+@bp.post("/auto-recharge")
+def auto_recharge():
+    own_billing()
+    enabled = request.form.get("enabled", "on") != "off"
+    try:
+        settings = billing.set_auto_recharge(db.session, g.account,
+                                             request.form.get("threshold", ""),
+                                             request.form.get("amount", ""), enabled)
+    except ValidationFailed as e:
+        return invalid("recharge_section", e)
+    recharge = charges.start_recharge(db.session, g.account)
+    db.session.commit()
+    if not settings.auto_recharge:
+        return _section("recharge_section", "Auto recharge is off.")
+    message = (f"Saved: when the balance falls below "
+               f"{dollars(settings.recharge_threshold_cents)}, the Primary method is charged "
+               f"to bring it back up to {dollars(settings.recharge_amount_cents)}.")
+    if recharge is not None:
+        # Money moved: the balance and the payment history change too, so the whole page.
+        charge = charges.run_recharge(db.session, payment_gateway(), recharge)
+        message += " " + charge_outcome(charge, "The balance was below the threshold: ")
+        flash(message, "success" if charge.status == ChargeStatus.SUCCEEDED else "error")
+        return see_other(url_for("billing.index"))
+    return _section("recharge_section", message)
+
+
+@bp.post("/critical-phone")
+def critical_phone():
+    own_billing()
+    try:
+        settings = billing.set_critical_phone(db.session, g.account,
+                                              request.form.get("phone", ""))
+    except ValidationFailed as e:
+        return invalid("phone_section", e)
+    db.session.commit()
+    return _section("phone_section", f"Critical billing texts go to {settings.critical_phone}."
+                    if settings.critical_phone else "The critical billing phone number was "
+                    "removed.")
+
+
+@bp.post("/service-address")
+def service_address():
+    own_billing()
+    try:
+        billing.set_service_address(db.session, g.account, request.form)
+    except ValidationFailed as e:
+        return invalid("address_section", e)
+    db.session.commit()
+    return _section("address_section", "The service address is saved.")
+
+
+@bp.post("/direct-charge")
+def direct_charge():
+    own_billing()
+    settings = billing.set_direct_charge(db.session, g.account,
+                                         request.form.get("direct_charge") == "on")
+    db.session.commit()
+    return _section("direct_section", "The plan subscription fee will be charged to your "
+                    "Primary method." if settings.direct_charge else
+                    "The plan subscription fee will be paid from the available balance.")
+
+
+@bp.post("/recipients")
+def recipients():
+    """Users who Receive Billing Emails: an agency's page (a standalone account's billing
+    emails go to all its owners and admins)."""
+    if not g.account.is_agency:
+        abort(404)
+    try:
+        billing.set_recipients(db.session, g.account, request.form.getlist("users"))
+    except ValidationFailed as e:
+        return invalid("recipients_section", e)
+    db.session.commit()
+    return _section("recipients_section", "Saved: these users receive billing emails.")
