@@ -44,6 +44,9 @@ def secret_key(environ=os.environ, path: Path = SECRET_KEY_FILE) -> str:
         return DEV_SECRET_KEY
 
 
+PASSWORD_HASH_STRONG = "scrypt:32768:8:1"
+
+
 class Config:
     SECRET_KEY = secret_key()
     SQLALCHEMY_DATABASE_URI = _database_url()
@@ -120,6 +123,11 @@ class Config:
     # Signed out after this long without a request (rules.SESSION_IDLE_TIMEOUT).
     SESSION_IDLE_TIMEOUT = rules.SESSION_IDLE_TIMEOUT
 
+    # Passwords are hashed with scrypt at this cost (Werkzeug's "scrypt:N:r:p"; N=2**15,
+    # r=8, p=1 is its default: slow on purpose). Checking reads the cost from the
+    # stored hash, so a later change here applies to new passwords only.
+    PASSWORD_HASH_METHOD = PASSWORD_HASH_STRONG
+
 
 class TestingConfig(Config):
     TESTING = True
@@ -127,3 +135,6 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     DEV_OUTBOX = True
     USAGE_API_TOKEN = "test-usage-token"
+    # scrypt at a tiny cost (still scrypt, still salted): the suite hashes and checks
+    # hundreds of passwords, and what it tests is who may sign in, not the hash's cost.
+    PASSWORD_HASH_METHOD = "scrypt:128:8:1"

@@ -5,6 +5,7 @@ import math
 import secrets
 from datetime import datetime
 
+from flask import current_app, has_app_context
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -13,18 +14,34 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal import rules
 from portal.clock import now as clock_now
+from portal.config import PASSWORD_HASH_STRONG
 from portal.errors import NotFound, TooManyAttempts, ValidationFailed
 from portal.models import SigninAttempt, User
 from portal.services.inputs import clean_text, to_id, to_int
 
 INCORRECT = "Incorrect email or password."
 
-# A hash to check against when the email is unknown, so both paths cost the same.
-_DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt")
+# Hashes to check against when the email is unknown, so both paths cost the same: one per
+# hashing method (made on first use, at the cost new passwords get).
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def _hash_method() -> str:
+    """The app's PASSWORD_HASH_METHOD (cheap under TESTING), the strong one outside an app."""
+    if has_app_context():
+        return current_app.config.get("PASSWORD_HASH_METHOD", PASSWORD_HASH_STRONG)
+    return PASSWORD_HASH_STRONG
+
+
+def _dummy_hash() -> str:
+    method = _hash_method()
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = generate_password_hash("not-a-password", method=method)
+    return _DUMMY_HASHES[method]
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+    return generate_password_hash(password, method=_hash_method())
 
 
 def normalize_email(email: str) -> str:
@@ -82,7 +99,7 @@ def sign_in(session: Session, email: str, password: str, address: str,
     check_throttle(session, email, address, now)
     user = session.scalar(select(User).where(User.email == email))
     usable = user is not None and has_password(user)
-    ok = check_password_hash(user.password_hash if usable else _DUMMY_HASH, password)
+    ok = check_password_hash(user.password_hash if usable else _dummy_hash(), password)
     ok = ok and usable
     _record(session, email, address, now, user_agent, "password", user if ok else None)
     if not ok:

@@ -18,6 +18,29 @@ def test_password_is_hashed_with_scrypt_not_stored(session):
     assert u.password_hash.startswith("scrypt:")
 
 
+def test_production_hashes_passwords_at_scrypts_full_cost(database_url, _schema):
+    """The suite hashes cheaply (TestingConfig); a production app at Werkzeug's scrypt
+    default, N=2**15, r=8, p=1, and so does the unknown-email check's dummy hash."""
+    from portal import create_app
+    from portal.config import Config, TestingConfig
+
+    assert Config.PASSWORD_HASH_METHOD == "scrypt:32768:8:1"
+    assert TestingConfig.PASSWORD_HASH_METHOD != Config.PASSWORD_HASH_METHOD
+    production = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "p" * 64})
+    assert not production.testing
+    with production.app_context():
+        assert auth.hash_password("s3cret-pass").startswith("scrypt:32768:8:1$")
+        assert auth._dummy_hash().startswith("scrypt:32768:8:1$")
+        production.extensions["sqlalchemy"].engines[None].dispose()
+    assert auth.hash_password("outside any app").startswith("scrypt:32768:8:1$")
+
+
+def test_the_suite_hashes_cheaply_but_still_with_scrypt(session):
+    u = f.user(session, password="cheap-in-tests")
+    assert u.password_hash.startswith("scrypt:128:8:1$")
+    assert auth._dummy_hash().startswith("scrypt:128:8:1$")
+
+
 def test_sign_in_is_case_insensitive_on_email_and_records_the_attempt(session):
     u = f.user(session, email="pat@example.test")
     assert auth.sign_in(session, " PAT@Example.test ", f.PASSWORD, "10.0.0.1", now=T0) is u
