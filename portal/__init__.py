@@ -53,6 +53,13 @@ def create_app(config: type | dict | None = None) -> Flask:
     from portal.services import gateway
 
     app.extensions["payment_gateway"] = gateway.load(app.config["PAYMENT_GATEWAY"])
+    # The services' collaborators, handed over here rather than imported by them: the
+    # emails' renderer (the app's templates; portal/mail imports no Flask), and the billing
+    # links' hooks into the charges and account closing.
+    _init_mail(app)
+    import billing_links
+
+    billing_links.init_app(app)
 
     from portal import blueprints
 
@@ -156,6 +163,29 @@ def _init_versioning() -> None:
 
     versioning.install()
     versioning.set_actor_provider(actor)
+
+
+def _init_mail(app: Flask) -> None:
+    """The renderer the mail package composes with (portal/mail/compose.py): Flask's
+    templates and url_for, with the app whose context is current, as render_template does;
+    outside any app context (a script, a test), with this app."""
+    from contextlib import nullcontext
+
+    from flask import current_app, has_app_context, has_request_context, render_template, url_for
+
+    from portal.mail import compose
+
+    class AppRenderer:
+        def template(self, name: str, **context) -> str:
+            with nullcontext() if has_app_context() else app.app_context():
+                return render_template(name, **context)
+
+        def external_url(self, endpoint: str, **values) -> str:
+            with nullcontext() if has_request_context() else app.test_request_context():
+                base = current_app.config["EXTERNAL_BASE_URL"].rstrip("/")  # never the Host
+                return base + url_for(endpoint, **values)
+
+    compose.use_renderer(AppRenderer())
 
 
 def _init_sqlite(app: Flask) -> None:
@@ -270,6 +300,12 @@ def _register_template_helpers(app: Flask) -> None:
     from portal import rules
 
     app.jinja_env.globals["rules"] = rules  # a global: macros and includes see it too
+    # Globals too, so a block rendered alone or a macro needs no import: whether this answer
+    # is a fragment (a dialog is open unless it is), and the form's hidden CSRF field.
+    from portal.rendering import is_partial
+
+    app.add_template_global(is_partial, "is_partial")
+    app.add_template_global(_csrf_input, "csrf_input")
 
     @app.context_processor
     def _chrome():
@@ -297,6 +333,14 @@ def _register_template_helpers(app: Flask) -> None:
     app.add_template_global(field_label, "field_label")
     app.add_template_global(value_label, "value_label")
     app.add_template_filter(plain, "plain_money")
+
+
+def _csrf_input():
+    """The hidden CSRF field every form posts: {{ csrf_input() }}."""
+    from flask_wtf.csrf import generate_csrf
+    from markupsafe import Markup
+
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
 
 
 def _register_commands(app: Flask) -> None:
