@@ -160,11 +160,11 @@ def register(app: Flask) -> None:
     def support_resolve(request_id: int, decline: bool, note: str) -> None:
         from portal.errors import DomainError
         from portal.models import SupportStatus
-        from portal.services import lifecycle
+        from portal.services import support
 
         status = SupportStatus.DECLINED if decline else SupportStatus.RESOLVED
         try:
-            ticket = lifecycle.resolve_support(db.session, request_id, status, note)
+            ticket = support.resolve(db.session, request_id, status, note)
         except DomainError as e:
             raise click.ClickException(e.message) from None
         db.session.commit()

@@ -1,12 +1,19 @@
-"""Tracking numbers."""
+"""Tracking numbers: adding them, and restoring released ones (a close releases every number
+of the account; one released 14 days ago or less can be restored once it is active again)."""
 
 import re
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal.errors import ValidationFailed
-from portal.models import Account, NumberStatus, TrackingNumber
+from portal import rules
+from portal.clock import now as clock_now
+from portal.errors import NotAllowed, NotFound, ValidationFailed
+from portal.models import Account, EventKind, NumberStatus, TrackingNumber, User
+from portal.services.lifecycle import record
+from portal.transactions import begin_write
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # [0-9], not \d: digits 0-9 only
 
@@ -42,3 +49,60 @@ def list_for(session: Session, account: Account, status: NumberStatus) -> list[T
         .where(TrackingNumber.account_id == account.id, TrackingNumber.status == status)
         .order_by(TrackingNumber.number)
     ))
+
+
+# ----------------------------------------------------------------------------- released
+
+def can_restore(number: TrackingNumber, now: datetime | None = None) -> bool:
+    """Released 14 days ago or less (the account must also be active again)."""
+    return (number.status == NumberStatus.RELEASED and number.released_at is not None
+            and (now or clock_now()) - number.released_at <= rules.NUMBER_RESTORE_WINDOW)
+
+
+def released(session: Session, account: Account) -> list[TrackingNumber]:
+    return list(session.scalars(
+        select(TrackingNumber).where(TrackingNumber.account_id == account.id,
+                                     TrackingNumber.status == NumberStatus.RELEASED)
+        .order_by(TrackingNumber.released_at.desc(), TrackingNumber.number)
+    ))
+
+
+def restore(session: Session, account: Account, number_id: int, actor: User,
+                   now: datetime | None = None) -> TrackingNumber:
+    now = now or clock_now()
+    number = session.scalar(select(TrackingNumber).where(
+        TrackingNumber.id == number_id, TrackingNumber.account_id == account.id))
+    if number is None:
+        raise NotFound("Tracking number not found.")
+    if account.is_canceled:
+        raise NotAllowed(f"Reactivate {account.name} before restoring its numbers.")
+    if number.status != NumberStatus.RELEASED:
+        raise NotAllowed(f"{number.number} is already active on this account.")
+    if not can_restore(number, now):
+        raise NotAllowed(
+            f"{number.number} was released on {number.released_at:%B %-d, %Y}, more than "
+            "14 days ago. Send a support request to ask whether the carrier can restore it."
+        )
+    taken = session.scalar(select(TrackingNumber.account_id).where(
+        TrackingNumber.number == number.number, TrackingNumber.status == NumberStatus.ACTIVE))
+    if taken is not None:
+        raise NotAllowed(f"{number.number} is in use by another account now; it can't be "
+                         "restored.")
+    begin_write(session)
+    try:
+        with session.begin_nested():
+            result = session.execute(
+                update(TrackingNumber)
+                .where(TrackingNumber.id == number.id,
+                       TrackingNumber.status == NumberStatus.RELEASED,
+                       TrackingNumber.released_at >= now - rules.NUMBER_RESTORE_WINDOW)
+                .values(status=NumberStatus.ACTIVE, released_at=None)
+            )
+    except IntegrityError:  # restored onto another account at the same moment
+        raise NotAllowed(f"{number.number} is in use by another account now; it can't be "
+                         "restored.") from None
+    if result.rowcount != 1:
+        raise NotAllowed(f"{number.number} is already active on this account.")
+    session.refresh(number)
+    record(session, account, EventKind.NUMBER_RESTORED, actor, now, number=number.number)
+    return number

@@ -37,7 +37,7 @@ from portal.models import (
     SandboxCharge,
     SandboxRefund,
 )
-from portal.services import charges, ledger, lifecycle, refunds
+from portal.services import agency, charges, ledger, lifecycle, refunds
 from portal.services.gateway import ChargeResult, GatewayTimeout, SandboxGateway
 from tests import factories as f
 
@@ -193,7 +193,7 @@ def test_only_an_agency_billed_open_sub_account_of_an_open_agency_can_be_asked(s
         service.request_removal(session, SETTINGS, w.agency, w.bayside, w.avery,
                                 "pat@example.test", "25", "")
     session.rollback()
-    lifecycle.cancel_agency(session, w.agency, w.avery, "Other")
+    agency.cancel(session, w.agency, w.avery, "Other")
     with pytest.raises(NotAllowed, match="Northwind Agency is canceled"):
         service.request_removal(session, SETTINGS, w.agency, w.bayside, w.avery,
                                 "pat@example.test", "25", "")
@@ -316,7 +316,7 @@ def test_a_revoked_link_cannot_be_opened_or_paid(session, gw, w, revocation):
     elif revocation == "closed":
         lifecycle.close(session, w.bayside, w.avery)
     elif revocation == "agency canceled":
-        lifecycle.cancel_agency(session, w.agency, w.avery, "Other")
+        agency.cancel(session, w.agency, w.avery, "Other")
     else:
         session.execute(update(Account).where(Account.id == w.bayside.id)
                         .values(parent_id=w.rival.id))
@@ -548,7 +548,7 @@ def test_a_payment_for_a_sub_account_closed_meanwhile_is_refunded(session, gw, w
 
 def test_a_payment_for_an_agency_canceled_meanwhile_is_refunded(session, gw, w):
     _request, _url, charge = _late(
-        session, gw, w, lambda: lifecycle.cancel_agency(session, w.agency, w.avery, "Other"))
+        session, gw, w, lambda: agency.cancel(session, w.agency, w.avery, "Other"))
     # the sub-account was closed with its agency: that is the reason the customer reads
     _assert_refunded(session, gw, w, charge, "Bayside Dental was closed")
 

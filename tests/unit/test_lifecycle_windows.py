@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from portal import clock, rules
 from portal.errors import NotAllowed, ValidationFailed
 from portal.models import AccountEvent, AccountStatus, Call, EventKind, NumberStatus, SupportRequest
-from portal.services import lifecycle
+from portal.services import lifecycle, numbers, support
 from portal.services.lifecycle import AccountClosed
 from tests import factories as f
 
@@ -131,10 +131,10 @@ def test_restore_until_exactly_14_days(session, released_at, spelled, balance_un
         number = f.number(session, solo, label="Main line")
         lifecycle.close(session, solo, admin, now=released_at)
         lifecycle.reactivate(session, solo, admin, now=released_at + timedelta(hours=1))
-        assert lifecycle.can_restore(number, now=released_at + after) is allowed, after
+        assert numbers.can_restore(number, now=released_at + after) is allowed, after
         if allowed:
-            restored = lifecycle.restore_number(session, solo, number.id, admin,
-                                                now=released_at + after)
+            restored = numbers.restore(session, solo, number.id, admin,
+                                       now=released_at + after)
             assert restored is number
             assert (number.status, number.released_at, number.account_id) == (
                 NumberStatus.ACTIVE, None, solo.id), after
@@ -143,7 +143,7 @@ def test_restore_until_exactly_14_days(session, released_at, spelled, balance_un
                 admin.id, released_at + after, {"number": number.number})
             continue
         with pytest.raises(NotAllowed) as e:
-            lifecycle.restore_number(session, solo, number.id, admin, now=released_at + after)
+            numbers.restore(session, solo, number.id, admin, now=released_at + after)
         assert e.value.message == (
             f"{number.number} was released on {spelled}, more than 14 days ago. Send a "
             "support request to ask whether the carrier can restore it."), after
@@ -159,13 +159,13 @@ def test_refund_request_until_exactly_90_days(session, canceled_at, spelled, bal
     for after, allowed in REFUND:
         solo, admin = _closed_solo(session, canceled_at)
         if allowed:
-            ticket = lifecycle.request_support(session, solo, admin, "refund",
-                                               now=canceled_at + after)
+            ticket = support.request(session, solo, admin, "refund",
+                                     now=canceled_at + after)
             assert (ticket.kind.value, ticket.status.value, ticket.account_id,
                     ticket.created_at) == ("refund", "open", solo.id, canceled_at + after)
             continue
         with pytest.raises(ValidationFailed) as e:
-            lifecycle.request_support(session, solo, admin, "refund", now=canceled_at + after)
+            support.request(session, solo, admin, "refund", now=canceled_at + after)
         assert e.value.errors == {"kind": (
             f"The available balance was kept for 90 days after cancelation, until "
             f"{balance_until}; a refund can no longer be requested.")}, after

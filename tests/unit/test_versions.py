@@ -33,6 +33,7 @@ from portal.models import (
     Version,
 )
 from portal.services import (
+    agency,
     billing,
     cards,
     history,
@@ -201,7 +202,7 @@ def test_close_and_reactivate_are_versions_of_the_status_and_of_each_released_nu
     m = mark(session)
     with as_user(w.ann):
         lifecycle.reactivate(session, w.solo, w.ann)
-        lifecycle.restore_number(session, w.solo, main.id, w.ann)
+        numbers.restore(session, w.solo, main.id, w.ann)
     session.commit()
     assert rows(session, m) == [
         (w.solo.id, "account", w.solo.id, "Acme Plumbing", "changed",
@@ -226,7 +227,7 @@ def test_canceling_an_agency_is_a_version_of_it_and_of_each_sub_account(session,
     session.commit()
     m = mark(session)
     with as_user(w.avery):
-        lifecycle.cancel_agency(session, w.agency, w.avery, "Other")
+        agency.cancel(session, w.agency, w.avery, "Other")
     session.commit()
     me = (w.avery.id, "Avery Owner", NOW)
     canceled = {"status": ["active", "canceled"]}
@@ -242,7 +243,7 @@ def test_transferring_a_sub_account_out_is_a_plan_version_and_the_new_owners_rol
         session, w):
     m = mark(session)
     with as_user(w.avery):
-        lifecycle.transfer_out(session, w.harbor, w.avery, "ann@example.test", "Pro")
+        agency.transfer_out(session, w.harbor, w.avery, "ann@example.test", "Pro")
         session.commit()
     membership = session.scalar(select(Membership).where(
         Membership.account_id == w.harbor.id, Membership.user_id == w.ann.id))

@@ -5,7 +5,7 @@ feedback → "Cancel Agency". A canceled agency is reactivated only through supp
 from datetime import timedelta
 
 from portal.models import AccountStatus, EventKind, NumberStatus
-from portal.services import lifecycle
+from portal.services import agency, lifecycle, support
 from tests.conftest import HX
 from tests.web.conftest import sign_in_as
 from tests.web.lifecycle_world import ADMINS_ONLY, NOW, post, snapshot
@@ -67,7 +67,7 @@ def test_the_review_lists_the_sub_accounts_still_active_with_transfer(client, w)
     assert "Oak Bakery" not in html  # already canceled
     assert "<td>Bayside Dental</td><td>Active</td><td>Balance from: agency</td>" in html
     assert "<td>Harbor Law</td><td>Active</td><td>Balance from: customer</td>" in html
-    for reason in lifecycle.CANCEL_REASONS:
+    for reason in agency.CANCEL_REASONS:
         assert f"<option >{reason}</option>" in html
     assert '<input type="hidden" name="confirm" value="yes">' in html
     assert '<button type="submit" class="warn">Cancel Agency</button>' in html
@@ -146,7 +146,7 @@ def test_a_canceled_agency_has_no_reactivate_button_only_support(client, session
 
     response = post(client, f"/accounts/{w.agency.id}/support/", {"kind": "reactivate_agency"})
     assert response.status_code == 303
-    [ticket] = lifecycle.support_requests(session, w.agency)
+    [ticket] = support.requests_for(session, w.agency)
     assert ticket.kind.value == "reactivate_agency"
 
 

@@ -344,9 +344,9 @@ def test_commands_take_numbers_in_the_digits_0_to_9(app, session, w, args):
 
 def test_a_support_note_with_control_characters_is_refused(app, session, w):
     from portal.models import SupportStatus
-    from portal.services import lifecycle
+    from portal.services import support
 
-    ticket = lifecycle.request_support(session, w.solo, w.sam, "other", "Help")
+    ticket = support.request(session, w.solo, w.sam, "other", "Help")
     session.commit()
     runner = app.test_cli_runner()
     result = runner.invoke(args=["support", "resolve", str(ticket.id), "--note", "Done\x00"])

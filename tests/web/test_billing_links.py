@@ -32,7 +32,7 @@ from portal.models import (
     RequestStatus,
     SandboxCharge,
 )
-from portal.services import charges, ledger, lifecycle
+from portal.services import agency, charges, ledger, lifecycle
 from portal.services.gateway import SandboxGateway
 from tests.conftest import make_app
 from tests.web.link_world import (
@@ -429,7 +429,7 @@ def _sub_closed(session, w):
 
 
 def _agency_canceled(session, w):
-    lifecycle.cancel_agency(session, w.agency, w.avery, "Closing the business")
+    agency.cancel(session, w.agency, w.avery, "Closing the business")
     session.commit()
 
 

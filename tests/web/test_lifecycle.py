@@ -9,7 +9,7 @@ import pytest
 
 from portal import clock
 from portal.models import AccountStatus, NumberStatus
-from portal.services import lifecycle
+from portal.services import lifecycle, support
 from tests import factories as f
 from tests.conftest import HX, Auth
 from tests.web.conftest import keep_active, sign_in_as
@@ -473,7 +473,7 @@ def test_a_canceled_account_can_still_ask_for_a_refund(client, session, w):
     response = post(client, f"/accounts/{w.closed.id}/support/", {"kind": "refund"})
     assert response.status_code == 303
     assert response.location == f"/accounts/{w.closed.id}/support/"
-    [ticket] = lifecycle.support_requests(session, w.closed)
+    [ticket] = support.requests_for(session, w.closed)
     assert (ticket.kind.value, ticket.status.value) == ("refund", "open")
     assert flash("success", f"Support request #{ticket.id} is sent: Refund of the available "
                             "balance. We'll answer by email.") in body(

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from portal import clock
 from portal.models import NumberStatus
-from portal.services import lifecycle
+from portal.services import support
 from tests import factories as f
 from tests.web.conftest import keep_active, sign_in_as
 from tests.web.lifecycle_world import NOW, post, snapshot
@@ -178,7 +178,7 @@ def test_ask_support_sends_a_restore_request_for_that_number(client, session, w)
     response = post(client, f"/accounts/{w.solo.id}/support/",
                     {"kind": "restore_number", "number_id": str(old.id)})
     assert response.status_code == 303
-    [ticket] = lifecycle.support_requests(session, w.solo)
+    [ticket] = support.requests_for(session, w.solo)
     assert (ticket.kind.value, ticket.tracking_number_id) == ("restore_number", old.id)
     html = body(client.get(response.location))
     assert flash("success", f"Support request #{ticket.id} is sent: Restore a released number "

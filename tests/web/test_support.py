@@ -8,14 +8,14 @@ from sqlalchemy import func, select
 
 from portal import clock
 from portal.models import Call, SupportStatus
-from portal.services import lifecycle
+from portal.services import support
 from tests.conftest import HX
 from tests.web.conftest import sign_in_as
 from tests.web.lifecycle_world import ADMINS_ONLY, NOW, post, snapshot
 from tests.web.pages import assert_fragment, assert_full_page, body, shown, table_rows
 
 
-def support(client, account, **kw):
+def support_page(client, account, **kw):
     return client.get(f"/accounts/{account.id}/support/", **kw)
 
 
@@ -25,7 +25,7 @@ def send(client, account, data, **kw):
 
 def test_support_page_has_the_form_and_the_list(client, w):
     sign_in_as(client, w.sam)
-    response = support(client, w.solo)
+    response = support_page(client, w.solo)
     assert response.status_code == 200
     html = assert_full_page(response)
     for value, label in [("refund", "Refund of the available balance"),
@@ -41,7 +41,7 @@ def test_support_page_has_the_form_and_the_list(client, w):
 
 def test_support_form_as_fragment(client, w):
     sign_in_as(client, w.sam)
-    html = assert_fragment(support(client, w.solo, headers=HX), '<form id="support-form"')
+    html = assert_fragment(support_page(client, w.solo, headers=HX), '<form id="support-form"')
     assert 'name="kind"' in html
 
 
@@ -50,7 +50,7 @@ def test_sending_a_request_lists_it_as_open(client, session, w):
     response = send(client, w.solo, {"kind": "other", "message": "  Please call me.  "})
     assert response.status_code == 303
     assert response.location == f"/accounts/{w.solo.id}/support/"
-    [ticket] = lifecycle.support_requests(session, w.solo)
+    [ticket] = support.requests_for(session, w.solo)
     assert (ticket.kind.value, ticket.message, ticket.created_by_id, ticket.created_at) == (
         "other", "Please call me.", w.sam.id, NOW)
     html = body(client.get(response.location))
@@ -95,7 +95,7 @@ def test_a_bad_request_is_shown_with_its_reason(client, session, w, headers):
 def test_a_duplicate_open_request_is_refused(client, session, w):
     sign_in_as(client, w.sam)
     assert send(client, w.closed, {"kind": "refund"}).status_code == 303
-    [ticket] = lifecycle.support_requests(session, w.closed)
+    [ticket] = support.requests_for(session, w.closed)
     before = snapshot(session)
     response = send(client, w.closed, {"kind": "refund"})
     assert response.status_code == 422
@@ -106,30 +106,30 @@ def test_a_duplicate_open_request_is_refused(client, session, w):
 
 def test_support_is_for_owners_and_admins_only(client, session, w):
     sign_in_as(client, w.viewer)
-    response = support(client, w.solo)
+    response = support_page(client, w.solo)
     assert response.status_code == 403
     assert shown(ADMINS_ONLY) in body(response)
     assert 'Support</a>' not in body(client.get(f"/accounts/{w.solo.id}/"))
 
 
 def test_each_account_sees_only_its_own_requests(client, session, w):
-    lifecycle.request_support(session, w.rival, w.rex, "other", "Rival secret", now=NOW)
-    lifecycle.request_support(session, w.harbor, w.avery, "other", "Harbor question", now=NOW)
+    support.request(session, w.rival, w.rex, "other", "Rival secret", now=NOW)
+    support.request(session, w.harbor, w.avery, "other", "Harbor question", now=NOW)
     session.commit()
     sign_in_as(client, w.avery)
-    html = body(support(client, w.bayside))
+    html = body(support_page(client, w.bayside))
     assert "Rival secret" not in html
     assert "Harbor question" not in html
-    assert "Harbor question" in body(support(client, w.harbor))
+    assert "Harbor question" in body(support_page(client, w.harbor))
 
 
 # --- staff commands ---------------------------------------------------------------------------
 
 @pytest.fixture
 def tickets(session, w):
-    refund = lifecycle.request_support(session, w.closed, w.sam, "refund", "Refund please",
-                                       now=NOW - timedelta(hours=1))
-    other = lifecycle.request_support(session, w.solo, w.sam, "other", "Hello", now=NOW)
+    refund = support.request(session, w.closed, w.sam, "refund", "Refund please",
+                             now=NOW - timedelta(hours=1))
+    other = support.request(session, w.solo, w.sam, "other", "Hello", now=NOW)
     session.commit()
     return refund, other
 
@@ -164,7 +164,7 @@ def test_support_resolve_and_decline(app, client, session, w, tickets):
                                                        f"#{other.id} [declined"]
 
     sign_in_as(client, w.sam)
-    [row] = table_rows(body(support(client, w.closed)))
+    [row] = table_rows(body(support_page(client, w.closed)))
     assert row.cells[3:] == ["Resolved", "Refunded $40.00 to the card."]
 
 

@@ -10,7 +10,7 @@ from portal.blueprints.security import recent_signin_required
 from portal.errors import NotAllowed, ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, see_other
-from portal.services import lifecycle
+from portal.services import agency, lifecycle
 from portal.tenancy import allowed_when_canceled, require_admin
 
 CONFIRM = "yes"
@@ -99,7 +99,7 @@ def reactivate():
 def transfer_form():
     _check_transfer()
     return render("accounts/transfer.html", "transfer_form", form={}, errors={},
-                  plans=lifecycle.STANDALONE_PLANS)
+                  plans=agency.STANDALONE_PLANS)
 
 
 @bp.post("/transfer")
@@ -109,20 +109,20 @@ def transfer():
     if request.form.get("confirm") != CONFIRM:
         return render("accounts/transfer.html", "transfer_form", status=422, form=request.form,
                       errors={"": "Transferring needs the confirmation: nothing was changed."},
-                      plans=lifecycle.STANDALONE_PLANS)
+                      plans=agency.STANDALONE_PLANS)
     agency_name = g.account.parent.name
     try:
-        done = lifecycle.transfer_out(db.session, g.account, current_user,
-                                      request.form.get("email", ""), request.form.get("plan", ""))
+        done = agency.transfer_out(db.session, g.account, current_user,
+                                   request.form.get("email", ""), request.form.get("plan", ""))
     except ValidationFailed as e:
         db.session.rollback()
         return render("accounts/transfer.html", "transfer_form", status=422,
-                      form=request.form, errors=e.errors, plans=lifecycle.STANDALONE_PLANS)
+                      form=request.form, errors=e.errors, plans=agency.STANDALONE_PLANS)
     except NotAllowed as e:
         db.session.rollback()
         return render("accounts/transfer.html", "transfer_form", status=409,
                       form=request.form, errors={"": e.message},
-                      plans=lifecycle.STANDALONE_PLANS)
+                      plans=agency.STANDALONE_PLANS)
     # The same answer whether or not the email had a user (the email says what to do next).
     owner_mail.new_owner(db.session, done.account, agency_name, done.owner)
     db.session.commit()
@@ -177,8 +177,8 @@ def cancel_agency_review():
 
 def _review(form, errors, status=200):
     return render("accounts/parent_cancel_review.html", status=status, form=form,
-                  errors=errors, subs=lifecycle.active_sub_accounts(db.session, g.account),
-                  reasons=lifecycle.CANCEL_REASONS)
+                  errors=errors, subs=agency.active_sub_accounts(db.session, g.account),
+                  reasons=agency.CANCEL_REASONS)
 
 
 @bp.post("/parent/cancel")
@@ -189,9 +189,9 @@ def cancel_agency():
         return _review(request.form, {"": "Canceling needs the confirmation: nothing was "
                                           "changed."}, 422)
     try:
-        subs = lifecycle.cancel_agency(db.session, g.account, current_user,
-                                       request.form.get("reason", ""),
-                                       request.form.get("comments", ""))
+        subs = agency.cancel(db.session, g.account, current_user,
+                             request.form.get("reason", ""),
+                             request.form.get("comments", ""))
     except ValidationFailed as e:
         db.session.rollback()
         return _review(request.form, e.errors, 422)

@@ -6,7 +6,7 @@ from portal.errors import NotAllowed
 from portal.extensions import db
 from portal.models import NumberStatus
 from portal.rendering import render, see_other
-from portal.services import lifecycle, numbers
+from portal.services import numbers
 from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 
 
@@ -21,15 +21,15 @@ def index():
 def released():
     """Numbers → Tracking Numbers → Released Numbers."""
     return render("numbers/released.html",
-                  numbers=lifecycle.released_numbers(db.session, g.account),
-                  can_restore=lifecycle.can_restore)
+                  numbers=numbers.released(db.session, g.account),
+                  can_restore=numbers.can_restore)
 
 
 @bp.post(f"/<int(max={MAX_ACCOUNT_ID}):number_id>/restore")
 def restore(number_id: int):
     require_admin()
     try:
-        number = lifecycle.restore_number(db.session, g.account, number_id, current_user)
+        number = numbers.restore(db.session, g.account, number_id, current_user)
     except NotAllowed as e:
         db.session.rollback()
         flash(e.message, "error")

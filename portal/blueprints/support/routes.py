@@ -9,7 +9,7 @@ from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.models import SUPPORT_LABELS
 from portal.rendering import render, see_other
-from portal.services import lifecycle
+from portal.services import numbers, support
 from portal.services.inputs import to_id
 from portal.tenancy import allowed_when_canceled, require_admin
 
@@ -17,8 +17,8 @@ from portal.tenancy import allowed_when_canceled, require_admin
 def _page(form, errors, status=200):
     return render("support/index.html", "request_form", status=status, form=form,
                   errors=errors, kinds=SUPPORT_LABELS,
-                  tickets=lifecycle.support_requests(db.session, g.account),
-                  released=lifecycle.released_numbers(db.session, g.account))
+                  tickets=support.requests_for(db.session, g.account),
+                  released=numbers.released(db.session, g.account))
 
 
 @bp.get("/")
@@ -34,7 +34,7 @@ def create():
     form = request.form
     number_id = form.get("number_id", "")
     try:
-        ticket = lifecycle.request_support(
+        ticket = support.request(
             db.session, g.account, current_user, form.get("kind", ""), form.get("message", ""),
             number_id=to_id(number_id))
     except ValidationFailed as e:
