@@ -1,7 +1,9 @@
 """One blueprint per area."""
 
 from flask import Flask
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter, ValidationError
+
+from portal.services.inputs import to_id
 
 
 class AsciiIntegerConverter(IntegerConverter):
@@ -11,8 +13,27 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+class IdConverter(BaseConverter):
+    """`<id:...>`: a row id in a URL, by the rule a form's id is read with (inputs.to_id):
+    the digits 0-9 only, 1 to 2**31 - 1 (past it PostgreSQL's INTEGER overflows). Anything
+    else matches no route: 404."""
+
+    regex = r"[0-9]{1,10}"
+    weight = 50  # as werkzeug's number converters: a literal segment still wins
+
+    def to_python(self, value: str) -> int:
+        row_id = to_id(value)
+        if row_id is None:
+            raise ValidationError()
+        return row_id
+
+    def to_url(self, value) -> str:
+        return str(int(value))
+
+
 def register(app: Flask) -> None:
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any rule is added
+    app.url_map.converters["id"] = IdConverter
     from billing_links.views import bp as billing_links_bp
     from portal.blueprints.accounts import bp as accounts_bp
     from portal.blueprints.agents import bp as agents_bp

@@ -3,7 +3,7 @@
 from flask import Response, current_app, g, request, stream_with_context
 
 from portal.blueprints.billing import bp
-from portal.blueprints.billing.settings import own_billing
+from portal.blueprints.views import own_billing
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.models import LEDGER_LABELS
@@ -13,8 +13,8 @@ from portal.services.paging import parse_page
 
 
 @bp.get("/logs")
+@own_billing
 def logs():
-    own_billing()
     args = request.args
     try:
         log_filter = billing_logs.parse_filter(args)
@@ -29,8 +29,8 @@ def logs():
 
 
 @bp.get("/logs.csv")
+@own_billing
 def logs_csv():
-    own_billing()
     try:
         log_filter = billing_logs.parse_filter(request.args)
     except ValidationFailed as e:

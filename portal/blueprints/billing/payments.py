@@ -4,7 +4,8 @@ from flask import abort, current_app, flash, g, render_template, request, url_fo
 from flask_login import current_user
 
 from portal.blueprints.billing import bp
-from portal.blueprints.billing.settings import SETTINGS, invalid, own_billing, page_context
+from portal.blueprints.billing.settings import SETTINGS, invalid, page_context
+from portal.blueprints.views import own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.models import ChargeStatus
@@ -15,20 +16,23 @@ from portal.services.paging import parse_page
 
 
 @bp.post("/payments")
+@own_billing
 def pay():
-    own_billing()
     form = request.form
-    try:
-        charge = charges.pay(db.session, g.account, current_user, form.get("method", ""),
-                             form.get("amount", ""), form.get("form_key", ""))
-    except ValidationFailed as e:
-        return invalid("payment_section", e)
-    db.session.commit()
+    return submit(
+        lambda: charges.pay(db.session, g.account, current_user, form.get("method", ""),
+                            form.get("amount", ""), form.get("form_key", "")),
+        invalid("payment_section"),
+        _charge)
+
+
+def _charge(charge):
+    """The payment is stored (committed): now ask the processor."""
     charge = charges.attempt(db.session, payment_gateway(), charge)
     if charge.status == ChargeStatus.FAILED:
         return render(SETTINGS, "payment_section", status=402,
                       trigger={"payments-changed": charge.id}, **page_context(
-                          form=form, failed="payment_section",
+                          form=request.form, failed="payment_section",
                           errors={"": f"The payment failed: {charge.failure_message} Nothing "
                                       "was charged."}))
     if charge.status == ChargeStatus.PENDING:
@@ -42,8 +46,8 @@ def pay():
 
 
 @bp.get("/payments")
+@own_billing
 def history():
-    own_billing()
     try:
         number = parse_page(request.args.get("page"))
     except ValidationFailed:
@@ -53,7 +57,7 @@ def history():
     return render("billing/history.html", "results", payments=payments)
 
 
-@bp.get("/payments/<int(max=2147483647):charge_id>")
+@bp.get("/payments/<id:charge_id>")
 def receipt(charge_id: int):
     """The eye icon: the printable receipt of a successful charge, or why one failed."""
     charge = charges.get(db.session, g.account, charge_id)
@@ -61,7 +65,7 @@ def receipt(charge_id: int):
                   settings=billing.settings_for(db.session, g.account))
 
 
-@bp.get("/payments/<int(max=2147483647):charge_id>.pdf")
+@bp.get("/payments/<id:charge_id>.pdf")
 def receipt_pdf(charge_id: int):
     """The receipt as PDF, from the receipt page's template."""
     charge = charges.get(db.session, g.account, charge_id)

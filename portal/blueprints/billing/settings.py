@@ -1,10 +1,10 @@
 """Billing Settings: the page, and its sections' forms (each answers its section again for
 htmx, else back to the page)."""
 
-from flask import abort, current_app, flash, g, request, url_for
+from flask import current_app, flash, g, request, url_for
 
 from portal.blueprints.billing import bp
-from portal.errors import ValidationFailed
+from portal.blueprints.views import agency_only, own_billing, submit
 from portal.extensions import db, payment_gateway
 from portal.models import ChargeStatus
 from portal.rendering import is_partial, render, see_other
@@ -12,10 +12,6 @@ from portal.services import billing, charges, payment_methods
 from portal.services.money import dollars
 
 SETTINGS = "billing/settings.html"
-
-
-def own_billing():
-    billing.check_own_billing(g.account)
 
 
 def page_context(**overrides):
@@ -56,10 +52,10 @@ def _section(block: str, saved: str, status: int = 200, **context):
     return see_other(url_for("billing.index"))
 
 
-def invalid(block: str, e: ValidationFailed):
-    db.session.rollback()
-    return render(SETTINGS, block, status=422,
-                  **page_context(errors=e.errors, form=request.form, failed=block))
+def invalid(block: str):
+    """The section's form again with its errors (422); `submit` has rolled back."""
+    return lambda errors: render(SETTINGS, block, status=422, **page_context(
+        errors=errors, form=request.form, failed=block))
 
 
 def charge_outcome(charge, prefix: str = "") -> str:
@@ -72,17 +68,19 @@ def charge_outcome(charge, prefix: str = "") -> str:
 
 
 @bp.post("/auto-recharge")
+@own_billing
 def auto_recharge():
-    own_billing()
-    enabled = request.form.get("enabled", "on") != "off"
-    try:
+    def save():
+        enabled = request.form.get("enabled", "on") != "off"
         settings = billing.set_auto_recharge(db.session, g.account,
                                              request.form.get("threshold", ""),
                                              request.form.get("amount", ""), enabled)
-    except ValidationFailed as e:
-        return invalid("recharge_section", e)
-    recharge = charges.start_recharge(db.session, g.account)
-    db.session.commit()
+        return settings, charges.start_recharge(db.session, g.account)
+
+    return submit(save, invalid("recharge_section"), lambda saved: _recharge_saved(*saved))
+
+
+def _recharge_saved(settings, recharge):
     if not settings.auto_recharge:
         return _section("recharge_section", "Auto recharge is off.")
     message = (f"Saved: when the balance falls below "
@@ -98,33 +96,27 @@ def auto_recharge():
 
 
 @bp.post("/critical-phone")
+@own_billing
 def critical_phone():
-    own_billing()
-    try:
-        settings = billing.set_critical_phone(db.session, g.account,
-                                              request.form.get("phone", ""))
-    except ValidationFailed as e:
-        return invalid("phone_section", e)
-    db.session.commit()
-    return _section("phone_section", f"Critical billing texts go to {settings.critical_phone}."
-                    if settings.critical_phone else "The critical billing phone number was "
-                    "removed.")
+    return submit(
+        lambda: billing.set_critical_phone(db.session, g.account, request.form.get("phone", "")),
+        invalid("phone_section"),
+        lambda settings: _section(
+            "phone_section", f"Critical billing texts go to {settings.critical_phone}."
+            if settings.critical_phone else "The critical billing phone number was removed."))
 
 
 @bp.post("/service-address")
+@own_billing
 def service_address():
-    own_billing()
-    try:
-        billing.set_service_address(db.session, g.account, request.form)
-    except ValidationFailed as e:
-        return invalid("address_section", e)
-    db.session.commit()
-    return _section("address_section", "The service address is saved.")
+    return submit(lambda: billing.set_service_address(db.session, g.account, request.form),
+                  invalid("address_section"),
+                  lambda _: _section("address_section", "The service address is saved."))
 
 
 @bp.post("/direct-charge")
+@own_billing
 def direct_charge():
-    own_billing()
     settings = billing.set_direct_charge(db.session, g.account,
                                          request.form.get("direct_charge") == "on")
     db.session.commit()
@@ -134,14 +126,11 @@ def direct_charge():
 
 
 @bp.post("/recipients")
+@agency_only
 def recipients():
     """Users who Receive Billing Emails: an agency's page (a standalone account's billing
     emails go to all its owners and admins)."""
-    if not g.account.is_agency:
-        abort(404)
-    try:
-        billing.set_recipients(db.session, g.account, request.form.getlist("users"))
-    except ValidationFailed as e:
-        return invalid("recipients_section", e)
-    db.session.commit()
-    return _section("recipients_section", "Saved: these users receive billing emails.")
+    return submit(
+        lambda: billing.set_recipients(db.session, g.account, request.form.getlist("users")),
+        invalid("recipients_section"),
+        lambda _: _section("recipients_section", "Saved: these users receive billing emails."))

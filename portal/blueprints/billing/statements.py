@@ -1,15 +1,15 @@
 """Payment History → Printable Statements: the dialog, the statement as a page and as a PDF,
 Send Statement, recurring statements."""
 
-from flask import flash, g, render_template, request, url_for
+from flask import g, render_template, request, url_for
 from flask_login import current_user
 
 from portal import clock
 from portal.blueprints.billing import bp
-from portal.blueprints.billing.settings import own_billing
+from portal.blueprints.views import back, own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.rendering import pdf_response, render, see_other
+from portal.rendering import pdf_response, render
 from portal.services import billing, statements
 
 
@@ -23,9 +23,9 @@ def _statement_dialog(status: int = 200, form=None, errors=None):
 
 
 @bp.get("/statements")
+@own_billing
 def statements_dialog():
     """Payment History → Printable Statements (a dialog; a page without JavaScript)."""
-    own_billing()
     return _statement_dialog()
 
 
@@ -37,9 +37,9 @@ def _statement_html(start, end) -> tuple:
 
 
 @bp.get("/statements.pdf")
+@own_billing
 def statement_pdf():
     """Download the statement for ?from=&to= directly."""
-    own_billing()
     try:
         start, end = statements.parse_period(request.args.get("from"), request.args.get("to"),
                                              clock.now().date())
@@ -50,9 +50,9 @@ def statement_pdf():
 
 
 @bp.get("/statements/view")
+@own_billing
 def statement_view():
     """The statement as a page (what the PDF is made from)."""
-    own_billing()
     try:
         start, end = statements.parse_period(request.args.get("from"), request.args.get("to"),
                                              clock.now().date())
@@ -63,9 +63,9 @@ def statement_view():
 
 
 @bp.post("/statements")
+@own_billing
 def send_statement():
     """Send Statement: the PDF emailed to the chosen address."""
-    own_billing()
     form = request.form
     errors = {}
     try:
@@ -79,37 +79,35 @@ def send_statement():
         errors.update(e.errors)
     if errors:
         return _statement_dialog(422, form, errors)
-    from portal import notices, pdf
+    from portal import pdf
+    from portal.mail import notices
 
     built, html = _statement_html(start, end)
     notices.statement(db.session, g.account, built, recipient, pdf.render(html))
     db.session.commit()
-    flash(f"The statement for {start:%B %-d, %Y} – {end:%B %-d, %Y} was sent to {recipient}.",
-          "success")
-    return see_other(url_for("billing.index"))
+    return back(url_for("billing.index"), f"The statement for {start:%B %-d, %Y} – "
+                f"{end:%B %-d, %Y} was sent to {recipient}.")
 
 
 @bp.post("/statements/schedules")
+@own_billing
 def add_schedule():
-    own_billing()
     form = request.form
-    try:
+
+    def add():
         recipient = statements.parse_recipient(form.get("recipient"), form.get("other"))
-        schedule = statements.add_schedule(db.session, g.account, current_user,
-                                           form.get("frequency", ""), recipient)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _statement_dialog(422, form, e.errors)
-    db.session.commit()
-    flash(f"Saved: the {schedule.frequency.value} statement will be emailed to "
-          f"{schedule.recipient}.", "success")
-    return see_other(url_for("billing.index"))
+        return statements.add_schedule(db.session, g.account, current_user,
+                                       form.get("frequency", ""), recipient)
+
+    return submit(add, lambda errors: _statement_dialog(422, form, errors),
+                  lambda schedule: back(url_for("billing.index"),
+                                        f"Saved: the {schedule.frequency.value} statement "
+                                        f"will be emailed to {schedule.recipient}."))
 
 
-@bp.post("/statements/schedules/<int(max=2147483647):schedule_id>/remove")
+@bp.post("/statements/schedules/<id:schedule_id>/remove")
+@own_billing
 def remove_schedule(schedule_id: int):
-    own_billing()
     statements.remove_schedule(db.session, g.account, schedule_id)
     db.session.commit()
-    flash("The recurring statement was removed.", "success")
-    return see_other(url_for("billing.index"))
+    return back(url_for("billing.index"), "The recurring statement was removed.")
