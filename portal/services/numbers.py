@@ -2,6 +2,7 @@
 of the account; one released 14 days ago or less can be restored once it is active again)."""
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -57,6 +58,39 @@ def can_restore(number: TrackingNumber, now: datetime | None = None) -> bool:
     """Released 14 days ago or less (the account must also be active again)."""
     return (number.status == NumberStatus.RELEASED and number.released_at is not None
             and (now or clock_now()) - number.released_at <= rules.NUMBER_RESTORE_WINDOW)
+
+
+@dataclass(frozen=True)
+class RestoreOffer:
+    """What the Released Numbers page offers for one released number: the Restore button, or
+    why not (`message`), with "Ask support" once the 14 days are over (the carrier may still
+    restore it)."""
+
+    number: TrackingNumber
+    restorable: bool
+    ask_support: bool = False
+    message: str = ""
+
+
+def restore_offer(account: Account, number: TrackingNumber, can_manage: bool,
+                  now: datetime | None = None) -> RestoreOffer:
+    """`can_manage`: the viewer is an owner or admin of the account (they alone restore)."""
+    if account.is_canceled:
+        return RestoreOffer(number, False, message="Reactivate the account to restore it.")
+    if not can_manage:
+        return RestoreOffer(number, False, message="Owners and admins can restore it.")
+    if can_restore(number, now):
+        return RestoreOffer(number, True)
+    return RestoreOffer(number, False, ask_support=True, message=(
+        f"Released more than {rules.NUMBER_RESTORE_WINDOW.days} days ago."))
+
+
+def restore_offers(session: Session, account: Account, can_manage: bool,
+                   now: datetime | None = None) -> list[RestoreOffer]:
+    """The account's released numbers, newest first, each with what can be done about it."""
+    now = now or clock_now()
+    return [restore_offer(account, number, can_manage, now)
+            for number in released(session, account)]
 
 
 def released(session: Session, account: Account) -> list[TrackingNumber]:

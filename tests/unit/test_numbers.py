@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.extensions import db
-from portal.models import Account, EventKind, NumberStatus, TrackingNumber, User
+from portal.models import Account, AccountStatus, EventKind, NumberStatus, TrackingNumber, User
 from portal.services import lifecycle, numbers
 from tests import factories as f
 from tests.unit import lifecycle_world as world
@@ -171,3 +171,25 @@ def test_two_accounts_restoring_the_same_number_at_once_get_it_once(app, session
     assert (mine.status, mine.released_at) == (NumberStatus.RELEASED, T0)
     assert (theirs.status, theirs.released_at) == (NumberStatus.ACTIVE, None)
     assert events(session, first, EventKind.NUMBER_RESTORED) == []
+
+
+# --- what the Released Numbers page offers ---------------------------------------------------
+
+@pytest.mark.parametrize("canceled,can_manage,age,expected", [
+    (True, True, timedelta(days=1), (False, False, "Reactivate the account to restore it.")),
+    (False, False, timedelta(days=1), (False, False, "Owners and admins can restore it.")),
+    (False, True, timedelta(days=14), (True, False, "")),
+    (False, True, timedelta(days=14, seconds=1),
+     (False, True, "Released more than 14 days ago.")),
+])
+def test_restore_offer_says_what_can_be_done_and_why_not(session, solo, canceled, can_manage,
+                                                        age, expected):
+    account, _ = solo
+    number = f.number(session, account, released_at=T0)
+    account.canceled_at = T0 if canceled else None
+    if canceled:
+        account.status = AccountStatus.CANCELED
+    offer = numbers.restore_offer(account, number, can_manage, now=T0 + age)
+    assert (offer.number, offer.restorable, offer.ask_support, offer.message) == (
+        number, *expected)
+    assert numbers.restore_offers(session, account, can_manage, now=T0 + age) == [offer]

@@ -21,8 +21,7 @@ def index():
 def released():
     """Numbers → Tracking Numbers → Released Numbers."""
     return render("numbers/released.html",
-                  numbers=numbers.released(db.session, g.account),
-                  can_restore=numbers.can_restore)
+                  offers=numbers.restore_offers(db.session, g.account, g.access.is_admin))
 
 
 @bp.post(f"/<int(max={MAX_ACCOUNT_ID}):number_id>/restore")
