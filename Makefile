@@ -33,11 +33,12 @@ run: install
 
 ## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite,
 ## poppler-utils (pdftotext, pdftoppm) to read and look at the PDFs, stress to load the CPUs
-## while the browser suite runs (the flake check: `stress --cpu 2` beside `pytest tests/browser`)
+## while the browser suite runs (the flake check: `stress --cpu 2` beside `pytest tests/browser`),
+## wrk for bench/pages.py (the signed-in pages under gunicorn)
 system-test-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! command -v stress >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! command -v stress >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils stress >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils stress wrk >/dev/null; \
 	fi
 
 ## make test: the whole suite on SQLite, then on a PostgreSQL server started on loopback
@@ -59,6 +60,7 @@ bench: install
 	$(PY) bench/statement_pdf.py
 	$(PY) bench/versions.py
 	$(PY) bench/privacy_export.py
+	$(PY) bench/pages.py
 
 ## make bench-billing: only the billing benchmarks (Billing Logs and CSV, usage ingestion)
 bench-billing: install

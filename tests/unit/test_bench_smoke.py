@@ -76,6 +76,13 @@ SMOKE = {
          (r"^  purge [\d,]+ of 1,000 ", 1)],
         ["(B)   baseline: support page"],
     ),
+    "pages.py": (
+        # gunicorn and wrk for 1 s per case: the five pages and their bare routes, once.
+        ["--seconds", "1", "--rounds", "1", "--warmup", "0", "--calls", "20"],
+        [(rf"^info: \([a-e]\) .+ req/s, p99 .+ = {RATIO} bare; \d+ SQL statements$", 5),
+         (r"^  \([a-e]\) /\S* +HTTP 200, ", 5)],
+        ["Responses (sanity check):"],
+    ),
     "privacy_export.py": (
         ["--small", "1000", "--calls", "2000"],
         [(rf"^    (json|csv) +[\d,]+ calls: time {RATIO}, RSS growth .+ = \d+\.\d+x$", 4),
