@@ -32,16 +32,18 @@ def confirmed(form) -> bool:
     return form.get("confirm") == CONFIRM
 
 
-def submit(action: Callable[[], T], invalid: Callable[[dict], Any],
+def submit(action: Callable[[], T], invalid: Callable[[dict], Any] | None,
            done: Callable[[T], Any], refused: Callable[[str], Any] | None = None):
     """Call the service (`action`). Invalid input (ValidationFailed): roll back and answer
     `invalid(errors)` (the form again, 422). A refusal (NotAllowed), when `refused` is given:
-    roll back and answer `refused(message)`; otherwise it goes on to the app's handler.
-    Else commit and answer `done(result)` (a flash and see_other, or a fragment with an
-    HX-Trigger)."""
+    roll back and answer `refused(message)`. Either without its handler goes on to the
+    app's error handlers. Else commit and answer `done(result)` (a flash and see_other, or
+    a fragment with an HX-Trigger)."""
     try:
         result = action()
     except ValidationFailed as e:
+        if invalid is None:
+            raise
         db.session.rollback()
         return invalid(e.errors)
     except NotAllowed as e:
@@ -93,6 +95,12 @@ def _sub_account() -> None:
         abort(404)
 
 
+def _agency_admin() -> None:
+    if not g.access.is_agency_admin:
+        raise NotAllowed("Only the agency's owners and admins can transfer a sub-account "
+                         "out of the agency.")
+
+
 def _own_billing() -> None:
     billing.check_own_billing(g.account)
 
@@ -101,5 +109,6 @@ admin_required = _rule(_admin, "Owners and admins (of the account or its agency)
 agency_only = _rule(_agency, "A page of agencies: 404 on any other account.")
 not_agency = _rule(_not_agency, "A page of standalone and sub-accounts: 404 on an agency.")
 sub_account_only = _rule(_sub_account, "A page of sub-accounts: 404 on any other account.")
+agency_admin_required = _rule(_agency_admin, "The agency's owners and admins only: 403.")
 own_billing = _rule(_own_billing, "An account that pays its own bills: 403 on a sub-account "
                                   "paid from its agency's balance.")

@@ -4,20 +4,18 @@ Every member sees the list and sets their own status from the page header; owner
 admins add, edit, order and delete the custom ones.
 """
 
-from flask import flash, g, redirect, request, url_for
+from flask import g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.blueprints.agents import bp
-from portal.errors import ValidationFailed
+from portal.blueprints.views import admin_required, back, confirmed, submit
 from portal.extensions import db
 from portal.rendering import is_partial, render, safe_path, see_other
 from portal.services import agents
-from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 
 INDEX = "agents/index.html"
 HEADER = "agents/_header_status.html"
-ID = f"<int(max={MAX_ACCOUNT_ID}):status_id>"
-CONFIRM = "yes"
+EDIT, DELETE = "agents/edit.html", "agents/delete.html"
 
 
 @bp.app_context_processor
@@ -50,55 +48,44 @@ def index():
 
 
 @bp.post("/")
+@admin_required
 def create():
-    require_admin()
     form = request.form
-    try:
-        record = agents.add(db.session, g.account, form.get("name", ""),
-                            form.get("color", ""), form.get("available"))
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _page("add_form", 422, form=form, errors=e.errors)
-    db.session.commit()
-    flash(f"Added the status {record.name}.", "success")
-    return see_other(url_for("agents.index"))
+    return submit(
+        lambda: agents.add(db.session, g.account, form.get("name", ""), form.get("color", ""),
+                           form.get("available")),
+        lambda errors: _page("add_form", 422, form=form, errors=errors),
+        lambda record: back(url_for("agents.index"), f"Added the status {record.name}."))
 
 
-@bp.route(f"/{ID}/edit", methods=["GET", "POST"])
+@bp.route("/<id:status_id>/edit", methods=["GET", "POST"])
+@admin_required
 def edit(status_id: int):
     """The pencil: a dialog (a page of its own without JavaScript)."""
-    require_admin()
     record = agents.get(db.session, g.account, status_id)
-    template = "agents/edit.html"
     if request.method == "GET":
         form = {"name": record.name, "color": record.color,
                 "available": "on" if record.available else ""}
-        return render(template, "dialog", record=record, form=form, errors={})
+        return render(EDIT, "dialog", record=record, form=form, errors={})
     form = request.form
-    try:
-        record = agents.update(db.session, g.account, status_id, form.get("name", ""),
-                               form.get("color", ""), form.get("available"))
-    except ValidationFailed as e:
-        db.session.rollback()
-        record = agents.get(db.session, g.account, status_id)
-        return render(template, "dialog", status=422, record=record, form=form,
-                      errors=e.errors)
-    db.session.commit()
-    flash(f"Saved the status {record.name}.", "success")
-    return see_other(url_for("agents.index"))
+    return submit(
+        lambda: agents.update(db.session, g.account, status_id, form.get("name", ""),
+                              form.get("color", ""), form.get("available")),
+        lambda errors: render(EDIT, "dialog", status=422, form=form, errors=errors,
+                              record=agents.get(db.session, g.account, status_id)),
+        lambda record: back(url_for("agents.index"), f"Saved the status {record.name}."))
 
 
-@bp.route(f"/{ID}/delete", methods=["GET", "POST"])
+@bp.route("/<id:status_id>/delete", methods=["GET", "POST"])
+@admin_required
 def delete(status_id: int):
     """Confirm; the users on the status go back to Online."""
-    require_admin()
     record = agents.get(db.session, g.account, status_id)
     users = agents.users_on(db.session, record)
-    template = "agents/delete.html"
     if request.method == "GET":
-        return render(template, "dialog", record=record, users=users, errors={})
-    if request.form.get("confirm") != CONFIRM:
-        return render(template, "dialog", status=422, record=record, users=users,
+        return render(DELETE, "dialog", record=record, users=users, errors={})
+    if not confirmed(request.form):
+        return render(DELETE, "dialog", status=422, record=record, users=users,
                       errors={"": "Deleting needs the confirmation: nothing was changed."})
     name = record.name
     moved = agents.delete(db.session, g.account, status_id)
@@ -108,25 +95,23 @@ def delete(status_id: int):
         message += " The 1 user on it is Online now."
     elif moved:
         message += f" The {moved} users on it are Online now."
-    flash(message, "success")
-    return see_other(url_for("agents.index"))
+    return back(url_for("agents.index"), message)
 
 
-@bp.post(f"/{ID}/move")
+@bp.post("/<id:status_id>/move")
+@admin_required
 def move(status_id: int):
     """Up or down one place: the list again for htmx (focus stays on the button)."""
-    require_admin()
     direction = request.form.get("direction", "")
-    try:
-        record = agents.move(db.session, g.account, status_id, direction)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _page("status_list", 422, list_errors=e.errors)
-    db.session.commit()
-    if is_partial():
-        return _page("status_list", moved=(record.id, direction),
-                     trigger={"agent-statuses-changed": record.id})
-    return see_other(url_for("agents.index", _anchor=f"status-{record.id}"))
+
+    def moved(record):
+        if is_partial():
+            return _page("status_list", moved=(record.id, direction),
+                         trigger={"agent-statuses-changed": record.id})
+        return see_other(url_for("agents.index", _anchor=f"status-{record.id}"))
+
+    return submit(lambda: agents.move(db.session, g.account, status_id, direction),
+                  lambda errors: _page("status_list", 422, list_errors=errors), moved)
 
 
 @bp.get("/mine")
@@ -143,16 +128,17 @@ def set_mine():
     """The header's form: the signed-in user's own status on this account (any role)."""
     next_path = safe_path(request.form.get("next")) or url_for("agents.index")
     value = request.form.get("status", "")
-    try:
-        choice = agents.set_current(db.session, current_user, g.account, value)
-    except ValidationFailed as e:
-        db.session.rollback()
+
+    def invalid(errors):
         if is_partial():
-            return render(HEADER, status=422, status_errors=e.errors, next_path=next_path)
-        return _page(status=422, status_errors=e.errors)
-    db.session.commit()
-    if is_partial():
-        return render(HEADER, saved=choice, next_path=next_path,
-                      trigger={"agent-status-changed": choice.key})
-    flash(f"Your status on {g.account.name} is {choice.name}.", "success")
-    return see_other(next_path)
+            return render(HEADER, status=422, status_errors=errors, next_path=next_path)
+        return _page(status=422, status_errors=errors)
+
+    def saved(choice):
+        if is_partial():
+            return render(HEADER, saved=choice, next_path=next_path,
+                          trigger={"agent-status-changed": choice.key})
+        return back(next_path, f"Your status on {g.account.name} is {choice.name}.")
+
+    return submit(lambda: agents.set_current(db.session, current_user, g.account, value),
+                  invalid, saved)

@@ -12,7 +12,6 @@ from portal.extensions import db, payment_gateway
 from portal.models import Account, ChargeStatus
 from portal.services import charges, usage
 from portal.services.inputs import has_control
-from portal.tenancy import MAX_ACCOUNT_ID
 
 EARLIEST_CALL = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -54,7 +53,7 @@ def authenticate():
     return None
 
 
-@bp.post(f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>/usage")
+@bp.post("/accounts/<id:account_id>/usage")
 def post_usage(account_id: int):
     account = db.session.get(Account, account_id)
     if account is None:
@@ -89,7 +88,7 @@ def post_usage(account_id: int):
     return jsonify(body), 200 if posted.duplicate else 201
 
 
-@bp.post(f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>/calls")
+@bp.post("/accounts/<id:account_id>/calls")
 def post_call(account_id: int):
     """A call arrived (from the telephony side). With automatic redaction on, the caller's
     name, number and notes are dropped before anything is stored."""

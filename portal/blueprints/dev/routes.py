@@ -4,20 +4,20 @@ from flask import abort, make_response
 
 from portal.blueprints.dev import bp
 from portal.extensions import db
+from portal.mail import outbox
 from portal.models import OutboxMessage
 from portal.rendering import render
-from portal.services import outbox
 
 
 @bp.get("/outbox")
 def outbox_index():
-    from portal.services import mail
+    from portal.mail import delivery
 
     return render("dev/outbox.html", messages=outbox.latest(db.session),
-                  failed=mail.failed_count(db.session))
+                  failed=delivery.failed_count(db.session))
 
 
-@bp.get("/outbox/<int(max=2147483647):message_id>")
+@bp.get("/outbox/<id:message_id>")
 def outbox_show(message_id: int):
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
@@ -32,7 +32,7 @@ def outbox_show(message_id: int):
     return render("dev/outbox_message.html", message=message, attachments=attachments)
 
 
-@bp.get("/outbox/<int(max=2147483647):message_id>/html")
+@bp.get("/outbox/<id:message_id>/html")
 def outbox_html(message_id: int):
     """The HTML part on its own, for the page's sandboxed iframe."""
     message = db.session.get(OutboxMessage, message_id)
@@ -47,7 +47,7 @@ def outbox_html(message_id: int):
     return response
 
 
-@bp.get("/outbox/<int(max=2147483647):message_id>/attachments/<int(max=2147483647):attachment_id>")
+@bp.get("/outbox/<id:message_id>/attachments/<id:attachment_id>")
 def outbox_attachment(message_id: int, attachment_id: int):
     from portal.models import OutboxAttachment
 

@@ -3,12 +3,12 @@
 from flask import current_app, g, request
 
 from portal.blueprints.history import bp
+from portal.blueprints.views import admin_required
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.rendering import is_partial, render
 from portal.services import history
 from portal.services.paging import Page, parse_page
-from portal.tenancy import require_admin
 from portal.versioning import RECORD_TYPES
 
 
@@ -25,8 +25,8 @@ def _page(result, filters_args, errors, status=200):
 
 
 @bp.get("/")
+@admin_required
 def index():
-    require_admin()
     try:
         filters = history.parse_filters(g.account, request.args)
         page = parse_page(request.args.get("page"))
@@ -39,9 +39,9 @@ def index():
 
 
 @bp.get("/versions")
+@admin_required
 def versions():
     """One record's versions: a feature page's panel (htmx) or a page of its own."""
-    require_admin()
     record_type = request.args.get("type", "")
     record_id = None
     try:

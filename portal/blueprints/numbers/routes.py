@@ -1,13 +1,12 @@
-from flask import flash, g, url_for
+from flask import g, url_for
 from flask_login import current_user
 
 from portal.blueprints.numbers import bp
-from portal.errors import NotAllowed
+from portal.blueprints.views import admin_required, back, submit
 from portal.extensions import db
 from portal.models import NumberStatus
-from portal.rendering import render, see_other
+from portal.rendering import render
 from portal.services import numbers
-from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 
 
 @bp.get("/")
@@ -24,15 +23,12 @@ def released():
                   offers=numbers.restore_offers(db.session, g.account, g.access.is_admin))
 
 
-@bp.post(f"/<int(max={MAX_ACCOUNT_ID}):number_id>/restore")
+@bp.post("/<id:number_id>/restore")
+@admin_required
 def restore(number_id: int):
-    require_admin()
-    try:
-        number = numbers.restore(db.session, g.account, number_id, current_user)
-    except NotAllowed as e:
-        db.session.rollback()
-        flash(e.message, "error")
-        return see_other(url_for("numbers.released"))
-    db.session.commit()
-    flash(f"{number.number} is restored and active on {g.account.name} again.", "success")
-    return see_other(url_for("numbers.released"))
+    to = url_for("numbers.released")
+    return submit(
+        lambda: numbers.restore(db.session, g.account, number_id, current_user), None,
+        lambda number: back(to, f"{number.number} is restored and active on "
+                                f"{g.account.name} again."),
+        refused=lambda message: back(to, message, "error"))

@@ -1,18 +1,17 @@
 """Change Plan (owners and admins): the plans and their monthly fees, a confirmation step,
 then the change."""
 
-from flask import flash, g, request, url_for
+from flask import g, request, url_for
 
 from portal.blueprints.plans import bp
+from portal.blueprints.views import back, confirmed, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.models import PLANS
-from portal.rendering import render, see_other
+from portal.rendering import render
 from portal.services import plans
 from portal.services.money import dollars
 from portal.tenancy import require_admin
-
-CONFIRM = "yes"
 
 
 @bp.before_request
@@ -49,22 +48,20 @@ def confirm():
 @bp.post("/")
 def change():
     plan = request.form.get("plan", "")
-    if request.form.get("confirm") != CONFIRM:
+    if not confirmed(request.form):
         errors = {"": "Changing the plan needs the confirmation: nothing was changed."}
         try:
             plans.check(db.session, g.account, plan)
         except ValidationFailed as e:
             errors = e.errors
         return _confirm(plan, errors, 422)
-    try:
-        chosen = plans.change(db.session, g.account, plan)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _confirm(plan, e.errors, 422)
-    db.session.commit()
+    return submit(lambda: plans.change(db.session, g.account, plan),
+                  lambda errors: _confirm(plan, errors, 422), _changed)
+
+
+def _changed(chosen):
     kind = {"agency": f" {g.account.name} is an agency now: it can have sub-accounts.",
             "standalone": f" {g.account.name} is a standalone account now."}.get(
         chosen.becomes, "")
-    flash(f"Your plan is now {chosen.name} ({dollars(chosen.fee_cents)} a month), from the "
-          f"next monthly plan fee.{kind}", "success")
-    return see_other(url_for("plans.index"))
+    return back(url_for("plans.index"), f"Your plan is now {chosen.name} "
+                f"({dollars(chosen.fee_cents)} a month), from the next monthly plan fee.{kind}")

@@ -8,22 +8,21 @@ Both kinds of record have the same views, registered once per kind below:
 (presets.queues, presets.queue_new, ...).
 """
 
-from flask import abort, flash, g, request, url_for
+from flask import abort, g, request, url_for
 
 from portal.blueprints.presets import bp
-from portal.errors import ValidationFailed
+from portal.blueprints.views import admin_required, back, confirmed, submit
 from portal.extensions import db
 from portal.models import PresetKind
-from portal.rendering import render, see_other
+from portal.rendering import render
 from portal.services import presets
 from portal.services.inputs import to_id
 from portal.services.presets import KINDS, Kind
-from portal.tenancy import MAX_ACCOUNT_ID, require_admin
 
-ID = f"<int(max={MAX_ACCOUNT_ID}):record_id>"
-PRESET_ID = f"<int(max={MAX_ACCOUNT_ID}):preset_id>"
-CONFIRM = "yes"
+ID = "<id:record_id>"
 DELETE = "presets/delete.html"
+SAVE_PRESET = "presets/save_preset.html"
+NOT_CONFIRMED = {"": "Deleting needs the confirmation: nothing was changed."}
 
 
 def _kind(kind: str) -> Kind:
@@ -53,9 +52,9 @@ def _record_form(k: Kind, record, form, errors, status=200, applied=None):
                   else [], channels=presets.CHANNELS, distributions=presets.DISTRIBUTIONS)
 
 
+@admin_required
 def record_new(kind: str):
     """New Tracking Source / New Call Queue; ?preset=<id> fills the form from a preset."""
-    require_admin()
     k = _kind(kind)
     if request.method == "GET":
         applied = None
@@ -66,36 +65,28 @@ def record_new(kind: str):
             form = presets.apply_preset(db.session, g.account, k, preset_id)
         form["name"] = request.args.get("name", "")[:presets.NAME_MAX]
         return _record_form(k, None, form, {}, applied=applied)
-    try:
-        record = presets.create_record(db.session, g.account, k, request.form)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _record_form(k, None, request.form, e.errors, 422)
-    db.session.commit()
-    flash(f"Added the {k.noun} {record.name}.", "success")
-    return see_other(url_for(f"{k.endpoint}s"))
+    return submit(lambda: presets.create_record(db.session, g.account, k, request.form),
+                  lambda errors: _record_form(k, None, request.form, errors, 422),
+                  lambda record: back(url_for(f"{k.endpoint}s"),
+                                      f"Added the {k.noun} {record.name}."))
 
 
+@admin_required
 def record_edit(kind: str, record_id: int):
-    require_admin()
     k = _kind(kind)
     record = presets.get_record(db.session, g.account, k, record_id)
     if request.method == "GET":
         form = {**presets.settings_of(k, record), "name": record.name}
         return _record_form(k, record, form, {})
-    try:
-        record = presets.update_record(db.session, g.account, k, record_id, request.form)
-    except ValidationFailed as e:
-        db.session.rollback()
-        record = presets.get_record(db.session, g.account, k, record_id)
-        return _record_form(k, record, request.form, e.errors, 422)
-    db.session.commit()
-    flash(f"Saved the {k.noun} {record.name}.", "success")
-    return see_other(url_for(f"{k.endpoint}s"))
+    return submit(
+        lambda: presets.update_record(db.session, g.account, k, record_id, request.form),
+        lambda errors: _record_form(k, presets.get_record(db.session, g.account, k, record_id),
+                                    request.form, errors, 422),
+        lambda record: back(url_for(f"{k.endpoint}s"), f"Saved the {k.noun} {record.name}."))
 
 
+@admin_required
 def record_delete(kind: str, record_id: int):
-    require_admin()
     k = _kind(kind)
     record = presets.get_record(db.session, g.account, k, record_id)
     context = {"title": f"Delete the {k.noun} {record.name}?",
@@ -104,37 +95,34 @@ def record_delete(kind: str, record_id: int):
                "note": "Presets saved from it are kept."}
     if request.method == "GET":
         return render(DELETE, "dialog", errors={}, **context)
-    if request.form.get("confirm") != CONFIRM:
-        return render(DELETE, "dialog", status=422, **context,
-                      errors={"": "Deleting needs the confirmation: nothing was changed."})
+    if not confirmed(request.form):
+        return render(DELETE, "dialog", status=422, **context, errors=NOT_CONFIRMED)
     name = record.name
     presets.delete_record(db.session, g.account, k, record_id)
     db.session.commit()
-    flash(f"Deleted the {k.noun} {name}.", "success")
-    return see_other(url_for(f"{k.endpoint}s"))
+    return back(url_for(f"{k.endpoint}s"), f"Deleted the {k.noun} {name}.")
 
 
+@admin_required
 def record_save_preset(kind: str, record_id: int):
     """"Save as Preset": asks the preset's name, then copies the record's settings."""
-    require_admin()
     k = _kind(kind)
     record = presets.get_record(db.session, g.account, k, record_id)
-    template = "presets/save_preset.html"
     if request.method == "GET":
-        return render(template, "dialog", k=k, record=record, form={"name": record.name},
+        return render(SAVE_PRESET, "dialog", k=k, record=record, form={"name": record.name},
                       errors={})
-    try:
-        preset = presets.save_as_preset(db.session, g.account, k, record_id,
-                                        request.form.get("name", ""))
-    except ValidationFailed as e:
-        db.session.rollback()
-        record = presets.get_record(db.session, g.account, k, record_id)
-        return render(template, "dialog", status=422, k=k, record=record, form=request.form,
-                      errors=e.errors)
-    db.session.commit()
-    flash(f"Saved the settings of {record.name} as the preset {preset.name}. Apply it on "
-          f"New {k.name}.", "success")
-    return see_other(url_for(f"{k.endpoint}s"))
+
+    def invalid(errors):
+        return render(SAVE_PRESET, "dialog", status=422, k=k, form=request.form, errors=errors,
+                      record=presets.get_record(db.session, g.account, k, record_id))
+
+    return submit(
+        lambda: presets.save_as_preset(db.session, g.account, k, record_id,
+                                       request.form.get("name", "")),
+        invalid,
+        lambda preset: back(url_for(f"{k.endpoint}s"),
+                            f"Saved the settings of {record.name} as the preset "
+                            f"{preset.name}. Apply it on New {k.name}."))
 
 
 for _kind_value, (_slug, _name) in {PresetKind.TRACKING_SOURCE: ("tracking-sources", "source"),
@@ -168,48 +156,41 @@ def presets_index():
 
 
 @bp.route("/presets/new", methods=["GET", "POST"])
+@admin_required
 def preset_new():
     """A preset from scratch: ?kind=tracking_source or call_queue."""
-    require_admin()
     raw = request.values.get("kind", "")
     if raw not in {kind.value for kind in KINDS}:
         abort(404)
     k = _kind(raw)
     if request.method == "GET":
         return _preset_form(k, None, {**k.defaults, "name": ""}, {})
-    try:
-        preset = presets.create_preset(db.session, g.account, k.kind, request.form)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _preset_form(k, None, request.form, e.errors, 422)
-    db.session.commit()
-    flash(f"Added the {k.noun} preset {preset.name}.", "success")
-    return see_other(url_for("presets.presets_index"))
+    return submit(lambda: presets.create_preset(db.session, g.account, k.kind, request.form),
+                  lambda errors: _preset_form(k, None, request.form, errors, 422),
+                  lambda preset: back(url_for("presets.presets_index"),
+                                      f"Added the {k.noun} preset {preset.name}."))
 
 
-@bp.route(f"/presets/{PRESET_ID}/edit", methods=["GET", "POST"])
+@bp.route("/presets/<id:preset_id>/edit", methods=["GET", "POST"])
+@admin_required
 def preset_edit(preset_id: int):
-    require_admin()
     preset = presets.get_preset(db.session, g.account, preset_id)
     k = KINDS[preset.kind]
     if request.method == "GET":
         form = {**k.defaults, **presets.apply_preset(db.session, g.account, k, preset_id),
                 "name": preset.name}
         return _preset_form(k, preset, form, {})
-    try:
-        preset = presets.update_preset(db.session, g.account, preset_id, request.form)
-    except ValidationFailed as e:
-        db.session.rollback()
-        preset = presets.get_preset(db.session, g.account, preset_id)
-        return _preset_form(k, preset, request.form, e.errors, 422)
-    db.session.commit()
-    flash(f"Saved the {k.noun} preset {preset.name}.", "success")
-    return see_other(url_for("presets.presets_index"))
+    return submit(
+        lambda: presets.update_preset(db.session, g.account, preset_id, request.form),
+        lambda errors: _preset_form(k, presets.get_preset(db.session, g.account, preset_id),
+                                    request.form, errors, 422),
+        lambda preset: back(url_for("presets.presets_index"),
+                            f"Saved the {k.noun} preset {preset.name}."))
 
 
-@bp.route(f"/presets/{PRESET_ID}/delete", methods=["GET", "POST"])
+@bp.route("/presets/<id:preset_id>/delete", methods=["GET", "POST"])
+@admin_required
 def preset_delete(preset_id: int):
-    require_admin()
     preset = presets.get_preset(db.session, g.account, preset_id)
     k = KINDS[preset.kind]
     context = {"title": f"Delete the {k.noun} preset {preset.name}?",
@@ -218,11 +199,9 @@ def preset_delete(preset_id: int):
                "note": f"{k.title} configured with it keep their settings."}
     if request.method == "GET":
         return render(DELETE, "dialog", errors={}, **context)
-    if request.form.get("confirm") != CONFIRM:
-        return render(DELETE, "dialog", status=422, **context,
-                      errors={"": "Deleting needs the confirmation: nothing was changed."})
+    if not confirmed(request.form):
+        return render(DELETE, "dialog", status=422, **context, errors=NOT_CONFIRMED)
     name = preset.name
     presets.delete_preset(db.session, g.account, preset_id)
     db.session.commit()
-    flash(f"Deleted the {k.noun} preset {name}.", "success")
-    return see_other(url_for("presets.presets_index"))
+    return back(url_for("presets.presets_index"), f"Deleted the {k.noun} preset {name}.")

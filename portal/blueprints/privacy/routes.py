@@ -4,11 +4,12 @@ and erasure, and redacting one call from Call History."""
 from flask import Response, flash, g, request, stream_with_context, url_for
 
 from portal.blueprints.privacy import bp
+from portal.blueprints.views import admin_required, back, confirmed, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, safe_path, see_other
 from portal.services import privacy
-from portal.tenancy import allowed_when_canceled, require_admin
+from portal.tenancy import allowed_when_canceled
 
 
 def _page(status=200, errors=None, number=None, count=None):
@@ -17,8 +18,8 @@ def _page(status=200, errors=None, number=None, count=None):
 
 
 @bp.get("/")
+@admin_required
 def index():
-    require_admin()
     raw = request.args.get("number", "")
     if not raw:
         return _page()
@@ -30,8 +31,8 @@ def index():
 
 
 @bp.post("/auto-redact")
+@admin_required
 def auto_redact():
-    require_admin()
     on = request.form.get("auto_redact") == "on"
     privacy.set_auto_redact(db.session, g.account, on)
     db.session.commit()
@@ -41,8 +42,8 @@ def auto_redact():
 
 
 @bp.get("/export.<any(json, csv):fmt>")
+@admin_required
 def export(fmt: str):
-    require_admin()
     try:
         number = privacy.normalize_number(request.args.get("number", ""))
     except ValidationFailed as e:
@@ -60,40 +61,31 @@ def export(fmt: str):
 
 @bp.post("/erase")
 @allowed_when_canceled  # a caller's rights hold while the data is kept (60 days)
+@admin_required
 def erase():
-    require_admin()
     try:
         number = privacy.normalize_number(request.form.get("number", ""))
     except ValidationFailed as e:
         return _page(422, e.errors)
-    try:
-        erased = privacy.erase(db.session, g.account, number,
-                               request.form.get("confirm") == "yes")
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _page(422, e.errors, number=number,
-                     count=privacy.caller_count(db.session, g.account, number))
-    db.session.commit()
-    flash(f"Erased the caller's personal data from {erased} call{'' if erased == 1 else 's'}. "
-          "It can't be recovered.", "success")
-    return see_other(url_for("privacy.index"))
+    return submit(
+        lambda: privacy.erase(db.session, g.account, number, confirmed(request.form)),
+        lambda errors: _page(422, errors, number=number,
+                             count=privacy.caller_count(db.session, g.account, number)),
+        lambda erased: back(url_for("privacy.index"), "Erased the caller's personal data from "
+                            f"{erased} call{'' if erased == 1 else 's'}. It can't be "
+                            "recovered."))
 
 
-@bp.post("/calls/<int(max=2147483647):call_id>/redact")
+@bp.post("/calls/<id:call_id>/redact")
 @allowed_when_canceled
+@admin_required
 def redact(call_id: int):
-    require_admin()
-    back = safe_path(request.form.get("next")) or url_for("calls.index")
-    if request.form.get("confirm") != "yes":
+    to = safe_path(request.form.get("next")) or url_for("calls.index")
+    if not confirmed(request.form):
         # Without JavaScript there was no confirmation dialog: ask on a page of its own.
         call = privacy.account_call(db.session, g.account, call_id)
-        return render("privacy/redact_confirm.html", call=call, back=back)
-    try:
-        privacy.redact_call(db.session, g.account, call_id)
-    except ValidationFailed as e:
-        db.session.rollback()
-        flash(e.errors.get("", "That call can't be redacted."), "error")
-        return see_other(back)
-    db.session.commit()
-    flash("The caller's name, number and notes were removed from that call.", "success")
-    return see_other(back)
+        return render("privacy/redact_confirm.html", call=call, back=to)
+    return submit(
+        lambda: privacy.redact_call(db.session, g.account, call_id),
+        lambda errors: back(to, errors.get("", "That call can't be redacted."), "error"),
+        lambda _: back(to, "The caller's name, number and notes were removed from that call."))

@@ -3,12 +3,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal import rules
 from portal.blueprints.security import account_bp, bp
+from portal.blueprints.views import admin_required, back, submit
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, TooManyAttempts, ValidationFailed
 from portal.extensions import db
 from portal.rendering import render, safe_path, see_other
-from portal.services import auth, security
-from portal.tenancy import require_admin
+from portal.services import auth, history, security
 
 STEP_LABELS = {"password": "Password", "totp": "Authenticator code",
                "recovery": "Recovery code", "code": "Code", "reauth": "Password again"}
@@ -166,7 +166,7 @@ def _account_page(status=200, errors=None):
     return render("security/account.html", "require_form", status=status,
                   errors=errors or {}, requires=security.account_requires(g.account),
                   without=security.members_without_two_factor(db.session, g.account),
-                  rules=rules)
+                  retention_days=history.retention(g.account).days, rules=rules)
 
 
 @account_bp.get("/")
@@ -175,17 +175,13 @@ def overview():
 
 
 @account_bp.post("/require-two-factor")
+@admin_required
 def require_two_factor():
-    require_admin()
     wanted = request.form.get("require_two_factor") == "on"
-    try:
-        security.set_required(db.session, g.account, current_user, wanted)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _account_page(422, e.errors)
-    db.session.commit()
-    flash("Every user must now sign in with a second factor." if wanted
-          else "Two-factor sign-in is no longer required.", "success")
-    return see_other(url_for("account_security.overview"))
+    return submit(lambda: security.set_required(db.session, g.account, current_user, wanted),
+                  lambda errors: _account_page(422, errors),
+                  lambda _: back(url_for("account_security.overview"),
+                                 "Every user must now sign in with a second factor." if wanted
+                                 else "Two-factor sign-in is no longer required."))
 
 
