@@ -57,54 +57,12 @@ def register(app: Flask) -> None:
     @jobs.command("run")
     def jobs_run() -> None:
         """Run every job that is due. Idempotent: running it twice does nothing more."""
-        from portal.extensions import payment_gateway
-        from portal.services import charges, fees, lifecycle, refunds
-
-        retried = charges.retry_pending(db.session, payment_gateway())
-        click.echo(f"charges: {len(retried)} pending charge(s) asked again")
-        refunded = refunds.retry_pending(db.session, payment_gateway())
-        click.echo(f"refunds: {len(refunded)} pending refund(s) asked again")
-        monthly = fees.run_monthly(db.session, payment_gateway())
-        click.echo(f"fees {monthly.month}: {monthly.fees} plan fee(s), {monthly.taxes} tax "
-                   f"entr{'y' if monthly.taxes == 1 else 'ies'}, {monthly.direct_charges} "
-                   f"direct charge(s), {len(monthly.recharges)} recharge(s)")
-        purged = lifecycle.purge_expired(db.session)
-        db.session.commit()
-        click.echo(f"purge: call data removed from {len(purged)} account(s) closed over "
-                   "60 days ago")
-        from billing_links import service as link_service
-
-        link_service.purge_hits(db.session)
-        db.session.commit()
-        from portal.services import history
-
-        versions_purged = 0
-        while True:  # in batches, committed one by one: short write locks
-            removed = history.purge(db.session, batch=5_000)
-            db.session.commit()
-            versions_purged += removed
-            if not removed:
-                break
-        click.echo(f"versions: {versions_purged} version(s) past 7/120 days removed")
         from portal import jobs as portal_jobs
 
-        statements_sent = portal_jobs.statement_schedules(db.session)
-        click.echo(f"statements: {statements_sent} recurring statement(s) queued")
-        delivery = portal_jobs.deliver_mail(db.session)
-        if delivery is None:
-            click.echo("mail: no MAIL_SERVER; the outbox stays in the dev outbox page")
-        else:
-            click.echo(f"mail: {delivery.sent} sent, {delivery.retried} to retry, "
-                       f"{delivery.failed} failed")
-        if db.engine.dialect.name == "sqlite":
-            # The WAL copied into the database file and emptied: it stays small, and what a
-            # redaction overwrote is in no old page of it (when the redaction's own
-            # checkpoint found readers still on the log).
-            from portal.transactions import checkpoint
-
-            done = checkpoint(db.engine)
-            click.echo("sqlite: WAL checkpoint " + ("done, log truncated" if done else
-                                                    "left for the next run (readers on it)"))
+        for job in portal_jobs.JOBS:
+            line = job.report(job.run(db.session))
+            if line is not None:
+                click.echo(line)
 
     @app.cli.group("mail")
     def mail_group() -> None:

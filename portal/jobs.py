@@ -1,7 +1,12 @@
-"""The scheduled jobs that render templates (statements) or talk to a mail server; run by
-`flask jobs run` beside the services' own jobs (charge retries, fees, purges)."""
+"""The scheduled jobs, in the order `flask jobs run` runs them (cron: every minute): JOBS,
+one entry per job, each a function that does its work on a Session and commits, and the line
+the command prints for its result. Every job is idempotent: a second run does nothing more,
+and two runs at once do each thing once."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import current_app, render_template
 from sqlalchemy import select
@@ -9,8 +14,69 @@ from sqlalchemy.orm import Session
 
 from portal import notices, pdf
 from portal.clock import now as clock_now
+from portal.extensions import payment_gateway
 from portal.models import Account, StatementSchedule
-from portal.services import billing, mail, statements
+from portal.services import (
+    billing,
+    charges,
+    fees,
+    history,
+    lifecycle,
+    mail,
+    refunds,
+    statements,
+)
+from portal.transactions import checkpoint
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[Session], Any]  # does the work and commits; returns what it did
+    report: Callable[[Any], str | None]  # the line `jobs run` prints for it (None: no line)
+
+
+def retry_charges(session: Session) -> list:
+    """Charges left pending (a timeout, a crash) asked again with the same key."""
+    return charges.retry_pending(session, payment_gateway())
+
+
+def retry_refunds(session: Session) -> list:
+    return refunds.retry_pending(session, payment_gateway())
+
+
+def monthly_fees(session: Session):
+    """The month's plan fees, taxes, direct charges and the recharges they set off."""
+    return fees.run_monthly(session, payment_gateway())
+
+
+def purge_closed_accounts(session: Session) -> list[int]:
+    """Call data of accounts closed over 60 days ago."""
+    purged = lifecycle.purge_expired(session)
+    session.commit()
+    return purged
+
+
+def purge_link_hits(session: Session) -> int:
+    """The billing links' rate-limit records past any window."""
+    # Here, not at the top: billing_links imported before portal.models is a circular import.
+    from billing_links import service as link_service
+
+    removed = link_service.purge_hits(session)
+    session.commit()
+    return removed
+
+
+def purge_versions(session: Session) -> int:
+    """Versions past their account's retention (7/120 days), in batches committed one by
+    one: short write locks."""
+    removed_total = 0
+    while True:
+        removed = history.purge(session, batch=5_000)
+        session.commit()
+        removed_total += removed
+        if not removed:
+            return removed_total
 
 
 def statement_schedules(session: Session, now: datetime | None = None) -> int:
@@ -55,3 +121,53 @@ def deliver_mail(session: Session, now: datetime | None = None) -> mail.Delivery
     if config is None:
         return None  # no SMTP server: the outbox stays readable in the dev outbox page
     return mail.deliver(session, config, now)
+
+
+def checkpoint_sqlite(session: Session) -> bool | None:
+    """SQLite: the WAL copied into the database file and emptied, so it stays small and what
+    a redaction overwrote is in no old page of it (when the redaction's own checkpoint found
+    readers still on the log). None on another database."""
+    engine = session.get_bind()
+    if engine.dialect.name != "sqlite":
+        return None
+    return checkpoint(engine)
+
+
+def _fees_line(run) -> str:
+    return (f"fees {run.month}: {run.fees} plan fee(s), {run.taxes} tax "
+            f"entr{'y' if run.taxes == 1 else 'ies'}, {run.direct_charges} "
+            f"direct charge(s), {len(run.recharges)} recharge(s)")
+
+
+def _mail_line(sent) -> str:
+    if sent is None:
+        return "mail: no MAIL_SERVER; the outbox stays in the dev outbox page"
+    return f"mail: {sent.sent} sent, {sent.retried} to retry, {sent.failed} failed"
+
+
+def _checkpoint_line(done: bool | None) -> str | None:
+    if done is None:
+        return None
+    return "sqlite: WAL checkpoint " + ("done, log truncated" if done else
+                                        "left for the next run (readers on it)")
+
+
+# In order: money first (answers the processor owes us, then the month's fees), the purges,
+# then what is mailed, then the SQLite log.
+JOBS: tuple[Job, ...] = (
+    Job("charges", retry_charges,
+        lambda retried: f"charges: {len(retried)} pending charge(s) asked again"),
+    Job("refunds", retry_refunds,
+        lambda refunded: f"refunds: {len(refunded)} pending refund(s) asked again"),
+    Job("fees", monthly_fees, _fees_line),
+    Job("purge", purge_closed_accounts,
+        lambda purged: f"purge: call data removed from {len(purged)} account(s) closed over "
+                       "60 days ago"),
+    Job("link-hits", purge_link_hits, lambda _removed: None),
+    Job("versions", purge_versions,
+        lambda removed: f"versions: {removed} version(s) past 7/120 days removed"),
+    Job("statements", statement_schedules,
+        lambda sent: f"statements: {sent} recurring statement(s) queued"),
+    Job("mail", deliver_mail, _mail_line),
+    Job("sqlite-checkpoint", checkpoint_sqlite, _checkpoint_line),
+)
