@@ -307,6 +307,26 @@ def _register_template_helpers(app: Flask) -> None:
     app.add_template_global(is_partial, "is_partial")
     app.add_template_global(_csrf_input, "csrf_input")
 
+    # The chrome's links (menu, header, switcher: about 25 per page) are the same for every
+    # page of an account: built once per app, account and script root, then looked up.
+    from functools import lru_cache
+
+    from flask import url_for
+
+    @lru_cache(maxsize=4096)
+    def _chrome_url(script_root: str, account_id, endpoint: str, values: tuple) -> str:
+        return url_for(endpoint, **dict(values))
+
+    def chrome_url(endpoint: str, **values) -> str:
+        """url_for for the chrome's fixed links (no request-dependent values): the same
+        answer, cached. The current account is part of the key, since an account page's
+        url_defaults fill in its id."""
+        account = g.get("account")
+        return _chrome_url(request.script_root, account.id if account is not None else None,
+                           endpoint, tuple(sorted(values.items())))
+
+    app.add_template_global(chrome_url, "chrome_url")
+
     @app.context_processor
     def _chrome():
         return {
