@@ -78,7 +78,8 @@ class Report:
 def drain(app) -> None:
     """What the jobs would do later: every pending charge and refund asked again, all mail
     delivered, with the clock past every backoff and lease. Rounds until nothing is left."""
-    from portal.services import charges, mail, refunds
+    from portal.mail import delivery
+    from portal.services import charges, refunds
 
     session = db.session
     done = Counter()
@@ -86,10 +87,9 @@ def drain(app) -> None:
         later = clock_now() + timedelta(hours=hours)
         done["charges"] += len(charges.retry_pending(session, payment_gateway(), later))
         done["refunds"] += len(refunds.retry_pending(session, payment_gateway(), later))
-        config = mail.MailConfig.from_app(app.config)
+        config = delivery.MailConfig.from_app(app.config)
         if config is not None:
-            delivery = mail.deliver(session, config, later)
-            done["mail"] += delivery.sent
+            done["mail"] += delivery.deliver(session, config, later).sent
         session.commit()
         pending = (session.scalar(select(func.count()).select_from(Charge)
                                   .where(Charge.status == ChargeStatus.PENDING))

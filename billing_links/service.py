@@ -19,6 +19,7 @@ from billing_links.models import BillingRequest, LinkHit, RequestStatus
 from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
+from portal.mail import notices
 from portal.models import (
     Account,
     AccountStatus,
@@ -389,11 +390,8 @@ def _switch(session: Session, request: BillingRequest, sub: Account, agency: Acc
     record(session, agency, EventKind.BILLING_MODE_CHANGED, None, now, account=sub.name,
            account_id=sub.id, billing="customer", paid_cents=charge.amount_cents,
            email=request.email)
-    from billing_links import emails
-    from portal import notices
-
-    emails.switched(session, agency, sub, request, charge)
-    emails.customer_receipt(session, agency, sub, request, charge)
+    notices.link_switched(session, agency, sub, request, charge)
+    notices.link_receipt(session, agency, sub, request, charge)
     notices.receipt(session, charge)
 
 
@@ -404,7 +402,6 @@ def _refund(session: Session, request: BillingRequest, sub: Account, agency: Acc
     (refunds.start; charges.attempt asks the processor right after this transaction, the
     jobs retry). The customer gets the receipt of what they paid, then the refund's notice;
     the agency's billing-email recipients are told by the refund's notice."""
-    from billing_links import emails
     from portal.services import refunds
 
     session.execute(update(PaymentMethod).where(PaymentMethod.id == charge.method_id)
@@ -416,7 +413,7 @@ def _refund(session: Session, request: BillingRequest, sub: Account, agency: Acc
                     .values(charge_id=charge.id))
     session.refresh(request)
     refunds.start(session, charge, reason, notify_email=request.email, now=now)
-    emails.customer_receipt(session, agency, sub, request, charge, refunding=reason)
+    notices.link_receipt(session, agency, sub, request, charge, refunding=reason)
 
 
 def _declined(session: Session, charge: Charge, now: datetime) -> None:
@@ -458,9 +455,14 @@ def revoke_for_closed(session: Session, account: Account, now: datetime) -> None
         .values(status=RequestStatus.CANCELED, closed_at=now))
 
 
-charges.ON_SUCCESS[ChargePurpose.OPENING_BALANCE] = _paid
-charges.ON_FAILURE[ChargePurpose.OPENING_BALANCE] = _declined
-lifecycle.ON_CLOSE.append(revoke_for_closed)
+def wire() -> None:
+    """Hook the billing links into the services (billing_links.init_app, from create_app):
+    an opening-balance charge settles here (_paid, _declined), and closing an account
+    revokes its pending requests. Idempotent: every app made in one process calls it."""
+    charges.ON_SUCCESS[ChargePurpose.OPENING_BALANCE] = _paid
+    charges.ON_FAILURE[ChargePurpose.OPENING_BALANCE] = _declined
+    if revoke_for_closed not in lifecycle.ON_CLOSE:
+        lifecycle.ON_CLOSE.append(revoke_for_closed)
 
 
 def purge_hits(session: Session, older_than: timedelta = timedelta(days=1),

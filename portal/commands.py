@@ -76,12 +76,12 @@ def register(app: Flask) -> None:
         """Queue failed mail again: MESSAGE_ID, or --all-failed. The next `jobs run` sends it
         (and marks it failed again, with the reason, if it still can't go)."""
         from portal.errors import DomainError
-        from portal.services import mail
+        from portal.mail import delivery
 
         if (message_id is None) == (not all_failed):
             raise click.UsageError("Give one message id, or --all-failed.")
         try:
-            ids = mail.retry(db.session, message_id)
+            ids = delivery.retry(db.session, message_id)
         except DomainError as e:
             db.session.rollback()
             raise click.ClickException(e.message) from None

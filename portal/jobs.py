@@ -12,20 +12,12 @@ from flask import current_app, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import notices, pdf
+from portal import pdf
 from portal.clock import now as clock_now
 from portal.extensions import payment_gateway
+from portal.mail import delivery, notices
 from portal.models import Account, StatementSchedule
-from portal.services import (
-    billing,
-    charges,
-    fees,
-    history,
-    lifecycle,
-    mail,
-    refunds,
-    statements,
-)
+from portal.services import billing, charges, fees, history, lifecycle, refunds, statements
 from portal.transactions import checkpoint
 
 
@@ -116,11 +108,8 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
     return sent
 
 
-def deliver_mail(session: Session, now: datetime | None = None) -> mail.Delivery | None:
-    config = mail.MailConfig.from_app(current_app.config)
-    if config is None:
-        return None  # no SMTP server: the outbox stays readable in the dev outbox page
-    return mail.deliver(session, config, now)
+def deliver_mail(session: Session, now: datetime | None = None) -> delivery.Delivery | None:
+    return delivery.run(session, current_app.config, now)  # None: no SMTP server
 
 
 def checkpoint_sqlite(session: Session) -> bool | None:

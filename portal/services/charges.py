@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import NotFound, ValidationFailed
+from portal.mail import notices
 from portal.models import (
     Account,
     Cause,
@@ -190,8 +191,6 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
         then(session, charge, now)
         return True
     credit(session, charge, now)
-    from portal import notices
-
     notices.receipt(session, charge)
     return True
 
@@ -338,8 +337,6 @@ def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
     elif charge.idempotency_key.endswith(":backup"):
         first = by_key(session, charge.idempotency_key.removesuffix(":backup"))
         tried = [c for c in (first, charge) if c is not None]
-    from portal import notices
-
     notices.declined(session, tried)
     session.commit()
     return tried[-1]

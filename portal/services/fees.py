@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal import rules
 from portal.clock import now as clock_now
+from portal.mail import notices
 from portal.models import (
     Account,
     AccountKind,
@@ -97,8 +98,6 @@ def _month_for(session: Session, gateway: PaymentGateway, account: Account,
             if charge.status == ChargeStatus.SUCCEEDED:
                 run.direct_charges += 1
             elif charge.status == ChargeStatus.FAILED:
-                from portal import notices
-
                 notices.declined(session, [charge])
     # The account as it is now, under the lock the fee is written under: one closed since
     # the run began owes no fee (and a sub-account never pays one).

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
+from portal.mail import notices
 from portal.models import (
     Account,
     Cause,
@@ -109,8 +110,6 @@ def settle(session: Session, refund: Refund, succeeded: bool, reference: str, me
            now: datetime | None = None) -> bool:
     """Pending → succeeded (the customer is told) or failed (the debit is reversed and the
     people affected are told). False when someone else settled it first."""
-    from portal import notices
-
     now = now or clock_now()
     begin_write(session)
     status = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED

@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from billing_links import emails, links
+from billing_links import links
 from billing_links import service as link_service
+from portal.mail import notices
 from tests import factories as f
 from tests.browser.conftest import (
     ARTIFACTS,
@@ -328,7 +329,7 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
     settings = links.settings(app)
     request, url = link_service.request_removal(
         session, settings, agency.account, agency.sub, agency.owner, CUSTOMER_EMAIL, "25", "")
-    emails.request(session, agency.account, agency.sub, request, url)
+    notices.link_request(session, agency.account, agency.sub, request, url)
     session.commit()
     path = link_path(url, app.config["EXTERNAL_BASE_URL"])
 

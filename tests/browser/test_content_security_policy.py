@@ -19,9 +19,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
-from billing_links import emails, links
+from billing_links import links
 from billing_links import service as link_service
 from portal import sealing
+from portal.mail import notices
 from portal.models import Account, Charge, ChargeStatus, OutboxMessage, User
 from portal.services import demo
 from tests.browser.conftest import (
@@ -93,7 +94,7 @@ def demo_world(session):
     request, url = link_service.request_removal(
         session, links.settings(current_app), northwind, bayside, owner,
         "customer@bayside.example", "25.00", "Please set up billing.")
-    emails.request(session, northwind, bayside, request, url)
+    notices.link_request(session, northwind, bayside, request, url)
     # the sub-account's user signs in with an authenticator code
     sub_user = session.scalar(select(User).where(User.email == SUB_USER))
     secret = pyotp.random_base32()

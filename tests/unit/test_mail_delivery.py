@@ -1,4 +1,4 @@
-"""SMTP delivery of the outbox (portal/services/mail.py, portal.jobs.deliver_mail), against a
+"""SMTP delivery of the outbox (portal/mail/delivery.py, portal.jobs.deliver_mail), against a
 real SMTP server on loopback (aiosmtpd): messages arrive with their text and HTML parts and
 the statement's PDF; each is sent once, even when delivery runs twice or two runs race; a
 server that refuses ("451") or is down is retried with backoff (1, 2, 4, 8 minutes) and after
@@ -17,10 +17,11 @@ from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from portal import clock, jobs, notices
+from portal import clock, jobs
 from portal.extensions import db
+from portal.mail import delivery, notices, outbox
 from portal.models import MailStatus, OutboxAttachment, OutboxMessage
-from portal.services import charges, mail, outbox, statements
+from portal.services import charges, statements
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
 from tests.conftest import make_app
@@ -237,12 +238,12 @@ def test_each_message_is_sent_once_even_if_delivery_runs_twice(session, smtp):
 
 def test_a_message_claimed_by_another_run_is_not_sent_again(session, smtp):
     [claimed, free] = queue(session, 2)
-    assert mail._claim(session, claimed, NOW)  # another run has it (and is sending it)
+    assert delivery._claim(session, claimed, NOW)  # another run has it (and is sending it)
     result = jobs.deliver_mail(session)
     assert result.sent == 1
     assert [e.rcpt_tos for e in smtp.inbox.envelopes] == [["1-pat@example.test"]]
     # the other run died without a word: once its lease is over, the message goes out
-    clock.freeze(NOW + mail.LEASE)
+    clock.freeze(NOW + delivery.LEASE)
     assert jobs.deliver_mail(session).sent == 1
     assert sorted(e.rcpt_tos[0] for e in smtp.inbox.envelopes) == [
         "0-pat@example.test", "1-pat@example.test"]
@@ -428,15 +429,15 @@ def test_without_a_mail_server_the_outbox_stays_for_the_dev_page(app, session):
 
 
 def test_mail_config_from_the_app():
-    assert mail.MailConfig.from_app({"MAIL_SERVER": ""}) is None
-    config = mail.MailConfig.from_app({
+    assert delivery.MailConfig.from_app({"MAIL_SERVER": ""}) is None
+    config = delivery.MailConfig.from_app({
         "MAIL_SERVER": "smtp.example.test", "MAIL_PORT": "2525", "MAIL_USERNAME": "u",
         "MAIL_PASSWORD": "p", "MAIL_USE_TLS": True, "MAIL_DEFAULT_SENDER": "Billing <b@x.test>"})
-    assert config == mail.MailConfig("smtp.example.test", 2525, "u", "p", True,
+    assert config == delivery.MailConfig("smtp.example.test", 2525, "u", "p", True,
                                      "Billing <b@x.test>")
-    assert mail.MailConfig.from_app({"MAIL_SERVER": "h"}).sender == (
+    assert delivery.MailConfig.from_app({"MAIL_SERVER": "h"}).sender == (
         "Account Portal <billing@portal.invalid>")
-    assert [mail.backoff(n) for n in (1, 2, 3, 4)] == [MINUTE, 2 * MINUTE, 4 * MINUTE,
+    assert [delivery.backoff(n) for n in (1, 2, 3, 4)] == [MINUTE, 2 * MINUTE, 4 * MINUTE,
                                                        8 * MINUTE]
 
 

@@ -1,7 +1,7 @@
 from sqlalchemy import func, select
 
+from portal.mail import outbox
 from portal.models import MailStatus, OutboxMessage
-from portal.services import outbox
 from tests import factories as f
 
 

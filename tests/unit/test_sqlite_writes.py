@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from portal import clock, transactions
 from portal.extensions import db
+from portal.mail import delivery, outbox
 from portal.models import (
     Charge,
     ChargeStatus,
@@ -28,7 +29,7 @@ from portal.models import (
     MailStatus,
     OutboxMessage,
 )
-from portal.services import calls, charges, mail, outbox
+from portal.services import calls, charges
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
 from tests.conftest import make_app
@@ -222,7 +223,7 @@ def test_an_email_sent_is_marked_sent_when_the_lock_was_busy(sqlite_path, databa
         delivered.append(email["Message-ID"])
         holder.take()  # another writer takes the lock as the server answers
 
-    monkeypatch.setattr(mail, "_send", send_then_busy)
+    monkeypatch.setattr(delivery, "_send", send_then_busy)
     other = short_wait_app(database_url, 500)
     with other.app_context():
         s = db.session
@@ -230,15 +231,15 @@ def test_an_email_sent_is_marked_sent_when_the_lock_was_busy(sqlite_path, databa
             message = outbox.queue(s, to="pat@example.test", subject="Hello", text="Hi",
                                    kind="test")
             s.commit()
-            config = mail.MailConfig(server="127.0.0.1")  # _send is the stand-in above
-            result = mail.deliver(s, config, NOW)
+            config = delivery.MailConfig(server="127.0.0.1")  # _send is the stand-in above
+            result = delivery.deliver(s, config, NOW)
             assert (result.sent, result.retried, result.failed) == (1, 0, 0)
             assert holder.retries == [f"outbox message {message.id}: sent: the SQLite write "
                                       "lock stayed busy (attempt 1 of 3); trying again"]
             s.expire_all()
             assert s.get(OutboxMessage, message.id).status == MailStatus.SENT
             # A later run (either instance's) sends nothing more.
-            assert mail.deliver(s, config, NOW.replace(hour=23)).sent == 0
+            assert delivery.deliver(s, config, NOW.replace(hour=23)).sent == 0
             assert len(delivered) == 1
         finally:
             holder.join()

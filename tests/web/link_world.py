@@ -14,8 +14,9 @@ from flask import current_app
 from sqlalchemy import func, select
 
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
-from billing_links import emails, links
+from billing_links import links
 from billing_links import service as link_service
+from portal.mail import notices
 from portal.models import (
     Account,
     BillingMode,
@@ -93,7 +94,7 @@ def issue(session, w, sub=None, email=CUSTOMER, amount="25.00", message=MESSAGE,
     request, url = link_service.request_removal(
         session, links.settings(current_app), agency, sub, actor or w.avery, email, amount,
         message, now=now)
-    emails.request(session, agency, sub, request, url)
+    notices.link_request(session, agency, sub, request, url)
     session.commit()
     return url
 

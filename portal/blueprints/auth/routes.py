@@ -140,7 +140,7 @@ def logout():
     return see_other(url_for("auth.login"))
 
 
-# --- a new owner's first password (portal/owner_mail.py sends the link) ---------------------
+# --- a new owner's first password (portal/mail/notices.py sends the link) ----------------
 
 def _private(response):
     """The token is in the URL: never sent on as a referrer, never cached."""

@@ -1,5 +1,5 @@
 """Delivering the outbox over SMTP (when MAIL_SERVER is set; otherwise the dev outbox page
-shows it).
+shows it): `run` is the jobs' step, `retry` is `flask mail retry`.
 
 Each message is claimed before it is sent: a conditional update moves its next attempt a
 lease ahead, so of several job runs (or instances) only one sends it; on PostgreSQL the
@@ -65,6 +65,15 @@ class Delivery:
 
 def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=2 ** max(0, attempts - 1))
+
+
+def run(session: Session, app_config, now: datetime | None = None) -> Delivery | None:
+    """The jobs' delivery: send what is due with the app's mail settings; None when no SMTP
+    server is configured (the outbox stays readable in the dev outbox page)."""
+    config = MailConfig.from_app(app_config)
+    if config is None:
+        return None
+    return deliver(session, config, now)
 
 
 def deliver(session: Session, config: MailConfig, now: datetime | None = None) -> Delivery:

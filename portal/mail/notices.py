@@ -1,0 +1,163 @@
+"""The emails the portal sends, each to the people it concerns, queued in the outbox in the
+transaction of what they tell (rendered by compose, from templates/mail/ and, for the billing
+links, billing_links/templates/billing_links/email_*):
+
+- receipt, refund, declined: a charge or refund settled, to the billing-email recipients of
+  the paying account (and whoever else it concerns);
+- statement: a statement as a PDF attachment, to one address;
+- new_owner: a transferred account's new owner;
+- link_request, link_switched, link_receipt: the billing links' request to the customer,
+  and after the customer paid, the note to the agency and the customer's receipt.
+"""
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import rules
+from portal.mail import compose
+from portal.models import Account, Charge, OutboxAttachment, Refund, RefundStatus, User
+from portal.services import auth, billing
+from portal.services.money import dollars
+
+if TYPE_CHECKING:
+    from billing_links.models import BillingRequest
+
+
+# --------------------------------------------------------------- billing
+
+def receipt(session: Session, charge: Charge) -> int:
+    """To every billing-email recipient, and to the person who paid (the signed-in user who
+    made the payment) when they are not among them."""
+    account = session.get(Account, charge.account_id)
+    settings = billing.settings_for(session, account)
+    context = {"charge": charge, "account": account, "settings": settings}
+    subject = (f"Receipt {charge.receipt_number}: {charge.label.lower()} of "
+               f"{dollars(charge.amount_cents)} for {account.name}")
+    payer = session.get(User, charge.actor_id) if charge.actor_id else None
+    return _to_recipients(session, account, "receipt", f"receipt:{charge.id}", subject,
+                          "mail/receipt", context, also=payer)
+
+
+def refund(session: Session, refund: Refund) -> int:
+    """A refund settled (or refused): to the billing-email recipients of whoever pays for
+    the account (an agency-billed sub-account's agency) and to the customer named on it."""
+    from portal.services import ledger
+
+    account = session.get(Account, refund.account_id)
+    charge = refund.charge
+    paying = ledger.paying_account(session, account)
+    context = {"refund": refund, "charge": charge, "account": account}
+    if refund.status == RefundStatus.SUCCEEDED:
+        subject = (f"Refunded {dollars(refund.amount_cents)} ({charge.receipt_number}) "
+                   f"for {account.name}")
+    else:
+        subject = f"Action needed: a refund for {account.name} didn't go through"
+    sent = _to_recipients(session, paying, "refund", f"refund:{refund.id}:{refund.status}",
+                          subject, "mail/refund", context)
+    if refund.notify_email:
+        compose.queue(session, to=refund.notify_email, subject=subject, kind="refund",
+                      template="mail/refund_customer", context=context,
+                      account_id=account.id,
+                      dedupe_key=f"refund:{refund.id}:{refund.status}:customer")
+        sent += 1
+    return sent
+
+
+def declined(session: Session, charges: list[Charge]) -> int:
+    """The last card (or every card tried) declined: tell the recipients, once per charge."""
+    last = charges[-1]
+    account = session.get(Account, last.account_id)
+    context = {"charges": charges, "account": account}
+    subject = f"Action needed: your card was declined for {account.name}"
+    return _to_recipients(session, account, "decline", f"decline:{last.id}", subject,
+                          "mail/declined", context)
+
+
+def _to_recipients(session: Session, account: Account, kind: str, key: str, subject: str,
+                   template: str, context: dict, also: User | None = None) -> int:
+    people = billing.recipients(session, account)
+    if also is not None and all(user.id != also.id for user in people):
+        people.append(also)
+    for user in people:
+        compose.queue(session, to=user.email, subject=subject, kind=kind, template=template,
+                      context={**context, "recipient": user}, account_id=account.id,
+                      dedupe_key=f"{key}:{user.id}")
+    return len(people)
+
+
+def statement(session: Session, account: Account, built, recipient: str, pdf: bytes,
+              dedupe_key: str | None = None) -> None:
+    """The statement as a PDF attachment, to one address."""
+    period = f"{built.start:%b %-d, %Y} – {built.end:%b %-d, %Y}"
+    message = compose.queue(session, to=recipient, kind="statement",
+                            subject=f"Statement for {account.name}: {period}",
+                            template="mail/statement",
+                            context={"account": account, "statement": built},
+                            account_id=account.id, dedupe_key=dedupe_key)
+    exists = session.scalar(select(OutboxAttachment.id).where(
+        OutboxAttachment.message_id == message.id))
+    if exists is None:
+        session.add(OutboxAttachment(
+            message_id=message.id, content_type="application/pdf", data=pdf,
+            filename=f"statement-{account.id}-{built.start:%Y%m%d}-{built.end:%Y%m%d}.pdf"))
+        session.flush()
+
+
+# --------------------------------------------------------------- a transferred account
+
+def new_owner(session: Session, account: Account, agency_name: str, owner: User,
+              secret_key: str) -> None:
+    """To the new owner of a transferred account: who moved it to them and where to sign in;
+    when the transfer made their user (the email had none), the one-time link to set a
+    password first (signed with `secret_key`). Queued in the transfer's transaction,
+    whichever of the two it is, so the agency's answer is the same."""
+    link = None
+    if not auth.has_password(owner):
+        token = auth.password_link_token(secret_key, owner)
+        link = compose.external_url("auth.set_password", token=token)
+    context = {"account": account, "agency_name": agency_name, "owner": owner,
+               "link": link, "sign_in": compose.external_url("auth.login"),
+               "days": rules.PASSWORD_LINK_TTL.days}
+    compose.queue(session, to=owner.email, kind="transfer",
+                  subject=f"You are now the owner of {account.name}",
+                  template="mail/new_owner", context=context, account_id=account.id)
+
+
+# --------------------------------------------------------------- billing links
+
+def link_request(session: Session, agency: Account, sub: Account, request: "BillingRequest",
+                 url: str) -> None:
+    """The request to the customer: the agency's message, the amount, the link."""
+    compose.queue(session, to=request.email, kind="billing_link",
+                  subject=f"{agency.name}: set up billing for {sub.name}",
+                  template="billing_links/email_request",
+                  context={"agency": agency, "sub": sub, "request": request, "url": url},
+                  account_id=sub.id, dedupe_key=f"billing-link:{request.link_id}")
+
+
+def link_switched(session: Session, agency: Account, sub: Account, request: "BillingRequest",
+                  charge: Charge) -> None:
+    """The customer paid: to the agency's billing-email recipients (plain text)."""
+    context = {"agency": agency, "sub": sub, "request": request, "charge": charge}
+    subject = f"{sub.name} now pays from its own balance ({dollars(charge.amount_cents)} paid)"
+    for user in billing.recipients(session, agency):
+        compose.queue(session, to=user.email, subject=subject, kind="billing_switched",
+                      template="billing_links/email_switched", context=context, html=False,
+                      account_id=agency.id,
+                      dedupe_key=f"billing-switched:{request.link_id}:{user.id}")
+
+
+def link_receipt(session: Session, agency: Account, sub: Account, request: "BillingRequest",
+                 charge: Charge, refunding: str | None = None) -> None:
+    """The receipt to the person who paid the link (every successful charge gets one), also
+    when the payment is being refunded (`refunding` says why). Plain text."""
+    context = {"agency": agency, "sub": sub, "request": request, "charge": charge,
+               "refunding": refunding}
+    compose.queue(session, to=request.email, kind="receipt",
+                  subject=f"Receipt {charge.receipt_number}: {sub.name}'s opening balance"
+                          + (" (being refunded)" if refunding else ""),
+                  template="billing_links/email_customer_receipt", context=context,
+                  html=False, account_id=sub.id,
+                  dedupe_key=f"billing-link-receipt:{charge.id}")
