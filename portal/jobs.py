@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -92,12 +92,10 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
             statements.claim_due(session, schedule, now)
             session.commit()  # the period is skipped, not retried forever
             continue
-        built = statements.build(session, account, *period)
         # Outside a request: the template's links are built against the external address.
         with current_app.test_request_context(base_url=current_app.config["EXTERNAL_BASE_URL"]):
-            html = render_template("billing/statement.html", statement=built,
-                                   settings=billing.settings_for(session, account))
-        document = pdf.render(html)
+            statement = pdf.statement(session, account, *period)
+        built, document = statement.statement, statement.pdf
         if statements.claim_due(session, schedule, now) != period:
             session.rollback()  # another run sent this period meanwhile
             continue

@@ -4,12 +4,20 @@ Stylesheets and images under /static/ are read from the app's static folder, nev
 over HTTP (a server rendering a PDF must not call itself); any other URL is refused.
 """
 
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, render_template
+from sqlalchemy.orm import Session
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from portal.models import Account
+from portal.services import billing, statements
+from portal.services.statements import Statement
 
 
 class _StaticFetcher(URLFetcher):
@@ -45,3 +53,26 @@ def render(html: str) -> bytes:
     static = Path(app.static_folder).resolve()
     return HTML(string=html, base_url="http://portal.invalid/",
                 url_fetcher=_StaticFetcher(static, app.static_url_path)).write_pdf()
+
+
+@dataclass(frozen=True)
+class StatementDocument:
+    """A printable statement: what it lists, its page (HTML) and, when asked, its PDF."""
+
+    statement: Statement
+    html: str
+
+    @cached_property
+    def pdf(self) -> bytes:
+        return render(self.html)
+
+
+def statement(session: Session, account: Account, start: date,
+              end: date) -> StatementDocument:
+    """The statement of `account` from `start` to `end`, from billing/statement.html (the
+    page, the PDF, the emailed and the scheduled statement are one document). In a request
+    context: outside a request, open one against the external address first (links)."""
+    built = statements.build(session, account, start, end)
+    html = render_template("billing/statement.html", statement=built,
+                           settings=billing.settings_for(session, account))
+    return StatementDocument(built, html)

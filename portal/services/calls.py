@@ -1,4 +1,5 @@
-"""Call history: a date-filtered, paginated list and a streamed CSV export. Times are UTC."""
+"""Call history: a date-filtered, paginated list and a streamed CSV export, and a call's
+arrival (`receive`). Times are UTC."""
 
 import csv
 import io
@@ -9,8 +10,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.errors import ValidationFailed
+from portal.clock import now as clock_now
+from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Call
+from portal.services.inputs import has_control
 from portal.services.paging import Page
 
 CSV_HEADER = ["started_at_utc", "caller_number", "caller_name", "called_number",
@@ -113,3 +116,80 @@ def _csv_safe(text: str) -> str:
     if text and text[0] in "=+-@\t\r":
         return "'" + text
     return text
+
+
+# --------------------------------------------------------------- a call arrives
+
+EARLIEST_CALL = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_DURATION = 86400  # seconds: a day
+TEXT_LIMITS = {"caller_number": 32, "caller_name": 120, "source": 60}  # + notes: MAX_NOTES
+
+
+def receive(session: Session, account: Account, data: dict,
+            now: datetime | None = None) -> Call:
+    """A call that arrived from the telephony side (a JSON object: started_at, an ISO 8601
+    time with a zone from 2000 to a day ahead; duration_seconds, 0 to a day; called_number,
+    E.164; caller_number, caller_name, source and notes, text). A canceled account refuses
+    it (NotAllowed). With automatic redaction on, the caller's name, number and notes are
+    dropped before anything is stored. Flushed: the call has its id."""
+    from portal.services import privacy  # privacy reads calls' CSV helpers
+
+    now = now or clock_now()
+    errors = {}
+    started = _started_at(data.get("started_at", ""), now)
+    if started is None:
+        errors["started_at"] = ("started_at must be an ISO 8601 time with a zone, like "
+                                "2026-11-23T12:00:00Z, from 2000 to now.")
+    duration = data.get("duration_seconds")
+    if not isinstance(duration, int) or isinstance(duration, bool) or not (
+            0 <= duration <= MAX_DURATION):
+        errors["duration_seconds"] = (f"duration_seconds must be a whole number from 0 to "
+                                      f"{MAX_DURATION}.")
+    called = data.get("called_number")
+    if not isinstance(called, str) or not called.startswith("+") or len(called) > 16 or not (
+            called[1:].isascii() and called[1:].isdigit()):
+        errors["called_number"] = "called_number must be an E.164 number like +14155550100."
+    texts = {}
+    for name, limit in (*TEXT_LIMITS.items(), ("notes", privacy.MAX_NOTES)):
+        value = data.get(name, "")
+        if not isinstance(value, str) or len(value) > limit:
+            errors[name] = f"{name} must be text of at most {limit} characters."
+        elif has_control(value.replace("\n", "").replace("\t", "")) or not _encodable(value):
+            errors[name] = f"{name} can't contain control characters or invalid text."
+        texts[name] = value if isinstance(value, str) else ""
+    if errors:
+        raise ValidationFailed(errors)
+    if account.is_canceled:
+        raise NotAllowed(f"{account.name} is canceled: it receives no calls.")
+    try:
+        call = privacy.receive_call(session, account, privacy.Arrival(
+            started_at=started, caller_number=texts["caller_number"], called_number=called,
+            duration_seconds=duration, caller_name=texts["caller_name"],
+            source=texts["source"], notes=texts["notes"]), now)
+        session.flush()
+    except ValidationFailed as e:  # the caller's number: named as the JSON field is
+        raise ValidationFailed({("caller_number" if key == "number" else key): message
+                                for key, message in e.errors.items()}) from None
+    return call
+
+
+def _started_at(raw, now: datetime) -> datetime | None:
+    try:
+        started = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    if started.tzinfo is None:
+        return None
+    try:
+        started = started.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return started if EARLIEST_CALL <= started <= now + timedelta(days=1) else None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800")
+        return False
+    return True

@@ -3,6 +3,7 @@ posted by the metering system (JSON endpoint, `flask usage post`) and debited fr
 account's ledger once per idempotency key. A debit that takes the balance below the auto
 recharge threshold records a recharge (`charges.run_recharge` charges it after the commit)."""
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -101,6 +102,36 @@ def post(session: Session, account: Account, data, key: str,
                         for_account=account if locked.on_behalf else None, key_checked=True)
     return Posted(entry, False,
                   charges.start_recharge(session, payer, balance=entry.balance_after_cents))
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a posting did, read before its commit (after it, each attribute of the entry
+    would be a query again)."""
+
+    entry_id: int
+    account_id: int  # the metered account
+    paid_by_account_id: int  # whose ledger paid: the agency's for agency billing
+    amount_cents: int  # debited (positive)
+    balance_after_cents: int
+    duplicate: bool
+    recharge: Charge | None  # the recharge the debit started, already run
+
+
+def post_and_recharge(session: Session, gateway, account: Account, data, key: str,
+                      actor: User | None = None) -> Received:
+    """Post the usage (`post`), commit, then run the recharge it started, if any
+    (`charges.run_recharge`, which commits). Invalid usage (ValidationFailed) or a canceled
+    account (NotAllowed) raise before anything is committed: the caller rolls back."""
+    posted = post(session, account, data, key, actor)
+    entry = posted.entry
+    received = Received(entry.id, account.id, entry.account_id, -entry.amount_cents,
+                        entry.balance_after_cents, posted.duplicate, None)
+    session.commit()
+    if posted.recharge is None:
+        return received
+    charge = charges.run_recharge(session, gateway, posted.recharge)
+    return dataclasses.replace(received, recharge=charge)
 
 
 def key_for(account_id: int, key: str) -> str:

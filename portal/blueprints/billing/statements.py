@@ -1,7 +1,7 @@
 """Payment History → Printable Statements: the dialog, the statement as a page and as a PDF,
 Send Statement, recurring statements."""
 
-from flask import g, render_template, request, url_for
+from flask import g, request, url_for
 from flask_login import current_user
 
 from portal import clock
@@ -10,7 +10,7 @@ from portal.blueprints.views import back, own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.rendering import pdf_response, render
-from portal.services import billing, statements
+from portal.services import statements
 
 
 def _statement_dialog(status: int = 200, form=None, errors=None):
@@ -29,11 +29,10 @@ def statements_dialog():
     return _statement_dialog()
 
 
-def _statement_html(start, end) -> tuple:
-    built = statements.build(db.session, g.account, start, end)
-    html = render_template("billing/statement.html", statement=built,
-                           settings=billing.settings_for(db.session, g.account))
-    return built, html
+def _document(start, end):
+    from portal import pdf  # WeasyPrint loads on the first PDF, not at startup
+
+    return pdf.statement(db.session, g.account, start, end)
 
 
 @bp.get("/statements.pdf")
@@ -45,8 +44,8 @@ def statement_pdf():
                                              clock.now().date())
     except ValidationFailed as e:
         return _statement_dialog(422, request.args, e.errors)
-    _, html = _statement_html(start, end)
-    return pdf_response(html, f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf")
+    return pdf_response(_document(start, end).html,
+                        f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf")
 
 
 @bp.get("/statements/view")
@@ -58,8 +57,7 @@ def statement_view():
                                              clock.now().date())
     except ValidationFailed as e:
         return _statement_dialog(422, request.args, e.errors)
-    _, html = _statement_html(start, end)
-    return html
+    return _document(start, end).html
 
 
 @bp.post("/statements")
@@ -79,11 +77,10 @@ def send_statement():
         errors.update(e.errors)
     if errors:
         return _statement_dialog(422, form, errors)
-    from portal import pdf
     from portal.mail import notices
 
-    built, html = _statement_html(start, end)
-    notices.statement(db.session, g.account, built, recipient, pdf.render(html))
+    document = _document(start, end)
+    notices.statement(db.session, g.account, document.statement, recipient, document.pdf)
     db.session.commit()
     return back(url_for("billing.index"), f"The statement for {start:%B %-d, %Y} – "
                 f"{end:%B %-d, %Y} was sent to {recipient}.")
