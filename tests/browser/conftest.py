@@ -125,6 +125,32 @@ def screenshot():
     return _screenshot
 
 
+# ----------------------------------------------------------------------------- screenshots
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def sideways(page: Page) -> int:
+    """How far the page scrolls sideways, in px (0: it fits the screen)."""
+    return page.evaluate("document.documentElement.scrollWidth - "
+                         "document.documentElement.clientWidth")
+
+
+def shots(page: Page, screenshot, name: str, problems: list[str]) -> None:
+    """test-artifacts/<name>-desktop.png (1280 px) and <name>-phone.png (390 px), with the
+    `screenshot` fixture; a page wider than the screen goes on `problems` (asserted at the
+    end of the test)."""
+    original = page.viewport_size
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        screenshot(page, f"{name}-{label}")
+        extra = sideways(page)
+        if extra > 0:
+            problems.append(f"{name} ({label}): the page scrolls sideways by {extra}px")
+    page.set_viewport_size(original)
+
+
 # ----------------------------------------------------------------------------- waiting
 
 # Loaded, and htmx (where the page has it and JavaScript runs) has processed the page and has

@@ -25,6 +25,7 @@ from tests.browser.conftest import (
     htmx_swap,
     navigation,
     open_menu,
+    shots,
 )
 
 pytestmark = pytest.mark.browser
@@ -33,8 +34,6 @@ OWNER, OWNER_NAME = "olivia@example.test", "Olivia Owner"
 ACCOUNT = "Harbor Dental"
 AGENCY_OWNER = "ada@example.test"
 AGENCY = "Northwind Agency"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 LUNCH_COLOR, LUNCH_RGB = "#e91e63", "rgb(233, 30, 99)"
 ONLINE_RGB = "rgb(46, 125, 50)"  # #2e7d32
@@ -86,24 +85,6 @@ def fresh(session, statement):
         return session.scalars(statement).all()
     finally:
         session.rollback()
-
-
-def sideways(page: Page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - "
-                         "document.documentElement.clientWidth")
-
-
-def shots(page: Page, screenshot, name: str, problems: list[str]) -> None:
-    """test-artifacts/<name>-desktop.png (1280 px) and <name>-phone.png (390 px); a page
-    wider than the screen goes on `problems` (asserted at the end of the test)."""
-    original = page.viewport_size
-    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)
-        screenshot(page, f"{name}-{label}")
-        extra = sideways(page)
-        if extra > 0:
-            problems.append(f"{name} ({label}): the page scrolls sideways by {extra}px")
-    page.set_viewport_size(original)
 
 
 def status_names(page: Page) -> Locator:

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories as f
-from tests.browser.conftest import click_and_swap, htmx_settled, navigation, open_menu
+from tests.browser.conftest import click_and_swap, htmx_settled, navigation, open_menu, shots
 
 pytestmark = pytest.mark.browser
 
@@ -19,8 +19,6 @@ ADMIN = "dana@example.test"
 ACCOUNT = "Harbor Dental"
 CONFIRM = ("Remove this caller's name, number and notes from the call for good? This can't be "
            "undone.")
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -51,24 +49,6 @@ def call_row(page: Page, started: str):
 
 def redact_button(page: Page, started: str):
     return page.get_by_role("button", name=f"Redact the call of {started}")
-
-
-def sideways(page: Page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - "
-                         "document.documentElement.clientWidth")
-
-
-def shots(page: Page, screenshot, name: str, problems: list[str]) -> None:
-    """test-artifacts/<name>-desktop.png (1280 px) and <name>-phone.png (390 px); a page
-    wider than the screen goes on `problems` (asserted at the end of the test)."""
-    original = page.viewport_size
-    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)
-        screenshot(page, f"{name}-{label}")
-        extra = sideways(page)
-        if extra > 0:
-            problems.append(f"{name} ({label}): the page scrolls sideways by {extra}px")
-    page.set_viewport_size(original)
 
 
 # ----------------------------------------------------------------------------- the flow

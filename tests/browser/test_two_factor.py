@@ -22,12 +22,15 @@ from portal import clock
 from portal.services import security
 from tests import factories as f
 from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
     account_url,
     click_and_wait,
     goto,
     htmx_settled,
     htmx_swap,
     navigation,
+    shots,
 )
 
 pytestmark = pytest.mark.browser
@@ -36,8 +39,6 @@ EMAIL = "dana@example.test"
 NAME = "Dana Diaz"
 ACCOUNT = "Harbor Dental"
 RECOVERY_CODE = re.compile(r"^[a-hj-km-np-z2-9]{5}-[a-hj-km-np-z2-9]{5}$")
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 SIGNED_IN = {"url": account_url(), "heading": f"Account Settings · {ACCOUNT}"}
 SECURITY = {"url": "/security/", "heading": f"Your sign-in security · {EMAIL}"}
 
@@ -106,24 +107,6 @@ def a_wrong_code(secret: str) -> str:
     totp, now = pyotp.TOTP(secret), datetime.now(UTC)
     near = {totp.at(now + timedelta(seconds=30 * k)) for k in range(-3, 4)}
     return next(c for c in ("123456", "654321", "111111", "909090") if c not in near)
-
-
-def sideways(page: Page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - "
-                         "document.documentElement.clientWidth")
-
-
-def shots(page: Page, screenshot, name: str, problems: list[str]) -> None:
-    """test-artifacts/<name>-desktop.png (1280 px) and <name>-phone.png (390 px); a page
-    wider than the screen goes on `problems` (asserted at the end of the test)."""
-    original = page.viewport_size
-    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)
-        screenshot(page, f"{name}-{label}")
-        extra = sideways(page)
-        if extra > 0:
-            problems.append(f"{name} ({label}): the page scrolls sideways by {extra}px")
-    page.set_viewport_size(original)
 
 
 # ----------------------------------------------------------------------------- the flow

@@ -24,6 +24,7 @@ from tests.browser.conftest import (
     goto,
     htmx_swap,
     open_menu,
+    shots,
 )
 
 pytestmark = pytest.mark.browser
@@ -31,8 +32,6 @@ pytestmark = pytest.mark.browser
 OWNER, OWNER_NAME = "olivia@example.test", "Olivia Owner"
 ACCOUNT = "Harbor Dental"
 PHONE_NUMBER = "+14155550134"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -61,24 +60,6 @@ def rows(container):
 
 def history_rows(page: Page):
     return page.get_by_test_id("change-history").locator("tbody tr")
-
-
-def sideways(page: Page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - "
-                         "document.documentElement.clientWidth")
-
-
-def shots(page: Page, screenshot, name: str, problems: list[str]) -> None:
-    """test-artifacts/<name>-desktop.png (1280 px) and <name>-phone.png (390 px); a page
-    wider than the screen goes on `problems` (asserted at the end of the test)."""
-    original = page.viewport_size
-    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)
-        screenshot(page, f"{name}-{label}")
-        extra = sideways(page)
-        if extra > 0:
-            problems.append(f"{name} ({label}): the page scrolls sideways by {extra}px")
-    page.set_viewport_size(original)
 
 
 # ----------------------------------------------------------------------------- the flows

@@ -12,7 +12,6 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from portal import clock, jobs
-from portal.extensions import db
 from portal.models import (
     BillingMode,
     Charge,
@@ -23,6 +22,7 @@ from portal.models import (
 )
 from portal.services import billing, ledger, lifecycle, statements, usage
 from tests import factories as f
+from tests.threads import in_own_session
 
 OCT = datetime(2026, 10, 10, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
@@ -249,22 +249,6 @@ def test_a_new_schedule_sends_the_period_that_just_ended(app, session, world):
 
 # --------------------------------------------------------------- two runs at once
 
-def _in_own_session(app, fn):
-    """fn(session) in a thread with its own app context, so its own database session."""
-    result = {}
-
-    def run():
-        with app.app_context():
-            try:
-                result["value"] = fn(db.session)
-            except Exception as e:  # handed back to the test
-                db.session.rollback()
-                result["error"] = e
-            finally:
-                db.session.remove()
-
-    return threading.Thread(target=run), result
-
 
 def concurrent_statement_runs(app, n=2):
     barrier = threading.Barrier(n, timeout=20)
@@ -273,7 +257,7 @@ def concurrent_statement_runs(app, n=2):
         barrier.wait()
         return jobs.statement_schedules(s)
 
-    runs = [_in_own_session(app, run) for _ in range(n)]
+    runs = [in_own_session(app, run) for _ in range(n)]
     for thread, _ in runs:
         thread.start()
     for thread, _ in runs:
@@ -394,7 +378,7 @@ def test_a_run_that_loses_the_claim_while_rendering_sends_nothing(app, session, 
                 statements.claim_due(s, s.get(StatementSchedule, world[name]), NOW)
                 s.commit()
 
-        thread, result = _in_own_session(app, claim_all)
+        thread, result = in_own_session(app, claim_all)
         thread.start()
         thread.join(30)
         assert "error" not in result

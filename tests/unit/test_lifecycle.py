@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from portal.errors import NotAllowed
-from portal.extensions import db
 from portal.models import (
     Account,
     AccountEvent,
@@ -22,6 +21,7 @@ from portal.models import (
 from portal.services import agency as agencies
 from portal.services import lifecycle
 from tests import factories as f
+from tests.threads import in_own_session
 from tests.unit import lifecycle_world as world
 from tests.unit.lifecycle_world import LATER, ST, T0, count, events, set_status
 
@@ -214,23 +214,6 @@ def test_two_closes_in_a_row_release_each_number_once(session, solo):
     assert len(events(session, account, EventKind.CLOSED)) == 1
 
 
-def _in_own_session(app, fn):
-    """Run fn(session) in a thread with its own app context, so its own database session."""
-    result = {}
-
-    def run():
-        with app.app_context():
-            try:
-                result["value"] = fn(db.session)
-            except Exception as e:  # handed back to the test
-                db.session.rollback()
-                result["error"] = e
-            finally:
-                db.session.remove()
-
-    return run, result
-
-
 def test_two_simultaneous_closes_release_each_number_once(app, session, solo):
     account, admin = solo
     numbers = [f.number(session, account) for _ in range(3)]
@@ -245,8 +228,8 @@ def test_two_simultaneous_closes_release_each_number_once(app, session, solo):
         s.commit()
         return "closed"
 
-    runs = [_in_own_session(app, close) for _ in range(2)]
-    threads = [threading.Thread(target=run) for run, _ in runs]
+    runs = [in_own_session(app, close) for _ in range(2)]
+    threads = [thread for thread, _ in runs]
     for t in threads:
         t.start()
     for t in threads:

@@ -25,6 +25,7 @@ from portal.services import charges, statements
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
 from tests.conftest import make_app
+from tests.threads import in_own_session
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -250,23 +251,6 @@ def test_a_message_claimed_by_another_run_is_not_sent_again(session, smtp):
     assert {m.id: m.attempts for m in rows(session)} == {claimed: 1, free: 1}
 
 
-def _in_own_session(app, fn):
-    """fn(session) in a thread with its own app context, so its own database session."""
-    result = {}
-
-    def run():
-        with app.app_context():
-            try:
-                result["value"] = fn(db.session)
-            except Exception as e:  # handed back to the test
-                db.session.rollback()
-                result["error"] = e
-            finally:
-                db.session.remove()
-
-    return threading.Thread(target=run), result
-
-
 def test_two_concurrent_deliveries_send_each_message_once(app, session, smtp):
     ids = queue(session, 12)
     barrier = threading.Barrier(2, timeout=10)
@@ -275,7 +259,7 @@ def test_two_concurrent_deliveries_send_each_message_once(app, session, smtp):
         barrier.wait()
         return jobs.deliver_mail(s)
 
-    runs = [_in_own_session(app, deliver) for _ in range(2)]
+    runs = [in_own_session(app, deliver) for _ in range(2)]
     for thread, _ in runs:
         thread.start()
     for thread, _ in runs:
@@ -296,7 +280,7 @@ def test_a_run_that_outlasts_the_lease_does_not_send_a_message_twice(app, sessio
     second_arrived, second_release = threading.Event(), threading.Event()
     smtp.inbox.gates = {"0-pat@example.test": (first_arrived, first_release),
                         "1-pat@example.test": (second_arrived, second_release)}
-    thread, result = _in_own_session(app, lambda s: jobs.deliver_mail(s, NOW))
+    thread, result = in_own_session(app, lambda s: jobs.deliver_mail(s, NOW))
     thread.start()
     try:
         assert first_arrived.wait(10)
