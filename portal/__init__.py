@@ -49,6 +49,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     from portal import sealing
 
     sealing.configure(app.config["TOTP_ENCRYPTION_KEYS"])
+    from portal.services import auth
+
+    auth.use_hash_method(app.config["PASSWORD_HASH_METHOD"])  # cheap under TESTING
     _init_idle_timeout(app)
     from portal.services import gateway
 

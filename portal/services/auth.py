@@ -5,7 +5,6 @@ import math
 import secrets
 from datetime import datetime
 
-from flask import current_app, has_app_context
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,27 +20,29 @@ from portal.services.inputs import clean_text, to_id, to_int
 
 INCORRECT = "Incorrect email or password."
 
+# The scrypt cost of new passwords: create_app hands over the app's PASSWORD_HASH_METHOD
+# (cheap under TESTING); until then, the strong one. Checking reads the cost from the hash.
+_hash_method = PASSWORD_HASH_STRONG
 # Hashes to check against when the email is unknown, so both paths cost the same: one per
 # hashing method (made on first use, at the cost new passwords get).
 _DUMMY_HASHES: dict[str, str] = {}
 
 
-def _hash_method() -> str:
-    """The app's PASSWORD_HASH_METHOD (cheap under TESTING), the strong one outside an app."""
-    if has_app_context():
-        return current_app.config.get("PASSWORD_HASH_METHOD", PASSWORD_HASH_STRONG)
-    return PASSWORD_HASH_STRONG
+def use_hash_method(method: str) -> None:
+    """Hash new passwords with `method` (Werkzeug's "scrypt:N:r:p"; create_app calls this)."""
+    global _hash_method
+    _hash_method = method
 
 
 def _dummy_hash() -> str:
-    method = _hash_method()
-    if method not in _DUMMY_HASHES:
-        _DUMMY_HASHES[method] = generate_password_hash("not-a-password", method=method)
-    return _DUMMY_HASHES[method]
+    if _hash_method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[_hash_method] = generate_password_hash("not-a-password",
+                                                             method=_hash_method)
+    return _DUMMY_HASHES[_hash_method]
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method=_hash_method())
+    return generate_password_hash(password, method=_hash_method)
 
 
 def normalize_email(email: str) -> str:
