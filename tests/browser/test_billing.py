@@ -502,6 +502,13 @@ def test_a_declined_payment_explains_why_and_leaves_the_balance(page: Page,
     expect(page.locator("#make-payment")).to_have_count(1)
     expect(balance(page)).to_have_text("$0.00")
     expect(flash(page, "Thank you")).to_have_count(0)
+    # The Account Payment History below shows the failed attempt, with the reason, in place:
+    # it fetches itself again on the answer's HX-Trigger (payments-changed).
+    rows = payment_rows(page)
+    expect(rows.first).to_contain_text("failed")
+    expect(rows.first).to_contain_text("The card was declined.")
+    expect(rows).to_have_count(1)
+    htmx_settled(page)
     assert_not_reloaded(page)
     screenshot(page, "billing-payment-declined")
 

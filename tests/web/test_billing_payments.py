@@ -2,6 +2,7 @@
 per form, a decline credits nothing, bad input is refused beside its field, and a payment
 that brings the balance back to zero or more lifts the billing pause."""
 
+import json
 import re
 
 import pytest
@@ -222,6 +223,32 @@ def test_the_same_form_submitted_twice_charges_once(client, session, bw, visa):
     assert pay(client, bw.solo, visa, "25").status_code == 303
     assert len(all_charges(session, bw.solo)) == 2
     assert balance(client, bw.solo) == "$50.00"
+
+
+def test_a_declined_payment_tells_the_payment_history_to_refresh(client, session, bw):
+    """A declined payment answers with the Make a Payment section alone (the form, its
+    error); its HX-Trigger, payments-changed, is what the Account Payment History section
+    listens for (from:body) to fetch itself again, now with the failed attempt."""
+    method = card(session, bw.solo, DECLINED)
+    sign_in_as(client, bw.ann)
+    listener = section(body(client.get(url(bw.solo))), "payment-history").split(">", 1)[0]
+    assert 'hx-trigger="payments-changed from:body"' in listener
+    assert 'hx-select="#payment-history"' in listener
+    refresh = re.search(r'hx-get="([^"]+)"', listener).group(1)
+
+    response = pay(client, bw.solo, method, "25", headers=HX)
+    assert response.status_code == 402
+    [charge] = all_charges(session, bw.solo)
+    assert json.loads(response.headers["HX-Trigger"]) == {"payments-changed": charge.id}
+    assert 'id="payment-history"' not in body(response)  # the listener refreshes it
+
+    # What the listener asks for (htmx's headers for an element's own request) holds the
+    # section with the failed attempt in it.
+    again = client.get(refresh, headers={**HX, "HX-Trigger": "payment-history",
+                                         "HX-Target": "payment-history"})
+    assert again.status_code == 200
+    [row] = table_rows(section(body(again), "payment-history"))
+    assert row.cells[3:5] == ["$25.00", "failed The card was declined."]
 
 
 def test_a_declined_form_submitted_again_is_not_charged_again(client, session, bw):

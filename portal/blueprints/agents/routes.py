@@ -136,8 +136,8 @@ def set_mine():
 
     def saved(choice):
         if is_partial():
-            return render(HEADER, saved=choice, next_path=next_path,
-                          trigger={"agent-status-changed": choice.key})
+            # No HX-Trigger: nothing else on any page shows the user's own status.
+            return render(HEADER, saved=choice, next_path=next_path)
         return back(next_path, f"Your status on {g.account.name} is {choice.name}.")
 
     return submit(lambda: agents.set_current(db.session, current_user, g.account, value),
