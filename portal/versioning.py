@@ -1,8 +1,10 @@
 """Versions of settings records: one mechanism for every model.
 
-A model is versioned by registering a Spec below: which fields a version records, how the
-record is named, and whose account it belongs to. Two session hooks then write the versions,
-in the same transaction as the change, so no view or service writes one itself:
+A model is versioned by declaring its Specs next to its columns, as the class attribute
+`__versioned__` (portal/models/*): which fields a version records, how the record is named,
+and whose account it belongs to. install() registers every mapped model's specs; two session
+hooks then write the versions, in the same transaction as the change, so no view or service
+writes one itself:
 
 - after_flush: the unit of work's inserts, updates and deletes (attribute history);
 - do_orm_execute: ORM-enabled UPDATE/DELETE statements (the conditional updates the
@@ -257,7 +259,7 @@ def _row(spec: Spec, conn, action: str, before: dict | None, after: dict | None,
     if action not in spec.actions:
         return []
     if "user_id" in changes:  # a membership's or recipient's user, by name
-        changes["user"] = [_user_name(conn, v) if v is not None else None
+        changes["user"] = [user_name(conn, v) if v is not None else None
                            for v in changes.pop("user_id")]
     values = after if after is not None else before
     record_id = values.get("id") if "id" in values else values.get("account_id")
@@ -452,92 +454,41 @@ def install() -> None:
         _register_models()
 
 
-# --- what is versioned --------------------------------------------------------------------
+# --- what is versioned: each model's __versioned__, and the helpers its specs use ---------
 
-def _user_accounts(conn, values: dict) -> list[int]:
+def _register_models() -> None:
+    import portal.models  # noqa: F401  (every model mapped, billing_links' too)
+    from portal.extensions import db
+
+    for mapper in sorted(db.Model.registry.mappers, key=lambda m: m.class_.__name__):
+        for spec in mapper.class_.__dict__.get("__versioned__", ()):
+            register(mapper.class_, spec)
+
+
+def by_name(_conn, values: dict) -> str:
+    return values["name"]
+
+
+def own_account(_conn, values: dict) -> list[int]:
+    """An account's versions are filed under the account itself."""
+    return [values["id"]]
+
+
+def user_accounts(conn, values: dict) -> list[int]:
+    """A user's versions are filed under every account they belong to."""
     from portal.models import Membership
 
     return list(conn.execute(select(Membership.account_id)
                              .where(Membership.user_id == values["id"])).scalars())
 
 
-def _user_name(conn, user_id: int) -> str:
+def user_name(conn, user_id: int) -> str:
     from portal.models import User
 
     name = conn.execute(select(User.name).where(User.id == user_id)).scalar()
     return name or f"User #{user_id}"
 
 
-def _method_label(_conn, v: dict) -> str:
-    return f"{v.get('brand') or 'Card'} ending {v.get('last4') or '????'}"
-
-
-def _register_models() -> None:
-    from billing_links.models import BillingRequest  # noqa: F401  (mapped with the rest)
-    from portal.models import (
-        Account,
-        AgentStatus,
-        BillingEmailRecipient,
-        BillingSettings,
-        Call,
-        CallQueue,
-        Membership,
-        PaymentMethod,
-        Preset,
-        StatementSchedule,
-        TrackingNumber,
-        TrackingSource,
-        User,
-    )
-
-    own = lambda _conn, v: [v["id"]]  # noqa: E731
-    register(Account, Spec("account", ("name", "plan", "status", "require_two_factor",
-                                       "auto_redact"),
-                           label=lambda _c, v: v["name"], accounts=own,
-                           actions=frozenset({CHANGED, REDACTED})))
-    register(Account, Spec("billing_mode", ("billing_mode",), label=lambda _c, v: v["name"],
-                           accounts=own,
-                           actions=frozenset({CHANGED, REDACTED})))
-    register(BillingSettings, Spec(
-        "billing_settings",
-        ("critical_phone", "address_line1", "address_line2", "city", "region",
-         "postal_code", "country", "direct_charge"),
-        label=lambda _c, _v: "Billing settings"))
-    register(BillingSettings, Spec(
-        "recharge_settings", ("recharge_threshold_cents", "recharge_amount_cents"),
-        label=lambda _c, _v: "Balance Auto Recharge Settings"))
-    register(PaymentMethod, Spec(
-        "payment_method", ("kind", "brand", "last4", "exp_month", "exp_year", "holder",
-                           "role", "removed_at"),
-        label=_method_label))
-    register(BillingEmailRecipient, Spec(
-        "billing_recipient", ("user_id",), label=lambda c, v: _user_name(c, v["user_id"])))
-    register(StatementSchedule, Spec(
-        "statement_schedule", ("frequency", "recipient"),
-        label=lambda _c, v: f"{str(_plain(v['frequency'])).capitalize()} statement to "
-                        f"{v['recipient']}"))
-    register(TrackingNumber, Spec("tracking_number", ("number", "label", "status",
-                                                      "released_at"),
-                                  label=lambda _c, v: v["number"]))
-    register(AgentStatus, Spec("agent_status", ("name", "color", "available", "position"),
-                               label=lambda _c, v: v["name"]))
-    register(Preset, Spec("preset", ("kind", "name", "settings_json"),
-                          label=lambda _c, v: v["name"]))
-    register(TrackingSource, Spec("tracking_source", ("name", "channel", "referrer_contains",
-                                                      "landing_param", "swap_numbers"),
-                                  label=lambda _c, v: v["name"]))
-    register(CallQueue, Spec("call_queue", ("name", "distribution", "ring_seconds",
-                                            "max_wait_minutes", "voicemail",
-                                            "announce_position"),
-                             label=lambda _c, v: v["name"]))
-    # Dark mode is the user's own preference, not a setting of any account: not versioned.
-    register(User, Spec("user", ("name", "email", "totp_enabled_at"),
-                        label=lambda _c, v: v["name"], accounts=_user_accounts,
-                        actions=frozenset({CHANGED, REDACTED})))
-    register(Membership, Spec("membership", ("user_id", "role"),
-                              label=lambda c, v: _user_name(c, v["user_id"])))
-    # A call is versioned only when its personal data is removed, and without the values.
-    register(Call, Spec("call", ("caller_name", "caller_number", "notes"),
-                        hidden=("caller_name", "caller_number", "notes"),
-                        label=lambda _c, v: f"Call #{v['id']}",
-                        actions=frozenset({REDACTED})))
+def by_user_name(conn, values: dict) -> str:
+    """A membership or a billing-email recipient: its user's name."""
+    return user_name(conn, values["user_id"])

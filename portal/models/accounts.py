@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.clock import now
 from portal.extensions import db
 from portal.models.types import UTCDateTime
+from portal.versioning import CHANGED, REDACTED, Spec, by_name, by_user_name, own_account
 
 
 def _enum(cls):
@@ -66,6 +67,12 @@ STATUS_LABELS = {
 
 class Account(db.Model):
     __tablename__ = "accounts"
+    __versioned__ = (
+        Spec("account", ("name", "plan", "status", "require_two_factor", "auto_redact"),
+             label=by_name, accounts=own_account, actions=frozenset({CHANGED, REDACTED})),
+        Spec("billing_mode", ("billing_mode",), label=by_name, accounts=own_account,
+             actions=frozenset({CHANGED, REDACTED})),
+    )
     __table_args__ = (
         CheckConstraint(
             "(kind = 'sub') = (parent_id IS NOT NULL)", name="sub_has_parent"
@@ -137,6 +144,7 @@ class Membership(db.Model):
     """A user's role on one account. Owners and admins of an agency reach its subs."""
 
     __tablename__ = "memberships"
+    __versioned__ = (Spec("membership", ("user_id", "role"), label=by_user_name),)
     __table_args__ = (UniqueConstraint("user_id", "account_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

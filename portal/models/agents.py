@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.clock import now
 from portal.extensions import db
 from portal.models.types import UTCDateTime
+from portal.versioning import Spec, by_name
 
 # Built in, on every account, before the custom ones: key -> (name, color, available).
 BUILTIN_STATUSES = {
@@ -19,6 +20,8 @@ BUILTIN_STATUSES = {
 
 class AgentStatus(db.Model):
     __tablename__ = "agent_statuses"
+    __versioned__ = (Spec("agent_status", ("name", "color", "available", "position"),
+                          label=by_name),)
     __table_args__ = (
         CheckConstraint("length(color) = 7", name="color_hex"),
         Index("ix_agent_statuses_account_position", "account_id", "position"),

@@ -19,6 +19,7 @@ from portal.clock import now
 from portal.extensions import db
 from portal.models.accounts import _enum
 from portal.models.types import UTCDateTime
+from portal.versioning import Spec, by_user_name
 
 
 class LedgerKind(enum.StrEnum):
@@ -134,6 +135,10 @@ class PaymentMethod(db.Model):
     """A card or bank account as the gateway tokenized it: never the number or the CVC."""
 
     __tablename__ = "payment_methods"
+    __versioned__ = (Spec(
+        "payment_method", ("kind", "brand", "last4", "exp_month", "exp_year", "holder", "role",
+                           "removed_at"),
+        label=lambda _c, v: f"{v.get('brand') or 'Card'} ending {v.get('last4') or '????'}"),)
     __table_args__ = (
         # At most one Primary and one Backup among an account's methods in use.
         Index("uq_payment_methods_account_role", "account_id", "role", unique=True,
@@ -276,6 +281,13 @@ class BillingSettings(db.Model):
     """
 
     __tablename__ = "billing_settings"
+    __versioned__ = (
+        Spec("billing_settings", ("critical_phone", "address_line1", "address_line2", "city",
+                                  "region", "postal_code", "country", "direct_charge"),
+             label=lambda _c, _v: "Billing settings"),
+        Spec("recharge_settings", ("recharge_threshold_cents", "recharge_amount_cents"),
+             label=lambda _c, _v: "Balance Auto Recharge Settings"),
+    )
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     # Both set (amount > threshold > 0) or both None (auto recharge off).
@@ -304,6 +316,7 @@ class BillingEmailRecipient(db.Model):
     """Users who Receive Billing Emails (chosen on an agency's Billing Settings)."""
 
     __tablename__ = "billing_email_recipients"
+    __versioned__ = (Spec("billing_recipient", ("user_id",), label=by_user_name),)
     __table_args__ = (UniqueConstraint("account_id", "user_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -322,6 +335,10 @@ class StatementSchedule(db.Model):
     period (the job claims a period with a conditional update of last_period_start)."""
 
     __tablename__ = "statement_schedules"
+    __versioned__ = (Spec(
+        "statement_schedule", ("frequency", "recipient"),
+        label=lambda _c, v: f"{str(getattr(v['frequency'], 'value', v['frequency'])).capitalize()}"
+                            f" statement to {v['recipient']}"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)

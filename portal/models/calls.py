@@ -5,12 +5,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
 from portal.models.types import UTCDateTime
+from portal.versioning import REDACTED, Spec
 
 
 class Call(db.Model):
     """One inbound call to a tracking number. Times are UTC."""
 
     __tablename__ = "calls"
+    # Versioned only when its personal data is removed, and without the values.
+    __versioned__ = (Spec("call", ("caller_name", "caller_number", "notes"),
+                          hidden=("caller_name", "caller_number", "notes"),
+                          label=lambda _c, v: f"Call #{v['id']}", actions=frozenset({REDACTED})),)
     __table_args__ = (
         Index("ix_calls_account_started", "account_id", "started_at"),
         # GDPR export and erase find one caller's calls.

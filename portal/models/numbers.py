@@ -8,6 +8,7 @@ from portal.clock import now
 from portal.extensions import db
 from portal.models.accounts import _enum
 from portal.models.types import UTCDateTime
+from portal.versioning import Spec
 
 
 class NumberStatus(enum.StrEnum):
@@ -17,6 +18,8 @@ class NumberStatus(enum.StrEnum):
 
 class TrackingNumber(db.Model):
     __tablename__ = "tracking_numbers"
+    __versioned__ = (Spec("tracking_number", ("number", "label", "status", "released_at"),
+                          label=lambda _c, v: v["number"]),)
     __table_args__ = (
         CheckConstraint("number LIKE '+%'", name="e164"),
         CheckConstraint(

@@ -12,6 +12,7 @@ from portal.clock import now
 from portal.extensions import db
 from portal.models.accounts import _enum
 from portal.models.types import UTCDateTime
+from portal.versioning import Spec, by_name
 
 
 class PresetKind(enum.StrEnum):
@@ -21,6 +22,8 @@ class PresetKind(enum.StrEnum):
 
 class TrackingSource(db.Model):
     __tablename__ = "tracking_sources"
+    __versioned__ = (Spec("tracking_source", ("name", "channel", "referrer_contains",
+                                              "landing_param", "swap_numbers"), label=by_name),)
     __table_args__ = (Index("ix_tracking_sources_account_name", "account_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -36,6 +39,9 @@ class TrackingSource(db.Model):
 
 class CallQueue(db.Model):
     __tablename__ = "call_queues"
+    __versioned__ = (Spec("call_queue", ("name", "distribution", "ring_seconds",
+                                         "max_wait_minutes", "voicemail", "announce_position"),
+                          label=by_name),)
     __table_args__ = (Index("ix_call_queues_account_name", "account_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -53,6 +59,7 @@ class Preset(db.Model):
     """Named settings for one kind of record; applying one fills a new record's form."""
 
     __tablename__ = "presets"
+    __versioned__ = (Spec("preset", ("kind", "name", "settings_json"), label=by_name),)
     __table_args__ = (Index("ix_presets_account_kind_name", "account_id", "kind", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -7,10 +7,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.clock import now
 from portal.extensions import db
 from portal.models.types import UTCDateTime
+from portal.versioning import CHANGED, REDACTED, Spec, by_name, user_accounts
 
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # Dark mode is the user's own preference, not a setting of any account: not versioned.
+    __versioned__ = (Spec("user", ("name", "email", "totp_enabled_at"), label=by_name,
+                          accounts=user_accounts, actions=frozenset({CHANGED, REDACTED})),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
