@@ -5,7 +5,7 @@ import hmac
 from flask import current_app, jsonify, request
 
 from portal.blueprints.api import bp, problems
-from portal.errors import NotAllowed, ValidationFailed
+from portal.blueprints.views import submit
 from portal.extensions import db, payment_gateway
 from portal.models import Account, ChargeStatus
 from portal.services import calls, usage
@@ -50,15 +50,14 @@ def post_usage(account_id: int):
         return _problem(400, "Send a JSON object: {\"idempotency_key\": ..., \"items\": "
                              "{\"minutes\": 12, ...}}.")
     key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
-    try:
-        received = usage.post_and_recharge(db.session, payment_gateway(), account,
-                                           data.get("items"), key)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _problem(422, "The usage was not posted.", e.errors)
-    except NotAllowed as e:
-        db.session.rollback()
-        return _problem(409, e.message)
+    return submit(
+        lambda: usage.post_and_recharge(db.session, payment_gateway(), account,
+                                        data.get("items"), key),
+        lambda errors: _problem(422, "The usage was not posted.", errors),
+        _usage_posted, refused=lambda message: _problem(409, message))
+
+
+def _usage_posted(received: usage.Received):
     charge = received.recharge
     body = {"entry_id": received.entry_id, "account_id": received.account_id,
             "paid_by_account_id": received.paid_by_account_id,
@@ -84,15 +83,13 @@ def post_call(account_id: int):
         return _problem(400, "Send a JSON object: {\"caller_number\": ..., \"called_number\": "
                              "..., \"started_at\": \"2026-11-23T12:00:00Z\", "
                              "\"duration_seconds\": 60}.")
-    try:
+
+    def receive():
         call = calls.receive(db.session, account, data)
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _problem(422, "The call was not recorded.", e.errors)
-    except NotAllowed as e:
-        db.session.rollback()
-        return _problem(409, e.message)
-    body = {"call_id": call.id, "account_id": account.id,
-            "redacted": call.redacted_at is not None}
-    db.session.commit()
-    return jsonify(body), 201
+        # Read before the commit expires them (each would be a query after it).
+        return {"call_id": call.id, "account_id": account.id,
+                "redacted": call.redacted_at is not None}
+
+    return submit(receive, lambda errors: _problem(422, "The call was not recorded.", errors),
+                  lambda body: (jsonify(body), 201),
+                  refused=lambda message: _problem(409, message))

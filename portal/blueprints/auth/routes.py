@@ -3,14 +3,15 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal import rules
 from portal.blueprints.auth import bp
+from portal.blueprints.views import back, submit
 from portal.clock import now as clock_now
 from portal.errors import NotFound, TooManyAttempts, ValidationFailed
 from portal.extensions import db
 from portal.models import User
 from portal.rendering import render, safe_path, see_other
 from portal.services import access, auth, security
+from portal.services.inputs import to_id
 from portal.services.lifecycle import closed_message
-from portal.tenancy import MAX_ACCOUNT_ID
 
 PENDING = "two_factor_pending"
 
@@ -77,9 +78,8 @@ def _pending_user() -> tuple[User | None, dict]:
     if not isinstance(pending, dict):
         return None, {}
     started = pending.get("at")
-    uid = pending.get("uid")
-    if not isinstance(started, int | float) or not isinstance(uid, int) or not (
-            0 < uid <= MAX_ACCOUNT_ID) or (
+    uid = to_id(pending.get("uid"))
+    if not isinstance(started, int | float) or uid is None or (
             clock_now().timestamp() - started > rules.TWO_FACTOR_PENDING.total_seconds()):
         return None, pending
     user = db.session.get(User, uid)
@@ -160,14 +160,11 @@ def set_password(token: str):
         return _private(render("auth/set_password.html", "password_form", user=user,
                                form={"name": user.name}, errors={}, token=token))
     form = request.form
-    try:
-        auth.set_password(db.session, user, form.get("password", ""), form.get("again", ""),
-                          form.get("name", ""))
-    except ValidationFailed as e:
-        db.session.rollback()
-        return _private(render("auth/set_password.html", "password_form", status=422,
-                               user=user, form={"name": form.get("name", "")},
-                               errors=e.errors, token=token))
-    db.session.commit()
-    flash("Your password is set. Sign in with your email and the new password.", "success")
-    return see_other(url_for("auth.login"))
+    return submit(
+        lambda: auth.set_password(db.session, user, form.get("password", ""),
+                                  form.get("again", ""), form.get("name", "")),
+        lambda errors: _private(render("auth/set_password.html", "password_form", status=422,
+                                       user=user, form={"name": form.get("name", "")},
+                                       errors=errors, token=token)),
+        lambda _: back(url_for("auth.login"), "Your password is set. Sign in with your email "
+                       "and the new password."))

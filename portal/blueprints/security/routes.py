@@ -72,23 +72,24 @@ def _no_store(response):
 def two_factor_confirm():
     next_url = safe_path(request.form.get("next"))
     pending = security.open_pending(session.get(SETUP_PENDING))
-    try:
-        codes = security.confirm_setup(db.session, current_user, request.form.get("code", ""),
-                                       secret=pending)
-    except ValidationFailed as e:
-        db.session.rollback()
+
+    def invalid(errors):
         if current_user.has_two_factor:
             return redirect(url_for("security.index"))
-        if "" in e.errors:  # no setup in progress (a stale tab, a new session): start one
-            flash(e.errors[""], "info")
-            return see_other(url_for("security.two_factor", next=next_url))
+        if "" in errors:  # no setup in progress (a stale tab, a new session): start one
+            return back(url_for("security.two_factor", next=next_url), errors[""], "info")
         setup = security.setup(db.session, current_user, pending)
         return _no_store(render("security/two_factor.html", "setup_form", status=422,
-                                setup=setup, errors=e.errors, next=next_url))
-    db.session.commit()
-    session.pop(SETUP_PENDING, None)
-    return _no_store(render("security/recovery_codes.html", codes=codes, next=next_url,
-                            first_time=True))
+                                setup=setup, errors=errors, next=next_url))
+
+    def confirmed(codes):
+        session.pop(SETUP_PENDING, None)
+        return _no_store(render("security/recovery_codes.html", codes=codes, next=next_url,
+                                first_time=True))
+
+    return submit(lambda: security.confirm_setup(db.session, current_user,
+                                                 request.form.get("code", ""), secret=pending),
+                  invalid, confirmed)
 
 
 @bp.post("/two-factor/off")
