@@ -35,7 +35,7 @@ def require_admin() -> None:
 def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
     bp = Blueprint(
         name, import_name,
-        url_prefix=f"/accounts/<int(max={MAX_ACCOUNT_ID}):account_id>{url_prefix}",
+        url_prefix=f"/accounts/<id:account_id>{url_prefix}",
     )
 
     @bp.url_value_preprocessor
