@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
+from portal.cli import demo  # noqa: E402
 from portal.clock import now as clock_now  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
@@ -47,7 +48,7 @@ from portal.models import (  # noqa: E402
     TrackingNumber,
     User,
 )
-from portal.services import accounts, billing, demo, ledger, numbers, payment_methods  # noqa: E402
+from portal.services import accounts, billing, ledger, numbers, payment_methods  # noqa: E402
 from portal.services.gateway import SandboxGateway  # noqa: E402
 
 DOMAIN = "loadtest.test"

@@ -55,13 +55,9 @@ from jinja2 import DictLoader  # noqa: E402
 from sqlalchemy import event, func, inspect, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
+from portal.cli import demo  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Account, AccountKind  # noqa: E402
-
-try:  # the demo seed moves to portal/cli/demo.py (issue 13); either place
-    from portal.cli import demo  # type: ignore[attr-defined]  # noqa: E402
-except ImportError:
-    from portal.services import demo  # noqa: E402
 
 AGENCY_OWNER = "agency@demo.test"
 PAGES = [

@@ -367,6 +367,6 @@ def _csrf_input():
 
 
 def _register_commands(app: Flask) -> None:
-    from portal.commands import register
+    from portal.cli import register
 
     register(app)

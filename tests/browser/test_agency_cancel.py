@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.services import demo
+from portal.cli import demo
 from tests.browser.conftest import account_url, click_and_swap, click_and_wait, open_menu
 
 pytestmark = pytest.mark.browser

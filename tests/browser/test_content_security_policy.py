@@ -22,9 +22,9 @@ import portal.models  # noqa: F401  (first: billing_links.models needs portal.mo
 from billing_links import links
 from billing_links import service as link_service
 from portal import sealing
+from portal.cli import demo
 from portal.mail import notices
 from portal.models import Account, Charge, ChargeStatus, OutboxMessage, User
-from portal.services import demo
 from tests.browser.conftest import (
     click_and_swap,
     click_and_wait,

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from portal import clock
+from portal.cli import demo
 from portal.models import (
     Account,
     AccountKind,
@@ -13,7 +14,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
-from portal.services import access, demo
+from portal.services import access
 from portal.services.auth import sign_in
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ import portal.models  # noqa: F401  (first: billing_links.models needs portal.mo
 from billing_links import links
 from billing_links import service as link_service
 from portal import clock, headers
+from portal.cli import demo
 from portal.models import (
     Account,
     AgentStatus,
@@ -32,7 +33,6 @@ from portal.models import (
     TrackingSource,
     User,
 )
-from portal.services import demo
 from tests.web.conftest import sign_in_as
 from tests.web.pages import body
 

@@ -1,12 +1,16 @@
-"""The demo data `make run` creates on an empty database (documented in the README)."""
+"""The demo data `make run` creates on an empty database (documented in the README), and
+its command, `flask seed-demo`."""
 
 import random
 from datetime import datetime, timedelta
 
+import click
+from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
+from portal.extensions import db
 from portal.models import (
     Account,
     AccountStatus,
@@ -255,3 +259,17 @@ def _recharge(session: Session, account: Account, method: PaymentMethod, amount:
     ledger.post(session, account, LedgerKind.RECHARGE, amount,
                 f"Auto recharge: {method.brand} ending {method.last4} ({charge.receipt_number})",
                 f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id), now=when)
+
+
+@click.command("seed-demo")
+@with_appcontext
+@click.option("--force", is_flag=True, help="Seed even if the database has users.")
+def seed_demo(force: bool) -> None:
+    """Create the demo agency, accounts, users, numbers and calls (empty database)."""
+    if not force and not is_empty(db.session):
+        click.echo("The database already has data; demo not seeded.")
+        return
+    counts = seed(db.session)
+    db.session.commit()
+    click.echo(f"Demo seeded: {counts['users']} users, {counts['accounts']} accounts, "
+               f"{counts['calls']} calls. Password: {PASSWORD}")
