@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from portal.errors import NotAllowed
 from portal.extensions import db, login_manager
-from portal.rendering import see_other
+from portal.rendering import is_partial, see_other
 from portal.services import access, lifecycle, security
 
 # Ids past a 32-bit integer are not ids (and overflow PostgreSQL's INTEGER): a 404.
@@ -51,7 +51,10 @@ def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blue
     def load_account():
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
-        g.access = access.account_for(db.session, current_user, g.account_id)
+        # A full page's header shows the agent-status select: its statuses come with the
+        # account, in the same query (htmx partials and posts don't render the header).
+        g.access = access.account_for(db.session, current_user, g.account_id,
+                                      with_statuses=request.method == "GET" and not is_partial())
         g.account = g.access.account
         lifecycle.check_open(g.account)
         if security.account_requires(g.account) and not current_user.has_two_factor:

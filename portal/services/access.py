@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import NotFound
-from portal.models import Account, AccountKind, Membership, Role, User
+from portal.models import Account, AccountKind, AgentStatus, Membership, Role, User
 from portal.services.paging import contains
 
 AGENCY_WIDE_ROLES = (Role.OWNER, Role.ADMIN)
@@ -26,6 +26,11 @@ class Access:
     role: Role
     via_agency: bool  # reached through the agency's membership, not its own
     agency_role: Role | None = None  # the user's role on the account's agency, if any
+    # Read with the account when asked (with_statuses: a full page's header shows them):
+    # the account's custom agent statuses in their order, and the user's own status key on
+    # it (None without a membership on the account itself). statuses None: not read.
+    statuses: tuple[AgentStatus, ...] | None = None
+    agent_status: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -37,20 +42,33 @@ class Access:
         return self.agency_role in AGENCY_WIDE_ROLES
 
 
-def account_for(session: Session, user: User, account_id: int) -> Access:
-    """The account and the user's role on it, or NotFound (never "forbidden": no leaks)."""
-    # One query: the account (and its agency), with the user's memberships on either.
-    rows = session.execute(
-        select(Account, Membership.account_id, Membership.role)
-        .options(joinedload(Account.parent))
-        .outerjoin(Membership, (Membership.user_id == user.id) & or_(
-            Membership.account_id == Account.id, Membership.account_id == Account.parent_id))
-        .where(Account.id == account_id)
-    ).all()
-    if not rows:
+def account_for(session: Session, user: User, account_id: int, *,
+                with_statuses: bool = False) -> Access:
+    """The account and the user's role on it, or NotFound (never "forbidden": no leaks).
+    with_statuses: also the account's agent statuses and the user's own (the header's status
+    select), in the same query."""
+    # One query: the account (and its agency), with the user's memberships on either (and,
+    # with_statuses, a row per custom status: a few dozen rows at most).
+    query = (select(Account, Membership.account_id, Membership.role, Membership.agent_status)
+             .options(joinedload(Account.parent))
+             .outerjoin(Membership, (Membership.user_id == user.id) & or_(
+                 Membership.account_id == Account.id,
+                 Membership.account_id == Account.parent_id))
+             .where(Account.id == account_id))
+    if with_statuses:
+        query = (query.add_columns(AgentStatus)
+                 .outerjoin(AgentStatus, AgentStatus.account_id == Account.id)
+                 .order_by(AgentStatus.position, AgentStatus.id))
+    result = session.execute(query).all()
+    if not result:
         raise NotFound("Account not found.")
-    account = rows[0][0]
-    rows = [(member_of, role) for _, member_of, role in rows if member_of is not None]
+    account = result[0][0]
+    statuses = None
+    if with_statuses:
+        statuses = tuple({row[4].id: row[4] for row in result if row[4] is not None}.values())
+    own_status = next((row[3] for row in result if row[1] == account.id), None)
+    rows = list(dict.fromkeys((member_of, role) for _, member_of, role, *_ in result
+                              if member_of is not None))
     best = None
     agency_role = None
     for member_of, role in rows:
@@ -63,7 +81,8 @@ def account_for(session: Session, user: User, account_id: int) -> Access:
             best = (role, via_agency)
     if best is None:
         raise NotFound("Account not found.")
-    return Access(account=account, role=best[0], via_agency=best[1], agency_role=agency_role)
+    return Access(account=account, role=best[0], via_agency=best[1], agency_role=agency_role,
+                  statuses=statuses, agent_status=own_status)
 
 
 def reachable_accounts_query(user: User):

@@ -116,6 +116,17 @@ def for_header(session: Session, user: User, account: Account) -> Header:
     return Header(all_choices, current)
 
 
+def header_from(statuses, own_status: str | None) -> Header:
+    """The same Header as for_header, from what the tenancy query read with the account
+    (access.account_for(with_statuses=True)): no query of its own."""
+    all_choices = [*BUILTIN_CHOICES, *(choice_of(status) for status in statuses)]
+    current = None
+    if own_status is not None:
+        by_key = {c.key: c for c in all_choices}
+        current = by_key.get(own_status, by_key[DEFAULT_STATUS])
+    return Header(all_choices, current)
+
+
 # ----------------------------------------------------------------------------- changing
 
 def _clean(session: Session, account: Account, name: str, color: str,

@@ -108,7 +108,7 @@ def test_signed_in_pages_run_at_most_six_statements_not_growing_with_data(counts
             assert len(large[name]) <= MAX_STATEMENTS, report
 
 
-@pytest.mark.xfail(strict=True, reason="Billing Settings runs 13 statements: 3 of the chrome "
+@pytest.mark.xfail(strict=True, reason="Billing Settings runs 12 statements: 2 of the chrome "
                    "and 10 of its own (settings, cards, the month's usage, the payments' count "
                    "and page, their refunds, four lists of users for the email recipients); "
                    "issue 13 left it for the billing views' owner")

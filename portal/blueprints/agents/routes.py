@@ -27,7 +27,11 @@ def _header_statuses():
         if g.get("account") is None or not current_user.is_authenticated:
             return None
         if "agent_header" not in g:
-            g.agent_header = agents.for_header(db.session, current_user, g.account)
+            known = g.get("access")  # read with the account by tenancy, on a full page
+            g.agent_header = (agents.header_from(known.statuses, known.agent_status)
+                              if known is not None and known.statuses is not None
+                              and known.account is g.account
+                              else agents.for_header(db.session, current_user, g.account))
         return g.agent_header
 
     return {"agent_statuses_for_header": agent_statuses_for_header}
