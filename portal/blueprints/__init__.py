@@ -8,7 +8,8 @@ from portal.services.inputs import to_id
 
 class AsciiIntegerConverter(IntegerConverter):
     r"""`<int:...>` with the digits 0-9 only. Werkzeug's matches `\d+`, which takes fullwidth
-    digits: /accounts/４/ opened account 4 (inputs.to_int is the same rule for forms)."""
+    digits: /accounts/４/ opened account 4. Routes take ids with `<id:...>` (below); this
+    only keeps a future `<int:...>` from reading "４"."""
 
     regex = r"[0-9]+"
 

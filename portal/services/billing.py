@@ -24,12 +24,12 @@ from portal.models import (
 )
 from portal.services.inputs import clean_text, to_id
 from portal.services.money import dollars, parse_cents
+from portal.services.phones import normalize_e164
 
 US_STATES = (
     "AK AL AR AZ CA CO CT DC DE FL GA HI IA ID IL IN KS KY LA MA MD ME MI MN MO MS MT NC ND "
     "NE NH NJ NM NV NY OH OK OR PA RI SC SD TN TX UT VA VT WA WI WV WY"
 ).split()
-_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")  # [0-9], not \d: no "４" or other digits
 _ZIP = re.compile(r"^[0-9]{5}(-[0-9]{4})?$")
 
 
@@ -136,14 +136,9 @@ def set_critical_phone(session: Session, account: Account, phone: str) -> Billin
     """E.164: a plus sign, the country code and the number (US numbers: +1 and 10 digits).
     Spaces, dashes, dots and brackets are ignored; empty removes the number."""
     check_own_billing(account)
-    raw = (phone or "").strip()
-    cleaned = re.sub(r"[\s\-.()]", "", raw)
-    if cleaned and not cleaned.startswith("+") and re.fullmatch(r"[0-9]{10}", cleaned):
-        cleaned = "+1" + cleaned  # a 10-digit US number
-    if cleaned and (not _E164.match(cleaned) or (cleaned.startswith("+1")
-                                                and len(cleaned) != 12)):
-        raise ValidationFailed({"phone": "Enter the number with its country code, like "
-                                         "+1 415 555 0134 (E.164)."})
+    cleaned = "" if not (phone or "").strip() else normalize_e164(
+        phone, national=True, field="phone",
+        message="Enter the number with its country code, like +1 415 555 0134 (E.164).")
     settings = _stored(session, account)
     settings.critical_phone = cleaned
     session.flush()

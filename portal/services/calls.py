@@ -15,6 +15,7 @@ from portal.errors import NotAllowed, ValidationFailed
 from portal.models import Account, Call
 from portal.services.inputs import has_control
 from portal.services.paging import Page
+from portal.services.phones import normalize_e164
 
 CSV_HEADER = ["started_at_utc", "caller_number", "caller_name", "called_number",
               "duration_seconds", "source"]
@@ -146,8 +147,7 @@ def receive(session: Session, account: Account, data: dict,
         errors["duration_seconds"] = (f"duration_seconds must be a whole number from 0 to "
                                       f"{MAX_DURATION}.")
     called = data.get("called_number")
-    if not isinstance(called, str) or not called.startswith("+") or len(called) > 16 or not (
-            called[1:].isascii() and called[1:].isdigit()):
+    if not _is_e164(called):
         errors["called_number"] = "called_number must be an E.164 number like +14155550100."
     texts = {}
     for name, limit in (*TEXT_LIMITS.items(), ("notes", privacy.MAX_NOTES)):
@@ -185,6 +185,14 @@ def _started_at(raw, now: datetime) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return started if EARLIEST_CALL <= started <= now + timedelta(days=1) else None
+
+
+def _is_e164(number) -> bool:
+    """Already E.164, as the telephony side sends it (no spaces or dashes to drop)."""
+    try:
+        return isinstance(number, str) and normalize_e164(number) == number
+    except ValidationFailed:
+        return False
 
 
 def _encodable(text: str) -> bool:

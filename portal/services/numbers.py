@@ -1,7 +1,6 @@
 """Tracking numbers: adding them, and restoring released ones (a close releases every number
 of the account; one released 14 days ago or less can be restored once it is active again)."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,19 +13,8 @@ from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import Account, EventKind, NumberStatus, TrackingNumber, User
 from portal.services.lifecycle import record
+from portal.services.phones import normalize_e164
 from portal.transactions import begin_write
-
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # [0-9], not \d: digits 0-9 only
-
-
-def normalize_e164(raw: str) -> str:
-    """"+1 (415) 555-0100" → "+14155550100"; anything that isn't E.164 is refused."""
-    number = re.sub(r"[\s().-]", "", raw or "")
-    if not E164.match(number):
-        raise ValidationFailed(
-            {"number": "Enter the number in international format, like +14155550100."}
-        )
-    return number
 
 
 def add(session: Session, account: Account, number: str, label: str = "") -> TrackingNumber:

@@ -4,7 +4,6 @@ and erase it. Redaction overwrites the values in the database and can't be undon
 version it leaves names the fields, never their values (see portal.versioning)."""
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from portal.clock import now as clock_now
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, Call, TrackingNumber
 from portal.services.calls import _csv_safe, csv_chunks
+from portal.services.phones import normalize_e164
 from portal.transactions import scrub_after_commit
 
 REDACTED_LABEL = "Redacted"
@@ -31,23 +31,10 @@ EXPORT_BATCH = 500
 def normalize_number(raw: str) -> str:
     """A caller number as calls store it (E.164): spaces, dashes, dots and brackets are
     dropped; 10 US digits get +1."""
-    text = (raw or "").strip()
-    if not text:
+    if not (raw or "").strip():
         raise ValidationFailed({"number": "Enter the caller's phone number."})
-    digits = re.sub(r"[\s\-().]", "", text)
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    if not digits.startswith("+"):
-        if len(digits) == 10 and digits.isascii() and digits.isdigit():
-            digits = "+1" + digits
-        elif len(digits) == 11 and digits.startswith("1") and digits.isdigit():
-            digits = "+" + digits
-        else:
-            digits = "+" + digits
-    body = digits[1:]
-    if not (body.isascii() and body.isdigit() and 8 <= len(body) <= 15):
-        raise ValidationFailed({"number": "Enter a phone number like +1 415 555 0100."})
-    return digits
+    return normalize_e164(raw, lenient=True,
+                          message="Enter a phone number like +1 415 555 0100.")
 
 
 def _redact(call: Call, now: datetime) -> None:
