@@ -5,8 +5,8 @@ billing, the customer pays through an emailed link (no sign-in).
     tokens.py    itsdangerous signing of the link id, key rotation
     service.py   issuing, resending, canceling, opening, paying; Add to Agency Billing;
                  wire(): its hooks into the charges and account closing
+    __init__.py  init_app (create_app calls it), settings(app) from the app's configuration
     views.py     the public pages (blueprint "billing_links")
-    links.py     the settings from the app's configuration
 
 Its emails are portal.mail's (notices.link_request, link_switched, link_receipt), from
 the templates here (templates/billing_links/email_*).
@@ -18,3 +18,16 @@ def init_app(app) -> None:
     from billing_links import service
 
     service.wire()
+
+
+def settings(app):
+    """The link settings (keys, lifetime, external address) from the app's configuration, read
+    at each call: a key rotation or a lifetime change in the config applies at once."""
+    from datetime import timedelta
+
+    from billing_links.service import LinkSettings
+
+    config = app.config
+    keys = config["BILLING_LINK_SECRET_KEYS"]  # set, or derived by portal/keys.py
+    return LinkSettings(keys=list(keys), ttl=timedelta(days=config["BILLING_LINK_TTL_DAYS"]),
+                        base_url=config["EXTERNAL_BASE_URL"])

@@ -12,8 +12,9 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, request
 
-from billing_links import links, tokens
+import billing_links
 from billing_links import service as link_service
+from billing_links import tokens
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.rendering import render
@@ -71,7 +72,7 @@ def _problem(error: tokens.LinkError):
 @bp.get("/billing-link/<token>")
 def show(token: str):
     try:
-        link = link_service.open_link(db.session, links.settings(current_app), token)
+        link = link_service.open_link(db.session, billing_links.settings(current_app), token)
     except tokens.LinkError as e:
         return _problem(e)
     return render(PAGE, link=link, form={}, errors={})
@@ -79,7 +80,7 @@ def show(token: str):
 
 @bp.post("/billing-link/<token>")
 def pay(token: str):
-    settings = links.settings(current_app)
+    settings = billing_links.settings(current_app)
     try:
         link = link_service.open_link(db.session, settings, token)
         payment = link_service.pay(db.session, payment_gateway(), settings, token,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from billing_links import links
+import billing_links
 from billing_links import service as link_service
 from portal.mail import notices
 from tests import factories as f
@@ -326,7 +326,7 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
         page: Page, customer_page: Page, agency, session, app, sign_in):
     """The request made through the services (the flow above covers the agency's side)."""
     problems: list[str] = []
-    settings = links.settings(app)
+    settings = billing_links.settings(app)
     request, url = link_service.request_removal(
         session, settings, agency.account, agency.sub, agency.owner, CUSTOMER_EMAIL, "25", "")
     notices.link_request(session, agency.account, agency.sub, request, url)

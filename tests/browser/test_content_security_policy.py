@@ -18,8 +18,8 @@ from flask import current_app
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+import billing_links
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
-from billing_links import links
 from billing_links import service as link_service
 from portal import sealing
 from portal.cli import demo
@@ -92,7 +92,7 @@ def demo_world(session):
     northwind, bayside = accounts["Northwind Agency"], accounts["Bayside Dental"]
     current_app.config["BILLING_LINK_RATE_LIMIT"] = 1000
     request, url = link_service.request_removal(
-        session, links.settings(current_app), northwind, bayside, owner,
+        session, billing_links.settings(current_app), northwind, bayside, owner,
         "customer@bayside.example", "25.00", "Please set up billing.")
     notices.link_request(session, northwind, bayside, request, url)
     # the sub-account's user signs in with an authenticator code

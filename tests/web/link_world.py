@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import func, select
 
+import billing_links
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
-from billing_links import links
 from billing_links import service as link_service
 from portal.mail import notices
 from portal.models import (
@@ -92,7 +92,7 @@ def issue(session, w, sub=None, email=CUSTOMER, amount="25.00", message=MESSAGE,
     sub = sub or w.bayside
     agency = session.get(Account, sub.parent_id)
     request, url = link_service.request_removal(
-        session, links.settings(current_app), agency, sub, actor or w.avery, email, amount,
+        session, billing_links.settings(current_app), agency, sub, actor or w.avery, email, amount,
         message, now=now)
     notices.link_request(session, agency, sub, request, url)
     session.commit()
@@ -104,7 +104,7 @@ def request_of(session, url) -> BillingRequest:
     from billing_links import tokens
 
     session.expire_all()
-    link_id = tokens.verify(links.settings(current_app).keys, token_of(url),
+    link_id = tokens.verify(billing_links.settings(current_app).keys, token_of(url),
                             timedelta(days=365))
     return session.scalar(select(BillingRequest).where(BillingRequest.link_id == link_id))
 

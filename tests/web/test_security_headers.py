@@ -11,8 +11,8 @@ import pytest
 from flask import current_app
 from sqlalchemy import select
 
+import billing_links
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
-from billing_links import links
 from billing_links import service as link_service
 from portal import clock, headers
 from portal.cli import demo
@@ -99,7 +99,7 @@ def world(app, session):
     session.commit()
     current_app.config["BILLING_LINK_RATE_LIMIT"] = 10_000
     _request, url = link_service.request_removal(
-        session, links.settings(current_app), northwind, bayside, owner,
+        session, billing_links.settings(current_app), northwind, bayside, owner,
         "customer@bayside.example", "25.00", "Please set up billing.")
     session.commit()
     released = first(TrackingNumber, TrackingNumber.account_id == account["Oak Street Bakery"].id)

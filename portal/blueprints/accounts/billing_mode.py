@@ -5,7 +5,7 @@ Agency Billing. Agency owners and admins only."""
 from flask import current_app, g, request, url_for
 from flask_login import current_user
 
-from billing_links import links
+import billing_links
 from billing_links import service as link_service
 from portal.blueprints.accounts import bp
 from portal.blueprints.views import admin_required, agency_only, back, confirmed, submit
@@ -55,7 +55,7 @@ def remove_from_agency_billing(sub_id: int):
 
     def request_removal():
         billing_request, url = link_service.request_removal(
-            db.session, links.settings(current_app), g.account, sub, current_user,
+            db.session, billing_links.settings(current_app), g.account, sub, current_user,
             form.get("email", ""), form.get("amount", ""), form.get("message", ""))
         notices.link_request(db.session, g.account, sub, billing_request, url)
         return billing_request
@@ -77,7 +77,7 @@ def resend_billing_link(sub_id: int):
 
     def resend():
         billing_request, url = link_service.resend(
-            db.session, links.settings(current_app), g.account, sub, current_user)
+            db.session, billing_links.settings(current_app), g.account, sub, current_user)
         notices.link_request(db.session, g.account, sub, billing_request, url)
         return billing_request
 
