@@ -21,8 +21,21 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Autogenerate and `alembic check` skip an index made on one database only
+    (`Index(...).ddl_if(dialect=...)`, e.g. PostgreSQL's trigram index) on the others."""
+    ddl_if = getattr(obj, "_ddl_if", None) if type_ == "index" and not reflected else None
+    if ddl_if is None or ddl_if.dialect is None:
+        return True
+    from alembic import context
+
+    dialect = context.get_context().dialect.name
+    wanted = ddl_if.dialect
+    return dialect == wanted if isinstance(wanted, str) else dialect in wanted
+
+
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+migrate = Migrate(include_object=_include_object)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = Htmx()

@@ -71,6 +71,11 @@ class LedgerEntry(db.Model):
         # Billing Logs filtered by kind (and a date range), newest first.
         Index("ix_ledger_entries_account_kind_created", "account_id", "kind", "created_at",
               "id"),
+        # Billing Logs: a receipt number's entries (cause_ref is the charge id), both
+        # databases; every "description contains" search on PostgreSQL (pg_trgm).
+        Index("ix_ledger_entries_account_cause_ref", "account_id", "cause_ref", "created_at", "id"),
+        Index("ix_ledger_entries_description_trgm", "description", postgresql_using="gin",
+              postgresql_ops={"description": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,6 +1,13 @@
 """Billing Logs: every ledger entry of an account, searched by text, filtered by kind and
-date range (UTC), a page at a time, and exported to CSV as a stream."""
+date range (UTC), a page at a time, and exported to CSV as a stream.
 
+Searches: "description contains" (any case); on PostgreSQL a trigram index serves it. A whole
+receipt number (R-00001234) reads only the entries its charge made (cause_ref, indexed on
+both databases), and must still be in their text: the same rows as a text search, unless a
+description names a receipt its entry's charge did not make (none do: receipt numbers are
+written by charges.credit and refunds only)."""
+
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -8,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.errors import ValidationFailed
-from portal.models import LEDGER_LABELS, Account, LedgerEntry, LedgerKind
+from portal.models import LEDGER_LABELS, Account, Cause, LedgerEntry, LedgerKind
 from portal.services.calls import DateRange, _csv_safe, csv_chunks, parse_range
 from portal.services.money import plain
 from portal.services.paging import contains
@@ -16,6 +23,7 @@ from portal.services.paging import contains
 CSV_HEADER = ["created_at_utc", "kind", "description", "amount", "balance_after",
               "cause", "reference"]
 MAX_QUERY = 100
+RECEIPT_RE = re.compile(r"R-(\d{8,})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -30,8 +38,25 @@ class LogFilter:
         if self.kind is not None:
             conditions.append(LedgerEntry.kind == self.kind)
         if self.q:
+            charge_id = receipt_charge_id(self.q)
+            if charge_id is not None:
+                # A receipt's entries are those its charge made (its payment or recharge,
+                # refunds, failed refunds): found through ix_ledger_entries_account_cause_ref
+                # instead of reading every entry's description. The text must match too.
+                conditions += [LedgerEntry.cause == Cause.CHARGE,
+                               LedgerEntry.cause_ref == str(charge_id)]
             conditions.append(contains(LedgerEntry.description, self.q))
         return conditions
+
+
+def receipt_charge_id(q: str) -> int | None:
+    """The charge id of a whole receipt number ("R-00001234", any case), else None."""
+    match = RECEIPT_RE.fullmatch(q)
+    if match is None:
+        return None
+    charge_id = int(match.group(1))
+    # Only the number as Charge.receipt_number writes it (8 digits at least, zero-padded).
+    return charge_id if f"R-{charge_id:08d}" == q.upper() else None
 
 
 def parse_filter(args) -> LogFilter:

@@ -113,6 +113,23 @@ def test_a_payment_made_on_the_page_is_in_the_logs(client, session, bw):
     assert row.cells[3:] == ["$25.00", "$25.00"]
 
 
+def test_a_search_for_a_receipt_number_finds_its_payment(client, session, bw):
+    """A whole receipt number goes through the charge's index (cause_ref): the same rows as
+    the text search, any case; a part of one is a text search still."""
+    visa = card(session, bw.solo)
+    sign_in_as(client, bw.ann)
+    for amount in ("25", "30"):
+        assert post(client, url(bw.solo, "payments"), {
+            "method": str(visa.id), "amount": amount, "form_key": form_key(client, bw.solo),
+        }).status_code == 303
+    first, second = reversed(descriptions(logs_page(client, bw.solo)))
+    receipt = first[first.index("(R-") + 1:-1]
+    assert descriptions(logs_page(client, bw.solo, q=receipt)) == [first]
+    assert descriptions(logs_page(client, bw.solo, q=receipt.lower())) == [first]
+    assert descriptions(logs_page(client, bw.solo, q=receipt[:-1])) == [second, first]
+    assert descriptions(logs_page(client, bw.solo, q="R-99999999")) == []
+
+
 @pytest.mark.parametrize("params,expected", [
     pytest.param({"q": "minutes"}, ["Usage: 30 MINUTES, 1 number", "Usage: 60 minutes"],
                  id="search-any-case"),
