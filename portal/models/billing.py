@@ -4,6 +4,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -95,6 +97,12 @@ class LedgerEntry(db.Model):
     @property
     def label(self) -> str:
         return LEDGER_LABELS[self.kind]
+
+
+# The trigram index's operator class, for metadata.create_all on PostgreSQL (the benchmarks'
+# fresh databases); the migration creates the extension too.
+event.listen(LedgerEntry.__table__, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 
 class SandboxCharge(db.Model):
