@@ -133,6 +133,34 @@ class Account(db.Model):
         return self.status == AccountStatus.CANCELED
 
     @property
+    def is_active(self) -> bool:
+        return self.status == AccountStatus.ACTIVE
+
+    @property
+    def is_swapping_paused(self) -> bool:
+        return self.status == AccountStatus.SWAPPING_PAUSED
+
+    @property
+    def is_calls_stopped(self) -> bool:
+        return self.status == AccountStatus.CALLS_STOPPED
+
+    @property
+    def is_billing_paused(self) -> bool:
+        return self.status == AccountStatus.BILLING_PAUSED
+
+    @property
+    def is_agency_billed(self) -> bool:
+        """A sub-account whose usage the agency's balance pays."""
+        return self.billing_mode == BillingMode.AGENCY
+
+    @property
+    def plan_fee_cents(self) -> int:
+        """The plan's monthly fee (rules.PLAN_FEES; 0 for a plan not listed)."""
+        from portal import rules
+
+        return rules.PLAN_FEES.get(self.plan, 0)
+
+    @property
     def status_label(self) -> str:
         return STATUS_LABELS[self.status]
 

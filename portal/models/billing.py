@@ -173,10 +173,24 @@ class PaymentMethod(db.Model):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
+    def short_label(self) -> str:
+        """"Visa ending 4242", "Bank account ending 6789": in tables, receipts and mail."""
+        return f"{self.brand} ending {self.last4}"
+
+    @property
     def label(self) -> str:
+        """The short label, and a card's expiry: "Visa ending 4242, expires 12/2030"."""
         if self.kind == MethodKind.ACH:
-            return f"Bank account ending {self.last4}"
-        return f"{self.brand} ending {self.last4}, expires {self.exp_month:02d}/{self.exp_year}"
+            return self.short_label
+        return f"{self.short_label}, expires {self.exp_month:02d}/{self.exp_year}"
+
+    @property
+    def is_primary(self) -> bool:
+        return self.role == MethodRole.PRIMARY
+
+    @property
+    def is_backup(self) -> bool:
+        return self.role == MethodRole.BACKUP
 
 
 class ChargePurpose(enum.StrEnum):
@@ -248,6 +262,18 @@ class Charge(db.Model):
     def receipt_number(self) -> str:
         return f"R-{self.id:08d}"
 
+    @property
+    def is_succeeded(self) -> bool:
+        return self.status == ChargeStatus.SUCCEEDED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == ChargeStatus.FAILED
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == ChargeStatus.PENDING
+
 
 class RefundStatus(enum.StrEnum):
     PENDING = "pending"  # on record, the processor not yet (or not surely) answered
@@ -285,6 +311,14 @@ class Refund(db.Model):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     charge = relationship("Charge", lazy="joined")
+
+    @property
+    def is_succeeded(self) -> bool:
+        return self.status == RefundStatus.SUCCEEDED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == RefundStatus.FAILED
 
 
 class BillingSettings(db.Model):

@@ -19,6 +19,10 @@ class PresetKind(enum.StrEnum):
     TRACKING_SOURCE = "tracking_source"
     CALL_QUEUE = "call_queue"
 
+    @property
+    def is_tracking_source(self) -> bool:
+        return self is PresetKind.TRACKING_SOURCE
+
 
 class TrackingSource(db.Model):
     __tablename__ = "tracking_sources"

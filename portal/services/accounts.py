@@ -34,6 +34,11 @@ class SubAccountFilter(enum.StrEnum):
     CANCELED = "canceled"
     ALL = "all"
 
+    @property
+    def is_default(self) -> bool:
+        """The filter a page opens with: the panel stays closed."""
+        return self is SubAccountFilter.ACTIVE
+
 
 FILTER_LABELS = {
     SubAccountFilter.ACTIVE: "Active sub-accounts",
