@@ -6,41 +6,48 @@ over HTTP (a server rendering a PDF must not call itself); any other URL is refu
 
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 from sqlalchemy.orm import Session
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from portal.models import Account
 from portal.services import billing, statements
 from portal.services.statements import Statement
 
+# WeasyPrint takes seconds to import: it loads with the first PDF, not with this module (the
+# statement page is built here and shows no PDF).
 
-class _StaticFetcher(URLFetcher):
-    """Serves /static/ from the static folder and data: URLs; refuses everything else."""
 
-    def __init__(self, static_folder: Path, static_url: str):
-        super().__init__(allowed_protocols=["http", "data"])
-        self._folder = static_folder
-        self._prefix = static_url + "/"
+@cache
+def _static_fetcher():
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-    def __call__(self, url: str, headers=None) -> URLFetcherResponse:
-        return self.fetch(url, headers)
+    class StaticFetcher(URLFetcher):
+        """Serves /static/ from the static folder and data: URLs; refuses everything else."""
 
-    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
-        if url.startswith("data:"):
-            return super().fetch(url, headers)
-        path = urlsplit(url).path
-        if path.startswith(self._prefix):
-            file = (self._folder / path[len(self._prefix):]).resolve()
-            if file.is_file() and self._folder in file.parents:
-                return URLFetcherResponse(url, file.read_bytes(),
-                                          {"Content-Type": _mime(file)})
-        raise ValueError(f"not fetched in a PDF: {url}")
+        def __init__(self, static_folder: Path, static_url: str):
+            super().__init__(allowed_protocols=["http", "data"])
+            self._folder = static_folder
+            self._prefix = static_url + "/"
+
+        def __call__(self, url: str, headers=None) -> URLFetcherResponse:
+            return self.fetch(url, headers)
+
+        def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+            if url.startswith("data:"):
+                return super().fetch(url, headers)
+            path = urlsplit(url).path
+            if path.startswith(self._prefix):
+                file = (self._folder / path[len(self._prefix):]).resolve()
+                if file.is_file() and self._folder in file.parents:
+                    return URLFetcherResponse(url, file.read_bytes(),
+                                              {"Content-Type": _mime(file)})
+            raise ValueError(f"not fetched in a PDF: {url}")
+
+    return StaticFetcher
 
 
 def _mime(file: Path) -> str:
@@ -49,10 +56,12 @@ def _mime(file: Path) -> str:
 
 
 def render(html: str) -> bytes:
+    from weasyprint import HTML
+
     app = current_app
     static = Path(app.static_folder).resolve()
     return HTML(string=html, base_url="http://portal.invalid/",
-                url_fetcher=_StaticFetcher(static, app.static_url_path)).write_pdf()
+                url_fetcher=_static_fetcher()(static, app.static_url_path)).write_pdf()
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def safe_path(target: str | None) -> str | None:
 
 def pdf_response(html: str, filename: str):
     """HTML rendered as a PDF, shown inline under `filename`."""
-    from portal import pdf  # WeasyPrint loads on the first PDF, not at startup
+    from portal import pdf  # it reads the models and services: imported when first used
 
     response = make_response(pdf.render(html))
     response.headers["Content-Type"] = "application/pdf"

@@ -4,7 +4,7 @@ Send Statement, recurring statements."""
 from flask import g, request, url_for
 from flask_login import current_user
 
-from portal import clock
+from portal import clock, pdf
 from portal.blueprints.billing import bp
 from portal.blueprints.views import back, own_billing, submit
 from portal.errors import ValidationFailed
@@ -30,8 +30,6 @@ def statements_dialog():
 
 
 def _document(start, end):
-    from portal import pdf  # WeasyPrint loads on the first PDF, not at startup
-
     return pdf.statement(db.session, g.account, start, end)
 
 
