@@ -1157,6 +1157,14 @@ def test_every_record_type_has_a_registered_spec(app):
     assert registered == set(versioning.RECORD_TYPES)
 
 
+def test_the_specs_are_the_models_own_declarations(app):
+    """Each versioned model says what it versions next to its columns (__versioned__ in
+    portal/models/*); install() registers those and nothing else."""
+    assert versioning._SPECS
+    for model, specs in versioning._SPECS.items():
+        assert specs == list(model.__dict__["__versioned__"]), model.__name__
+
+
 # --------------------------------------------------------------- retention and purge
 
 def version(session, account, at: datetime, label: str = "") -> Version:
