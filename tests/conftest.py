@@ -1,5 +1,6 @@
-"""Fixtures: an app on a migrated database (SQLite file, or TEST_DATABASE_URL), a client,
-sign-in helpers, and a database emptied after every test."""
+"""Fixtures: an app on a migrated database (SQLite file, or TEST_DATABASE_URL), built once
+per run and lent to every test, a client, sign-in helpers, and a database emptied after every
+test (and the app and process put back as they were: tests/isolation.py)."""
 
 import os
 import re
@@ -11,6 +12,7 @@ from sqlalchemy import delete
 
 from portal import clock, create_app
 from portal.extensions import db
+from tests.isolation import AppState, ProcessState
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -24,9 +26,9 @@ def database_url(tmp_path_factory):
 
 
 class _CompiledTemplates(BytecodeCache):
-    """Compiled templates kept in memory for the whole run: every test builds a new app, and
-    compiling the same templates again for each one was most of a test's time. Jinja checks
-    each template's source checksum, so a changed template is compiled afresh."""
+    """Compiled templates kept in memory for the whole run, for every app the run builds (the
+    shared one, those of `own_app` tests, the browser tests' server). Jinja checks each
+    template's source checksum, so a changed template is compiled afresh."""
 
     def __init__(self):
         self._code: dict[str, bytes] = {}
@@ -46,7 +48,15 @@ def make_app(database_url, **overrides):
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
               "SECRET_KEY": "test-secret"}
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.jinja_env.bytecode_cache = _COMPILED
+    return app
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "own_app: the `app` fixture builds a new app for this test instead of "
+                   "lending the run's shared one (the test adds routes or hooks to it)")
 
 
 @pytest.fixture(scope="session")
@@ -63,21 +73,53 @@ def _schema(database_url):
         db.engine.dispose()
 
 
+def _fresh_g(sender, **extra):
+    g._get_current_object().__dict__.clear()
+
+
+# What create_app set for the whole process once the shared app was built (tests/isolation.py).
+_process_reference: list[ProcessState] = []
+
+
+@pytest.fixture(autouse=True)
+def _process_state():
+    """After every test, the process as the shared app left it: logging, sealing keys, the
+    services' hooks ... (a test or an app it made may have changed them), the clock
+    unfrozen."""
+    before = ProcessState()
+    yield
+    (_process_reference[0] if _process_reference else before).restore()
+    clock.freeze(None)
+
+
+@pytest.fixture(scope="session")
+def _shared_app(database_url, _schema):
+    """The run's app, built once (create_app costs ~65 ms; ~1,800 tests per database)."""
+    app = make_app(database_url)
+    request_started.connect(_fresh_g, app, weak=False)
+    _process_reference.append(ProcessState())
+    yield app, AppState(app)
+    _process_reference.clear()
+    with app.app_context():
+        db.engine.dispose()
+
+
 @pytest.fixture
-def app(database_url, _schema):
-    """A fresh app on the test database, emptied afterwards.
+def app(request, database_url, _shared_app):
+    """The app on the test database, emptied after the test, with what a new app would have
+    (tests/isolation.py puts the config, extensions and Jinja globals back after each test).
+    A test marked `own_app` gets a new app of its own instead (to add routes to it).
 
     The fixture keeps an application context pushed for the whole test, so the test client's
     requests would share it (and `g`: Flask-Login's cached user, Flask-WTF's CSRF token,
     g.account) instead of pushing their own. Each request gets a fresh `g`, as in production.
     """
-    app = make_app(database_url)
-    app.jinja_env.bytecode_cache = _COMPILED
-
-    def fresh_g(sender, **extra):
-        g._get_current_object().__dict__.clear()
-
-    request_started.connect(fresh_g, app, weak=False)
+    own = request.node.get_closest_marker("own_app") is not None
+    if own:
+        app = make_app(database_url)
+        request_started.connect(_fresh_g, app, weak=False)
+    else:
+        app, state = _shared_app
     with app.app_context():
         yield app
         db.session.rollback()
@@ -85,9 +127,16 @@ def app(database_url, _schema):
             db.session.execute(delete(table))
         db.session.commit()
         db.session.remove()
-        db.engine.dispose()
-    request_started.disconnect(fresh_g, app)
-    clock.freeze(None)
+        if own:
+            db.engine.dispose()
+    if own:
+        request_started.disconnect(_fresh_g, app)
+        return
+    changed = state.restore(app)
+    if changed:
+        pytest.fail(f"{request.node.nodeid} changed the shared app ({', '.join(changed)}), "
+                    "which later tests would inherit: mark it @pytest.mark.own_app",
+                    pytrace=False)
 
 
 @pytest.fixture

@@ -117,6 +117,7 @@ def test_422_for_a_call_with_bad_fields(client, account):
                                      "+14155550100."})
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_429_from_a_throttle_and_from_werkzeug(app, client):
     @app.get("/api/test-only/throttled")
     def throttled():
@@ -148,6 +149,7 @@ def test_500_from_an_exception_inside_a_view_is_logged_not_shown(app, client, ac
     assert logged and all(f"request_id={request_id} " in line for line in logged)
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_a_domain_error_raised_in_the_api_is_a_problem(app, client):
     from portal.errors import ValidationFailed
 
@@ -175,6 +177,7 @@ def test_a_page_over_the_size_limit_is_still_an_html_413(app, client):
     assert response.mimetype == "text/html"
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_an_unhandled_page_error_is_still_the_html_500(app, client, caplog):
     app.config["PROPAGATE_EXCEPTIONS"] = False
 

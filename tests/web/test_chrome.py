@@ -256,6 +256,7 @@ def _crashing_app(app):
         return "unreachable"
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_unhandled_error_is_the_500_page_without_details(app, client, caplog):
     _crashing_app(app)
     response = client.get("/test-only/boom")
@@ -268,6 +269,7 @@ def test_unhandled_error_is_the_500_page_without_details(app, client, caplog):
     assert "secret internal detail" in caplog.text  # logged for us, not shown to the user
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_unhandled_error_as_htmx_is_the_error_fragment(app, client):
     _crashing_app(app)
     response = client.get("/test-only/boom", headers=HX)
@@ -277,6 +279,7 @@ def test_unhandled_error_as_htmx_is_the_error_fragment(app, client):
     assert "secret internal detail" not in html
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_database_error_rolls_back_and_still_renders_for_a_signed_in_user(app, client, world):
     _crashing_app(app)
     sign_in_as(client, world["owner"])

@@ -105,6 +105,7 @@ def test_the_filter_masks_the_message_its_arguments_and_tracebacks():
     assert logging.Formatter().format(record) == "100% of /billing-link/<token>"
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_every_route_with_a_token_argument_is_covered(app):
     assert "/billing-link/" in logmask.token_routes(app)
     assert "/billing-link/" in logmask.MaskTokens().prefixes

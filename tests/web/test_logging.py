@@ -47,6 +47,7 @@ def lines(stream) -> list[str]:
     return stream.getvalue().splitlines()
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_every_line_of_a_request_names_its_id_which_the_response_returns(client, logged,
                                                                          chatty):
     response = client.get(chatty, headers={"X-Request-ID": "req-42.a_B:9"})
@@ -57,6 +58,7 @@ def test_every_line_of_a_request_names_its_id_which_the_response_returns(client,
     assert all(LINE.fullmatch(line) for line in out), out
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_without_a_request_id_one_is_made_for_each_request(client, logged, chatty):
     first = client.get(chatty).headers["X-Request-ID"]
     second = client.get(chatty).headers["X-Request-ID"]
@@ -75,6 +77,7 @@ def test_without_a_request_id_one_is_made_for_each_request(client, logged, chatt
     "é-accent",
     "semi;colon",
 ])
+@pytest.mark.own_app  # adds a test-only route
 def test_a_malformed_request_id_is_replaced(client, logged, chatty, given):
     response = client.get(chatty, headers={"X-Request-ID": given})
     made = response.headers["X-Request-ID"]
@@ -90,11 +93,13 @@ def test_every_response_has_the_header_pages_redirects_and_errors(client):
         assert response.headers["X-Request-ID"] == "abc123", path
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_a_message_cannot_forge_a_log_line(client, logged, chatty):
     client.get(chatty, headers={"X-Request-ID": "r1"})
     assert lines(logged)[0].endswith(" first\\nsecond line\\r\\nthird")
 
 
+@pytest.mark.own_app  # adds a test-only route
 def test_a_traceback_is_one_line_with_the_request_id(app, client, logged):
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
@@ -170,6 +175,7 @@ def test_one_handler_however_many_apps_are_made(database_url, _schema):
     assert sum(type(h).__name__ == "_PortalHandler" for h in logging.getLogger().handlers) == 1
 
 
+@pytest.mark.own_app  # configure() adds an after_request hook to the app
 def test_filters_given_to_configure_run_on_every_line(app):
     """The hook masking filters (portal/logmask.py) use: configure(app, filters=[...])."""
 
