@@ -1,5 +1,6 @@
 """Every page whole or as its htmx fragment, dark mode, CSRF and the error pages."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy import text
 from portal.extensions import db
 from portal.models import User
 from tests import factories as f
-from tests.conftest import HX, csrf_token
+from tests.conftest import CSRF_RE, HX, csrf_token
 from tests.web.conftest import sign_in_as
 from tests.web.pages import NOT_FOUND, assert_fragment, assert_full_page, body, shown
 
@@ -210,10 +211,16 @@ def test_csrf_token_in_the_htmx_header_is_accepted(client, session, world):
 
 
 def test_the_page_puts_the_csrf_token_in_htmx_headers(client, world):
+    """The body's hx-headers carry the page's CSRF token (the same one as its forms: a
+    token is signed with the second it was made, so it is compared within one page), and
+    htmx's header alone passes the CSRF check."""
     sign_in_as(client, world["owner"])
-    token = csrf_token(client, "/")
     html = body(client.get(f"/accounts/{world['agency'].id}/"))
-    assert f"""hx-headers='{{"X-CSRFToken": "{token}"}}'""" in html
+    header = re.search(r"""hx-headers='\{"X-CSRFToken": "([^"]+)"\}'""", html)
+    assert header, "no hx-headers with the CSRF token"
+    assert CSRF_RE.search(html).group(1) == header.group(1)
+    response = client.post("/logout", headers={"X-CSRFToken": header.group(1)})
+    assert response.status_code == 303
 
 
 # --- error pages --------------------------------------------------------------------------
