@@ -46,7 +46,11 @@ def check_own_billing(account: Account) -> None:
 
 def settings_for(session: Session, account: Account) -> BillingSettings:
     """The account's settings row (a transient one with the defaults when none is stored)."""
-    return session.get(BillingSettings, account.id) or BillingSettings(
+    return session.get(BillingSettings, account.id) or _defaults(account)
+
+
+def _defaults(account: Account) -> BillingSettings:
+    return BillingSettings(
         account_id=account.id, recharge_threshold_cents=None, recharge_amount_cents=None,
         critical_phone="", address_line1="", address_line2="", city="", region="",
         postal_code="", country="US", direct_charge=False)
@@ -111,14 +115,33 @@ def suggest(session: Session, account: Account, now: datetime | None = None) -> 
     """Settings that charge the card about once a month: a recharge covers 30 days of usage
     (as in the last 30 days), with a threshold of a fifth of that (at least $10) as margin.
     None when there was no usage."""
-    now = now or clock_now()
-    used = -int(session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
-            LedgerEntry.account_id == account.id,
-            LedgerEntry.kind.in_((LedgerKind.USAGE, LedgerKind.PLAN_FEE, LedgerKind.TAX)),
-            LedgerEntry.created_at >= now - rules.RECHARGE_SUGGESTION_WINDOW,
-            LedgerEntry.created_at < now,
-        )) or 0)
+    return _suggestion(session.scalar(_spent_lately(account, now or clock_now())))
+
+
+def settings_and_suggestion(session: Session, account: Account, now: datetime | None = None
+                            ) -> tuple[BillingSettings, Suggestion | None]:
+    """settings_for and suggest in one query (the Billing Settings page shows both)."""
+    row = session.execute(
+        select(BillingSettings, _spent_lately(account, now or clock_now()).scalar_subquery())
+        .select_from(Account)
+        .outerjoin(BillingSettings, BillingSettings.account_id == Account.id)
+        .where(Account.id == account.id)).one()
+    settings = row[0] if row[0] is not None else _defaults(account)
+    return settings, _suggestion(row[1])
+
+
+def _spent_lately(account: Account, now: datetime):
+    """The usage, plan fees and taxes of the last 30 days (a negative sum of cents)."""
+    return select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+        LedgerEntry.account_id == account.id,
+        LedgerEntry.kind.in_((LedgerKind.USAGE, LedgerKind.PLAN_FEE, LedgerKind.TAX)),
+        LedgerEntry.created_at >= now - rules.RECHARGE_SUGGESTION_WINDOW,
+        LedgerEntry.created_at < now,
+    )
+
+
+def _suggestion(spent: int | None) -> Suggestion | None:
+    used = -int(spent or 0)
     if used <= 0:
         return None
     threshold = max(rules.MIN_SUGGESTED_THRESHOLD_CENTS, _whole_dollars_up(used // 5))
@@ -195,30 +218,44 @@ def set_direct_charge(session: Session, account: Account, opted_in: bool) -> Bil
 
 # --------------------------------------------------------------- billing email recipients
 
+@dataclass(frozen=True)
+class EmailPeople:
+    """The account's users (with their roles), the ones chosen to Receive Billing Emails,
+    and who gets them: the chosen users, or, when none are chosen, every owner and admin."""
+    users: list[tuple[User, Role]]
+    chosen: list[User]
+
+    @property
+    def recipients(self) -> list[User]:
+        return self.chosen or [user for user, role in self.users
+                               if role in (Role.OWNER, Role.ADMIN)]
+
+
+def email_people(session: Session, account: Account) -> EmailPeople:
+    """One query: every member of the account by email, each marked chosen or not."""
+    rows = session.execute(
+        select(User, Membership.role, BillingEmailRecipient.user_id)
+        .join(Membership, Membership.user_id == User.id)
+        .outerjoin(BillingEmailRecipient,
+                   (BillingEmailRecipient.user_id == User.id)
+                   & (BillingEmailRecipient.account_id == Membership.account_id))
+        .where(Membership.account_id == account.id).order_by(User.email)).all()
+    return EmailPeople(users=[(user, role) for user, role, _ in rows],
+                       chosen=[user for user, _, chosen in rows if chosen is not None])
+
+
 def account_users(session: Session, account: Account) -> list[tuple[User, Role]]:
-    return [(user, role) for user, role in session.execute(
-        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.account_id == account.id).order_by(User.email))]
+    return email_people(session, account).users
 
 
 def chosen_recipients(session: Session, account: Account) -> list[User]:
-    return list(session.scalars(
-        select(User).join(BillingEmailRecipient, BillingEmailRecipient.user_id == User.id)
-        .join(Membership, (Membership.user_id == User.id)
-              & (Membership.account_id == BillingEmailRecipient.account_id))
-        .where(BillingEmailRecipient.account_id == account.id).order_by(User.email)))
+    return email_people(session, account).chosen
 
 
 def recipients(session: Session, account: Account) -> list[User]:
     """Who gets receipts, decline notices and statements: the chosen users, or, when none
     are chosen, every owner and admin of the account."""
-    chosen = chosen_recipients(session, account)
-    if chosen:
-        return chosen
-    return list(session.scalars(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.account_id == account.id,
-               Membership.role.in_((Role.OWNER, Role.ADMIN))).order_by(User.email)))
+    return email_people(session, account).recipients
 
 
 def set_recipients(session: Session, account: Account, user_ids: list[str]) -> list[User]:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal import rules
 from portal.clock import now as clock_now
@@ -361,13 +361,24 @@ def retry_pending(session: Session, gateway: PaymentGateway,
 # --------------------------------------------------------------- Account Payment History
 
 def history(session: Session, account: Account, page: int = 1, per_page: int = 20) -> Page:
-    total = session.scalar(select(func.count()).select_from(Charge)
-                           .where(Charge.account_id == account.id))
-    items = list(session.scalars(
-        select(Charge).where(Charge.account_id == account.id)
+    """A page of the account's charges, newest first, with their refunds, and how many
+    there are: one query (the count rides along as a window function; only a page past the
+    end asks for it on its own)."""
+    rows = session.execute(
+        select(Charge, func.count().over())
+        .where(Charge.account_id == account.id)
+        .options(joinedload(Charge.refund))
         .order_by(Charge.created_at.desc(), Charge.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)))
-    return Page(items=items, total=total, number=page, per_page=per_page)
+        .limit(per_page).offset((page - 1) * per_page)).all()
+    if rows:
+        total = rows[0][1]
+    elif page > 1:
+        total = session.scalar(select(func.count()).select_from(Charge)
+                               .where(Charge.account_id == account.id))
+    else:
+        total = 0
+    return Page(items=[charge for charge, _ in rows], total=total, number=page,
+                per_page=per_page)
 
 
 def get(session: Session, account: Account, charge_id: int) -> Charge:

@@ -130,6 +130,24 @@ def test_no_suggestion_without_usage(session):
     assert billing.suggest(session, account, NOW) is None
 
 
+def test_settings_and_suggestion_in_one_query_match_the_two_functions(session):
+    """The Billing Settings page reads both in one statement: the same settings (stored, or
+    the defaults when none are) and the same suggestion as settings_for and suggest."""
+    account = f.standalone(session)
+    _entry(session, account, LedgerKind.USAGE, -4000, NOW - timedelta(days=3), "u")
+    settings, suggestion = billing.settings_and_suggestion(session, account, NOW)
+    assert settings not in session and settings.recharge_threshold_cents is None
+    assert suggestion == billing.suggest(session, account, NOW) == billing.Suggestion(
+        4000, 1000, 5000)
+    billing.set_auto_recharge(session, account, "20", "50")
+    session.commit()
+    settings, suggestion = billing.settings_and_suggestion(session, account, NOW)
+    assert settings is billing.settings_for(session, account)
+    assert settings.recharge_threshold_cents == 2000
+    empty = f.standalone(session)
+    assert billing.settings_and_suggestion(session, empty, NOW)[1] is None
+
+
 # --------------------------------------------------------------- critical phone
 
 @pytest.mark.parametrize("typed,stored", [

@@ -546,3 +546,20 @@ def test_a_recharge_started_while_the_primary_was_declining_does_not_break_the_b
     session.expire_all()
     assert count(session, Charge, Charge.status == ChargeStatus.PENDING) <= 1
     assert ledger.check(session) == []
+
+
+def test_payment_history_pages_count_every_charge_of_the_account_only(session, gw, people):
+    """charges.history: newest first, per page, with the total carried by the page's own
+    query (and asked for alone only past the last page)."""
+    account, _owner, admin = people
+    other = f.standalone(session, "Other Clinic")
+    method, theirs = f.card(session, account), f.card(session, other)
+    made = [pay(session, gw, account, admin, method, f"${n}.00") for n in range(1, 6)]
+    pay(session, gw, other, admin, theirs, "$9.00")
+    first, last = charges.history(session, account, 1, 2), charges.history(session, account, 3, 2)
+    assert (first.total, last.total, first.pages) == (5, 5, 3)
+    assert [c.id for c in first.items] == [made[4].id, made[3].id]
+    assert [c.id for c in last.items] == [made[0].id]
+    past = charges.history(session, account, 4, 2)
+    assert (past.items, past.total) == ([], 5)
+    assert charges.history(session, f.standalone(session, "Empty"), 1, 2).total == 0

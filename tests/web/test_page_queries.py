@@ -20,7 +20,6 @@ from tests import factories as f
 
 MAX_STATEMENTS = 6
 SMALL, LARGE = 30, 60
-OVER_THE_LIMIT = {"Billing Settings"}  # see its xfail below
 PAGES = {
     "Account Settings": "/",
     "Accounts": "/sub-accounts",
@@ -104,14 +103,4 @@ def test_signed_in_pages_run_at_most_six_statements_not_growing_with_data(counts
     small, large, report = counts
     for name in PAGES:
         assert len(large[name]) == len(small[name]), report  # not growing with the data
-        if name not in OVER_THE_LIMIT:
-            assert len(large[name]) <= MAX_STATEMENTS, report
-
-
-@pytest.mark.xfail(strict=True, reason="Billing Settings runs 12 statements: 2 of the chrome "
-                   "and 10 of its own (settings, cards, the month's usage, the payments' count "
-                   "and page, their refunds, four lists of users for the email recipients); "
-                   "issue 13 left it for the billing views' owner")
-def test_billing_settings_runs_at_most_six_statements(counts):
-    _, large, report = counts
-    assert len(large["Billing Settings"]) <= MAX_STATEMENTS, report
+        assert len(large[name]) <= MAX_STATEMENTS, report

@@ -20,17 +20,18 @@ def page_context(**overrides):
     own = billing.has_own_billing(account)
     context = {"own_billing": own, "errors": {}, "form": {}, "saved": None}
     if own:
-        settings = billing.settings_for(db.session, account)
+        settings, suggestion = billing.settings_and_suggestion(db.session, account)
+        people = billing.email_people(db.session, account)
         context.update(
             settings=settings,
             methods=payment_methods.in_use(db.session, account),
-            suggestion=billing.suggest(db.session, account),
+            suggestion=suggestion,
             payments=charges.history(db.session, account, 1,
                                      current_app.config["PAYMENTS_PER_PAGE"]),
             form_key=charges.new_form_key(),
-            recipients=billing.recipients(db.session, account),
-            chosen=billing.chosen_recipients(db.session, account),
-            users=billing.account_users(db.session, account),
+            recipients=people.recipients,
+            chosen=people.chosen,
+            users=people.users,
             states=billing.US_STATES,
         )
     else:
