@@ -26,7 +26,7 @@ from portal.models import (
 )
 from portal.services.auth import user_for_email
 from portal.services.inputs import clean_email, clean_text
-from portal.services.lifecycle import close_out, record
+from portal.services.lifecycle import cancel_now, record
 
 STANDALONE_PLANS = tuple(p for p in PLANS if p != "Agency")
 CANCEL_REASONS = (
@@ -65,28 +65,16 @@ def cancel(session: Session, agency: Account, actor: User, reason: str,
             errors["comments"] = "Comments are at most 2,000 characters."
     if errors:
         raise ValidationFailed(errors)
-    result = session.execute(
-        update(Account).where(Account.id == agency.id,
-                              Account.status != AccountStatus.CANCELED)
-        .values(status=AccountStatus.CANCELED, canceled_at=now, updated_at=now)
-    )
-    if result.rowcount != 1:
-        session.refresh(agency)
+    released = cancel_now(session, agency, actor, now)
+    if released is None:
         raise NotAllowed(f"{agency.name} is already canceled.")
-    session.refresh(agency)
-    released = close_out(session, agency, actor, now)
     subs = active_sub_accounts(session, agency)
     canceled_subs = []
     for sub in subs:
-        result = session.execute(
-            update(Account).where(Account.id == sub.id, Account.status != AccountStatus.CANCELED)
-            .values(status=AccountStatus.CANCELED, canceled_at=now, updated_at=now)
-        )
-        session.refresh(sub)
-        if result.rowcount != 1:  # closed on its own meanwhile: keep its own date
+        sub_released = cancel_now(session, sub, actor, now)
+        if sub_released is None:  # closed on its own meanwhile: keep its own date
             continue
         canceled_subs.append(sub)
-        sub_released = close_out(session, sub, actor, now)
         record(session, sub, EventKind.CLOSED, actor, now, by_agency=agency.name,
                released=[n.number for n in sub_released])
     record(session, agency, EventKind.AGENCY_CANCELED, actor, now, reason=reason,

@@ -36,7 +36,7 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import billing, ledger
+from portal.services import billing, ledger, payment_methods
 from portal.services.gateway import GatewayTimeout, PaymentGateway
 from portal.services.money import dollars, parse_cents
 from portal.services.paging import Page
@@ -227,7 +227,7 @@ def pay(session: Session, account: Account, actor: User, method_id: str, amount:
     errors = {}
     method = None
     try:
-        method = _method(session, account, _id(method_id))
+        method = payment_methods.get(session, account, _id(method_id))
     except (TypeError, ValueError, NotFound):
         errors["method"] = "Choose one of the account's payment methods."
     try:
@@ -254,15 +254,6 @@ def _id(raw) -> int:
     if value is None:
         raise ValueError(raw)
     return value
-
-
-def _method(session: Session, account: Account, method_id: int) -> PaymentMethod:
-    method = session.scalar(select(PaymentMethod).where(
-        PaymentMethod.id == method_id, PaymentMethod.account_id == account.id,
-        PaymentMethod.removed_at.is_(None)))
-    if method is None:
-        raise NotFound("Payment method not found.")
-    return method
 
 
 def _role(session: Session, account: Account, role: MethodRole) -> PaymentMethod | None:

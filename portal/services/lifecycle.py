@@ -209,16 +209,9 @@ def close(session: Session, account: Account, actor: User,
     if account.is_agency:
         raise NotAllowed("An agency is canceled from Parent Settings, with all its "
                          "sub-accounts.")
-    result = session.execute(
-        update(Account).where(Account.id == account.id,
-                              Account.status != AccountStatus.CANCELED)
-        .values(status=AccountStatus.CANCELED, canceled_at=now, updated_at=now)
-    )
-    if result.rowcount != 1:
-        session.refresh(account)
+    released = cancel_now(session, account, actor, now)
+    if released is None:
         raise NotAllowed(f"{account.name} is already canceled.")
-    session.refresh(account)
-    released = close_out(session, account, actor, now)
     record(session, account, EventKind.CLOSED, actor, now,
            released=[n.number for n in released])
     return released
@@ -227,6 +220,21 @@ def close(session: Session, account: Account, actor: User,
 # What else must stop when an account is closed, registered by other packages (the billing
 # links revoke the account's pending billing requests), run in the closing transaction.
 ON_CLOSE: list = []
+
+
+def cancel_now(session: Session, account: Account, actor: User | None,
+               now: datetime) -> list[TrackingNumber] | None:
+    """Switch the account to canceled as of `now` (a conditional update: of two closes at
+    once, one wins) and close it out. Returns the released numbers, or None when it was
+    already canceled (it keeps its own date; the account is read again either way)."""
+    result = session.execute(
+        update(Account).where(Account.id == account.id,
+                              Account.status != AccountStatus.CANCELED)
+        .values(status=AccountStatus.CANCELED, canceled_at=now, updated_at=now))
+    session.refresh(account)
+    if result.rowcount != 1:
+        return None
+    return close_out(session, account, actor, now)
 
 
 def close_out(session: Session, account: Account, actor: User | None,
