@@ -257,7 +257,7 @@ def _recharge(session: Session, account: Account, method: PaymentMethod, amount:
     session.add(charge)
     session.flush()
     ledger.post(session, account, LedgerKind.RECHARGE, amount,
-                f"Auto recharge: {method.brand} ending {method.last4} ({charge.receipt_number})",
+                f"Auto recharge: {method.short_label} ({charge.receipt_number})",
                 f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id), now=when)
 
 

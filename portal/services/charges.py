@@ -206,7 +206,7 @@ def credit(session: Session, charge: Charge, now: datetime) -> None:
     actor = session.get(User, charge.actor_id) if charge.actor_id else None
     named = f" ({locked.account.name})" if locked.on_behalf else ""
     ledger.post(session, locked.payer, kind, charge.amount_cents,
-                f"{charge.label}{named}: {method.brand} ending {method.last4} "
+                f"{charge.label}{named}: {method.short_label} "
                 f"({charge.receipt_number})",
                 f"charge:{charge.id}", Cause.CHARGE, cause_ref=str(charge.id),
                 actor=actor, for_account=locked.account if locked.on_behalf else None,

@@ -71,7 +71,7 @@ def edit_method(method_id: int):
     def saved(method):
         role = {"primary": "the Primary method", "backup": "the Backup"}.get(
             method.role.value, "neither Primary nor Backup")
-        return _to_settings(f"{method.brand} ending {method.last4} is now {role}.")
+        return _to_settings(f"{method.short_label} is now {role}.")
 
     return submit(
         lambda: payment_methods.set_role(db.session, g.account, method_id,
@@ -101,5 +101,5 @@ def remove_method(method_id: int):
         lambda: payment_methods.remove(db.session, g.account, method_id,
                                        to_id(request.form.get("promote", ""))),
         lambda errors: dialog(422, errors),
-        lambda _: _to_settings(f"{method.brand} ending {method.last4} was removed. Its past "
+        lambda _: _to_settings(f"{method.short_label} was removed. Its past "
                                "payments stay in the payment history."))

@@ -39,8 +39,8 @@ def _charge(charge):
         flash(f"The payment of {dollars(charge.amount_cents)} is pending: "
               f"{charges.NO_ANSWER}", "info")
     else:
-        flash(f"Thank you: {dollars(charge.amount_cents)} was charged to {charge.method.brand} "
-              f"ending {charge.method.last4}. Receipt {charge.receipt_number} is in the payment "
+        flash(f"Thank you: {dollars(charge.amount_cents)} was charged to "
+              f"{charge.method.short_label}. Receipt {charge.receipt_number} is in the payment "
               "history.", "success")
     return see_other(url_for("billing.index"))
 

@@ -61,8 +61,8 @@ def invalid(block: str):
 
 def charge_outcome(charge, prefix: str = "") -> str:
     if charge.status == ChargeStatus.SUCCEEDED:
-        return (f"{prefix}{dollars(charge.amount_cents)} was charged to {charge.method.brand} "
-                f"ending {charge.method.last4} (receipt {charge.receipt_number}).")
+        return (f"{prefix}{dollars(charge.amount_cents)} was charged to "
+                f"{charge.method.short_label} (receipt {charge.receipt_number}).")
     if charge.status == ChargeStatus.FAILED:
         return f"{prefix}the charge failed: {charge.failure_message}"
     return f"{prefix}{charges.NO_ANSWER}"
