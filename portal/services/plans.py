@@ -39,6 +39,22 @@ class Option:
     def label(self) -> str:
         return {UPGRADE: "Upgrade", DOWNGRADE: "Downgrade", CURRENT: "Current plan"}[self.change]
 
+    @property
+    def is_current(self) -> bool:
+        return self.change == CURRENT
+
+    @property
+    def makes_agency(self) -> bool:
+        return self.becomes == "agency"
+
+    @property
+    def makes_standalone(self) -> bool:
+        return self.becomes == "standalone"
+
+    @property
+    def covers_sub_accounts(self) -> bool:
+        return self.name == AGENCY_PLAN
+
 
 def fee(plan: str) -> int:
     return rules.PLAN_FEES.get(plan, 0)

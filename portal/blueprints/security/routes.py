@@ -1,7 +1,6 @@
 from flask import flash, g, redirect, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from portal import rules
 from portal.blueprints.security import account_bp, bp
 from portal.blueprints.views import admin_required, back, submit
 from portal.clock import now as clock_now
@@ -167,7 +166,7 @@ def _account_page(status=200, errors=None):
     return render("security/account.html", "require_form", status=status,
                   errors=errors or {}, requires=security.account_requires(g.account),
                   without=security.members_without_two_factor(db.session, g.account),
-                  retention_days=history.retention(g.account).days, rules=rules)
+                  retention_days=history.retention(g.account).days)
 
 
 @account_bp.get("/")
