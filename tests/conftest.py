@@ -8,7 +8,7 @@ import re
 import pytest
 from flask import g, request_started
 from jinja2 import BytecodeCache
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from portal import clock, create_app
 from portal.extensions import db
@@ -92,10 +92,36 @@ def _process_state():
     clock.freeze(None)
 
 
+_LEAKED_SETTINGS: list[str] = []
+
+
+def _watch_connection_settings(app) -> None:
+    """The pool keeps its connections for the whole run, so a test that changes a
+    connection's own settings (SQLite's busy_timeout) would hand them to later tests: a
+    300 ms busy_timeout left on one made a 50-thread test fail "database is locked" far
+    from its cause. Each connection going back to the pool is checked and put right, and
+    the test that changed it fails (app fixture)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    expected = int(app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection, _record):
+        if dbapi_connection is None:
+            return
+        value = dbapi_connection.execute("PRAGMA busy_timeout").fetchone()[0]
+        if value != expected:
+            dbapi_connection.execute(f"PRAGMA busy_timeout={expected}")
+            _LEAKED_SETTINGS.append(f"busy_timeout={value} (the app's is {expected})")
+
+
 @pytest.fixture(scope="session")
 def _shared_app(database_url, _schema):
     """The run's app, built once (create_app costs ~65 ms; ~1,800 tests per database)."""
     app = make_app(database_url)
+    _watch_connection_settings(app)
     request_started.connect(_fresh_g, app, weak=False)
     _process_reference.append(ProcessState())
     yield app, AppState(app)
@@ -133,6 +159,11 @@ def app(request, database_url, _shared_app):
         request_started.disconnect(_fresh_g, app)
         return
     changed = state.restore(app)
+    if _LEAKED_SETTINGS:
+        leaked = ", ".join(_LEAKED_SETTINGS)
+        _LEAKED_SETTINGS.clear()
+        pytest.fail(f"{request.node.nodeid} left a pooled connection with {leaked}: "
+                    "put it back before the connection returns to the pool", pytrace=False)
     if changed:
         pytest.fail(f"{request.node.nodeid} changed the shared app ({', '.join(changed)}), "
                     "which later tests would inherit: mark it @pytest.mark.own_app",

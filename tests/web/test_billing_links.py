@@ -8,6 +8,7 @@ charges but times out on the first try).
 """
 
 import threading
+import traceback
 from datetime import timedelta
 
 import pytest
@@ -589,8 +590,8 @@ def test_twenty_submits_of_one_link_at_once_charge_once_and_switch_once(app, ses
             barrier.wait(timeout=30)
             response = customers[i].pay(url)
             results[i] = (response.status_code, body(response))
-        except Exception as e:  # surfaced below
-            errors.append(e)
+        except Exception:  # surfaced below
+            errors.append(traceback.format_exc())  # the whole trace, where it failed
 
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(CUSTOMERS)]
     for t in threads:

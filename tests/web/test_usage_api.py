@@ -2,6 +2,7 @@
 postings to one account."""
 
 import threading
+import traceback
 from datetime import UTC, datetime
 
 import pytest
@@ -324,8 +325,8 @@ def test_concurrent_postings_keep_the_exact_balance_and_recharge_within_the_rule
             retry = client.post(url(account_id), json=body, headers=AUTH)
             results[i] = (first.status_code, first.get_json(), retry.status_code,
                           retry.get_json())
-        except Exception as e:  # surfaced below
-            errors.append(e)
+        except Exception:  # surfaced below
+            errors.append(traceback.format_exc())  # the whole trace, where it failed
 
     threads = [threading.Thread(target=metering_client, args=(i,)) for i in range(POSTINGS)]
     for t in threads:
