@@ -5,8 +5,13 @@
 // Opened after htmx settles, not right after the swap: htmx focuses the new content's
 // [autofocus] element as it settles (about 20 ms later), which would pull focus back from
 // wherever a quick Tab had already moved it inside the dialog.
+//
+// The element that settled is the event's target: event.detail.target is the request's
+// target (gone after an outerHTML swap), and a history restore has no request at all.
 document.addEventListener("htmx:afterSettle", (event) => {
-  const dialog = event.detail.target.querySelector("dialog.confirm:not([open])");
+  if (!(event.target instanceof Element)) return;
+  const closed = "dialog.confirm:not([open])";
+  const dialog = event.target.matches(closed) ? event.target : event.target.querySelector(closed);
   if (!dialog) return;
   dialog.addEventListener("close", () => dialog.remove());
   dialog.showModal();
@@ -60,4 +65,46 @@ document.addEventListener("toggle", (event) => {
   if (details instanceof HTMLDetailsElement && details.open) {
     details.dispatchEvent(new CustomEvent("details-opened"));
   }
+}, true);
+
+// A filter form is drawn with its results and swapped with them (hx-target="#results"), so
+// the controls always show what the rows were drawn from, after a history restore too. The
+// swap must not take from the reader what they typed into the field they are in while the
+// request was on its way (it is put back and searched for in turn, by the form's own
+// "input changed" trigger), nor close a Filter panel they opened (details[id]).
+let keptForSwap = null;
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const target = event.detail.target;
+  const active = document.activeElement;
+  keptForSwap = {
+    typed: active instanceof HTMLInputElement && active.id && target.contains(active)
+      && ["search", "text"].includes(active.type) ? { id: active.id, value: active.value } : null,
+    open: [...target.querySelectorAll("details[open][id]")].map((details) => details.id),
+  };
+});
+document.addEventListener("htmx:afterSwap", () => {
+  if (!keptForSwap) return;
+  const { typed, open } = keptForSwap;
+  keptForSwap = null;
+  open.forEach((id) => {
+    const details = document.getElementById(id);
+    if (details instanceof HTMLDetailsElement) details.open = true;
+  });
+  const field = typed && document.getElementById(typed.id);
+  if (field instanceof HTMLInputElement && field.value !== typed.value) {
+    field.value = typed.value;
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+});
+
+// An export link [data-export-from="<form id>"] exports what that filter form shows when it
+// is clicked. Without JavaScript its href is the filter the page was drawn from, which the
+// form then shows too.
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element && event.target.closest("a[data-export-from]");
+  const form = link && document.getElementById(link.dataset.exportFrom);
+  if (!(form instanceof HTMLFormElement)) return;
+  const url = new URL(link.href);
+  url.search = new URLSearchParams(new FormData(form)).toString();
+  link.href = url.toString();
 }, true);

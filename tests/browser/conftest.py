@@ -96,6 +96,51 @@ def page(page: Page) -> Page:
     return page
 
 
+# What the console may say without failing a test, each with why (regexes over the text).
+# HTTP statuses are judged from the responses instead (below): Chromium logs "Failed to load
+# resource: the server responded with a status of 422" for every 4xx/5xx.
+CONSOLE_ALLOWED: list[tuple[str, str]] = [
+    (r"^Failed to load resource: the server responded with a status of \d{3}",
+     "an HTTP status, judged from the response itself"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_console_errors(request):
+    """Every browser test fails on a console error (console.error, a CSP refusal), an
+    uncaught exception in the page (pageerror), in any page of its context (a receipt opened
+    in a new tab too), or on a response the design never gives: a 5xx, or a 4xx for an asset
+    (a script, a stylesheet, an image). A page or an htmx answer may be a 4xx by design (422
+    for bad input, 404, 403); the test asserts those."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    seen: list[str] = []
+
+    def console(message) -> None:
+        if message.type != "error":
+            return
+        if any(re.search(pattern, message.text) for pattern, _ in CONSOLE_ALLOWED):
+            return
+        where = message.location.get("url") or (message.page.url if message.page else "")
+        seen.append(f"console.error at {where}: {message.text}")
+
+    def response(answer) -> None:
+        kind = answer.request.resource_type
+        if answer.status >= 500 or (answer.status >= 400
+                                    and kind not in ("document", "xhr", "fetch")):
+            seen.append(f"HTTP {answer.status} for the {kind} {answer.url}")
+
+    page.context.on("console", console)
+    page.context.on("weberror", lambda error: seen.append(
+        f"uncaught in {error.page.url if error.page else '?'}: {error.error}"))
+    page.context.on("response", response)
+    yield
+    if seen:
+        pytest.fail("the browser reported:\n" + "\n".join(seen), pytrace=False)
+
+
 @pytest.fixture
 def sign_in(page: Page):
     """sign_in(email): the sign-in form filled and sent; returns once the account's page is

@@ -205,12 +205,17 @@ def test_a_bad_filter_is_a_422_with_the_message(client, logs, params, errors):
     assert form_error(errors[0]) in body(csv_response)
 
 
-def test_an_htmx_search_returns_just_the_results(client, logs):
+def test_an_htmx_search_returns_the_results_with_the_filter_they_were_drawn_from(client, logs):
+    """The fragment holds the filter form too, drawn from the same search: a history restore
+    (back, forward) brings controls and rows back together (issue 14)."""
     sign_in_as(client, logs.ann)
-    response = logs_page(client, logs.solo, HX, q="minutes")
+    response = logs_page(client, logs.solo, HX, q="minutes", kind="usage")
     assert response.status_code == 200
     html = assert_fragment(response, '<div id="results">')
-    assert 'id="log-filters"' not in html
+    assert html.count('id="log-filters"') == 1
+    assert 'name="q" value="minutes"' in html
+    assert '<option value="usage" selected>' in html
+    assert "q=minutes&amp;kind=usage" in html  # the Export to CSV link: the same filter
     assert [row.cells[2] for row in table_rows(html)] == ["Usage: 30 MINUTES, 1 number",
                                                           "Usage: 60 minutes"]
 
@@ -298,7 +303,7 @@ def test_the_page_links_to_the_csv_with_its_filters(client, logs):
     sign_in_as(client, logs.ann)
     html = body(logs_page(client, logs.solo, kind="usage", q="min", **{"from": "2026-11-21"}))
     link = (f'<a href="{url(logs.solo, "logs.csv")}?q=min&amp;kind=usage&amp;from=2026-11-21'
-            '&amp;to=" hx-boost="false" download>Export to CSV</a>')
+            '&amp;to=" hx-boost="false" data-export-from="log-filters" download>Export to CSV</a>')
     assert link in html
 
 

@@ -350,12 +350,14 @@ def test_the_include_sub_accounts_filter_is_kept_in_the_pager(app, client, w):
     assert cells(html)[0][2] == "Northwind Agency LLC"
 
 
-def test_an_htmx_request_gets_only_the_results(client, w):
+def test_an_htmx_request_gets_the_results_with_the_filter_they_were_drawn_from(client, w):
+    """The fragment holds the filter form too, drawn from the same filter (issue 14)."""
     sign_in_as(client, w.ann)
     response = client.get(history_url(w.solo, type="account"), headers=HX)
     assert response.status_code == 200
     html = assert_fragment(response, '<div id="results">')
-    assert "history-filters" not in html
+    assert html.count('id="history-filters"') == 1
+    assert '<option value="account" selected>' in html
     assert cells(html) == [SOLO_ROWS[0], SOLO_ROWS[3]]
 
 

@@ -6,16 +6,17 @@ from portal.blueprints.history import bp
 from portal.blueprints.views import admin_required
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.rendering import is_partial, render
+from portal.rendering import render
 from portal.services import history
 from portal.services.paging import Page, parse_page
 from portal.versioning import RECORD_TYPES
 
 
 def _page(result, filters_args, errors, status=200):
-    # The user filter's choices are drawn only for the whole page (a partial swaps the
-    # results, not the form), and over the versions the page can show.
-    actors = [] if is_partial() else history.actors(
+    # The filter form is drawn with the results (a partial swaps both, so a history restore
+    # shows the filter the rows were drawn from); the user filter's choices are over the
+    # versions the page can show.
+    actors = history.actors(
         db.session, g.account, g.account.is_agency and bool(filters_args.get("subs")))
     return render("history/index.html", "results", status=status, result=result,
                   args=filters_args, errors=errors, record_types=RECORD_TYPES,
