@@ -35,3 +35,15 @@ class NotAllowed(DomainError):
 
 class TooManyAttempts(DomainError):
     status = 429
+
+
+class ConfirmationNeeded(DomainError):
+    """Allowed, but only once the person has seen what it does and confirmed (a charge now,
+    a failing card made Primary). `subject` is what the confirmation shows (the charge the
+    service will make, the card's standing); the message says why it asks."""
+
+    status = 409
+
+    def __init__(self, message: str, subject=None):
+        super().__init__(message)
+        self.subject = subject

@@ -2,7 +2,8 @@
 transaction of what they tell (rendered by compose, from templates/mail/ and, for the billing
 links, billing_links/templates/billing_links/email_*):
 
-- receipt, refund, declined: a charge or refund settled, to the billing-email recipients of
+- receipt, refund, declined, primary_declined (the Backup paid a recharge the Primary
+  declined): a charge or refund settled, to the billing-email recipients of
   the paying account (and whoever else it concerns);
 - statement: a statement as a PDF attachment, to one address;
 - new_owner: a transferred account's new owner;
@@ -73,6 +74,17 @@ def declined(session: Session, charges: list[Charge]) -> int:
     subject = f"Action needed: your card was declined for {account.name}"
     return _to_recipients(session, account, "decline", f"decline:{last.id}", subject,
                           "mail/declined", context)
+
+
+def primary_declined(session: Session, declined: Charge, paid: Charge) -> int:
+    """An auto recharge's Primary declined and the Backup paid: besides the receipt, tell
+    the recipients the Primary needs fixing (the next recharge tries it first again)."""
+    account = session.get(Account, paid.account_id)
+    context = {"declined": declined, "paid": paid, "account": account}
+    subject = (f"Your Primary card was declined for {account.name}: the Backup paid "
+               f"{dollars(paid.amount_cents)}")
+    return _to_recipients(session, account, "primary_declined", f"primary-declined:{paid.id}",
+                          subject, "mail/primary_declined", context)
 
 
 def _to_recipients(session: Session, account: Account, kind: str, key: str, subject: str,
@@ -161,3 +173,19 @@ def link_receipt(session: Session, agency: Account, sub: Account, request: "Bill
                   template="billing_links/email_customer_receipt", context=context,
                   html=False, account_id=sub.id,
                   dedupe_key=f"billing-link-receipt:{charge.id}")
+
+
+def added_to_agency_billing(session: Session, move, moved_cents: int, actor: User | None,
+                            key: str) -> int:
+    """Add to Agency Billing (billing_links.service.AgencyMove): to the sub-account's owners
+    and admins and the customer named on its last billing request, once each: which balance
+    moved which way, the cards and auto recharge it lost, that its history stays readable."""
+    sub, agency = move.sub, move.agency
+    context = {"sub": sub, "agency": agency, "move": move, "moved": moved_cents,
+               "actor": actor, "sign_in": compose.external_url("auth.login")}
+    subject = f"{sub.name} is now paid from {agency.name}'s balance (agency billing)"
+    for email in move.told:
+        compose.queue(session, to=email, subject=subject, kind="billing_mode",
+                      template="mail/added_to_agency", context=context, account_id=sub.id,
+                      dedupe_key=f"{key}:{email.lower()}")
+    return len(move.told)

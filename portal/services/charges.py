@@ -15,6 +15,7 @@ a charge must be on record before money moves.
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
@@ -23,10 +24,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal import rules
 from portal.clock import now as clock_now
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import ConfirmationNeeded, NotFound, ValidationFailed
 from portal.mail import notices
 from portal.models import (
     Account,
+    BillingSettings,
     Cause,
     Charge,
     ChargePurpose,
@@ -46,6 +48,7 @@ log = logging.getLogger("portal.charges")
 
 NO_ANSWER = ("The payment processor didn't answer yet; we retry automatically (never charging "
              "twice).")
+BACKUP = ":backup"  # the key of a recharge's second try, on the Backup: the first's + this
 
 
 # A purpose whose settlement is its own (the billing links register the opening balance:
@@ -192,6 +195,12 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
         return True
     credit(session, charge, now)
     notices.receipt(session, charge)
+    if charge.purpose == ChargePurpose.RECHARGE and charge.idempotency_key.endswith(BACKUP):
+        # The Backup paid because the Primary declined: the receipt alone would hide that
+        # the Primary needs fixing before the next recharge.
+        first = by_key(session, charge.idempotency_key.removesuffix(BACKUP))
+        if first is not None and first.is_failed:
+            notices.primary_declined(session, first, charge)
     return True
 
 
@@ -264,11 +273,27 @@ def _role(session: Session, account: Account, role: MethodRole) -> PaymentMethod
 
 # --------------------------------------------------------------- auto recharge
 
-def start_recharge(session: Session, account: Account, now: datetime | None = None,
-                   balance: int | None = None) -> Charge | None:
-    """After the balance moved down: if it is below the threshold, record a pending recharge
-    on the Primary for what brings it back to the recharge amount. At most one recharge is
-    pending per account (a unique index), so concurrent usage starts one."""
+@dataclass(frozen=True)
+class RechargeDue:
+    """A recharge the balance calls for now: the amount and the card start_recharge charges,
+    what the balance is, and what the charge brings it back up to."""
+
+    amount_cents: int
+    method: PaymentMethod
+    balance_cents: int
+    threshold_cents: int
+    target_cents: int
+
+    @property
+    def confirmation(self) -> str:
+        """What a confirmation of this very charge carries back ("19485:12": cents, card)."""
+        return f"{self.amount_cents}:{self.method.id}"
+
+
+def recharge_due(session: Session, account: Account,
+                 balance: int | None = None) -> RechargeDue | None:
+    """The recharge start_recharge would record now, or None: the balance is at or above
+    the threshold (or recharge is off), there is no Primary, or a recharge is in flight."""
     settings = billing.settings_for(session, account)
     if balance is None:  # else: what the caller's posting left, in this same transaction
         balance = session.scalar(select(Account.balance_cents).where(Account.id == account.id))
@@ -284,14 +309,52 @@ def start_recharge(session: Session, account: Account, now: datetime | None = No
         Charge.status == ChargeStatus.PENDING))
     if pending is not None:
         return None
+    return RechargeDue(min(needed, rules.MAX_CHARGE_CENTS), primary, balance,
+                       settings.recharge_threshold_cents, settings.recharge_amount_cents)
+
+
+def start_recharge(session: Session, account: Account, now: datetime | None = None,
+                   balance: int | None = None) -> Charge | None:
+    """After the balance moved down: if it is below the threshold, record a pending recharge
+    on the Primary for what brings it back to the recharge amount. At most one recharge is
+    pending per account (a unique index), so concurrent usage starts one."""
+    due = recharge_due(session, account, balance)
+    return None if due is None else _start_due(session, account, due, now)
+
+
+def _start_due(session: Session, account: Account, due: RechargeDue,
+               now: datetime | None = None) -> Charge | None:
     try:
-        return start(session, account, primary, ChargePurpose.RECHARGE,
-                     min(needed, rules.MAX_CHARGE_CENTS),
+        return start(session, account, due.method, ChargePurpose.RECHARGE, due.amount_cents,
                      f"recharge:{account.id}:{secrets.token_hex(8)}",
-                     f"Auto recharge of {account.name} to "
-                     f"{dollars(settings.recharge_amount_cents)}", now=now)
+                     f"Auto recharge of {account.name} to {dollars(due.target_cents)}", now=now)
     except IntegrityError:  # another posting started one at the same moment
         return None
+
+
+def save_auto_recharge(session: Session, account: Account, threshold: str, amount: str,
+                       enabled: bool = True, confirmed: str | None = None
+                       ) -> tuple[BillingSettings, Charge | None]:
+    """Balance Auto Recharge Settings saved, and the recharge they call for now (the balance
+    is below the new threshold) recorded pending, for `run_recharge` to charge.
+
+    A save that would charge now needs the person's confirmation of that very charge:
+    `confirmed` is the `RechargeDue.confirmation` they were shown. Without it, or when the
+    balance, the settings or the Primary changed since (another amount or card is due now),
+    ConfirmationNeeded carries the charge due now and the caller rolls the save back. The
+    check and the charge are made under the account's money lock, so the balance the
+    confirmation was compared with is the one the charge is made on."""
+    billing.check_own_billing(account)
+    ledger.lock_payer(session, account.id)
+    settings = billing.set_auto_recharge(session, account, threshold, amount, enabled)
+    due = recharge_due(session, account)
+    if due is None:
+        return settings, None
+    if confirmed != due.confirmation:
+        raise ConfirmationNeeded(
+            f"Saving charges {dollars(due.amount_cents)} to {due.method.short_label} now, to "
+            f"bring the balance to {dollars(due.target_cents)}.", due)
+    return settings, _start_due(session, account, due)
 
 
 def run_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
@@ -310,10 +373,10 @@ def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
     account = session.get(Account, charge.account_id)
     backup = _role(session, account, MethodRole.BACKUP)
     if backup is not None and backup.id != charge.method_id \
-            and not charge.idempotency_key.endswith(":backup"):
+            and not charge.idempotency_key.endswith(BACKUP):
         try:
             second = start(session, account, backup, ChargePurpose.RECHARGE,
-                           charge.amount_cents, f"{charge.idempotency_key}:backup",
+                           charge.amount_cents, f"{charge.idempotency_key}{BACKUP}",
                            charge.description + " (backup card)", now=now)
         except IntegrityError:
             # Usage started another recharge since the Primary declined: that one tries the
@@ -325,8 +388,8 @@ def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
         if second.status != ChargeStatus.FAILED:
             return second
         tried.append(second)
-    elif charge.idempotency_key.endswith(":backup"):
-        first = by_key(session, charge.idempotency_key.removesuffix(":backup"))
+    elif charge.idempotency_key.endswith(BACKUP):
+        first = by_key(session, charge.idempotency_key.removesuffix(BACKUP))
         tried = [c for c in (first, charge) if c is not None]
     notices.declined(session, tried)
     session.commit()

@@ -403,8 +403,13 @@ def test_a_declined_primary_falls_back_to_the_backup(session, gw):
     assert entries(session, account)[-1] == (LedgerKind.RECHARGE, 4500, 5000)
     assert count(session, LedgerEntry, LedgerEntry.kind == LedgerKind.RECHARGE) == 1
     subject = f"Receipt {charge.receipt_number}: auto recharge of $45.00 for Harbor Dental"
-    assert mail(session) == [("admin@example.test", "receipt", subject),
-                             ("owner@example.test", "receipt", subject)]
+    assert mail(session, "receipt") == [("admin@example.test", "receipt", subject),
+                                        ("owner@example.test", "receipt", subject)]
+    # Besides the receipt (issue 14): the Primary declined, and needs fixing.
+    notice = "Your Primary card was declined for Harbor Dental: the Backup paid $45.00"
+    assert mail(session, "primary_declined") == [
+        ("admin@example.test", "primary_declined", notice),
+        ("owner@example.test", "primary_declined", notice)]
 
 
 def test_when_both_cards_decline_every_recipient_gets_a_decline_email(session, gw):

@@ -155,3 +155,24 @@ def balance(client, account) -> str:
                       body(client.get(url(account))))
     assert match, "no balance on the page"
     return match.group(1)
+
+
+RECHARGE_CHARGE = re.compile(r'name="charge" value="([0-9]+:[0-9]+)"')
+
+
+def recharge_confirmation(html: str) -> str:
+    """What the auto recharge confirmation dialog carries back ("cents:method id")."""
+    match = RECHARGE_CHARGE.search(html)
+    assert match, "no auto recharge confirmation"
+    return match.group(1)
+
+
+def save_recharge_confirmed(client, account, form: dict, headers=None):
+    """Save auto recharge settings that charge now: the save asks (nothing charged), then
+    the confirmation as the dialog posts it."""
+    asked = post(client, url(account, "auto-recharge"), form, headers=headers)
+    assert asked.status_code == 200, body(asked)
+    assert "Saving charges " in body(asked)
+    return post(client, url(account, "auto-recharge"),
+                {**form, "confirm": "yes", "charge": recharge_confirmation(body(asked))},
+                headers=headers)

@@ -35,6 +35,7 @@ from tests.web.billing_world import (
     methods,
     paid,
     post,
+    save_recharge_confirmed,
     section,
     snapshot,
     tag,
@@ -520,7 +521,8 @@ def test_the_page_suggests_recharge_settings_from_the_last_30_days(client, sessi
 def test_saving_a_threshold_above_the_balance_recharges_at_once(client, session, bw):
     visa = card(session, bw.solo)
     sign_in_as(client, bw.ann)
-    response = post(client, url(bw.solo, "auto-recharge"), {"threshold": "20", "amount": "100"})
+    # Issue 14: the save says what it charges and asks first (tests/web/test_recharge_confirm.py)
+    response = save_recharge_confirmed(client, bw.solo, {"threshold": "20", "amount": "100"})
     assert response.status_code == 303
     [charge] = session.scalars(select(Charge)).all()
     assert (charge.method_id, charge.amount_cents, charge.status.value) == (
@@ -541,8 +543,8 @@ def test_a_declined_primary_falls_back_to_the_backup(client, session, bw):
     sign_in_as(client, bw.ann)
     assert post(client, url(bw.solo, f"payment-methods/{mc.id}/edit"),
                 {"role": "backup"}).status_code == 303
-    response = post(client, url(bw.solo, "auto-recharge"), {"threshold": "20", "amount": "100"},
-                    headers=HX)
+    response = save_recharge_confirmed(client, bw.solo, {"threshold": "20", "amount": "100"},
+                                       headers=HX)
     # Money moved: the whole page again (the balance and the history changed too).
     assert (response.status_code, response.headers["HX-Redirect"]) == (204, url(bw.solo))
     first, second = session.scalars(select(Charge).order_by(Charge.id)).all()
@@ -550,14 +552,16 @@ def test_a_declined_primary_falls_back_to_the_backup(client, session, bw):
     assert (second.method_id, second.status.value) == (mc.id, "succeeded")
     assert (f"The balance was below the threshold: $100.00 was charged to Mastercard ending "
             f"4444 (receipt {second.receipt_number}).") in body(client.get(url(bw.solo)))
-    assert session.scalars(select(OutboxMessage.kind)).all() == ["receipt"]
+    # The receipt, and (issue 14) the notice that the Primary declined.
+    assert session.scalars(select(OutboxMessage.kind).order_by(OutboxMessage.id)).all() == [
+        "receipt", "primary_declined"]
 
 
 def test_when_every_card_declines_the_recipients_are_told(client, session, bw):
     card(session, bw.solo, DECLINED)
     sign_in_as(client, bw.ann)
-    response = post(client, url(bw.solo, "auto-recharge"), {"threshold": "20", "amount": "100"},
-                    headers=HX)
+    response = save_recharge_confirmed(client, bw.solo, {"threshold": "20", "amount": "100"},
+                                       headers=HX)
     assert (response.status_code, response.headers["HX-Redirect"]) == (204, url(bw.solo))
     html = body(client.get(url(bw.solo)))
     assert ("The balance was below the threshold: the charge failed: The card was declined."
@@ -803,7 +807,9 @@ def billing_posts(method_id: int, other_id: int, user_id: int) -> list[tuple[str
         ("payment-methods/new-ach", ACH_FORM),
         (f"payment-methods/{other_id}/edit", {"role": "backup"}),
         (f"payment-methods/{other_id}/remove", {"confirm": "yes"}),
-        ("auto-recharge", {"threshold": "20", "amount": "100"}),
+        # Confirmed (issue 14): on a zero balance, saving these charges $100.00 to the Primary.
+        ("auto-recharge", {"threshold": "20", "amount": "100", "confirm": "yes",
+                           "charge": f"10000:{method_id}"}),
         ("critical-phone", {"phone": "+14155550134"}),
         ("service-address", ADDRESS),
         ("direct-charge", {"direct_charge": "on"}),

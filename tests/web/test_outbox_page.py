@@ -16,6 +16,7 @@ from tests.web.billing_world import (
     card,
     form_key,
     post,
+    save_recharge_confirmed,
     url,
 )
 from tests.web.conftest import sign_in_as
@@ -110,8 +111,8 @@ def test_a_message_shows_its_text(client, session, bw):
 def test_a_decline_notice_is_in_the_outbox(client, session, bw):
     card(session, bw.solo, DECLINED)
     sign_in_as(client, bw.ann)
-    assert post(client, url(bw.solo, "auto-recharge"),
-                {"threshold": "20", "amount": "100"}).status_code == 303
+    assert save_recharge_confirmed(client, bw.solo,
+                                   {"threshold": "20", "amount": "100"}).status_code == 303
     [message] = session.scalars(select(OutboxMessage)).all()
     assert (message.kind, message.to_address) == ("decline", "ann@example.test")
     html = body(client.get(f"/dev/outbox/{message.id}"))

@@ -4,7 +4,8 @@ htmx, else back to the page)."""
 from flask import current_app, flash, g, request, url_for
 
 from portal.blueprints.billing import bp
-from portal.blueprints.views import agency_only, own_billing, submit
+from portal.blueprints.views import agency_only, back, confirmed, own_billing, submit
+from portal.errors import ConfirmationNeeded
 from portal.extensions import db, payment_gateway
 from portal.models import ChargeStatus
 from portal.rendering import is_partial, render, see_other
@@ -12,6 +13,7 @@ from portal.services import billing, charges, payment_methods
 from portal.services.money import dollars
 
 SETTINGS = "billing/settings.html"
+RECHARGE_CONFIRM = "billing/recharge_confirm.html"
 
 
 def page_context(**overrides):
@@ -71,18 +73,40 @@ def charge_outcome(charge, prefix: str = "") -> str:
 @bp.post("/auto-recharge")
 @own_billing
 def auto_recharge():
-    def save():
-        enabled = request.form.get("enabled", "on") != "off"
-        settings = billing.set_auto_recharge(db.session, g.account,
-                                             request.form.get("threshold", ""),
-                                             request.form.get("amount", ""), enabled)
-        return settings, charges.start_recharge(db.session, g.account)
+    """Save; a save that would charge the card now asks first (the charge due, computed by
+    the service that will make it), and charges only what the confirmation showed."""
+    form = request.form
 
-    return submit(save, invalid("recharge_section"), lambda saved: _recharge_saved(*saved))
+    def save():
+        return charges.save_auto_recharge(
+            db.session, g.account, form.get("threshold", ""), form.get("amount", ""),
+            form.get("enabled", "on") != "off",
+            confirmed=form.get("charge") if confirmed(form) else None)
+
+    try:
+        return submit(save, invalid("recharge_section"), lambda saved: _recharge_saved(*saved))
+    except ConfirmationNeeded as e:
+        db.session.rollback()  # nothing saved until the charge is confirmed
+        return confirm_recharge(e.subject, stale=confirmed(form))
+
+
+def confirm_recharge(due, stale: bool = False):
+    """The confirmation dialog: in #dialog-slot for htmx (whichever form asked), a page of
+    its own otherwise."""
+    response = render(RECHARGE_CONFIRM, "dialog", due=due, stale=stale, form=request.form)
+    if is_partial():
+        response.headers["HX-Retarget"] = "#dialog-slot"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
 
 
 def _recharge_saved(settings, recharge):
+    # Asked from the confirmation dialog: back to the page whatever happened (the dialog
+    # closes; the balance may have moved since it was drawn).
+    asked = confirmed(request.form)
     if not settings.auto_recharge:
+        if asked:
+            return back(url_for("billing.index"), "Auto recharge is off.")
         return _section("recharge_section", "Auto recharge is off.")
     message = (f"Saved: when the balance falls below "
                f"{dollars(settings.recharge_threshold_cents)}, the Primary method is charged "
@@ -93,6 +117,9 @@ def _recharge_saved(settings, recharge):
         message += " " + charge_outcome(charge, "The balance was below the threshold: ")
         flash(message, "success" if charge.status == ChargeStatus.SUCCEEDED else "error")
         return see_other(url_for("billing.index"))
+    if asked:
+        return back(url_for("billing.index"), message + " Nothing was charged: the balance is "
+                    "no longer below the threshold, or a recharge is already under way.")
     return _section("recharge_section", message)
 
 
