@@ -18,6 +18,8 @@ def init_app(app) -> None:
     from billing_links import service
 
     service.wire()
+    # The emails (rendered by portal.mail's renderer, in an app context) link the receipt.
+    app.jinja_env.globals["billing_link_receipt_url"] = receipt_url
 
 
 def settings(app):
@@ -31,3 +33,16 @@ def settings(app):
     keys = config["BILLING_LINK_SECRET_KEYS"]  # set, or derived by portal/keys.py
     return LinkSettings(keys=list(keys), ttl=timedelta(days=config["BILLING_LINK_TTL_DAYS"]),
                         base_url=config["EXTERNAL_BASE_URL"])
+
+
+def receipt_url(request, charge) -> str:
+    """The absolute URL of a billing-link payment's receipt (on the configured external
+    address), for the emails: signed like the link, valid for
+    rules.BILLING_LINK_RECEIPT_TTL."""
+    from flask import current_app
+
+    from billing_links.service import receipt_token
+
+    link = settings(current_app)
+    token = receipt_token(link, request, charge)
+    return f"{link.base_url.rstrip('/')}/billing-link/receipt/{token}"

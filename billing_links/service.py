@@ -31,12 +31,14 @@ from portal.models import (
     ChargeStatus,
     EventKind,
     LedgerKind,
+    Membership,
     MethodKind,
     MethodRole,
     PaymentMethod,
+    Role,
     User,
 )
-from portal.services import cards, charges, ledger, lifecycle
+from portal.services import cards, charges, ledger, lifecycle, payment_methods
 from portal.services.gateway import PaymentGateway
 from portal.services.inputs import clean_email, clean_text
 from portal.services.lifecycle import record
@@ -165,11 +167,61 @@ def _close_pending(session: Session, sub: Account, status: RequestStatus,
         .values(status=status, closed_at=now)).rowcount
 
 
+@dataclass(frozen=True)
+class AgencyMove:
+    """What Add to Agency Billing would do to a customer-billed sub-account (its dialog says
+    it before, its email after): which balance moves which way, the payment methods and
+    the auto recharge it loses, and who is told."""
+
+    sub: Account
+    agency: Account
+    balance_cents: int  # the sub-account's: > 0 moves to the agency, < 0 the agency takes on
+    methods: list[str]  # the payment methods in use, as shown ("Visa ending 4242 (Primary)")
+    recharge: tuple[int, int] | None  # its auto recharge (threshold, amount) when on
+    owners: list  # User: the sub-account's owners and admins
+    customer_email: str | None  # the customer named on its last billing request
+
+    @property
+    def agency_balance_after_cents(self) -> int:
+        return self.agency.balance_cents + self.balance_cents
+
+    @property
+    def told(self) -> list[str]:
+        """Everyone the move emails, each once."""
+        emails = [user.email for user in self.owners]
+        if self.customer_email and self.customer_email.lower() not in {
+                e.lower() for e in emails}:
+            emails.append(self.customer_email)
+        return emails
+
+
+def agency_move(session: Session, agency: Account, sub: Account) -> AgencyMove:
+    """The move as it stands now (the dialog; the service reads it again under the lock)."""
+    settings = session.get(BillingSettings, sub.id)
+    owners = list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == sub.id,
+               Membership.role.in_((Role.OWNER, Role.ADMIN)))
+        .order_by(User.email)))
+    last = session.scalar(select(BillingRequest.email).where(
+        BillingRequest.sub_account_id == sub.id)
+        .order_by(BillingRequest.created_at.desc(), BillingRequest.id.desc()).limit(1))
+    return AgencyMove(
+        sub=sub, agency=agency, balance_cents=sub.balance_cents,
+        methods=[m.short_label + (" (Primary)" if m.is_primary else " (Backup)"
+                                  if m.is_backup else "")
+                 for m in payment_methods.in_use(session, sub)],
+        recharge=((settings.recharge_threshold_cents, settings.recharge_amount_cents)
+                  if settings is not None and settings.auto_recharge else None),
+        owners=owners, customer_email=last)
+
+
 def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor: User,
                           now: datetime | None = None) -> int:
     """Its payment methods and recharge settings are removed, its balance moves to the
-    agency (a pair of entries naming each other), billing becomes agency. Returns the cents
-    moved."""
+    agency (a pair of entries naming each other), billing becomes agency; its owners and
+    admins and the customer on its last billing request are emailed what moved (its
+    payment history and billing logs stay readable). Returns the cents moved."""
     now = now or clock_now()
     # The agency's and the sub-account's rows (in that order), read afresh: no usage or
     # payment for the sub-account lands between the balance read below and the switch.
@@ -183,6 +235,7 @@ def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor
         .values(billing_mode=BillingMode.AGENCY, updated_at=now)).rowcount
     if switched != 1:
         raise NotAllowed(f"{sub.name} is already on agency billing.")
+    move = agency_move(session, agency, sub)  # what it had, before it is removed
     session.execute(update(PaymentMethod).where(
         PaymentMethod.account_id == sub.id, PaymentMethod.removed_at.is_(None))
         .values(removed_at=now, role=MethodRole.OTHER))
@@ -205,6 +258,8 @@ def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor
     session.refresh(sub)
     record(session, agency, EventKind.BILLING_MODE_CHANGED, actor, now, account=sub.name,
            account_id=sub.id, billing="agency", moved_cents=balance)
+    notices.added_to_agency_billing(session, move, balance, actor,
+                                    f"to-agency:{sub.id}:{now:%Y%m%dT%H%M%S.%f}")
     return balance
 
 
@@ -428,6 +483,62 @@ def _declined(session: Session, charge: Charge, now: datetime) -> None:
         BillingRequest.id == request.id, BillingRequest.status == RequestStatus.PENDING,
         BillingRequest.failed_attempts == int(charge.idempotency_key.rsplit(":", 1)[1]))
         .values(failed_attempts=BillingRequest.failed_attempts + 1))
+
+
+# --------------------------------------------------------------- after paying
+
+@dataclass(frozen=True)
+class Paid:
+    """A billing-link payment as its thank-you page and receipt show it (read only: opening
+    them again changes and charges nothing)."""
+
+    request: BillingRequest
+    charge: Charge
+    sub: Account
+    agency: Account
+    settings: BillingSettings  # the sub-account's billing settings now
+
+    @property
+    def switched(self) -> bool:
+        """This payment took the sub-account off agency billing."""
+        return (self.request.status == RequestStatus.PAID
+                and self.request.charge_id == self.charge.id)
+
+
+def receipt_token(settings: LinkSettings, request: BillingRequest, charge: Charge) -> str:
+    return tokens.sign_receipt(settings.keys, request.link_id, charge.id)
+
+
+def paid(session: Session, settings: LinkSettings, token: str) -> Paid:
+    """The payment behind a receipt token (see tokens.sign_receipt), or LinkTampered /
+    LinkExpired. The token names the charge and its link: a charge of another link is
+    refused as tampered."""
+    from portal.services import billing
+
+    link_id, charge_id = tokens.verify_receipt(settings.keys, token,
+                                               rules.BILLING_LINK_RECEIPT_TTL)
+    request = session.scalar(select(BillingRequest).where(BillingRequest.link_id == link_id))
+    charge = session.get(Charge, charge_id)
+    if (request is None or charge is None
+            or not charge.idempotency_key.startswith(f"billing-link:{link_id}:")
+            or charge.account_id != request.sub_account_id):
+        raise tokens.LinkTampered()
+    sub = session.get(Account, request.sub_account_id)
+    agency = session.get(Account, request.agency_id)
+    return Paid(request, charge, sub, agency, billing.settings_for(session, sub))
+
+
+def paid_by_link(session: Session, settings: LinkSettings, token: str) -> str | None:
+    """The receipt token of the payment that used this link up (the used-link page points to
+    its thank-you page), or None."""
+    try:
+        link_id = tokens.verify(settings.keys, token, settings.ttl + timedelta(days=1))
+    except tokens.LinkError:
+        return None
+    request = session.scalar(select(BillingRequest).where(BillingRequest.link_id == link_id))
+    if request is None or request.status != RequestStatus.PAID or request.charge_id is None:
+        return None
+    return tokens.sign_receipt(settings.keys, request.link_id, request.charge_id)
 
 
 # --------------------------------------------------------------- rate limiting

@@ -56,3 +56,33 @@ def verify(keys: list[str], token: str, max_age: timedelta) -> str:
     if not isinstance(link_id, str) or len(link_id) != 32:
         raise LinkTampered()
     return link_id
+
+
+# --------------------------------------------------------------- the receipt's link
+
+RECEIPT_SALT = "billing-link-receipt.v1"
+
+
+def sign_receipt(keys: list[str], link_id: str, charge_id: int) -> str:
+    """The token of a payment's thank-you page and receipt: the link id and the charge, under
+    their own salt (a link token is no receipt token, nor the reverse). It outlives the link:
+    the customer reads the receipt after the link is used."""
+    if not keys or not all(keys):
+        raise ValueError("billing link secret keys are required")
+    return URLSafeTimedSerializer(list(keys), salt=RECEIPT_SALT).dumps([link_id, charge_id])
+
+
+def verify_receipt(keys: list[str], token: str, max_age: timedelta) -> tuple[str, int]:
+    """(link id, charge id), or LinkTampered / LinkExpired."""
+    try:
+        value = URLSafeTimedSerializer(list(keys), salt=RECEIPT_SALT).loads(
+            token, max_age=int(max_age.total_seconds()))
+    except SignatureExpired:
+        raise LinkExpired() from None
+    except BadSignature:
+        raise LinkTampered() from None
+    if (not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], str)
+            or len(value[0]) != 32 or not isinstance(value[1], int)
+            or isinstance(value[1], bool)):
+        raise LinkTampered()
+    return value[0], value[1]

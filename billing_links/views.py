@@ -2,7 +2,11 @@
 
 GET  /billing-link/<token>   the customer's page: the agency, the sub-account, the amount
                              asked, a card form (opening it never uses the link up)
-POST /billing-link/<token>   pay: on success the sub-account pays from its own balance
+POST /billing-link/<token>   pay: on success (or while the processor hasn't answered) a 303
+                             to the thank-you page; a decline or bad input shows the form again
+GET  /billing-link/paid/<receipt token>          the thank-you page: the receipt's link and
+                             what happens next (safe to reload: it only reads)
+GET  /billing-link/receipt/<receipt token>[/pdf] the payment's receipt (HTML, PDF)
 
 No sign-in. Every answer carries Referrer-Policy: no-referrer (the token is in the URL) and
 Cache-Control: no-store, and each client address is rate-limited.
@@ -10,14 +14,14 @@ Cache-Control: no-store, and each client address is rate-limited.
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, render_template, request, url_for
 
 import billing_links
 from billing_links import service as link_service
 from billing_links import tokens
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
-from portal.rendering import render
+from portal.rendering import pdf_response, render, see_other
 
 bp = Blueprint("billing_links", __name__, template_folder="templates")
 
@@ -62,11 +66,16 @@ def private(response):
     return response
 
 
-def _problem(error: tokens.LinkError):
+def _problem(error: tokens.LinkError, token: str | None = None):
     db.session.rollback()
     status, title, message = PROBLEMS[error.reason]
+    paid_url = None
+    if error.reason == "used" and token:  # back after paying: where the receipt is
+        used = link_service.paid_by_link(db.session, billing_links.settings(current_app), token)
+        if used is not None:
+            paid_url = url_for("billing_links.thank_you", token=used)
     return render("billing_links/problem.html", status=status, title=title, message=message,
-                  reason=error.reason)
+                  reason=error.reason, paid_url=paid_url)
 
 
 @bp.get("/billing-link/<token>")
@@ -74,7 +83,7 @@ def show(token: str):
     try:
         link = link_service.open_link(db.session, billing_links.settings(current_app), token)
     except tokens.LinkError as e:
-        return _problem(e)
+        return _problem(e, token)
     return render(PAGE, link=link, form={}, errors={})
 
 
@@ -86,7 +95,7 @@ def pay(token: str):
         payment = link_service.pay(db.session, payment_gateway(), settings, token,
                                    request.form)
     except tokens.LinkError as e:
-        return _problem(e)
+        return _problem(e, token)
     except ValidationFailed as e:
         db.session.rollback()
         safe = {k: v for k, v in request.form.items() if k not in ("number", "cvc")}
@@ -97,5 +106,46 @@ def pay(token: str):
         return render(PAGE, status=402, link=link, form=safe, errors={
             "": f"The payment didn't go through: {charge.failure_message} Nothing was "
                 "charged. Try again, or use another card."})
-    return render("billing_links/done.html", link=link, charge=charge,
-                  switched=payment.switched)
+    # Paid, or waiting for the processor's answer: the thank-you page is a GET (reloading it,
+    # or going back and forward, charges nothing and never asks to resubmit the form).
+    receipt = link_service.receipt_token(settings, link.request, charge)
+    return see_other(url_for("billing_links.thank_you", token=receipt))
+
+
+def _paid(token: str):
+    return link_service.paid(db.session, billing_links.settings(current_app), token)
+
+
+@bp.get("/billing-link/paid/<token>")
+def thank_you(token: str):
+    """After paying: the receipt, the balance and what happens next."""
+    try:
+        paid = _paid(token)
+    except tokens.LinkError as e:
+        return _problem(e)
+    return render("billing_links/done.html", paid=paid, token=token)
+
+
+def _receipt_html(paid, token: str) -> str:
+    return render_template(
+        "billing/receipt.html", charge=paid.charge, account=paid.sub, settings=paid.settings,
+        public_links={"pdf": url_for("billing_links.receipt_pdf", token=token),
+                      "back": url_for("billing_links.thank_you", token=token)})
+
+
+@bp.get("/billing-link/receipt/<token>")
+def receipt(token: str):
+    try:
+        paid = _paid(token)
+    except tokens.LinkError as e:
+        return _problem(e)
+    return _receipt_html(paid, token)
+
+
+@bp.get("/billing-link/receipt/<token>/pdf")
+def receipt_pdf(token: str):
+    try:
+        paid = _paid(token)
+    except tokens.LinkError as e:
+        return _problem(e)
+    return pdf_response(_receipt_html(paid, token), f"receipt-{paid.charge.receipt_number}.pdf")

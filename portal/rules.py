@@ -10,6 +10,8 @@ NUMBER_RESTORE_WINDOW = timedelta(days=14)  # released numbers can be restored
 # Agency vs customer billing
 MIN_STARTING_BALANCE_CENTS = 2500  # $25
 BILLING_LINK_TTL = timedelta(days=7)
+# The thank-you page and receipt of a billing-link payment (linked from the receipt email)
+BILLING_LINK_RECEIPT_TTL = timedelta(days=90)
 
 # Change History and Versions
 VERSION_RETENTION_INDIVIDUAL = timedelta(days=7)

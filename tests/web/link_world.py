@@ -144,11 +144,19 @@ class Customer:
     def open(self, url, **kwargs):
         return self.client.get(path_of(url), **kwargs)
 
-    def pay(self, url, amount="25.00", csrf=True, **fields):
+    def pay(self, url, amount="25.00", csrf=True, follow=True, **fields):
+        """Submit the form. A payment made (or processing) answers 303 to the thank-you page,
+        which the browser then GETs: with `follow`, that page is returned (the 303 is kept in
+        `self.redirect`); without it, the POST's own answer."""
         data = {**CARD, "amount": amount, **fields}
         if csrf:
             data["csrf_token"] = self.token()
-        return self.client.post(path_of(url), data=data)
+        response = self.client.post(path_of(url), data=data)
+        self.redirect = None
+        if follow and response.status_code == 303:
+            self.redirect = response
+            return self.client.get(path_of(response.headers["Location"]))
+        return response
 
 
 # --- reading the state ---------------------------------------------------------------------------

@@ -147,8 +147,10 @@ def test_the_dialog_of_a_customer_billed_sub_account_offers_add_to_agency_billin
                            '<dialog class="confirm"')
     assert 'Balance from: <strong data-testid="billing-mode">customer</strong>' in html
     assert "<h3>Add to Agency Billing</h3>" in html
-    assert ("The current billing information for the account will be lost, and any available "
-            "balance will be added to your agency's current balance ($12.34).") in html
+    # issue 14: whose balance each number is, and which way it moves (the dialog's whole
+    # wording is in tests/web/test_agency_billing_moves.py)
+    assert "Harbor Law's available balance of" in html
+    assert "<strong>$12.34</strong> moves to Northwind Agency" in html
     assert '<input type="hidden" name="confirm" value="yes">' in html
     assert "Email Client" not in html
 
@@ -370,8 +372,10 @@ def test_add_to_agency_billing_moves_the_balance_and_removes_the_billing_informa
     assert response.status_code == 303
     assert response.location == accounts_url(w.agency)
     assert flash("success", "Harbor Law is on agency billing: its usage is paid from Northwind "
-                            "Agency's balance. Its payment methods were removed. Its available "
-                            "balance of $43.21 was added to Northwind Agency's balance.") in \
+                            "Agency's balance. Its payment methods were removed and its auto "
+                            "recharge is off. Harbor Law's available balance of $43.21 moved to "
+                            "Northwind Agency's balance. Its payment history, receipts and "
+                            "billing logs stay readable on its Billing Settings.") in \
         body(client.get(response.location))
     session.expire_all()
     harbor = session.get(Account, w.harbor.id)

@@ -28,9 +28,11 @@ def _refused(message: str):
 
 def _dialog(sub, status: int = 200, form=None, errors=None):
     pending = link_service.pending_for(db.session, [sub.id]).get(sub.id)
+    move = (None if sub.is_agency_billed or sub.is_canceled
+            else link_service.agency_move(db.session, g.account, sub))
     return render(TEMPLATE, "dialog", status=status, sub=sub, pending=pending,
                   form=form or {}, errors=errors or {},
-                  balance=sub.balance_cents)
+                  balance=sub.balance_cents, move=move)
 
 
 def _sub(sub_id: int):
@@ -106,16 +108,21 @@ def add_to_agency_billing(sub_id: int):
     if not confirmed(request.form):
         return _dialog(sub, 422, errors={"": "Adding to agency billing needs the "
                                              "confirmation: nothing was changed."})
+    told = link_service.agency_move(db.session, g.account, sub).told
     return submit(
         lambda: link_service.add_to_agency_billing(db.session, g.account, sub, current_user),
-        None, lambda moved: _added(sub, moved), refused=_refused)
+        None, lambda moved: _added(sub, moved, told), refused=_refused)
 
 
-def _added(sub, moved: int):
+def _added(sub, moved: int, told: list[str]):
+    agency = g.account.name
     money = dollars(abs(moved))
-    detail = (f" Its available balance of {money} was added to {g.account.name}'s balance."
+    detail = (f" {sub.name}'s available balance of {money} moved to {agency}'s balance."
               if moved > 0 else
-              f" Its balance of -{money} was moved to {g.account.name}'s balance."
-              if moved < 0 else "")
-    return _back(f"{sub.name} is on agency billing: its usage is paid from "
-                 f"{g.account.name}'s balance. Its payment methods were removed.{detail}")
+              f" {agency} took on {sub.name}'s debt of {money}: it was taken from {agency}'s "
+              "balance." if moved < 0 else "")
+    return _back(f"{sub.name} is on agency billing: its usage is paid from {agency}'s "
+                 f"balance. Its payment methods were removed and its auto recharge is off."
+                 f"{detail} Its payment history, receipts and billing logs stay readable on "
+                 "its Billing Settings."
+                 + (f" Emailed {', '.join(told)}." if told else ""))
