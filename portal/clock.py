@@ -1,5 +1,7 @@
 """The one clock. Everything that needs "now" asks here, so tests can set it."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _frozen: datetime | None = None
@@ -16,3 +18,16 @@ def freeze(moment: datetime | None) -> None:
     if moment is not None and moment.tzinfo is None:
         raise ValueError("freeze() needs a timezone-aware datetime")
     _frozen = moment
+
+
+@contextmanager
+def at(moment: datetime) -> Iterator[None]:
+    """Run the block as if it were `moment` (the demo dates what it creates), then put the
+    clock back as it was (frozen or running)."""
+    global _frozen
+    before = _frozen
+    freeze(moment)
+    try:
+        yield
+    finally:
+        _frozen = before

@@ -2,6 +2,8 @@
 its command, `flask seed-demo`."""
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import click
@@ -9,6 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.clock import now as clock_now
 from portal.extensions import db
 from portal.models import (
@@ -65,11 +68,35 @@ def is_empty(session: Session) -> bool:
     return session.scalar(select(func.count()).select_from(User)) == 0
 
 
+# The demo's history, in days before now: the agency first, then its sub-accounts (one
+# every 20 days), then the standalone account; each account's numbers the day after it;
+# cards and recharge settings before the 45 days of usage; agent statuses and presets last.
+AGENCY_DAYS = 420
+FIRST_SUB_DAYS = 400
+SUB_EVERY_DAYS = 20
+SOLO_DAYS = 380
+CARDS_DAYS = 60
+CONFIGURE_DAYS = 30
+
+
+@contextmanager
+def _dated(session: Session, moment: datetime) -> Iterator[None]:
+    """The block as if it ran at `moment`: what it adds is flushed (its defaults, versions
+    and events dated) before the clock goes back."""
+    with clock.at(moment):
+        yield
+        session.flush()
+
+
 def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None = None) -> dict:
-    """Create the demo users, accounts, numbers and calls. Returns counts."""
+    """Create the demo users, accounts, numbers and calls, each dated where its history puts
+    it (_dated): nothing is created after its first event. Returns counts."""
     now = now or clock_now()
     rng = random.Random(20261123)
     password_hash = hash_password(PASSWORD)
+
+    def ago(days: int) -> datetime:
+        return now - timedelta(days=days)
 
     def user(email: str, name: str) -> User:
         u = User(email=email, name=name, password_hash=password_hash)
@@ -77,41 +104,52 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
         session.flush()
         return u
 
-    agency_owner = user("agency@demo.test", "Avery Agency")
-    solo_admin = user("solo@demo.test", "Sam Solo")
-    sub_user = user("sub@demo.test", "Sasha Sub")
-    cedar_admin = user("cedar@demo.test", "Casey Cedar")
-
-    northwind = accounts.create_agency(session, "Northwind Agency")
-    accounts.add_member(session, agency_owner, northwind, Role.OWNER)
-    solo = accounts.create_standalone(session, "Solo Plumbing", "Pro")
-    accounts.add_member(session, solo_admin, solo, Role.ADMIN)
-
     counter = iter(range(1000, 9999))
-    created: list[Account] = [northwind, solo]
-    for name, billing, status, canceled_days in NORTHWIND_SUBS:
-        sub = accounts.create_sub_account(session, northwind, name, billing)
-        sub.created_at = now - timedelta(days=400)
+    with _dated(session, ago(AGENCY_DAYS)):
+        agency_owner = user("agency@demo.test", "Avery Agency")
+        northwind = accounts.create_agency(session, "Northwind Agency")
+        accounts.add_member(session, agency_owner, northwind, Role.OWNER)
+    with _dated(session, ago(AGENCY_DAYS - 1)):
+        _numbers(session, northwind, counter, 2)
+
+    created: list[Account] = [northwind]
+    for i, (name, billing, status, canceled_days) in enumerate(NORTHWIND_SUBS):
+        born = FIRST_SUB_DAYS - i * SUB_EVERY_DAYS
+        with _dated(session, ago(born)):
+            sub = accounts.create_sub_account(session, northwind, name, billing)
+            if name == "Bayside Dental":
+                accounts.add_member(session, user("sub@demo.test", "Sasha Sub"), sub,
+                                    Role.USER)
+            if name == "Cedar Law Group":  # the customer who can take it over (a transfer)
+                accounts.add_member(session, user("cedar@demo.test", "Casey Cedar"), sub,
+                                    Role.ADMIN)
         created.append(sub)
-        if name == "Bayside Dental":
-            accounts.add_member(session, sub_user, sub, Role.USER)
-        if name == "Cedar Law Group":  # the customer who can take it over (a transfer)
-            accounts.add_member(session, cedar_admin, sub, Role.ADMIN)
-        _numbers(session, sub, counter, 3)
+        with _dated(session, ago(born - 1)):
+            _numbers(session, sub, counter, 3)
         if canceled_days is not None:
-            lifecycle.close(session, sub, agency_owner, now=now - timedelta(days=canceled_days))
+            with _dated(session, ago(canceled_days)):
+                lifecycle.close(session, sub, agency_owner, now=ago(canceled_days))
         elif status == AccountStatus.SWAPPING_PAUSED:
-            lifecycle.pause_swapping(session, sub, agency_owner, now=now - timedelta(days=3))
+            with _dated(session, ago(3)):
+                lifecycle.pause_swapping(session, sub, agency_owner, now=ago(3))
         elif status == AccountStatus.CALLS_STOPPED:
-            lifecycle.stop_calls(session, sub, agency_owner, now=now - timedelta(days=2))
+            with _dated(session, ago(2)):
+                lifecycle.stop_calls(session, sub, agency_owner, now=ago(2))
         elif status == AccountStatus.BILLING_PAUSED:  # usage took its balance below zero
-            ledger.post(session, sub, LedgerKind.USAGE, -1240, "Usage: 248 minutes",
-                        "demo-usage-overdrawn", Cause.USAGE, now=now - timedelta(days=1))
-    _numbers(session, northwind, counter, 2)
-    _numbers(session, solo, counter, 4)
+            with _dated(session, ago(1)):
+                ledger.post(session, sub, LedgerKind.USAGE, -1240, "Usage: 248 minutes",
+                            "demo-usage-overdrawn", Cause.USAGE, now=ago(1))
+    with _dated(session, ago(SOLO_DAYS)):
+        solo_admin = user("solo@demo.test", "Sam Solo")
+        solo = accounts.create_standalone(session, "Solo Plumbing", "Pro")
+        accounts.add_member(session, solo_admin, solo, Role.ADMIN)
+    with _dated(session, ago(SOLO_DAYS - 1)):
+        _numbers(session, solo, counter, 4)
+    created.insert(1, solo)
 
     _billing(session, solo, northwind, created, rng, now)
-    _configure(session, solo, northwind)
+    with _dated(session, ago(CONFIGURE_DAYS)):
+        _configure(session, solo, northwind)
 
     total_calls = 0
     for account in created:
@@ -196,21 +234,22 @@ def _billing(session: Session, solo: Account, northwind: Account, created: list[
             payment_methods.set_role(session, account, method.id, role.value)
         return method
 
-    visa = card(solo, "4242424242424242", "Sam Solo")
-    card(solo, "5555555555554444", "Sam Solo", MethodRole.BACKUP)
-    session.add(BillingSettings(account_id=solo.id, recharge_threshold_cents=1500,
-                                recharge_amount_cents=5000, critical_phone="+14155550134",
-                                address_line1="120 Market St", city="San Francisco",
-                                region="CA", postal_code="94105"))
-    amex = card(northwind, "378282246310005", "Avery Agency")
-    session.add(BillingSettings(account_id=northwind.id, recharge_threshold_cents=10000,
-                                recharge_amount_cents=50000, address_line1="5 Main St",
-                                city="Albany", region="NY", postal_code="12207"))
-    cedar = next(a for a in created if a.name == "Cedar Law Group")
-    card(cedar, "6011111111111117", "Casey Cedar")
-    ledger.post(session, cedar, LedgerKind.PAYMENT, 8000, "Opening balance",
-                "demo-opening", Cause.USER, now=now - timedelta(days=50))
-    declining = card(solo, "4000000000000002", "Sam Solo")
+    with _dated(session, now - timedelta(days=CARDS_DAYS)):  # before the first usage
+        visa = card(solo, "4242424242424242", "Sam Solo")
+        card(solo, "5555555555554444", "Sam Solo", MethodRole.BACKUP)
+        session.add(BillingSettings(account_id=solo.id, recharge_threshold_cents=1500,
+                                    recharge_amount_cents=5000, critical_phone="+14155550134",
+                                    address_line1="120 Market St", city="San Francisco",
+                                    region="CA", postal_code="94105"))
+        amex = card(northwind, "378282246310005", "Avery Agency")
+        session.add(BillingSettings(account_id=northwind.id, recharge_threshold_cents=10000,
+                                    recharge_amount_cents=50000, address_line1="5 Main St",
+                                    city="Albany", region="NY", postal_code="12207"))
+        cedar = next(a for a in created if a.name == "Cedar Law Group")
+        card(cedar, "6011111111111117", "Casey Cedar")
+        ledger.post(session, cedar, LedgerKind.PAYMENT, 8000, "Opening balance",
+                    "demo-opening", Cause.USER, now=now - timedelta(days=50))
+        declining = card(solo, "4000000000000002", "Sam Solo")
     on_agency = [a for a in created if a.is_sub and a.billing_mode == BillingMode.AGENCY
                  and not a.is_canceled]
 

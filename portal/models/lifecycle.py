@@ -79,6 +79,101 @@ class AccountEvent(db.Model):
     def label(self) -> str:
         return EVENT_LABELS[self.kind]
 
+    @property
+    def summary(self) -> str:
+        """The event in words, from its details: what, to what or whom, how much (the
+        Activity list on Account Settings and Parent Settings)."""
+        return describe(self.kind, self.details)
+
+
+def _money(cents: Any) -> str:
+    from portal.services.money import dollars  # plain formatting; no model imported there
+
+    return dollars(int(cents))
+
+
+def _listed(items: Any) -> str:
+    return ", ".join(str(i) for i in items) if items else ""
+
+
+def describe(kind: EventKind, d: dict[str, Any]) -> str:
+    """An event's sentence. Each kind words the details it records; a detail an older
+    event lacks is left out (never an empty "(to )")."""
+    label = EVENT_LABELS[kind]
+    K = EventKind
+    if kind in (K.NUMBER_RELEASED, K.NUMBER_RESTORED) and d.get("number"):
+        return f"{label}: {d['number']}"
+    if kind == K.CLOSED:
+        text = "Closed"
+        if d.get("by_agency"):
+            text += f" with its agency, {d['by_agency']}"
+        if d.get("released"):
+            text += f"; released {_listed(d['released'])}"
+        return text
+    if kind == K.REACTIVATED:
+        return "Reactivated" + (f" (canceled since {str(d['canceled_at'])[:10]})"
+                                if d.get("canceled_at") else "")
+    if kind == K.AGENCY_CANCELED:
+        text = label
+        if d.get("sub_accounts"):
+            text += f" ({_listed(d['sub_accounts'])})"
+        if d.get("released"):
+            text += f"; released {_listed(d['released'])}"
+        if d.get("reason"):
+            text += f". Reason: {d['reason']}"
+        if d.get("comments"):
+            text += f". Comments: {d['comments']}"
+        return text
+    if kind == K.TRANSFERRED_OUT:
+        text = f"Transferred {d.get('account') or 'a sub-account'} out of the agency"
+        return text + (f", to its new owner {d['new_owner']}" if d.get("new_owner") else "")
+    if kind == K.TRANSFERRED_IN:
+        text = label + (f" (from {d['agency']})" if d.get("agency") else "")
+        if d.get("new_owner"):
+            text += f", owned by {d['new_owner']}"
+        if d.get("plan"):
+            text += f", on the {d['plan']} plan"
+        return text
+    if kind == K.SUPPORT_REQUESTED:
+        text = label + (f" #{d['request']}" if d.get("request") else "")
+        kinds = {k.value: v for k, v in SUPPORT_LABELS.items()}
+        if d.get("kind"):
+            text += f": {kinds.get(d['kind'], d['kind'])}"
+        if d.get("number"):
+            text += f" ({d['number']})"
+        return text
+    if kind == K.DATA_PURGED and d.get("calls") is not None:
+        calls = int(d["calls"])
+        return f"{label}: {calls} call{'s' if calls != 1 else ''}"
+    if kind in (K.BILLING_PAUSED, K.BILLING_RESUMED) and d.get("balance") is not None:
+        return f"{label} (balance {_money(d['balance'])})"
+    sub = d.get("account") or "a sub-account"
+    if kind == K.BILLING_LINK_SENT:
+        text = f"Emailed {d.get('email') or 'the customer'} a link to take {sub} off agency billing"
+        if d.get("amount_cents") is not None:
+            text += f" (starting balance {_money(d['amount_cents'])})"
+        return text
+    if kind == K.BILLING_LINK_CANCELED:
+        return (f"Canceled the billing request for {sub}"
+                + (f" sent to {d['email']}" if d.get("email") else ""))
+    if kind == K.BILLING_MODE_CHANGED:
+        if d.get("billing") == "agency":
+            text = f"Added {sub} to agency billing: its usage is paid from the agency balance"
+            if d.get("moved_cents"):
+                moved = int(d["moved_cents"])
+                text += (f"; its balance of {_money(moved)} moved to the agency" if moved > 0
+                         else f"; its negative balance of {_money(moved)} moved to the agency")
+            return text
+        if d.get("billing") == "customer":
+            text = f"Took {sub} off agency billing: its customer pays"
+            if d.get("email"):
+                text = f"Took {sub} off agency billing: {d['email']} pays"
+            if d.get("paid_cents") is not None:
+                text += f" (paid {_money(d['paid_cents'])} as the opening balance)"
+            return text
+        return f"Changed {sub}'s billing"
+    return label
+
 
 class SupportKind(enum.StrEnum):
     REFUND = "refund"

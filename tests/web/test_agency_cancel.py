@@ -94,7 +94,13 @@ def test_cancel_agency_cancels_it_and_the_remaining_sub_accounts(client, session
     html = body(client.get(response.location))
     assert ('<p class="flash flash-success" role="status">Northwind Agency and 2 sub-accounts '
             "are canceled and their numbers released.</p>") in html
-    assert "Canceled the agency and all sub-accounts. Reason: Closing the business" in html
+    # the activity log words every detail: the sub-accounts, the numbers, reason and comments
+    assert sorted(event.details["sub_accounts"]) == ["Bayside Dental", "Harbor Law"]
+    released = event.details["released"]
+    assert shown("Canceled the agency and all sub-accounts ("
+                 + ", ".join(event.details["sub_accounts"]) + ")"
+                 + (f"; released {', '.join(released)}" if released else "")
+                 + ". Reason: Closing the business. Comments: Thanks for everything.") in html
 
 
 def test_cancel_agency_without_a_reason_or_confirmation_changes_nothing(client, session, w):

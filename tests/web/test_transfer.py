@@ -67,7 +67,7 @@ def test_transfer_makes_a_standalone_account_the_agency_no_longer_reaches(client
     assert ('<p class="flash flash-success" role="status">Harbor Law is now a standalone '
             "account; the agency no longer reaches it. We emailed casey@example.test that "
             "they own it now.</p>") in html
-    assert "Transferred out of the agency: Harbor Law (to casey@example.test)" in html
+    assert "Transferred Harbor Law out of the agency, to its new owner casey@example.test" in html
     for path in ("", "calls/", "numbers/"):
         gone = client.get(f"/accounts/{w.harbor.id}/{path}")
         assert gone.status_code == 404, path
