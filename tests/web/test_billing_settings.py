@@ -931,11 +931,15 @@ def test_a_sub_on_agency_billing_shows_balance_from_agency(client, bw):
     sign_in_as(client, bw.bea)  # the sub-account's own admin: no way to the agency
     html = assert_full_page(client.get(url(bw.bayside)))
     assert ("Balance from: agency. Bayside Dental's usage is paid from Northwind Agency's "
-            "balance: it has no payment methods, recharge settings or billing logs of its own."
+            "balance: it has no payment methods or auto recharge of its own now."
             ) in text(html)
     assert url(bw.agency) not in html
+    # issue 14: its own past payments and billing logs stay readable, read-only; nothing
+    # to edit (tests/web/test_agency_billing_moves.py walks them)
+    readable = ("Account Payment History", "Billing Logs")
     for heading in SECTIONS:
-        assert f">{heading}</h2>" not in html
+        assert (f">{heading}</h2>" in html) == (heading in readable), heading
+    assert f'action="{url(bw.bayside)}' not in html
     sign_in_as(client, bw.avery)  # the agency's owner: a link to the agency's page
     html = body(client.get(url(bw.bayside)))
     assert "Balance from: agency." in text(html)
@@ -947,8 +951,13 @@ def test_a_sub_on_agency_billing_shows_balance_from_agency(client, bw):
 def test_billing_of_a_sub_on_agency_billing_is_refused(client, session, bw, who):
     sign_in_as(client, getattr(bw, who))
     message = shown(AGENCY_BILLED.format("Bayside Dental"))
+    # issue 14: its payment history and billing logs are readable (read-only); the forms of
+    # its own billing are refused
     for path in BILLING_GETS[1:]:
         response = client.get(url(bw.bayside, path))
+        if path in ("payments", "logs", "logs.csv"):
+            assert response.status_code == 200, path
+            continue
         assert response.status_code == 403, path
         assert message in body(response), path
     before = snapshot(session)

@@ -1,15 +1,15 @@
 """Make a Payment, the Account Payment History and its receipts (a page and a PDF)."""
 
-from flask import abort, current_app, flash, g, render_template, request, url_for
+from flask import abort, current_app, g, render_template, request
 from flask_login import current_user
 
 from portal.blueprints.billing import bp
-from portal.blueprints.billing.settings import SETTINGS, invalid, page_context
+from portal.blueprints.billing.settings import SETTINGS, changed, invalid, page_context
 from portal.blueprints.views import own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.models import ChargeStatus
-from portal.rendering import pdf_response, render, see_other
+from portal.rendering import pdf_response, render
 from portal.services import billing, charges
 from portal.services.money import dollars
 from portal.services.paging import parse_page
@@ -35,18 +35,19 @@ def _charge(charge):
                           form=request.form, failed="payment_section",
                           errors={"": f"The payment failed: {charge.failure_message} Nothing "
                                       "was charged."}))
+    # Done: Make a Payment again (a new form key), the balance and the payment history drawn
+    # again where they are (htmx); else back to the page.
     if charge.status == ChargeStatus.PENDING:
-        flash(f"The payment of {dollars(charge.amount_cents)} is pending: "
-              f"{charges.NO_ANSWER}", "info")
-    else:
-        flash(f"Thank you: {dollars(charge.amount_cents)} was charged to "
-              f"{charge.method.short_label}. Receipt {charge.receipt_number} is in the payment "
-              "history.", "success")
-    return see_other(url_for("billing.index"))
+        return changed(f"The payment of {dollars(charge.amount_cents)} is pending: "
+                       f"{charges.NO_ANSWER}", "payment_section", "balance_section",
+                       "history_section", category="info")
+    return changed(f"Thank you: {dollars(charge.amount_cents)} was charged to "
+                   f"{charge.method.short_label}. Receipt {charge.receipt_number} is in the "
+                   "payment history.", "payment_section", "balance_section", "history_section")
 
 
+# Readable on agency billing too: its own past payments (issue 14).
 @bp.get("/payments")
-@own_billing
 def history():
     try:
         number = parse_page(request.args.get("page"))
