@@ -5,7 +5,8 @@ from flask import g, request, url_for
 
 from portal.blueprints.billing import bp
 from portal.blueprints.security import recent_signin_required
-from portal.blueprints.views import back, confirmed, own_billing, submit
+from portal.blueprints.views import CONFIRM, back, confirmed, own_billing, submit
+from portal.errors import ConfirmationNeeded
 from portal.extensions import db, payment_gateway
 from portal.rendering import render
 from portal.services import payment_methods
@@ -63,43 +64,63 @@ def _new_method(kind: str):
 @recent_signin_required
 @own_billing
 def edit_method(method_id: int):
-    """The pencil: Primary, Backup or neither."""
+    """The pencil: Primary, Backup or neither. Making a failing method (declined last time,
+    or expired) Primary asks first, saying why."""
     method = payment_methods.get(db.session, g.account, method_id)
+
+    def dialog(status=200, errors=None, warning=None):
+        return render(EDIT, "dialog", status=status, errors=errors or {}, warning=warning,
+                      method=payment_methods.get(db.session, g.account, method_id),
+                      standing=payment_methods.standing(db.session, method))
+
     if request.method == "GET":
-        return render(EDIT, "dialog", method=method, errors={})
+        return dialog()
 
     def saved(method):
         role = {"primary": "the Primary method", "backup": "the Backup"}.get(
             method.role.value, "neither Primary nor Backup")
         return _to_settings(f"{method.short_label} is now {role}.")
 
-    return submit(
-        lambda: payment_methods.set_role(db.session, g.account, method_id,
-                                         request.form.get("role", "")),
-        lambda errors: render(EDIT, "dialog", status=422, errors=errors,
-                              method=payment_methods.get(db.session, g.account, method_id)),
-        saved)
+    try:
+        return submit(
+            lambda: payment_methods.set_role(db.session, g.account, method_id,
+                                             request.form.get("role", ""),
+                                             confirmed=confirmed(request.form)),
+            lambda errors: dialog(422, errors), saved)
+    except ConfirmationNeeded as e:
+        db.session.rollback()
+        return dialog(warning=e.message)
 
 
 @bp.route("/payment-methods/<id:method_id>/remove", methods=["GET", "POST"])
 @recent_signin_required
 @own_billing
 def remove_method(method_id: int):
-    """Confirm; removing the Primary asks which method to promote."""
+    """Confirm; removing the Primary asks which method to promote (and, promoting a failing
+    one, asks again saying why)."""
     method = payment_methods.get(db.session, g.account, method_id)
-    others = [m for m in payment_methods.in_use(db.session, g.account) if m.id != method.id]
+    methods, standing = payment_methods.listed(db.session, g.account)
+    others = [m for m in methods if m.id != method.id]
+    form = request.form
 
-    def dialog(status=200, errors=None):
+    def dialog(status=200, errors=None, warning=None):
         return render(REMOVE, "dialog", status=status, method=method, others=others,
-                      errors=errors or {})
+                      standing=standing, errors=errors or {}, warning=warning,
+                      promote=to_id(form.get("promote", "")))
 
     if request.method == "GET":
         return dialog()
-    if not confirmed(request.form):
+    if not confirmed(form):
         return dialog(422, {"": "Removing needs the confirmation: nothing was changed."})
-    return submit(
-        lambda: payment_methods.remove(db.session, g.account, method_id,
-                                       to_id(request.form.get("promote", ""))),
-        lambda errors: dialog(422, errors),
-        lambda _: _to_settings(f"{method.short_label} was removed. Its past "
-                               "payments stay in the payment history."))
+    try:
+        return submit(
+            lambda: payment_methods.remove(db.session, g.account, method_id,
+                                           to_id(form.get("promote", "")),
+                                           promote_confirmed=form.get("promote_confirm")
+                                           == CONFIRM),
+            lambda errors: dialog(422, errors),
+            lambda _: _to_settings(f"{method.short_label} was removed. Its past "
+                                   "payments stay in the payment history."))
+    except ConfirmationNeeded as e:
+        db.session.rollback()
+        return dialog(warning=e.message)

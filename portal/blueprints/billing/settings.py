@@ -24,9 +24,11 @@ def page_context(**overrides):
     if own:
         settings, suggestion = billing.settings_and_suggestion(db.session, account)
         people = billing.email_people(db.session, account)
+        methods, standing = payment_methods.listed(db.session, account)
         context.update(
             settings=settings,
-            methods=payment_methods.in_use(db.session, account),
+            methods=methods,
+            standing=standing,
             suggestion=suggestion,
             payments=charges.history(db.session, account, 1,
                                      current_app.config["PAYMENTS_PER_PAGE"]),
