@@ -155,10 +155,11 @@ class Account(db.Model):
 
     @property
     def plan_fee_cents(self) -> int:
-        """The plan's monthly fee (rules.PLAN_FEES; 0 for a plan not listed)."""
+        """The monthly plan fee it is charged (rules.PLAN_FEES; 0 for a plan not listed). A
+        sub-account pays none: its agency's plan covers it (services/fees.py)."""
         from portal import rules
 
-        return rules.PLAN_FEES.get(self.plan, 0)
+        return 0 if self.is_sub else rules.PLAN_FEES.get(self.plan, 0)
 
     @property
     def status_label(self) -> str:

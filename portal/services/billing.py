@@ -210,6 +210,9 @@ def tax_rate_bps(settings: BillingSettings) -> int:
 
 def set_direct_charge(session: Session, account: Account, opted_in: bool) -> BillingSettings:
     check_own_billing(account)
+    if account.is_sub:
+        raise NotAllowed(f"{account.name} pays no plan subscription fee: its agency's plan "
+                         "covers it, so there is nothing to charge directly.")
     settings = _stored(session, account)
     settings.direct_charge = bool(opted_in)
     session.flush()

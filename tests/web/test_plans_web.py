@@ -163,8 +163,11 @@ def test_a_sub_account_is_on_its_agencys_plan_and_chooses_none(client, session, 
     sign_in_as(client, w.bea)
     html = body(client.get(url(w.bayside)))
     assert shown(plans.SUB_PLAN) in html
-    # its current plan is its agency's: listed, nothing offered
-    assert [r.cells for r in table_rows(html)] == [["Agency", "$299.00", "Current plan", ""]]
+    # issue 14: what it is charged, not its agency's fee: no plan fee, no plans to choose
+    assert table_rows(html) == []
+    assert "$299.00" not in html
+    assert ("<strong>No plan fee.</strong> Bayside Dental is covered by Northwind Agency"
+            in html)
     for plan in ("Essentials", "Agency"):
         response = post(client, url(w.bayside), {"plan": plan, "confirm": "yes"})
         assert response.status_code == 422

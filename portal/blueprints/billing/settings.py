@@ -40,6 +40,9 @@ def page_context(**overrides):
         )
     else:
         context["agency"] = db.session.get(type(account), account.parent_id)
+        # Its payments from when it paid its own bills: readable, read-only (issue 14).
+        context["payments"] = charges.history(db.session, account, 1,
+                                              current_app.config["PAYMENTS_PER_PAGE"])
     context.update(overrides)
     return context
 

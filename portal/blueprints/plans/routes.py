@@ -23,7 +23,7 @@ def admins_only():
 def index():
     account = g.account
     return render("plans/index.html", options=plans.options(account),
-                  current_fee=plans.fee(account.plan),
+                  current_fee=account.plan_fee_cents,
                   active_subs=plans.active_sub_count(db.session, account),
                   sub_plan=plans.SUB_PLAN)
 
