@@ -233,13 +233,13 @@ def _register_errors(app: Flask) -> None:
     from werkzeug.exceptions import HTTPException
 
     from portal.blueprints.api import problems
-    from portal.rendering import render
+    from portal.rendering import is_partial, refused
 
     def page(status: int, title: str, message: str):
+        """The error page; for a partial htmx request, the message in place (refused)."""
         if problems.is_api_request():
             return problems.problem(status, message)
-        return render("errors/error.html", "content", status=status, title=title,
-                      message=message)
+        return refused(status, title, message)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -247,6 +247,8 @@ def _register_errors(app: Flask) -> None:
         except on the API."""
         if problems.is_api_request():
             return problems.from_http_exception(e)
+        if is_partial() and e.code and e.code >= 400:  # never a page swapped into a section
+            return refused(e.code, e.name, e.description or e.name)
         return e
 
     @app.errorhandler(404)

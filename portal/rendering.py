@@ -31,6 +31,28 @@ def render(template: str, block: str | None = None, status: int = 200,
     return response
 
 
+# Where a refused htmx request's message goes: the page's message region (base.html), or
+# the dialog slot when the request was a dialog's (opening one, or its form).
+MESSAGES, DIALOG_SLOT = "messages", "dialog-slot"
+
+
+def refused(status: int, title: str, message: str):
+    """A refusal (404, 403, 422 unhandled, 500...) as a message. A full page gets the error
+    page; a partial request never swaps a page into its section: a dialog's request gets a
+    dialog saying so, any other the message in the page's message region (HX-Retarget and
+    HX-Reswap override the section it targeted), the section left as it was."""
+    if not is_partial():
+        return render("errors/error.html", status=status, title=title, message=message)
+    if request.htmx.target == DIALOG_SLOT:
+        return render("errors/error.html", "refusal_dialog", status=status, title=title,
+                      message=message)
+    response = render("errors/error.html", "refusal_message", status=status, title=title,
+                      message=message)
+    response.headers["HX-Retarget"] = f"#{MESSAGES}"
+    response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
 def see_other(location: str):
     """After a successful POST: 303 for full pages, HX-Redirect for partial requests."""
     if is_partial():

@@ -85,6 +85,11 @@ class Spec:
     hidden: tuple[str, ...] = ()
     actions: frozenset[str] = frozenset({CREATED, CHANGED, DELETED, REDACTED})
     defaults: dict[str, Any] = field(default_factory=dict)  # filled in by register()
+    # How Change History words this record's fields and stored values, as its pages do
+    # ({"kind": "Kind"}, {"distribution": {"simultaneous": "Ring all agents at once"}}); a
+    # JSON settings key is "settings.<key>". Over FIELD_LABELS and VALUE_LABELS below.
+    labels: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 RECORD_TYPES = {
@@ -141,6 +146,7 @@ VALUE_LABELS = {
 _LABELLED_FIELDS = {"status", "role", "billing_mode"}
 
 _SPECS: dict[type, list[Spec]] = {}
+_BY_TYPE: dict[str, Spec] = {}  # record_type -> its spec (the wording of its versions)
 
 
 def register(model: type, spec: Spec) -> None:
@@ -152,6 +158,7 @@ def register(model: type, spec: Spec) -> None:
         if column.key in spec.fields and default is not None and default.is_scalar:
             spec.defaults[column.key] = _plain(default.arg)
     _SPECS.setdefault(model, []).append(spec)
+    _BY_TYPE[spec.record_type] = spec
     # Load a field's old value before it is overwritten, even when it was expired (after a
     # commit): a version needs its "before".
     for name in spec.fields:
@@ -166,14 +173,23 @@ def specs_for(model: type) -> list[Spec]:
     return _SPECS.get(model, [])
 
 
-def field_label(name: str) -> str:
+def field_label(name: str, record_type: str | None = None) -> str:
+    """A version's field as the pages name it: the record's own wording (its Spec's
+    labels), else the shared one."""
+    spec = _BY_TYPE.get(record_type or "")
+    if spec is not None and name in spec.labels:
+        return spec.labels[name]
     if "." in name:  # a key of a JSON settings field
         stem, key = name.split(".", 1)
-        return f"{field_label(stem)}: {field_label(key).lower()}"
+        return f"{field_label(stem, record_type)}: {field_label(key).lower()}"
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
-def value_label(name: str, value: Any) -> Any:
+def value_label(name: str, value: Any, record_type: str | None = None) -> Any:
+    """A stored value as the pages word it ("simultaneous" -> "Ring all agents at once")."""
+    spec = _BY_TYPE.get(record_type or "")
+    if spec is not None and isinstance(value, str) and value in spec.values.get(name, {}):
+        return spec.values[name][value]
     if name in _LABELLED_FIELDS and isinstance(value, str):
         return VALUE_LABELS.get(value, value)
     return value

@@ -151,7 +151,8 @@ class PaymentMethod(db.Model):
     __versioned__ = (Spec(
         "payment_method", ("kind", "brand", "last4", "exp_month", "exp_year", "holder", "role",
                            "removed_at"),
-        label=lambda _c, v: f"{v.get('brand') or 'Card'} ending {v.get('last4') or '????'}"),)
+        label=lambda _c, v: f"{v.get('brand') or 'Card'} ending {v.get('last4') or '????'}",
+        values={"kind": {"card": "Credit card", "ach": "Bank account (ACH)"}}),)
     __table_args__ = (
         # At most one Primary and one Backup among an account's methods in use.
         Index("uq_payment_methods_account_role", "account_id", "role", unique=True,
@@ -387,7 +388,8 @@ class StatementSchedule(db.Model):
     __versioned__ = (Spec(
         "statement_schedule", ("frequency", "recipient"),
         label=lambda _c, v: f"{str(getattr(v['frequency'], 'value', v['frequency'])).capitalize()}"
-                            f" statement to {v['recipient']}"),)
+                            f" statement to {v['recipient']}",
+        values={"frequency": {"weekly": "Weekly", "monthly": "Monthly"}}),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)

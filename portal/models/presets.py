@@ -24,10 +24,26 @@ class PresetKind(enum.StrEnum):
         return self is PresetKind.TRACKING_SOURCE
 
 
+# How the pages word the stored values (the forms' choices, the lists, Change History).
+KIND_LABELS = {PresetKind.TRACKING_SOURCE.value: "Tracking source",
+               PresetKind.CALL_QUEUE.value: "Call queue"}
+DISTRIBUTIONS = {
+    "round_robin": "Round robin",
+    "simultaneous": "Ring all agents at once",
+    "most_idle": "Longest idle agent first",
+}
+QUEUE_LABELS = {"distribution": "Distribution", "ring_seconds": "Ring (seconds)",
+                "max_wait_minutes": "Longest wait (minutes)", "voicemail": "Voicemail",
+                "announce_position": "Announce position"}
+SOURCE_LABELS = {"channel": "Channel", "referrer_contains": "Referrer contains",
+                 "landing_param": "Landing page parameter", "swap_numbers": "Swap numbers"}
+
+
 class TrackingSource(db.Model):
     __tablename__ = "tracking_sources"
     __versioned__ = (Spec("tracking_source", ("name", "channel", "referrer_contains",
-                                              "landing_param", "swap_numbers"), label=by_name),)
+                                              "landing_param", "swap_numbers"), label=by_name,
+                          labels=SOURCE_LABELS),)
     __table_args__ = (Index("ix_tracking_sources_account_name", "account_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -45,13 +61,14 @@ class CallQueue(db.Model):
     __tablename__ = "call_queues"
     __versioned__ = (Spec("call_queue", ("name", "distribution", "ring_seconds",
                                          "max_wait_minutes", "voicemail", "announce_position"),
-                          label=by_name),)
+                          label=by_name, labels=QUEUE_LABELS,
+                          values={"distribution": DISTRIBUTIONS}),)
     __table_args__ = (Index("ix_call_queues_account_name", "account_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     name: Mapped[str] = mapped_column(String(80))
-    distribution: Mapped[str] = mapped_column(String(24))  # see presets.DISTRIBUTIONS
+    distribution: Mapped[str] = mapped_column(String(24))  # a key of DISTRIBUTIONS
     ring_seconds: Mapped[int] = mapped_column(Integer, default=20)
     max_wait_minutes: Mapped[int] = mapped_column(Integer, default=5)
     voicemail: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -63,7 +80,11 @@ class Preset(db.Model):
     """Named settings for one kind of record; applying one fills a new record's form."""
 
     __tablename__ = "presets"
-    __versioned__ = (Spec("preset", ("kind", "name", "settings_json"), label=by_name),)
+    __versioned__ = (Spec(
+        "preset", ("kind", "name", "settings_json"), label=by_name,
+        labels={**{f"settings.{k}": v for k, v in {**SOURCE_LABELS, **QUEUE_LABELS}.items()},
+                "kind": "Kind"},
+        values={"kind": KIND_LABELS, "settings.distribution": DISTRIBUTIONS}),)
     __table_args__ = (Index("ix_presets_account_kind_name", "account_id", "kind", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -128,3 +128,46 @@ def restore(session: Session, account: Account, number_id: int, actor: User,
     session.refresh(number)
     record(session, account, EventKind.NUMBER_RESTORED, actor, now, number=number.number)
     return number
+
+
+@dataclass(frozen=True)
+class RestoreAll:
+    """What "Restore all" did: the numbers restored, and each one it could not restore with
+    the reason (the same words a single Restore gives)."""
+
+    restored: list[TrackingNumber]
+    refused: list[tuple[TrackingNumber, str]]
+
+
+def restore_all_plan(session: Session, account: Account, can_manage: bool,
+                     now: datetime | None = None) -> tuple[list[RestoreOffer],
+                                                           list[RestoreOffer]]:
+    """The confirmation's two lists: the released numbers the restore rule allows
+    (restore_offer), and the others with why not."""
+    offers = restore_offers(session, account, can_manage, now)
+    return ([o for o in offers if o.restorable], [o for o in offers if not o.restorable])
+
+
+def restore_all(session: Session, account: Account, actor: User,
+                now: datetime | None = None) -> RestoreAll:
+    """Restore every released number the rule allows, each through restore (its checks,
+    its conditional update, its event). A number refused meanwhile (in use by another
+    account now) is listed with the reason; the others are still restored."""
+    now = now or clock_now()
+    if account.is_canceled:
+        raise NotAllowed(f"Reactivate {account.name} before restoring its numbers.")
+    restored: list[TrackingNumber] = []
+    refused: list[tuple[TrackingNumber, str]] = []
+    for number in released(session, account):
+        if not can_restore(number, now):
+            refused.append((number, f"{number.number} was released more than "
+                                    f"{rules.NUMBER_RESTORE_WINDOW.days} days ago: ask support."))
+            continue
+        try:
+            restored.append(restore(session, account, number.id, actor, now))
+        except NotAllowed as e:
+            refused.append((number, e.message))
+    if not restored and not refused:
+        raise NotAllowed(f"{account.name} has no released numbers.")
+    return RestoreAll(restored, refused)
+

@@ -17,16 +17,13 @@ from sqlalchemy.orm import Session
 from portal import rules
 from portal.errors import NotFound, ValidationFailed
 from portal.models import Account, CallQueue, Preset, PresetKind, TrackingSource
+from portal.models import presets as presets_models
 from portal.services.inputs import clean_name, flag, has_control, to_int
 from portal.transactions import lock_account
 
 CHANNELS = ("Direct", "Google Ads", "Google Organic", "Bing Ads", "Facebook", "Email",
             "Referral", "Custom")
-DISTRIBUTIONS = {
-    "round_robin": "Round robin",
-    "simultaneous": "Ring all agents at once",
-    "most_idle": "Longest idle agent first",
-}
+DISTRIBUTIONS = presets_models.DISTRIBUTIONS  # declared with the model (Change History too)
 NAME_MAX = rules.RECORD_NAME_MAX
 MATCH_TEXT_MAX = rules.MATCH_TEXT_MAX
 RING_SECONDS = rules.CALL_QUEUE_RING_SECONDS

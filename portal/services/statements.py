@@ -75,6 +75,31 @@ def parse_period(start: str | None, end: str | None, today: date) -> tuple[date,
     return when.start, when.end
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A date range the Printable Statements dialog offers in one click."""
+
+    label: str
+    start: date
+    end: date
+
+
+def presets(today: date) -> list[Preset]:
+    """This month (to date, the default), last month, last quarter (the last whole calendar
+    quarter) and year to date."""
+    month_start = today.replace(day=1)
+    last_month_end = month_start - timedelta(days=1)
+    quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    last_quarter_end = quarter_start - timedelta(days=1)
+    last_quarter_start = date(last_quarter_end.year, last_quarter_end.month - 2, 1)
+    return [
+        Preset("This month", month_start, today),
+        Preset("Last month", last_month_end.replace(day=1), last_month_end),
+        Preset("Last quarter", last_quarter_start, last_quarter_end),
+        Preset("Year to date", date(today.year, 1, 1), today),
+    ]
+
+
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return (datetime.combine(start, time(), UTC),
             datetime.combine(end + timedelta(days=1), time(), UTC))

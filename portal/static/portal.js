@@ -108,3 +108,10 @@ document.addEventListener("click", (event) => {
   url.search = new URLSearchParams(new FormData(form)).toString();
   link.href = url.toString();
 }, true);
+
+// [data-dismiss] removes the message it is in (a refused request's, portal/rendering.py).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-dismiss]");
+  if (!button) return;
+  button.closest(".flash")?.remove();
+});

@@ -146,8 +146,11 @@ def test_the_dialog_is_a_fragment_for_htmx_and_a_page_otherwise(client, bw):
             "ann@example.test", "Another address…",
             "Monthly (on the 1st, the previous month)", "Weekly (on Monday, the previous week)"]
         assert ">Send Statement</button>" in page
-        assert (f'formaction="{url(bw.solo, "statements.pdf")}" formmethod="get" '
-                'formtarget="_blank">Download PDF</button>') in page
+        # a link for the range drawn (issue 14): a GET with no CSRF token in its URL
+        assert (f'<a id="st-pdf" class="button" href="{url(bw.solo, "statements.pdf")}'
+                '?from=2026-11-01&amp;to=2026-11-23" target="_blank" rel="noopener" '
+                'hx-boost="false">Download PDF</a>') in page
+        assert "csrf_token=" not in page and 'formmethod="get"' not in page
         assert "Save recurring schedule</button>" in page
         assert 'data-testid="schedules"' not in page  # none yet
 

@@ -19,14 +19,17 @@ def _statement_dialog(status: int = 200, form=None, errors=None):
                   errors=errors or {},
                   choices=statements.recipient_choices(db.session, g.account),
                   schedules=statements.schedules(db.session, g.account),
+                  presets=statements.presets(today),
                   default_from=today.replace(day=1).isoformat(), default_to=today.isoformat())
 
 
 @bp.get("/statements")
 @own_billing
 def statements_dialog():
-    """Payment History → Printable Statements (a dialog; a page without JavaScript)."""
-    return _statement_dialog()
+    """Payment History → Printable Statements (a dialog; a page without JavaScript). A
+    preset's link or a changed date asks it again with ?from=&to= (the range, the presets
+    and the Download PDF link drawn for it)."""
+    return _statement_dialog(form=request.args)
 
 
 def _document(start, end):

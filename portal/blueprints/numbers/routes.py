@@ -1,12 +1,14 @@
-from flask import g, url_for
+from flask import g, request, url_for
 from flask_login import current_user
 
 from portal.blueprints.numbers import bp
-from portal.blueprints.views import admin_required, back, submit
+from portal.blueprints.views import admin_required, back, confirmed, submit
 from portal.extensions import db
 from portal.models import NumberStatus
 from portal.rendering import render
 from portal.services import numbers
+
+RESTORE_ALL = "numbers/restore_all.html"
 
 
 @bp.get("/")
@@ -32,3 +34,36 @@ def restore(number_id: int):
         lambda number: back(to, f"{number.number} is restored and active on "
                                 f"{g.account.name} again."),
         refused=lambda message: back(to, message, "error"))
+
+
+@bp.route("/released/restore-all", methods=["GET", "POST"])
+@admin_required
+def restore_all():
+    """Restore all: one confirmation listing what will be restored and what can't (and
+    why); the server checks the confirmation field."""
+    to = url_for("numbers.released")
+    if request.method == "GET" or not confirmed(request.form):
+        restorable, others = numbers.restore_all_plan(db.session, g.account, g.access.is_admin)
+        errors = ({} if request.method == "GET" else
+                  {"": "Restoring needs the confirmation: nothing was changed."})
+        return render(RESTORE_ALL, "dialog", status=422 if errors else 200,
+                      restorable=restorable, others=others, errors=errors)
+
+    def done(result):
+        message = _restored_message(result)
+        return back(to, message, "success" if result.restored else "error")
+
+    return submit(lambda: numbers.restore_all(db.session, g.account, current_user), None,
+                  done, refused=lambda message: back(to, message, "error"))
+
+
+def _restored_message(result) -> str:
+    parts = []
+    if result.restored:
+        count = len(result.restored)
+        parts.append(f"Restored {count} number{'s' if count != 1 else ''} on "
+                     f"{g.account.name}: {', '.join(n.number for n in result.restored)}.")
+    else:
+        parts.append("No number was restored.")
+    parts.extend(reason for _number, reason in result.refused)
+    return " ".join(parts)
