@@ -28,6 +28,37 @@ document.addEventListener("keydown", (event) => {
   dialog.close();
 });
 
+// Tab and Shift+Tab stay inside an open modal dialog: past its last control focus wraps to
+// its first, and back. (showModal makes the page behind it inert, but Tab past the end still
+// leaves the page for the browser's own controls, and comes back on the page behind.)
+// A radio group is one stop: its checked radio, or its first.
+const TABBABLE = "a[href], button, input:not([type=hidden]), select, textarea, summary, "
+  + "[tabindex]:not([tabindex='-1'])";
+function tabStops(dialog) {
+  return [...dialog.querySelectorAll(TABBABLE)].filter((el) => {
+    if (el.disabled || el.tabIndex < 0 || !el.getClientRects().length) return false;
+    if (el.type !== "radio" || !el.name) return true;
+    const group = [...dialog.querySelectorAll("input[type=radio]")].filter((r) => r.name === el.name);
+    return el === (group.find((r) => r.checked) || group[0]);
+  });
+}
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab") return;
+  const dialog = document.querySelector("dialog[open]");
+  if (!dialog || !dialog.matches(":modal")) return;
+  const stops = tabStops(dialog);
+  if (!stops.length) return;
+  const [first, last] = [stops[0], stops[stops.length - 1]];
+  const here = document.activeElement;
+  const inside = dialog.contains(here);
+  const atEdge = (edge) => here === edge
+    || (edge.type === "radio" && here && here.type === "radio" && here.name === edge.name);
+  if (!inside || atEdge(event.shiftKey ? first : last)) {
+    event.preventDefault();
+    (event.shiftKey ? last : first).focus();
+  }
+});
+
 // A dialog's Cancel/Keep link ([data-close-dialog]) closes the modal it is in; without
 // JavaScript, or when the dialog is a page of its own, it is a plain link back.
 document.addEventListener("click", (event) => {

@@ -255,7 +255,7 @@ def test_save_a_call_queue_as_a_preset_and_apply_it_on_a_new_one(
         "Added the call queue Front desk.")
 
     # Save as Preset: the dialog asks the name (Front desk's, selected to replace).
-    click_and_swap(page, page.get_by_role("link", name="Save Front desk as a preset"))
+    click_and_swap(page, page.get_by_role("link", name="Save as Preset: Front desk"))
     dialog = page.get_by_role("dialog", name="Save Front desk as a preset")
     expect(dialog).to_be_visible()
     name = dialog.get_by_label("Preset name")

@@ -1,0 +1,468 @@
+"""Accessibility (issue 14, item 12), checked by a tool nobody here wrote: axe-core (4.12, as
+bundled by axe-playwright-python) on every page a signed-out visitor, an agency owner, a
+sub-account's admin and a standalone account's admin can open, and on every dialog those
+pages open, in light and dark mode, at 1280 and 390 px. Any violation of any impact fails,
+named by its page state (role, theme, width, page, dialog), rule, impact and elements.
+
+Then the keyboard: every dialog the pages open is reached with Tab, opened with Enter, keeps
+Tab and Shift+Tab inside itself, closes with Escape and gives focus back to its opener.
+
+Dark mode is each user's setting (the header's "Dark mode" button; the page's data-theme),
+which the test switches on for the dark runs; the browser's prefers-color-scheme is emulated
+to match (the signed-out pages have no setting of their own: they are light either way).
+
+axe-core is injected with page.evaluate, which the page's Content-Security-Policy does not
+govern (the DevTools protocol runs it), so the policy stays as strict as served.
+
+On the demo data (`make run`), with one billing-link request pending (Bayside Dental), a
+two-factor user, and a new owner who has a set-password link. Each role signs in once; the
+pages are visited in one browser page. Dialogs are found on each page (every link or button
+that loads one into #dialog-slot), so a dialog added later is checked without a change here.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import pytest
+from axe_playwright_python.base import AXE_SCRIPT
+from flask import current_app
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
+
+import billing_links
+import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
+from billing_links import service as link_service
+from portal import sealing
+from portal.cli import demo
+from portal.mail import notices
+from portal.models import Account, Charge, ChargeStatus, OutboxMessage, PaymentMethod, User
+from portal.services import auth
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    click_and_swap,
+    click_and_wait,
+    goto,
+    htmx_settled,
+)
+
+pytestmark = pytest.mark.browser
+
+AGENCY_OWNER, SUB_ADMIN, SOLO_ADMIN = "agency@demo.test", "cedar@demo.test", "solo@demo.test"
+TWO_FACTOR_USER = "sub@demo.test"
+WIDTHS = (("1280px", DESKTOP), ("390px", PHONE))
+# axe's default rules (WCAG 2.0-2.2 A and AA, and its best practices) and the rules it marks
+# experimental, which include label-content-name-mismatch (an accessible name that drops the
+# visible label). Not the AAA rules (7:1 contrast): the bar is AA. Only violations come back.
+RUN_AXE = """([context]) => axe.run(context ? {include: [context]} : document, {
+  resultTypes: ["violations"],
+  rules: Object.fromEntries(axe.getRules(["experimental"]).map((r) => [r.ruleId, {enabled: true}])),
+}).then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+  nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary}))})))"""
+# What opens a dialog: a link or button that loads it into #dialog-slot.
+OPENERS = "a[hx-get][hx-target='#dialog-slot'], button[hx-get][hx-target='#dialog-slot']"
+
+
+# ----------------------------------------------------------------------------- the data
+
+@pytest.fixture
+def world(session):
+    demo.seed(session, calls_per_account=3)
+    session.commit()
+    accounts = {a.name: a for a in session.scalars(select(Account))}
+    users = {u.email: u for u in session.scalars(select(User))}
+    northwind, bayside = accounts["Northwind Agency"], accounts["Bayside Dental"]
+    current_app.config["BILLING_LINK_RATE_LIMIT"] = 1000
+    request, url = link_service.request_removal(
+        session, billing_links.settings(current_app), northwind, bayside,
+        users[AGENCY_OWNER], "customer@bayside.example", "25.00", "Please set up billing.")
+    notices.link_request(session, northwind, bayside, request, url)
+    # The sub-account's user signs in with an authenticator code: the second step's page.
+    secret = pyotp.random_base32()
+    users[TWO_FACTOR_USER].totp_secret = sealing.seal(secret)
+    users[TWO_FACTOR_USER].totp_enabled_at = datetime.now(UTC) - timedelta(days=1)
+    # A new owner without a password yet, and the link to set one.
+    newcomer = auth.user_for_email(session, "newcomer@demo.test")
+    session.commit()
+    token = auth.password_link_token(current_app.config["SECRET_KEY"], newcomer)
+
+    def charge(account: Account, status: ChargeStatus) -> int:
+        return session.scalar(select(Charge.id).where(
+            Charge.account_id == account.id, Charge.status == status).order_by(Charge.id))
+
+    def method(account: Account) -> int:
+        return session.scalar(select(PaymentMethod.id).where(
+            PaymentMethod.account_id == account.id).order_by(PaymentMethod.id))
+
+    solo, cedar = accounts["Solo Plumbing"], accounts["Cedar Law Group"]
+    message = session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.kind == "billing_link"))
+    caller = session.scalar(select(portal.models.Call.caller_number).where(
+        portal.models.Call.account_id == solo.id))
+    return {
+        "n": northwind.id, "bayside": bayside.id, "cedar": cedar.id, "solo": solo.id,
+        "oak": accounts["Oak Street Bakery"].id, "harbor": accounts["Harbor Fitness"].id,
+        "n_charge": charge(northwind, ChargeStatus.SUCCEEDED),
+        "solo_charge": charge(solo, ChargeStatus.SUCCEEDED),
+        "solo_failed": charge(solo, ChargeStatus.FAILED),
+        "n_method": method(northwind), "solo_method": method(solo),
+        "cedar_method": method(cedar),
+        "link": "/billing-link/" + url.rsplit("/", 1)[1], "message": message,
+        "secret": secret, "password_link": f"/set-password/{token}", "caller": caller,
+    }
+
+
+# ----------------------------------------------------------------------------- the pages
+
+@dataclass
+class State:
+    """A page to open (its path), a name for the report, and optionally what to do on it
+    before checking (open the account switcher, a filter, ...)."""
+    name: str
+    path: str
+    then: Callable[[Page], None] | None = None
+    dialogs: bool = True  # open every dialog it offers
+    status: int | None = None  # an error page's status
+
+
+def open_switcher(page: Page) -> None:
+    click_and_swap(page, page.get_by_test_id("current-account"))
+    expect(page.locator(".switcher-panel")).to_be_visible()
+
+
+def open_filter(page: Page) -> None:
+    page.locator("details.filter-panel > summary").first.click()
+    expect(page.locator("details.filter-panel[open] .panel").first).to_be_visible()
+
+
+def agency_pages(w) -> list[State]:
+    n, b, c, oak = w["n"], w["bayside"], w["cedar"], w["oak"]
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=30)
+    base = f"/accounts/{n}"
+    return [
+        State("Account Settings", f"{base}/"),
+        State("Account Settings, the switcher open", f"{base}/", open_switcher, dialogs=False),
+        State("Accounts", f"{base}/sub-accounts"),
+        State("Accounts, the filter open", f"{base}/sub-accounts", open_filter, dialogs=False),
+        State("Accounts, canceled", f"{base}/sub-accounts?status=canceled"),
+        State("Accounts, all", f"{base}/sub-accounts?status=all", dialogs=False),
+        State("Billing of a sub-account (request pending)", f"{base}/sub-accounts/{b}/billing"),
+        State("Billing of a customer-billed sub-account", f"{base}/sub-accounts/{c}/billing"),
+        State("Sub-account: Account Settings", f"/accounts/{b}/"),
+        State("Sub-account: Account Settings, paused", f"/accounts/{w['harbor']}/"),
+        State("Sub-account: Account Settings, canceled", f"/accounts/{oak}/"),
+        State("Sub-account: Close (page)", f"/accounts/{b}/close"),
+        State("Sub-account: Transfer", f"/accounts/{c}/transfer"),
+        State("Sub-account: Billing Settings (agency-billed)", f"/accounts/{b}/billing/"),
+        State("Sub-account: released numbers", f"/accounts/{oak}/numbers/released"),
+        State("Parent Settings", f"{base}/parent"),
+        State("Cancel Agency (page)", f"{base}/parent/cancel"),
+        State("Cancel Agency: review", f"{base}/parent/cancel/review"),
+        State("Billing Settings", f"{base}/billing/"),
+        State("Payment Methods: new card (page)", f"{base}/billing/payment-methods/new-card"),
+        State("Payment Methods: new ACH (page)", f"{base}/billing/payment-methods/new-ach"),
+        State("Payment Methods: edit (page)",
+              f"{base}/billing/payment-methods/{w['n_method']}/edit"),
+        State("Payment Methods: remove (page)",
+              f"{base}/billing/payment-methods/{w['n_method']}/remove"),
+        State("Payment History", f"{base}/billing/payments"),
+        State("Receipt", f"{base}/billing/payments/{w['n_charge']}"),
+        State("Billing Logs", f"{base}/billing/logs"),
+        State("Billing Logs, searched", f"{base}/billing/logs?q=recharge", dialogs=False),
+        State("Statements (page)", f"{base}/billing/statements"),
+        State("Statement", f"{base}/billing/statements/view?from={start}&to={today}"),
+        State("Tracking Numbers", f"{base}/numbers/"),
+        State("Call History", f"{base}/calls/"),
+        State("Agent Statuses", f"{base}/agent-statuses/"),
+        State("Change History", f"{base}/history/"),
+        State("Versions", f"{base}/history/versions?type=account"),
+        State("GDPR Tools", f"{base}/privacy/"),
+        State("Account Security", f"{base}/security/"),
+        State("Support", f"{base}/support/"),
+        State("Plans", f"{base}/plan/"),
+        State("Security", "/security/"),
+        State("Security: two-factor", "/security/two-factor"),
+        State("Security: confirm password", "/security/confirm-password"),
+        State("Dev outbox", "/dev/outbox"),
+        State("Dev outbox: a message", f"/dev/outbox/{w['message']}"),
+        State("Error: another account's page", f"/accounts/{w['solo']}/", status=404),
+    ]
+
+
+def sub_admin_pages(w) -> list[State]:
+    base = f"/accounts/{w['cedar']}"
+    return [
+        State("Account Settings", f"{base}/"),
+        State("Billing Settings", f"{base}/billing/"),
+        State("Payment Methods: edit (page)",
+              f"{base}/billing/payment-methods/{w['cedar_method']}/edit"),
+        State("Payment History", f"{base}/billing/payments"),
+        State("Billing Logs", f"{base}/billing/logs"),
+        State("Tracking Numbers", f"{base}/numbers/"),
+        State("Call History", f"{base}/calls/"),
+        State("Change History", f"{base}/history/"),
+        State("Agent Statuses", f"{base}/agent-statuses/"),
+        State("Account Security", f"{base}/security/"),
+        State("Support", f"{base}/support/"),
+        State("Plans", f"{base}/plan/"),
+        State("Error: the agency's page", f"/accounts/{w['n']}/billing/", status=404),
+    ]
+
+
+def solo_pages(w) -> list[State]:
+    s = w["solo"]
+    base = f"/accounts/{s}"
+    return [
+        State("Account Settings", f"{base}/"),
+        State("Close account (page)", f"{base}/close"),
+        State("Billing Settings", f"{base}/billing/"),
+        State("Payment Methods: remove (page)",
+              f"{base}/billing/payment-methods/{w['solo_method']}/remove"),
+        State("Payment History", f"{base}/billing/payments"),
+        State("Receipt", f"{base}/billing/payments/{w['solo_charge']}"),
+        State("Receipt of a declined payment", f"{base}/billing/payments/{w['solo_failed']}"),
+        State("Billing Logs", f"{base}/billing/logs"),
+        State("Tracking Numbers", f"{base}/numbers/"),
+        State("Call History", f"{base}/calls/"),
+        State("Tracking Sources", f"{base}/tracking-sources"),
+        State("Tracking Sources: new", f"{base}/tracking-sources/new"),
+        State("Call Queues", f"{base}/call-queues"),
+        State("Call Queues: new", f"{base}/call-queues/new"),
+        State("Presets", f"{base}/presets"),
+        State("Presets: new", f"{base}/presets/new?kind=call_queue"),
+        State("Agent Statuses", f"{base}/agent-statuses/"),
+        State("Change History", f"{base}/history/"),
+        State("GDPR Tools: one caller", f"{base}/privacy/?number={w['caller']}"),
+        State("Plans", f"{base}/plan/"),
+        State("Plans: confirm (page)", f"{base}/plan/confirm?plan=Starter"),
+    ]
+
+
+def signed_out_pages(w) -> list[State]:
+    return [
+        State("Sign in", "/login"),
+        State("Set password", w["password_link"]),
+        State("Set password, a bad link", "/set-password/not-a-token", status=410),
+        State("Billing link", w["link"]),
+        State("Billing link, a bad link", "/billing-link/not-a-token", status=404),
+        State("Error: no such page", "/no/such/page", status=404),
+    ]
+
+
+# ----------------------------------------------------------------------------- axe
+
+def axe(page: Page, context: str | None = None) -> list[dict]:
+    """axe-core's violations on the page in front (or inside `context`, a selector)."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_SCRIPT)
+    return page.evaluate(RUN_AXE, [context])
+
+
+@dataclass
+class Report:
+    role: str
+    theme: str
+    found: list[str] = field(default_factory=list)
+    states: int = 0
+
+    def check(self, page: Page, where: str, context: str | None = None) -> None:
+        """axe at both widths; the page (or dialog) stays open between them."""
+        for width, size in WIDTHS:
+            page.set_viewport_size(size)
+            self.states += 1
+            for v in axe(page, context):
+                targets = "; ".join(
+                    f"{n['target']} ({(n['summary'] or '').splitlines()[-1].strip()[:160]})"
+                    for n in v["nodes"][:4])
+                more = f" and {len(v['nodes']) - 4} more" if len(v["nodes"]) > 4 else ""
+                self.found.append(
+                    f"[{self.role} · {self.theme} · {width}] {where}: {v['id']} ({v['impact']})"
+                    f" {v['help']}: {targets}{more}")
+        page.set_viewport_size(DESKTOP)
+
+
+def dialog_openers(page: Page) -> list[Locator]:
+    """One opener per kind of dialog on the page (the first row's Edit, not every row's),
+    each visible at the desktop width."""
+    seen, openers = set(), []
+    for opener in page.locator(OPENERS).all():
+        kind = re.sub(r"/\d+", "/N", (opener.get_attribute("hx-get") or "").split("?")[0])
+        if kind in seen or not opener.is_visible():
+            continue
+        seen.add(kind)
+        openers.append(opener)
+    return openers
+
+
+def open_dialog(page: Page, opener: Locator) -> Locator:
+    click_and_swap(page, opener)
+    dialog = page.locator("#dialog-slot dialog[open]")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def close_dialog(page: Page, dialog: Locator) -> None:
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+
+
+def visit(page: Page, state: State) -> None:
+    response = goto(page, state.path, url=re.compile(".*"))
+    expected = state.status or 200
+    assert response.status == expected, f"{state.name} ({state.path}): {response.status}"
+    expect(page.locator("h1, dialog h2").first).to_be_visible()
+
+
+def walk(page: Page, report: Report, states: list[State]) -> None:
+    for state in states:
+        visit(page, state)
+        if state.then:
+            state.then(page)
+        report.check(page, f"{state.name} ({state.path})")
+        if not state.dialogs:
+            continue
+        for opener in dialog_openers(page):
+            label = (opener.get_attribute("aria-label") or opener.inner_text()).strip()
+            dialog = open_dialog(page, opener)
+            title = dialog.locator("h2").first.inner_text()
+            report.check(page, f"{state.name} ({state.path}) › “{label}” dialog “{title}”",
+                         "#dialog-slot dialog[open]")
+            close_dialog(page, dialog)
+
+
+def sign_in(page: Page, email: str) -> None:
+    goto(page, "/login", heading="Sign in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(demo.PASSWORD)
+    click_and_wait(page, page.get_by_role("button", name="Sign in"), url=re.compile(".*"))
+
+
+def set_theme(page: Page, theme: str) -> None:
+    """The signed-in user's dark mode on or off (the header's button), and the browser's
+    preference to match."""
+    page.emulate_media(color_scheme=theme)
+    current = page.locator("html").get_attribute("data-theme")
+    if current != theme:
+        button = "Dark mode" if theme == "dark" else "Light mode"
+        click_and_wait(page, page.get_by_role("button", name=button), url=re.compile(".*"))
+    expect(page.locator("html")).to_have_attribute("data-theme", theme)
+
+
+ROLES = {
+    "signed out": (None, signed_out_pages),
+    "agency owner": (AGENCY_OWNER, agency_pages),
+    "sub-account admin": (SUB_ADMIN, sub_admin_pages),
+    "solo admin": (SOLO_ADMIN, solo_pages),
+}
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("role", list(ROLES))
+def test_axe_finds_nothing(page: Page, world, role: str, theme: str):
+    email, pages = ROLES[role]
+    report = Report(role, theme)
+    page.set_viewport_size(DESKTOP)
+    page.emulate_media(color_scheme=theme)
+    if email:
+        sign_in(page, email)
+        set_theme(page, theme)
+    walk(page, report, pages(world))
+    if not email:  # the second step of a two-factor sign-in
+        sign_in(page, TWO_FACTOR_USER)
+        expect(page).to_have_url(re.compile(r"/login/two-factor$"))
+        report.check(page, "Two-factor sign-in (/login/two-factor)")
+    assert report.states > 0
+    assert not report.found, (f"{len(report.found)} axe violations in {report.states} page "
+                              "states:\n" + "\n".join(report.found))
+
+
+def test_the_check_finds_a_violation_under_the_policy(page: Page, world):
+    """axe runs under the pages' Content-Security-Policy and reports what it should: an image
+    without a text alternative and a link whose aria-label drops its visible text, put on the
+    sign-in page."""
+    goto(page, "/login", heading="Sign in")
+    assert "script-src 'self'" in page.evaluate(
+        "() => fetch('/login').then((r) => r.headers.get('content-security-policy'))")
+    page.evaluate("""() => document.querySelector("main").insertAdjacentHTML("beforeend",
+        '<img src="data:,"><a href="/login" aria-label="Preset">Save as Preset</a>')""")
+    found = {v["id"]: v for v in axe(page)}
+    assert set(found) == {"image-alt", "label-content-name-mismatch"}, found
+
+
+# ----------------------------------------------------------------------------- keyboard
+
+FOCUS_INSIDE = "(d) => d.contains(document.activeElement) && document.hasFocus()"
+
+
+def tab_to(page: Page, target: Locator, limit: int = 250) -> int:
+    """Tab from the top of the page until `target` has focus; the number of presses."""
+    handle = target.element_handle()
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); "
+                  "window.scrollTo(0, 0); }")
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate("(el) => document.activeElement === el", handle):
+            return presses
+    raise AssertionError(f"{limit} presses of Tab never reached {target}")
+
+
+def keyboard_walk(page: Page, where: str, problems: list[str]) -> int:
+    """Every dialog on the page: Tab to its opener, Enter, Tab/Shift+Tab stay inside, Escape
+    closes it and focus is back on the opener. Returns how many dialogs."""
+    count = 0
+    for opener in dialog_openers(page):
+        count += 1
+        label = (opener.get_attribute("aria-label") or opener.inner_text()).strip()
+        name = f"{where} › “{label}”"
+        tab_to(page, opener)
+        with_swap = page.evaluate("() => window.__htmxSettles || 0")
+        page.keyboard.press("Enter")
+        page.wait_for_function("(n) => (window.__htmxSettles || 0) > n", arg=with_swap)
+        htmx_settled(page)
+        dialog = page.locator("#dialog-slot dialog[open]")
+        expect(dialog).to_be_visible()
+        if not dialog.evaluate("(d) => d.matches(':modal')"):
+            problems.append(f"{name}: the dialog is not modal")
+        if not dialog.evaluate(FOCUS_INSIDE):
+            problems.append(f"{name}: focus is not in the dialog once it opens")
+        stops = dialog.evaluate(
+            "(d) => [...d.querySelectorAll('a[href], button, input:not([type=hidden]), select,"
+            " textarea, [tabindex]:not([tabindex=\"-1\"])')].filter((e) => !e.disabled"
+            " && e.getClientRects().length).length")
+        for key in ("Tab", "Shift+Tab"):
+            for i in range(stops + 2):  # around the dialog and past its ends
+                page.keyboard.press(key)
+                if not dialog.evaluate(FOCUS_INSIDE):
+                    left = page.evaluate("() => document.activeElement ? "
+                                         "document.activeElement.outerHTML.slice(0, 80) : null")
+                    problems.append(f"{name}: {key} ×{i + 1} left the dialog (focus on {left})")
+                    break
+        page.keyboard.press("Escape")
+        if dialog.count():
+            expect(dialog).to_have_count(0)
+        if not opener.evaluate("(el) => document.activeElement === el"):
+            now = page.evaluate("() => document.activeElement ? "
+                                "document.activeElement.outerHTML.slice(0, 80) : null")
+            problems.append(f"{name}: after Escape focus is not back on the opener ({now})")
+    return count
+
+
+def test_every_dialog_works_with_the_keyboard(page: Page, world):
+    """Agency owner and solo admin: each page with dialogs, each dialog by keyboard only."""
+    problems: list[str] = []
+    dialogs = 0
+    page.set_viewport_size(DESKTOP)
+    for email, states in ((AGENCY_OWNER, agency_pages(world)), (SOLO_ADMIN, solo_pages(world))):
+        sign_in(page, email)
+        for state in states:
+            if not state.dialogs or state.status:
+                continue
+            visit(page, state)
+            dialogs += keyboard_walk(page, f"{email} {state.name} ({state.path})", problems)
+        click_and_wait(page, page.get_by_role("button", name="Sign out"), url="/login")
+    assert dialogs >= 10, dialogs
+    assert not problems, "\n".join(problems)
