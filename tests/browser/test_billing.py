@@ -398,8 +398,14 @@ def test_saving_recharge_below_the_threshold_charges_and_shows_the_new_balance(
     recharge = section(page, "Balance Auto Recharge Settings")
     recharge.get_by_label("When the balance falls below ($)").fill("15")
     recharge.get_by_label("Recharge the balance up to ($)").fill("50")
+    # It would charge now: the dialog says so first (issue 14; tests/browser/
+    # test_cards_and_recharge.py walks it), and confirming charges what it said.
+    click_and_swap(page, recharge.get_by_role("button", name="Save recharge settings"))
+    confirm = page.get_by_role("dialog", name="Charge $50.00 now?")
+    expect(confirm).to_contain_text("Saving charges $50.00 to Visa ending 4242 now, to bring "
+                                    "the balance to $50.00.")
     # Money moved: Billing Settings loaded again (HX-Redirect), not the section in place.
-    click_and_wait(page, recharge.get_by_role("button", name="Save recharge settings"), **BILLING)
+    click_and_wait(page, confirm.get_by_role("button", name="Save and charge $50.00"), **BILLING)
     expect(flash(page, "Saved")).to_contain_text(re.compile(
         r"The balance was below the threshold: \$50\.00 was charged to Visa ending 4242 "
         r"\(receipt R-\d{8}\)\."))
