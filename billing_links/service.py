@@ -509,20 +509,23 @@ def receipt_token(settings: LinkSettings, request: BillingRequest, charge: Charg
     return tokens.sign_receipt(settings.keys, request.link_id, charge.id)
 
 
-def paid(session: Session, settings: LinkSettings, token: str) -> Paid:
+def paid(session: Session, settings: LinkSettings, token: str,
+         now: datetime | None = None) -> Paid:
     """The payment behind a receipt token (see tokens.sign_receipt), or LinkTampered /
-    LinkExpired. The token names the charge and its link: a charge of another link is
-    refused as tampered."""
+    LinkExpired (rules.BILLING_LINK_RECEIPT_TTL after the payment). The token names the
+    charge and its link: a charge of another link is refused as tampered."""
     from portal.services import billing
 
-    link_id, charge_id = tokens.verify_receipt(settings.keys, token,
-                                               rules.BILLING_LINK_RECEIPT_TTL)
+    now = now or clock_now()
+    link_id, charge_id = tokens.verify_receipt(settings.keys, token)
     request = session.scalar(select(BillingRequest).where(BillingRequest.link_id == link_id))
     charge = session.get(Charge, charge_id)
     if (request is None or charge is None
             or not charge.idempotency_key.startswith(f"billing-link:{link_id}:")
             or charge.account_id != request.sub_account_id):
         raise tokens.LinkTampered()
+    if now >= charge.created_at + rules.BILLING_LINK_RECEIPT_TTL:
+        raise tokens.LinkExpired()
     sub = session.get(Account, request.sub_account_id)
     agency = session.get(Account, request.agency_id)
     return Paid(request, charge, sub, agency, billing.settings_for(session, sub))
