@@ -277,12 +277,18 @@ def test_unhandled_error_is_the_500_page_without_details(app, client, caplog):
 
 
 @pytest.mark.own_app  # adds a test-only route
-def test_unhandled_error_as_htmx_is_the_error_fragment(app, client):
+def test_unhandled_error_as_htmx_is_a_message_in_place(app, client):
+    """Issue 14: an htmx request's error is a message retargeted to the page's message
+    region, never the error page swapped into the section it aimed at."""
     _crashing_app(app)
     response = client.get("/test-only/boom", headers=HX)
     assert response.status_code == 500
-    html = assert_fragment(response, '<section class="card narrow error-page">')
-    assert "<h1>Something went wrong</h1>" in html
+    assert response.headers["HX-Retarget"] == "#messages"
+    assert response.headers["HX-Reswap"] == "innerHTML"
+    html = assert_fragment(response, '<p class="flash flash-error" role="alert"')
+    assert "<strong>Something went wrong.</strong>" in html
+    assert shown("We couldn't finish that. Nothing was changed; please try again.") in html
+    assert "<h1" not in html and "error-page" not in html
     assert "secret internal detail" not in html
 
 

@@ -311,3 +311,21 @@ def test_change_history_words_kinds_and_distributions(client, session, w):
     assert "Distribution : Longest idle agent first" in changes
     assert "Longest wait (minutes) : 10" in changes
     assert "Announce position : Yes" in changes
+
+
+@pytest.mark.own_app  # adds a test-only route
+def test_an_unhandled_validation_refusal_is_a_message_or_the_page(app, client):
+    """ValidationFailed that no view caught (422, the DomainError handler): a message in
+    place for htmx, the error page for a full request."""
+    from portal.errors import ValidationFailed
+
+    @app.post("/test-only/invalid")
+    def invalid():
+        raise ValidationFailed({"amount": "The amount is required."})
+
+    app.config["WTF_CSRF_ENABLED"] = False
+    response = client.post("/test-only/invalid", headers=hx("make-payment"))
+    assert_message_in_place(response, 422, "The amount is required.")
+    full = client.post("/test-only/invalid")
+    assert full.status_code == 422
+    assert "<h1>That didn&#39;t work</h1>" in assert_full_page(full, nav=False)
