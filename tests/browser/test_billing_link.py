@@ -30,6 +30,7 @@ from tests import factories as f
 from tests.browser.conftest import (
     ARTIFACTS,
     TIMEOUT_MS,
+    UNDO_SCREENSHOT,
     account_url,
     click_and_swap,
     click_and_wait,
@@ -46,8 +47,7 @@ OWNER = "owner@example.test"
 CUSTOMER_EMAIL = "pat@bayside.test"
 AGENCY, SUB = "Northwind Agency", "Bayside Dental"
 MESSAGE = "Hi Pat,\nfrom next month Bayside Dental pays its own calls. Thanks!"
-WARNING = ("The current billing information for the account will be lost, and any available "
-           "balance will be added to your agency's current balance")
+PAID_PAGE = re.compile(r"/billing-link/paid/[^/]+$")  # the thank-you page: a GET after the POST
 RECEIPT = re.compile(r"R-\d{8}")
 ACCOUNTS = {"url": account_url("sub-accounts"), "heading": f"Accounts · {AGENCY}"}
 PAY_PAGE, DONE = f"Set up billing for {SUB}", "Thank you: billing is set up"
@@ -158,6 +158,7 @@ def screenshots(page: Page, name: str, problems: list[str], full_page: bool = Tr
         page.set_viewport_size(size)
         page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=full_page,
                         animations="disabled")
+        page.evaluate(UNDO_SCREENSHOT)  # the style="" Playwright leaves (see conftest)
         sideways = page.evaluate(SIDEWAYS)
         if sideways:
             problems.append(f"{name} ({label}) scrolls sideways: {sideways}")
@@ -257,7 +258,7 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     # Pays $50.00 (more than asked is fine): thank you.
     amount_field.fill("50")
     fill_card(customer, VISA)
-    click_and_wait(customer, pay_button(customer), url=path, heading=DONE)
+    click_and_wait(customer, pay_button(customer), url=PAID_PAGE, heading=DONE)
     done = customer.get_by_test_id("link-done")
     expect(done.get_by_role("heading", level=1)).to_have_text(DONE)
     expect(done).to_contain_text("$50.00 was charged to Visa ending 4242 (receipt R-")
@@ -295,15 +296,17 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     expect(dialog).to_contain_text("It pays its usage from its own balance ($50.00).")
     expect(dialog.get_by_role("heading", name="Add to Agency Billing")).to_be_visible()
     expect(dialog.get_by_role("heading", name="Remove from Agency Billing")).to_have_count(0)
-    expect(dialog.locator(".note")).to_have_text(f"{WARNING} ($50.00).")
+    # issue 14: whose balance moves which way (tests/browser/test_agency_billing_moves.py)
+    expect(dialog.get_by_test_id("move-balance")).to_contain_text(
+        f"{SUB}'s available balance of $50.00 moves to {AGENCY}'s balance")
     screenshots(page, "billing-link-add-dialog", problems, full_page=False)
     click_and_wait(page, dialog.get_by_role("button", name="Add to Agency Billing"), **ACCOUNTS)
 
     expect(dialog).to_have_count(0)
-    expect(flash(page, "is on agency billing")).to_have_text(
+    expect(flash(page, "is on agency billing")).to_contain_text(
         f"{SUB} is on agency billing: its usage is paid from {AGENCY}'s balance. Its payment "
-        f"methods were removed. Its available balance of $50.00 was added to {AGENCY}'s "
-        "balance.")
+        f"methods were removed and its auto recharge is off. {SUB}'s available balance of "
+        f"$50.00 moved to {AGENCY}'s balance.")
     expect(page.get_by_test_id(f"billing-{agency.sub_id}")).to_have_text("Balance from: agency")
 
     # The agency's balance went up by what the customer paid.
@@ -357,7 +360,7 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
     # A retry on the same link (the form posts back to it): another card goes through.
     assert urlsplit(customer.url).path == path
     fill_card(customer, VISA)
-    click_and_wait(customer, pay_button(customer), url=path, heading=DONE)
+    click_and_wait(customer, pay_button(customer), url=PAID_PAGE, heading=DONE)
     done = customer.get_by_test_id("link-done")
     expect(done.get_by_role("heading", level=1)).to_have_text(DONE)
     expect(done).to_contain_text("$25.00 was charged to Visa ending 4242")
