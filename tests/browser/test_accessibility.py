@@ -47,6 +47,7 @@ from tests.browser.conftest import (
     click_and_wait,
     goto,
     htmx_settled,
+    shots,
 )
 
 pytestmark = pytest.mark.browser
@@ -119,13 +120,14 @@ def world(session):
 
 @dataclass
 class State:
-    """A page to open (its path), a name for the report, and optionally what to do on it
-    before checking (open the account switcher, a filter, ...)."""
+    """A page to open (its path; None: stay on the page in front), a name for the report,
+    and optionally what to do on it before checking (open the switcher, send a form, ...)."""
     name: str
-    path: str
+    path: str | None
     then: Callable[[Page], None] | None = None
     dialogs: bool = True  # open every dialog it offers
     status: int | None = None  # an error page's status
+    shot: str | None = None  # screenshots: test-artifacts/i14-12-<shot>-<theme>-desktop.png
 
 
 def open_switcher(page: Page) -> None:
@@ -138,6 +140,60 @@ def open_filter(page: Page) -> None:
     expect(page.locator("details.filter-panel[open] .panel").first).to_be_visible()
 
 
+def new_card_with_errors(page: Page) -> None:
+    """New Credit Card, saved empty: the dialog again with each field's error."""
+    dialog = open_dialog(page, page.get_by_role("link", name="New Credit Card"))
+    click_and_swap(page, dialog.get_by_role("button", name="Save"))
+    expect(page.locator("#dialog-slot dialog[open] [aria-invalid=true]").first).to_be_visible()
+
+
+def send_empty_support_request(page: Page) -> None:
+    """A request sent with nothing chosen: the form again with its errors."""
+    click_and_wait(page, page.get_by_role("button", name="Send request"), url=re.compile(".*"))
+    expect(page.locator("[aria-invalid=true]").first).to_be_visible()
+
+
+def send_support_request(page: Page) -> None:
+    """A request sent: the page again with its success message."""
+    page.get_by_label("What is it about?").select_option("other")
+    page.get_by_label("Message").fill("Please call me about my numbers.")
+    click_and_wait(page, page.get_by_role("button", name="Send request"), url=re.compile(".*"))
+    expect(page.locator(".flash").first).to_be_visible()
+
+
+def wrong_password(page: Page) -> None:
+    page.get_by_label("Email").fill(AGENCY_OWNER)
+    page.get_by_label("Password").fill("not-the-password")
+    click_and_swap(page, page.get_by_role("button", name="Sign in"))
+    expect(page.locator(".form-error, [role=alert]").first).to_be_visible()
+
+
+def pay_nothing(page: Page) -> None:
+    """The billing link's form sent empty: the page again with each field's error."""
+    page.get_by_label("Payment amount ($)").fill("")
+    click_and_wait(page, page.get_by_role("button", name="Pay and set up billing"),
+                   url=re.compile(".*"))
+    expect(page.locator("[aria-invalid=true]").first).to_be_visible()
+
+
+def pay(page: Page) -> None:
+    """The billing link paid with the sandbox's test card: the thank-you page."""
+    page.get_by_label("Name on card").fill("Bea Bayside")
+    page.get_by_label("Card number").fill("4242424242424242")
+    page.get_by_label("Expiry month").fill("08")
+    page.get_by_label("Expiry year").fill(str(datetime.now(UTC).year + 2))
+    page.get_by_label("Security code (CVC)").fill("123")
+    click_and_wait(page, page.get_by_role("button", name="Pay and set up billing"),
+                   url=re.compile(r"/billing-link/"))
+
+
+def open_receipt(page: Page) -> None:
+    """The thank-you page's receipt link."""
+    href = page.get_by_test_id("receipt-link").first.get_attribute("href")
+    goto(page, href)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Receipt")
+
+
 def agency_pages(w) -> list[State]:
     n, b, c, oak = w["n"], w["bayside"], w["cedar"], w["oak"]
     today = datetime.now(UTC).date()
@@ -146,7 +202,7 @@ def agency_pages(w) -> list[State]:
     return [
         State("Account Settings", f"{base}/"),
         State("Account Settings, the switcher open", f"{base}/", open_switcher, dialogs=False),
-        State("Accounts", f"{base}/sub-accounts"),
+        State("Accounts", f"{base}/sub-accounts", shot="accounts"),
         State("Accounts, the filter open", f"{base}/sub-accounts", open_filter, dialogs=False),
         State("Accounts, canceled", f"{base}/sub-accounts?status=canceled"),
         State("Accounts, all", f"{base}/sub-accounts?status=all", dialogs=False),
@@ -162,7 +218,9 @@ def agency_pages(w) -> list[State]:
         State("Parent Settings", f"{base}/parent"),
         State("Cancel Agency (page)", f"{base}/parent/cancel"),
         State("Cancel Agency: review", f"{base}/parent/cancel/review"),
-        State("Billing Settings", f"{base}/billing/"),
+        State("Billing Settings", f"{base}/billing/", shot="billing-settings"),
+        State("Billing Settings: New Credit Card saved empty", f"{base}/billing/",
+              new_card_with_errors, dialogs=False, shot="new-card-errors"),
         State("Payment Methods: new card (page)", f"{base}/billing/payment-methods/new-card"),
         State("Payment Methods: new ACH (page)", f"{base}/billing/payment-methods/new-ach"),
         State("Payment Methods: edit (page)",
@@ -183,6 +241,10 @@ def agency_pages(w) -> list[State]:
         State("GDPR Tools", f"{base}/privacy/"),
         State("Account Security", f"{base}/security/"),
         State("Support", f"{base}/support/"),
+        State("Support: a request with errors", f"{base}/support/", send_empty_support_request,
+              dialogs=False),
+        State("Support: a request sent", f"{base}/support/", send_support_request,
+              dialogs=False, shot="support-sent"),
         State("Plans", f"{base}/plan/"),
         State("Security", "/security/"),
         State("Security: two-factor", "/security/two-factor"),
@@ -245,9 +307,13 @@ def solo_pages(w) -> list[State]:
 def signed_out_pages(w) -> list[State]:
     return [
         State("Sign in", "/login"),
+        State("Sign in: a wrong password", "/login", wrong_password, shot="sign-in-error"),
         State("Set password", w["password_link"]),
         State("Set password, a bad link", "/set-password/not-a-token", status=410),
         State("Billing link", w["link"]),
+        State("Billing link: the form sent empty", w["link"], pay_nothing),
+        State("Billing link: paid, the thank-you page", w["link"], pay, shot="link-paid"),
+        State("Billing link: the receipt", None, open_receipt, dialogs=False),
         State("Billing link, a bad link", "/billing-link/not-a-token", status=404),
         State("Error: no such page", "/no/such/page", status=404),
     ]
@@ -268,6 +334,7 @@ class Report:
     theme: str
     found: list[str] = field(default_factory=list)
     states: int = 0
+    wide: list[str] = field(default_factory=list)  # pages wider than the screen (shots())
 
     def check(self, page: Page, where: str, context: str | None = None) -> None:
         """axe at both widths; the page (or dialog) stays open between them."""
@@ -317,12 +384,15 @@ def visit(page: Page, state: State) -> None:
     expect(page.locator("h1, dialog h2").first).to_be_visible()
 
 
-def walk(page: Page, report: Report, states: list[State]) -> None:
+def walk(page: Page, report: Report, states: list[State], screenshot) -> None:
     for state in states:
-        visit(page, state)
+        if state.path is not None:
+            visit(page, state)
         if state.then:
             state.then(page)
-        report.check(page, f"{state.name} ({state.path})")
+        report.check(page, f"{state.name} ({state.path or page.url})")
+        if state.shot:
+            shots(page, screenshot, f"i14-12-{state.shot}-{report.theme}", report.wide)
         if not state.dialogs:
             continue
         for opener in dialog_openers(page):
@@ -362,7 +432,7 @@ ROLES = {
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("role", list(ROLES))
-def test_axe_finds_nothing(page: Page, world, role: str, theme: str):
+def test_axe_finds_nothing(page: Page, world, role: str, theme: str, screenshot):
     email, pages = ROLES[role]
     report = Report(role, theme)
     page.set_viewport_size(DESKTOP)
@@ -370,7 +440,7 @@ def test_axe_finds_nothing(page: Page, world, role: str, theme: str):
     if email:
         sign_in(page, email)
         set_theme(page, theme)
-    walk(page, report, pages(world))
+    walk(page, report, pages(world), screenshot)
     if not email:  # the second step of a two-factor sign-in
         sign_in(page, TWO_FACTOR_USER)
         expect(page).to_have_url(re.compile(r"/login/two-factor$"))
@@ -378,6 +448,7 @@ def test_axe_finds_nothing(page: Page, world, role: str, theme: str):
     assert report.states > 0
     assert not report.found, (f"{len(report.found)} axe violations in {report.states} page "
                               "states:\n" + "\n".join(report.found))
+    assert not report.wide, "\n".join(report.wide)
 
 
 def test_the_check_finds_a_violation_under_the_policy(page: Page, world):
@@ -459,7 +530,7 @@ def test_every_dialog_works_with_the_keyboard(page: Page, world):
     for email, states in ((AGENCY_OWNER, agency_pages(world)), (SOLO_ADMIN, solo_pages(world))):
         sign_in(page, email)
         for state in states:
-            if not state.dialogs or state.status:
+            if not state.dialogs or state.status or state.then or state.path is None:
                 continue
             visit(page, state)
             dialogs += keyboard_walk(page, f"{email} {state.name} ({state.path})", problems)
