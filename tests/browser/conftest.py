@@ -168,6 +168,10 @@ def screenshot():
         return path
 
     return _screenshot
+        # Playwright's screenshot leaves style="" on the focused field (hiding its caret);
+        # htmx would copy that attribute across the next swap, which the page's
+        # Content-Security-Policy refuses (a console error). Not the app's doing: undo it.
+        page.evaluate(UNDO_SCREENSHOT)
 
 
 # ----------------------------------------------------------------------------- screenshots
@@ -175,6 +179,8 @@ def screenshot():
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
+UNDO_SCREENSHOT = """() => document.querySelectorAll('[style=""]')
+  .forEach((element) => element.removeAttribute("style"))"""
 
 def sideways(page: Page) -> int:
     """How far the page scrolls sideways, in px (0: it fits the screen)."""
@@ -297,7 +303,7 @@ MENU = {
     "Change History": ("history/", "Change History"),
     "GDPR Tools": ("privacy/", "GDPR Tools and Redaction"),
     "Support": ("support/", "Support requests"),
-    "Account Security": ("security/", "Account Security Features"),
+    "Account Security Features": ("security/", "Account Security Features"),
     "Tracking Numbers": ("numbers/", "Tracking Numbers"),
     "Agent Statuses": ("agent-statuses/", "Agent Statuses"),
     "Tracking Sources": ("tracking-sources", "Tracking Sources"),
@@ -319,3 +325,6 @@ def open_menu(page: Page, link: str, account: str) -> None:
     menu = page.get_by_role("navigation", name="Main")
     click_and_wait(page, menu.get_by_role("link", name=link, exact=True),
                    url=account_url(tail), heading=f"{title} · {account}")
+    toggle = menu.locator("details.menu:not([open]) > summary")
+    if toggle.is_visible():  # a phone: the menu is folded behind "Menu"
+        toggle.click()

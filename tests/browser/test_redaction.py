@@ -131,7 +131,7 @@ def test_gdpr_tools_and_account_security_pages(page: Page, calls, sign_in, scree
     expect(page.get_by_role("button", name="Erase this caller's data")).to_be_visible()
     shots(page, screenshot, "gdpr-tools", problems)
 
-    nav_to(page, "Account Security")
+    nav_to(page, "Account Security Features")
     expect(page.get_by_role("checkbox", name=re.compile("Require two-factor sign-in"))
            ).not_to_be_checked()
     shots(page, screenshot, "account-security", problems)

@@ -1,6 +1,6 @@
-"""Two-factor sign-in in the browser: set it up from the header's Security link (QR code, the
-key, a code from the app, ten recovery codes), then sign in with the password and a code; a
-wrong code; a recovery code.
+"""Two-factor sign-in in the browser: set it up from the header's "Your sign-in security" link
+(QR code, the key, a code from the app, ten recovery codes), then sign in with the password
+and a code; a wrong code; a recovery code.
 
 A code works once: a time step at or before the last one accepted is refused. The sign-in
 after setup therefore uses a code from a later 30-second step, with the clock frozen a
@@ -41,6 +41,11 @@ ACCOUNT = "Harbor Dental"
 RECOVERY_CODE = re.compile(r"^[a-hj-km-np-z2-9]{5}-[a-hj-km-np-z2-9]{5}$")
 SIGNED_IN = {"url": account_url(), "heading": f"Account Settings · {ACCOUNT}"}
 SECURITY = {"url": "/security/", "heading": f"Your sign-in security · {EMAIL}"}
+
+
+def header_link(page: Page):
+    """The header's link to your own sign-in security."""
+    return page.get_by_role("banner").get_by_role("link", name="Your sign-in security")
 
 
 # ----------------------------------------------------------------------------- data
@@ -115,8 +120,8 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
     problems: list[str] = []
     sign_in(EMAIL)
 
-    # Header → Security: two-factor sign-in is off.
-    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+    # Header → Your sign-in security: two-factor sign-in is off.
+    click_and_wait(page, header_link(page),
                    **SECURITY)
     expect(page).to_have_title("Your sign-in security · Account Portal")
     expect(page.get_by_test_id("two-factor-status")).to_have_text("Off")
@@ -163,7 +168,7 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
     shots(page, screenshot, "two-factor-recovery-codes", problems)
     click_and_wait(page, page.get_by_role("link", name="I saved them, continue"), **SECURITY)
 
-    # Back on Security: on, ten codes left.
+    # Back on Your sign-in security: on, ten codes left.
     expect(page.get_by_test_id("two-factor-status")).to_have_text("On")
     expect(page.locator("#two-factor")).to_contain_text("10 unused recovery codes left.")
     shots(page, screenshot, "security-two-factor-on", problems)
@@ -183,7 +188,7 @@ def test_set_up_two_factor_then_sign_in_with_a_code(page: Page, customer, sign_i
         clock.freeze(None)
 
     # The sign-in is listed: the authenticator code step, succeeded.
-    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+    click_and_wait(page, header_link(page),
                    **SECURITY)
     latest = page.get_by_test_id("recent-signins").locator("tbody tr").first
     expect(latest).to_contain_text("Authenticator code")
@@ -227,7 +232,7 @@ def test_a_recovery_code_signs_in_once(page: Page, dana_with_two_factor):
     enter_code_by_keyboard(page, first)
     expect_signed_in(page)
 
-    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+    click_and_wait(page, header_link(page),
                    **SECURITY)
     expect(page.locator("#two-factor")).to_contain_text("9 unused recovery codes left.")
     latest = page.get_by_test_id("recent-signins").locator("tbody tr").first
@@ -243,7 +248,7 @@ def test_a_recovery_code_signs_in_once(page: Page, dana_with_two_factor):
     expect(page.locator("#code-error")).to_have_text(security.BAD_CODE)
     enter_code_by_keyboard(page, dana_with_two_factor.codes[1].replace("-", "").upper())
     expect_signed_in(page)
-    click_and_wait(page, page.get_by_role("banner").get_by_role("link", name="Security"),
+    click_and_wait(page, header_link(page),
                    **SECURITY)
     expect(page.locator("#two-factor")).to_contain_text("8 unused recovery codes left.")
 
