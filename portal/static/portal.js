@@ -128,6 +128,14 @@ document.addEventListener("htmx:afterSwap", () => {
   }
 });
 
+// A dialog's action that is done (a card added) answers with the sections it changed, swapped
+// where they are, and a close-dialog event (HX-Trigger): the dialog it came from closes.
+document.addEventListener("close-dialog", (event) => {
+  const from = event.target instanceof Element ? event.target.closest("dialog") : null;
+  const dialog = from || document.querySelector("dialog.confirm[open]");
+  if (dialog && dialog.open) dialog.close();
+});
+
 // An export link [data-export-from="<form id>"] exports what that filter form shows when it
 // is clicked. Without JavaScript its href is the filter the page was drawn from, which the
 // form then shows too.

@@ -98,7 +98,8 @@ def add_card_in_dialog(page: Page, holder: str, number: str) -> None:
     expect(dialog).to_be_visible()
     assert dialog.evaluate("d => d.matches(':modal')"), "the dialog opens as a modal"
     fill_card(dialog, holder, number)
-    click_and_wait(page, dialog.get_by_role("button", name="Save"), **BILLING)
+    # Saved in place (issue 14): the sections swapped, the dialog closed, no reload.
+    click_and_swap(page, dialog.get_by_role("button", name="Save"))
     expect(dialog).to_have_count(0)
 
 
@@ -108,20 +109,17 @@ def set_role_with_pencil(page: Page, method: str, role: str) -> None:
     expect(dialog).to_be_visible()
     expect(dialog.get_by_role("group", name="Use this method as")).to_be_visible()
     dialog.get_by_role("radio", name=re.compile(rf"^{role}\b")).check()
-    click_and_wait(page, dialog.get_by_role("button", name="Save"), **BILLING)
+    click_and_swap(page, dialog.get_by_role("button", name="Save"))
     expect(dialog).to_have_count(0)
 
 
 def make_payment(page: Page, method_option: str, amount: str, declined: bool = False) -> None:
-    """Charged: Billing Settings again, with the flash. Declined: the section, in place."""
+    """Charged or declined: the sections swapped in place (issue 14), with the message."""
     payment = section(page, "Make a Payment")
     payment.get_by_label("Pay with").select_option(label=method_option)
     payment.get_by_label("Amount ($)").fill(amount)
     button = payment.get_by_role("button", name="Make a Payment")
-    if declined:
-        click_and_swap(page, button)
-    else:
-        click_and_wait(page, button, **BILLING)
+    click_and_swap(page, button)
 
 
 def payment_rows(page: Page):
@@ -485,7 +483,7 @@ def test_a_payment_twice_from_the_same_form_charges_once(page: Page, with_cards,
     open_billing(page)
     payment = section(page, "Make a Payment")
     payment.get_by_label("Amount ($)").fill("30")
-    with navigation(page, **BILLING):
+    with htmx_swap(page):
         payment.get_by_role("button", name="Make a Payment").dblclick()
     expect(flash(page, "Thank you")).to_be_visible()
     expect(balance(page)).to_have_text("$30.00")
@@ -685,7 +683,7 @@ def test_new_credit_card_with_the_keyboard_alone(page: Page, customer, sign_in):
         page.keyboard.type(value)
         page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Save")).to_be_focused()
-    with navigation(page, **BILLING):
+    with htmx_swap(page):
         page.keyboard.press("Enter")
     expect(flash(page, "was added")).to_contain_text("Visa ending 4242")
     expect(page.locator("dialog")).to_have_count(0)
@@ -748,7 +746,10 @@ def test_without_javascript_add_a_card_and_make_a_payment(no_js_page: Page, cust
     expect(recharge.locator("#amount-error")).to_contain_text("must be more than the threshold")
 
     # Make a Payment: a plain post, then the page with the flash.
-    make_payment(page, "Visa ending 4242 (Primary)", "30")
+    payment = section(page, "Make a Payment")
+    payment.get_by_label("Pay with").select_option(label="Visa ending 4242 (Primary)")
+    payment.get_by_label("Amount ($)").fill("30")
+    click_and_wait(page, payment.get_by_role("button", name="Make a Payment"), **BILLING)
     expect(flash(page, "Thank you")).to_contain_text("$30.00 was charged to Visa ending 4242")
     expect(balance(page)).to_have_text("$30.00")
     expect(payment_rows(page)).to_have_count(1)

@@ -127,11 +127,28 @@ def test_a_refunded_payment_says_so_in_the_history_and_on_its_receipt(client, se
         ("payment", 2550, 2550), ("refund", -2550, 0)]
 
 
-def test_an_htmx_payment_redirects_the_whole_page(client, session, bw, visa):
+def test_an_htmx_payment_swaps_the_sections_it_changed(client, session, bw, visa):
+    """No reload (issue 14): Make a Payment again (its own target) with the success message
+    and a new form key, the balance and the payment history swapped where they are."""
     sign_in_as(client, bw.ann)
-    response = pay(client, bw.solo, visa, "$1,000", headers=HX)
-    assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == url(bw.solo)
+    key = form_key(client, bw.solo)
+    response = pay(client, bw.solo, visa, "$1,000", key=key,
+                   headers={**HX, "HX-Target": "make-payment"})
+    assert response.status_code == 200
+    assert "HX-Redirect" not in response.headers and "HX-Reswap" not in response.headers
+    html = body(response)
+    assert html.strip().startswith('<section class="card" id="make-payment" '
+                                   'aria-labelledby="payment-h">')
+    charge = session.scalar(select(Charge))
+    assert flash("success", f"Thank you: $1,000.00 was charged to Visa ending 4242. Receipt "
+                            f"{charge.receipt_number} is in the payment history.") \
+        in section(html, "make-payment")
+    assert key not in html  # a new key: the same form sent again would not charge twice
+    assert ('<p class="balance" id="balance" hx-swap-oob="true">Available balance: '
+            '<strong data-testid="balance">$1,000.00</strong>') in html
+    assert 'id="payment-history" aria-labelledby="history-h" hx-swap-oob="true"' in html
+    [row] = table_rows(section(html, "payment-history"))
+    assert row.cells[3:5] == ["$1,000.00", "Paid"]
     assert balance(client, bw.solo) == "$1,000.00"
 
 

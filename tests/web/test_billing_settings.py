@@ -2,6 +2,7 @@
 remove), the settings sections (auto recharge, critical phone, service address, direct
 charge, billing-email recipients), full page vs htmx fragment, and who may do what."""
 
+import json
 import re
 
 import pytest
@@ -145,15 +146,28 @@ def test_adding_cards_the_first_is_primary(client, session, bw):
     assert VISA not in html
     response = post(client, url(bw.solo, "payment-methods/new-card"),
                     {**CARD_FORM, "number": "5555 5555 5555 4444", "exp_month": "3",
-                     "exp_year": "29", "holder": "  Lee   Roe "}, headers=HX)
-    assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == url(bw.solo)
-    html = body(client.get(url(bw.solo)))
+                     "exp_year": "29", "holder": "  Lee   Roe "},
+                    headers={**HX, "HX-Target": "dialog-slot"})
+    # htmx (issue 14): no reload; the sections that changed, swapped where they are (out of
+    # band), the dialog closed, the message in the Payment Methods section
+    assert response.status_code == 200
+    assert "HX-Redirect" not in response.headers
+    assert response.headers["HX-Reswap"] == "none"
+    assert json.loads(response.headers["HX-Trigger"]) == {"close-dialog": True}
+    html = body(response)
+    assert "<html" not in html
+    assert '<section class="card" id="payment-methods" aria-labelledby="methods-h" ' \
+        'hx-swap-oob="true">' in html
+    assert '<section class="card" id="make-payment" aria-labelledby="payment-h" ' \
+        'hx-swap-oob="true">' in html
+    methods_html = section(html, "payment-methods")
     assert flash("success", "Mastercard ending 4444, expires 03/2029 was added: use the pencil "
-                            "to make it Primary or Backup.") in html
-    assert [r.cells[:4] for r in table_rows(section(html, "payment-methods"))] == [
-        ["Visa ending 4242", "Pat Doe", "12/2030", "Primary"],
-        ["Mastercard ending 4444", "Lee Roe", "03/2029", "—"]]
+                            "to make it Primary or Backup.") in methods_html
+    for shown_now in (methods_html, body(client.get(url(bw.solo)))):
+        assert [r.cells[:4] for r in table_rows(section(shown_now, "payment-methods"))] == [
+            ["Visa ending 4242", "Pat Doe", "12/2030", "Primary"],
+            ["Mastercard ending 4444", "Lee Roe", "03/2029", "—"]]
+    assert "Mastercard ending 4444</option>" in section(html, "make-payment")
     assert methods(session, bw.solo) == [("Visa", "4242", "primary", False),
                                          ("Mastercard", "4444", "other", False)]
 
@@ -209,7 +223,7 @@ def test_card_numbers_and_cvcs_are_stored_nowhere(client, session, bw):
                           ({**CARD_FORM, "number": MASTERCARD, "cvc": "765"}, HX)]:
         response = post(client, url(bw.solo, "payment-methods/new-card"), form,
                         headers=headers)
-        assert response.status_code in (303, 204)
+        assert response.status_code == (200 if headers else 303)
         assert form["number"] not in body(response)
     assert post(client, url(bw.solo, "payment-methods/new-ach"), ACH_FORM).status_code == 303
     page = body(client.get(url(bw.solo)))
@@ -407,8 +421,11 @@ def test_removing_a_method_that_is_not_primary_needs_no_promote(client, session,
     sign_in_as(client, bw.ann)
     response = post(client, url(bw.solo, f"payment-methods/{mc.id}/remove"),
                     {"confirm": "yes"}, headers=HX)
-    assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == url(bw.solo)
+    assert response.status_code == 200  # the sections swapped in place (issue 14)
+    shown_now = section(body(response), "payment-methods")
+    assert flash("success", "Mastercard ending 4444 was removed. Its past payments stay in "
+                            "the payment history.") in shown_now
+    assert [r.cells[0] for r in table_rows(shown_now)] == ["Visa ending 4242"]
     assert methods(session, bw.solo) == [("Visa", "4242", "primary", False),
                                          ("Mastercard", "4444", "other", True)]
 

@@ -200,12 +200,17 @@ def test_send_statement_queues_the_pdf_to_the_chosen_recipient(client, session, 
     assert activity["october"].receipt_number not in words
 
 
-def test_send_statement_from_htmx_redirects_the_page(client, session, bw, activity):
+def test_send_statement_from_htmx_answers_in_the_dialog(client, session, bw, activity):
+    """No reload (issue 14): the dialog again, saying it was sent, its range kept."""
     sign_in_as(client, bw.ann)
     response = post(client, url(bw.solo, "statements"),
                     {**NOV, "recipient": "ann@example.test"}, headers=HX)
-    assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == url(bw.solo)
+    assert response.status_code == 200
+    assert "HX-Redirect" not in response.headers
+    html = assert_fragment(response, "<dialog")
+    assert flash("success", "The statement for November 1, 2026 – November 23, 2026 was sent "
+                            "to ann@example.test.") in html
+    assert f'name="from" value="{NOV["from"]}"' in html
     assert len(statement_mail(session)) == 1
 
 
@@ -497,7 +502,12 @@ def test_a_recurring_schedule_is_saved_listed_and_removed(client, session, bw):
     response = post(client, url(bw.solo, "statements/schedules"), {
         "frequency": "monthly", "recipient": "other", "other": "books@acme.example"},
         headers=HX)
-    assert response.status_code == 204 and response.headers["HX-Redirect"] == url(bw.solo)
+    # htmx (issue 14): the dialog again, the new schedule listed, the message a success
+    assert response.status_code == 200 and "HX-Redirect" not in response.headers
+    saved = assert_fragment(response, "<dialog")
+    assert flash("success", "Saved: the monthly statement will be emailed to "
+                            "books@acme.example.") in saved
+    assert "Monthly to books@acme.example" in text(saved)
     assert schedules_of(session, bw.solo) == [
         (ScheduleFrequency.WEEKLY, "ann@example.test"),
         (ScheduleFrequency.MONTHLY, "books@acme.example")]
@@ -512,11 +522,18 @@ def test_a_recurring_schedule_is_saved_listed_and_removed(client, session, bw):
     assert f'action="{remove}"' in listed
     assert 'aria-label="Remove the weekly schedule to ann@example.test"' in listed
 
+    assert f'hx-post="{remove}" hx-target="#dialog-slot"' in listed
     response = post(client, remove)
     assert response.status_code == 303
     assert flash("success", "The recurring statement was removed.") in body(
         client.get(response.location))
     assert schedules_of(session, bw.solo) == [(ScheduleFrequency.MONTHLY, "books@acme.example")]
+    monthly_remove = url(bw.solo, f"statements/schedules/{monthly.id}/remove")
+    response = post(client, monthly_remove, headers=HX)
+    assert response.status_code == 200
+    left = assert_fragment(response, "<dialog")
+    assert flash("success", "The recurring statement was removed.") in left
+    assert 'data-testid="schedules"' not in left
     assert post(client, remove).status_code == 404  # already gone
     assert statement_mail(session) == []  # saving a schedule sends nothing by itself
 

@@ -1,11 +1,12 @@
 """Payment Methods: add a card or a bank account, the pencil (Primary, Backup or neither),
 remove. Each a dialog; a page without JavaScript."""
 
-from flask import g, request, url_for
+from flask import g, request
 
 from portal.blueprints.billing import bp
+from portal.blueprints.billing.settings import changed
 from portal.blueprints.security import recent_signin_required
-from portal.blueprints.views import CONFIRM, back, confirmed, own_billing, submit
+from portal.blueprints.views import CONFIRM, confirmed, own_billing, submit
 from portal.errors import ConfirmationNeeded
 from portal.extensions import db, payment_gateway
 from portal.rendering import render
@@ -18,7 +19,9 @@ SECRET_FIELDS = ("number", "cvc", "account_number")  # never echoed back into th
 
 
 def _to_settings(message: str):
-    return back(url_for("billing.index"), message)
+    """Done: the Payment Methods section and Make a Payment's choice of method drawn again
+    where they are, the dialog closed (htmx); else back to the page (issue 14)."""
+    return changed(message, "methods_section", "payment_section")
 
 
 @bp.route("/payment-methods/new-card", methods=["GET", "POST"])

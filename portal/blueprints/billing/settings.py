@@ -1,7 +1,10 @@
 """Billing Settings: the page, and its sections' forms (each answers its section again for
 htmx, else back to the page)."""
 
-from flask import current_app, flash, g, request, url_for
+import json
+
+from flask import current_app, flash, g, make_response, request, url_for
+from jinja2_fragments.flask import render_block
 
 from portal.blueprints.billing import bp
 from portal.blueprints.views import agency_only, back, confirmed, own_billing, submit
@@ -58,6 +61,39 @@ def _section(block: str, saved: str, status: int = 200, **context):
         return render(SETTINGS, block, status=status, **page_context(saved=saved, **context))
     flash(saved, "success")
     return see_other(url_for("billing.index"))
+
+
+# The page's sections by block, and the id each is swapped by.
+SECTION_IDS = {"balance_section": "balance", "methods_section": "payment-methods",
+               "payment_section": "make-payment", "history_section": "payment-history"}
+
+
+def changed(message: str, shown_in: str, *also: str, category: str = "success",
+            trigger: dict | None = None):
+    """After an action that changed the page (a card added, a payment made): for htmx, the
+    section `shown_in` drawn again with the message, and the sections `also` that depend on
+    the change, each swapped where it is (out of band, unless it is the request's own target),
+    so the reader keeps their place; a dialog that asked is closed (the close-dialog event).
+    A full page or a boosted request (no JavaScript): the flash and back to the page (303)."""
+    if not is_partial():
+        flash(message, category)
+        return see_other(url_for("billing.index"))
+    context = page_context()
+    parts = []
+    for block in (shown_in, *also):
+        in_place = request.htmx.target == SECTION_IDS[block]
+        parts.append(render_block(SETTINGS, block, **{
+            **context, "oob": not in_place,
+            "saved": message if block == shown_in else None, "saved_category": category}))
+    response = make_response("\n".join(parts))
+    response.vary.add("HX-Request")
+    events = dict(trigger or {})
+    if not any(request.htmx.target == SECTION_IDS[b] for b in (shown_in, *also)):
+        response.headers["HX-Reswap"] = "none"  # only the out-of-band sections
+        events["close-dialog"] = True
+    if events:
+        response.headers["HX-Trigger"] = json.dumps(events)
+    return response
 
 
 def invalid(block: str):

@@ -9,18 +9,27 @@ from portal.blueprints.billing import bp
 from portal.blueprints.views import back, own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.rendering import pdf_response, render
+from portal.rendering import is_partial, pdf_response, render
 from portal.services import statements
 
 
-def _statement_dialog(status: int = 200, form=None, errors=None):
+def _statement_dialog(status: int = 200, form=None, errors=None, saved=None):
     today = clock.now().date()
     return render("billing/statements.html", "dialog", status=status, form=form or {},
-                  errors=errors or {},
+                  errors=errors or {}, saved=saved,
                   choices=statements.recipient_choices(db.session, g.account),
                   schedules=statements.schedules(db.session, g.account),
                   presets=statements.presets(today),
                   default_from=today.replace(day=1).isoformat(), default_to=today.isoformat())
+
+
+def _done(message: str, form=None):
+    """Sent, saved or removed: for htmx the dialog again with the message and the schedules
+    as they are now (the page behind, and the reader's place on it, untouched; issue 14);
+    else the flash and back to the page."""
+    if is_partial():
+        return _statement_dialog(form=form, saved=message)
+    return back(url_for("billing.index"), message)
 
 
 @bp.get("/statements")
@@ -83,8 +92,8 @@ def send_statement():
     document = _document(start, end)
     notices.statement(db.session, g.account, document.statement, recipient, document.pdf)
     db.session.commit()
-    return back(url_for("billing.index"), f"The statement for {start:%B %-d, %Y} – "
-                f"{end:%B %-d, %Y} was sent to {recipient}.")
+    return _done(f"The statement for {start:%B %-d, %Y} – {end:%B %-d, %Y} was sent to "
+                 f"{recipient}.", form)
 
 
 @bp.post("/statements/schedules")
@@ -98,9 +107,8 @@ def add_schedule():
                                        form.get("frequency", ""), recipient)
 
     return submit(add, lambda errors: _statement_dialog(422, form, errors),
-                  lambda schedule: back(url_for("billing.index"),
-                                        f"Saved: the {schedule.frequency.value} statement "
-                                        f"will be emailed to {schedule.recipient}."))
+                  lambda schedule: _done(f"Saved: the {schedule.frequency.value} statement "
+                                         f"will be emailed to {schedule.recipient}.", form))
 
 
 @bp.post("/statements/schedules/<id:schedule_id>/remove")
@@ -108,4 +116,4 @@ def add_schedule():
 def remove_schedule(schedule_id: int):
     statements.remove_schedule(db.session, g.account, schedule_id)
     db.session.commit()
-    return back(url_for("billing.index"), "The recurring statement was removed.")
+    return _done("The recurring statement was removed.")
