@@ -38,7 +38,16 @@ from billing_links import service as link_service
 from portal import sealing
 from portal.cli import demo
 from portal.mail import notices
-from portal.models import Account, Charge, ChargeStatus, OutboxMessage, PaymentMethod, User
+from portal.models import (
+    Account,
+    Charge,
+    ChargeStatus,
+    NumberStatus,
+    OutboxMessage,
+    PaymentMethod,
+    TrackingNumber,
+    User,
+)
 from portal.services import auth
 from tests.browser.conftest import (
     DESKTOP,
@@ -99,6 +108,12 @@ def world(session):
             PaymentMethod.account_id == account.id).order_by(PaymentMethod.id))
 
     solo, cedar = accounts["Solo Plumbing"], accounts["Cedar Law Group"]
+    # Two of the standalone account's numbers released two days ago: Restore and Restore all.
+    for number in session.scalars(select(TrackingNumber).where(
+            TrackingNumber.account_id == solo.id).order_by(TrackingNumber.id).limit(2)):
+        number.status = NumberStatus.RELEASED
+        number.released_at = datetime.now(UTC) - timedelta(days=2)
+    session.commit()
     message = session.scalar(select(OutboxMessage.id).where(
         OutboxMessage.kind == "billing_link"))
     caller = session.scalar(select(portal.models.Call.caller_number).where(
@@ -194,6 +209,33 @@ def open_receipt(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Receipt")
 
 
+def open_phone_menu(page: Page) -> None:
+    """On a phone the main menu folds behind "Menu": opened (it stays open at 1280 px, where
+    it always shows)."""
+    page.set_viewport_size(PHONE)
+    page.get_by_role("navigation", name="Main").locator("summary").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Billing Settings")).to_be_visible()
+    page.set_viewport_size(DESKTOP)
+
+
+def save_recharge_that_charges(page: Page) -> None:
+    """Auto recharge saved with a threshold above the balance: the dialog that asks before
+    charging."""
+    page.get_by_label("When the balance falls below ($)").fill("9000")
+    page.get_by_label("Recharge the balance up to ($)").fill("9500")
+    click_and_swap(page, page.get_by_role("button", name="Save recharge settings"))
+    expect(page.locator("#dialog-slot dialog[open]")).to_be_visible()
+
+
+def make_declining_card_primary(page: Page) -> None:
+    """The pencil on the card that declined, Primary, Save: the warning dialog."""
+    dialog = open_dialog(page, page.get_by_role("link", name="Edit Visa ending 0002"))
+    dialog.get_by_role("radio", name=re.compile(r"^Primary\b")).check()
+    click_and_swap(page, dialog.get_by_role("button", name="Save"))
+    expect(page.get_by_role("dialog", name="Make Visa ending 0002 Primary?")).to_be_visible()
+
+
 def agency_pages(w) -> list[State]:
     n, b, c, oak = w["n"], w["bayside"], w["cedar"], w["oak"]
     today = datetime.now(UTC).date()
@@ -202,6 +244,8 @@ def agency_pages(w) -> list[State]:
     return [
         State("Account Settings", f"{base}/"),
         State("Account Settings, the switcher open", f"{base}/", open_switcher, dialogs=False),
+        State("Account Settings, the phone menu open", f"{base}/", open_phone_menu,
+              dialogs=False, shot="phone-menu"),
         State("Accounts", f"{base}/sub-accounts", shot="accounts"),
         State("Accounts, the filter open", f"{base}/sub-accounts", open_filter, dialogs=False),
         State("Accounts, canceled", f"{base}/sub-accounts?status=canceled"),
@@ -282,6 +326,10 @@ def solo_pages(w) -> list[State]:
         State("Account Settings", f"{base}/"),
         State("Close account (page)", f"{base}/close"),
         State("Billing Settings", f"{base}/billing/"),
+        State("Billing Settings: a recharge save that charges now", f"{base}/billing/",
+              save_recharge_that_charges, dialogs=False, shot="recharge-confirm"),
+        State("Billing Settings: a declining card made Primary", f"{base}/billing/",
+              make_declining_card_primary, dialogs=False),
         State("Payment Methods: remove (page)",
               f"{base}/billing/payment-methods/{w['solo_method']}/remove"),
         State("Payment History", f"{base}/billing/payments"),
@@ -289,6 +337,7 @@ def solo_pages(w) -> list[State]:
         State("Receipt of a declined payment", f"{base}/billing/payments/{w['solo_failed']}"),
         State("Billing Logs", f"{base}/billing/logs"),
         State("Tracking Numbers", f"{base}/numbers/"),
+        State("Released numbers", f"{base}/numbers/released"),
         State("Call History", f"{base}/calls/"),
         State("Tracking Sources", f"{base}/tracking-sources"),
         State("Tracking Sources: new", f"{base}/tracking-sources/new"),
