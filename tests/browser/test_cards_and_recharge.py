@@ -276,3 +276,40 @@ def test_an_expired_card_is_refused_at_entry(page: Page, harbor, sign_in, screen
     htmx_settled(page)
     expect(methods_table(page).locator("tbody tr")).to_have_count(1)  # only the Visa
     assert problems == []
+
+
+def test_the_primary_declined_and_the_backup_paid_tells_the_recipients(
+        page: Page, session, harbor, sign_in, screenshot):
+    """Auto recharge (as the jobs run it): the Primary declines, the Backup pays. Dana gets
+    the receipt and a notice that the Primary needs fixing; the page shows both results."""
+    from portal.services import billing, usage
+
+    short = add_card(session, harbor, NO_FUNDS)
+    visa = payment_methods.in_use(session, harbor)[0]
+    payment_methods.set_role(session, harbor, short.id, "primary", confirmed=True)
+    payment_methods.set_role(session, harbor, visa.id, "backup")
+    billing.set_auto_recharge(session, harbor, "50", "100")
+    recharge = usage.post(session, harbor, {"minutes": 300}, "batch-1").recharge
+    session.commit()
+    charges.run_recharge(session, SandboxGateway(), recharge)
+
+    problems: list[str] = []
+    sign_in("dana@example.test")
+    open_billing(page)
+    rows = methods_table(page).locator("tbody tr")
+    expect(rows.locator("td:nth-child(1)")).to_have_text([
+        f"Visa ending 9995 Declined {DAY}: insufficient funds", f"Visa ending 4242 Paid {DAY}"])
+    expect(rows.locator("td:nth-child(4)")).to_have_text(["Primary", "Backup"])
+
+    goto(page, "/dev/outbox", heading="Outbox · development only")
+    subject = ("Your Primary card was declined for Harbor Dental: the Backup paid $59.85")
+    mails = page.get_by_test_id("outbox").locator("tbody tr")
+    expect(mails.filter(has_text="Receipt R-")).to_have_count(1)
+    click_and_wait(page, mails.get_by_role("link", name=subject),
+                   url=re.compile(r"/dev/outbox/\d+$"), heading=subject)
+    expect(page.get_by_test_id("to")).to_have_text("dana@example.test")
+    text = page.get_by_test_id("text-body")
+    expect(text).to_contain_text("Visa ending 9995: The card was declined: insufficient funds.")
+    expect(text).to_contain_text("Your Backup, Visa ending 4242, paid it instead")
+    shots(page, screenshot, "i14-08-primary-declined-mail", problems)
+    assert problems == []
