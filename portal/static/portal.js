@@ -13,9 +13,41 @@ document.addEventListener("htmx:afterSettle", (event) => {
   const closed = "dialog.confirm:not([open])";
   const dialog = event.target.matches(closed) ? event.target : event.target.querySelector(closed);
   if (!dialog) return;
-  dialog.addEventListener("close", () => dialog.remove());
+  const here = document.activeElement;
+  if (here && here !== document.body && !here.closest("#dialog-slot")) opener = here;
+  returning = false;
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    returning = true;
+    focusOpener();
+  });
   dialog.showModal();
 });
+
+// Focus goes back to the dialog's opener when it closes, as showModal's own return does,
+// also when that can't work: a dialog sent back with its errors is a new dialog, opened while
+// focus was nowhere (the old one had just been removed), and an action that closes its dialog
+// may redraw the section the opener was in (then focus goes to the new element with the same
+// hx-get, or id). The opener is kept across the dialog's redraws; after a close, the next
+// settled swap checks once more (a section redrawn after the close).
+let opener = null;
+let returning = false;
+function focusOpener() {
+  const here = document.activeElement;
+  if (!opener || (here && here !== document.body && here.isConnected)) return;
+  let target = opener.isConnected ? opener : null;
+  if (!target && opener.id) target = document.getElementById(opener.id);
+  if (!target && opener.getAttribute("hx-get")) {
+    target = document.querySelector(`[hx-get="${CSS.escape(opener.getAttribute("hx-get"))}"]`);
+  }
+  if (target) target.focus();
+}
+document.addEventListener("htmx:afterSettle", () => {
+  if (!returning || document.querySelector("dialog.confirm[open]")) return;
+  returning = false;
+  focusOpener();
+});
+document.addEventListener("pointerdown", () => { returning = false; }, true);
 
 // Escape closes the open confirmation dialog. Chromium's own Escape handling for modal
 // dialogs can skip a press (its close-watcher rules about user activation), and a dialog

@@ -571,6 +571,67 @@ def keyboard_walk(page: Page, where: str, problems: list[str]) -> int:
     return count
 
 
+def enter_and_swap(page: Page) -> None:
+    """Enter on what has focus, which makes htmx swap; wait until it has settled."""
+    before = page.evaluate("() => window.__htmxSettles || 0")
+    page.keyboard.press("Enter")
+    page.wait_for_function("(n) => (window.__htmxSettles || 0) > n", arg=before)
+    htmx_settled(page)
+
+
+def focused(page: Page) -> str:
+    return page.evaluate("() => document.activeElement ? "
+                         "document.activeElement.outerHTML.slice(0, 120) : 'nothing'")
+
+
+def test_focus_goes_back_after_a_dialog_is_redrawn_or_its_opener_replaced(page: Page, world):
+    """A dialog sent back with its errors is a new dialog, and a card saved redraws the
+    Payment Methods section with the opener in it: Escape, and the save, still leave focus
+    on the "New Credit Card" link (the one on the page now), with the keyboard only."""
+    sign_in(page, SOLO_ADMIN)
+    visit(page, State("Billing Settings", f"/accounts/{world['solo']}/billing/"))
+    opener = page.get_by_role("link", name="New Credit Card")
+    dialog = page.locator("#dialog-slot dialog[open]")
+
+    # Sent empty: the dialog again, with errors; Escape closes it, focus on the opener.
+    tab_to(page, opener)
+    enter_and_swap(page)
+    expect(dialog).to_be_visible()
+    tab_to_in(page, dialog.get_by_role("button", name="Save"))
+    enter_and_swap(page)
+    expect(dialog.locator("[aria-invalid=true]").first).to_be_visible()
+    assert dialog.evaluate(FOCUS_INSIDE), focused(page)
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    assert opener.evaluate("(el) => document.activeElement === el"), focused(page)
+
+    # Saved: the dialog closes, the section is redrawn; focus on its New Credit Card link.
+    tab_to(page, opener)
+    enter_and_swap(page)
+    expect(dialog).to_be_visible()
+    for label, text in (("Name on card", "Sam Solo"), ("Card number", "5105105105105100"),
+                        ("Expiry month", "09"), ("Expiry year", str(datetime.now(UTC).year + 2)),
+                        ("Security code (CVC)", "321")):
+        tab_to_in(page, dialog.get_by_label(label, exact=True))
+        page.keyboard.type(text)
+    tab_to_in(page, dialog.get_by_role("button", name="Save"))
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    htmx_settled(page)
+    expect(page.get_by_text("Mastercard ending 5100").first).to_be_visible()
+    assert opener.evaluate("(el) => document.activeElement === el"), focused(page)
+
+
+def tab_to_in(page: Page, target: Locator, limit: int = 40) -> None:
+    """Tab (inside an open dialog) until `target` has focus."""
+    handle = target.element_handle()
+    for _ in range(limit):
+        if page.evaluate("(el) => document.activeElement === el", handle):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{limit} presses of Tab never reached {target}")
+
+
 def test_every_dialog_works_with_the_keyboard(page: Page, world):
     """Agency owner and solo admin: each page with dialogs, each dialog by keyboard only."""
     problems: list[str] = []
