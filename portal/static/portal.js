@@ -133,9 +133,11 @@ document.addEventListener("toggle", (event) => {
 // A filter form is drawn with its results and swapped with them (hx-target="#results"), so
 // the controls always show what the rows were drawn from, after a history restore too. The
 // swap must not take from the reader what they typed into the field they are in while the
-// request was on its way (it is put back and searched for in turn, by the form's own
-// "input changed" trigger), nor close a Filter panel they opened (details[id]).
+// request was on its way (it is put back, and the form sent again once htmx has wired the
+// new one: a request queued on the old form went with it), nor close a Filter panel they
+// opened (details[id]).
 let keptForSwap = null;
+let sendAgain = null;
 document.addEventListener("htmx:beforeSwap", (event) => {
   const target = event.detail.target;
   const active = document.activeElement;
@@ -156,8 +158,13 @@ document.addEventListener("htmx:afterSwap", () => {
   const field = typed && document.getElementById(typed.id);
   if (field instanceof HTMLInputElement && field.value !== typed.value) {
     field.value = typed.value;
-    field.dispatchEvent(new Event("input", { bubbles: true }));
+    sendAgain = field.form;
   }
+});
+document.addEventListener("htmx:afterSettle", () => {
+  const form = sendAgain;
+  sendAgain = null;
+  if (form && form.isConnected) form.requestSubmit();
 });
 
 // A dialog's action that is done (a card added) answers with the sections it changed, swapped

@@ -110,6 +110,25 @@ def test_accounts_back_forward_and_reload_keep_the_filter_with_its_rows(
     assert problems == []
 
 
+def test_typing_while_the_search_is_on_its_way_is_kept(page: Page, agency_owner, sign_in):
+    """The search box is swapped with the rows it searched for; what the reader typed while
+    that search was on its way stays in the box, and is searched for in turn."""
+    sign_in(agency_owner.email)
+    open_menu(page, "Accounts", "Northwind Agency")
+    search = page.get_by_label("Search by name")
+    held = []
+    page.route(re.compile(r"/sub-accounts\?status=active&q=a$"), lambda route: held.append(route))
+    with page.expect_request(re.compile(r"q=a$")):
+        search.fill("a")
+    search.press("y")  # typed while the search for "a" is held
+    with htmx_swap(page):
+        held[0].continue_()
+    expect(search).to_have_value("ay")
+    expect(search).to_be_focused()
+    expect_accounts(page, "active", "Active sub-accounts", "ay", ["Bayside Dental"])
+    expect(page).to_have_url(re.compile(r"q=ay$"))
+
+
 @pytest.fixture
 def with_logs(session):
     """Harbor Dental: an opening credit, 6 minutes postings, 3 transcription postings."""
