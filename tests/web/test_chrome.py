@@ -235,12 +235,13 @@ def test_unknown_url_is_the_404_page(client):
     assert "NotFound" not in html
 
 
-def test_unknown_url_as_htmx_is_the_error_fragment(client, world):
+def test_unknown_url_as_htmx_is_a_message_in_place(client, world):
     sign_in_as(client, world["owner"])
     response = client.get("/no/such/page", headers=HX)
     assert response.status_code == 404
-    html = assert_fragment(response, '<section class="card narrow error-page">')
-    assert "<h1>Page not found</h1>" in html
+    assert response.headers["HX-Retarget"] == "#messages"
+    html = assert_fragment(response, '<p class="flash flash-error" role="alert"')
+    assert "<strong>Page not found.</strong>" in html and "<h1" not in html
 
 
 def test_wrong_method_is_the_405_page(client):

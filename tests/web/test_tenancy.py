@@ -82,7 +82,12 @@ def test_out_of_reach_is_404_on_every_route_without_the_name(client, world, who,
             response = client.get(path, headers=headers)
             assert response.status_code == 404, (path, headers)
             html = body(response)
-            assert "<h1>Page not found</h1>" in html, path
+            if headers:  # htmx: the message in place, never a page in a section (issue 14)
+                assert response.headers["HX-Retarget"] == "#messages", path
+                assert "<strong>Page not found.</strong>" in html, path
+                assert "<h1" not in html, path
+            else:
+                assert "<h1>Page not found</h1>" in html, path
             assert NOT_FOUND in html, path
             assert "Content-Disposition" not in response.headers, path
             if name:
