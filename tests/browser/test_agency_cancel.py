@@ -68,7 +68,7 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
         f"We emailed {NEW_OWNER} that they own it now.")
     activity = page.get_by_role("region", name="Activity")
     expect(activity).to_contain_text(
-        f"Transferred out of the agency: Cedar Law Group (to {NEW_OWNER})")
+        f"Transferred Cedar Law Group out of the agency, to its new owner {NEW_OWNER}")
 
     # Start again: the review no longer lists it. The reason is required.
     review = start_canceling(page)
@@ -95,8 +95,10 @@ def test_cancel_the_demo_agency_after_transferring_one_out(page: Page, demo_agen
     expect(page.get_by_role("button", name="Reactivate Account")).to_have_count(0)
     expect(status.get_by_role("link", name="Cancel Agency Account & All Sub-Accounts")
            ).to_have_count(0)
-    expect(activity).to_contain_text(
-        "Canceled the agency and all sub-accounts. Reason: Moving to another provider")
+    expect(activity).to_contain_text(  # every detail worded (issue 14)
+        "Canceled the agency and all sub-accounts (Bayside Dental, Harbor Fitness, Lakeside "
+        "Roofing, Riverside Vet); released +14155551000, +14155551001. Reason: Moving to "
+        "another provider. Comments: Consolidating our tools.")
     screenshot(page, "agency-canceled")
 
     click_and_wait(page, status.get_by_role("button", name="Ask support to reactivate the agency"),
