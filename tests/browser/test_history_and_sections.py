@@ -25,6 +25,7 @@ from portal.services.gateway import SandboxGateway
 from tests import factories as f
 from tests.browser.conftest import (
     ARTIFACTS,
+    TIMEOUT_MS,
     account_url,
     click_and_swap,
     goto,
@@ -353,7 +354,11 @@ def test_a_card_a_payment_a_statement_and_a_schedule_keep_the_readers_place(
     before = scroll_to(page, history)
     click_and_swap(page, history.get_by_role("link", name="Printable Statements"))
     statements = page.get_by_role("dialog", name="Printable Statements")
+    # Sending renders the PDF (WeasyPrint, imported with the first one): seconds under load,
+    # past the suite's 5 s. Only this wait is longer.
+    page.set_default_timeout(30_000)
     click_and_swap(page, statements.get_by_role("button", name="Send Statement"))
+    page.set_default_timeout(TIMEOUT_MS)
     expect_success(page, statements.get_by_role("status"), re.compile(
         r"^The statement for .* was sent to dana@example\.test\.$"))
     expect_place_kept(page, before)
