@@ -75,3 +75,49 @@ def test_no_event_leaves_an_empty_detail_when_its_details_are_missing(kind):
 ])
 def test_statement_presets(today, expected):
     assert [(p.label, p.start, p.end) for p in statements.presets(today)] == expected
+
+
+# --- Restore all (item 11): the restore rule, each number through restore -------------------
+
+def test_restore_all_restores_what_the_rule_allows_and_reports_the_rest(session):
+    from datetime import UTC, datetime, timedelta
+
+    from portal.errors import NotAllowed
+    from portal.models import AccountEvent, NumberStatus
+    from portal.services import lifecycle, numbers
+    from tests import factories as f
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    admin = f.user(session)
+    shop = f.standalone(session, "Shop", admin=admin)
+    other = f.standalone(session, "Other")
+    recent = f.number(session, shop, released_at=now - timedelta(days=1), label="Recent")
+    old = f.number(session, shop, released_at=now - timedelta(days=15), label="Old")
+    taken = f.number(session, shop, released_at=now - timedelta(days=2), label="Taken")
+    numbers.add(session, other, taken.number)
+    active = f.number(session, shop, label="Active")
+
+    restorable, others = numbers.restore_all_plan(session, shop, True, now)
+    assert [o.number.label for o in restorable] == ["Recent", "Taken"]
+    assert [(o.number.label, o.message) for o in others] == [
+        ("Old", "Released more than 14 days ago.")]
+
+    result = numbers.restore_all(session, shop, admin, now)
+    assert [n.label for n in result.restored] == ["Recent"]
+    assert [(n.label, reason) for n, reason in result.refused] == [
+        ("Taken", f"{taken.number} is in use by another account now; it can't be restored."),
+        ("Old", f"{old.number} was released more than 14 days ago: ask support.")]
+    session.expire_all()
+    assert (recent.status, old.status, taken.status, active.status) == (
+        NumberStatus.ACTIVE, NumberStatus.RELEASED, NumberStatus.RELEASED, NumberStatus.ACTIVE)
+    restored_events = [e for e in session.query(AccountEvent).filter_by(account_id=shop.id)
+                       if e.kind.value == "number_restored"]
+    assert [e.details["number"] for e in restored_events] == [recent.number]
+
+    # nothing left to restore: said so; a canceled account: refused
+    with pytest.raises(NotAllowed):
+        numbers.restore_all(session, other, admin, now)
+    lifecycle.close(session, shop, admin, now=now)
+    with pytest.raises(NotAllowed) as e:
+        numbers.restore_all(session, shop, admin, now + timedelta(hours=1))
+    assert e.value.message == "Reactivate Shop before restoring its numbers."
