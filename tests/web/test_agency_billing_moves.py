@@ -476,3 +476,32 @@ def test_a_standalone_account_still_sees_its_plan_fee(client, session):
     html = body(client.get(account_url(solo)))
     assert "Charge my monthly plan subscription fee (Pro: $179.00)" in text(html)
     assert "<dt>Plan</dt><dd>Pro</dd>" in body(client.get(f"/accounts/{solo.id}/"))
+
+
+def test_a_payment_refunded_after_a_newer_link_says_so_on_its_thank_you_page(
+        session, w, customer):
+    """The processor answered late, after the agency sent a newer link: the payment is
+    refunded, and the thank-you page (reloaded) says that instead of "billing is set up"."""
+    url = issue(session, w)
+    response = customer.pay(url, number=TIMEOUT, follow=False)
+    location = path_of(response.headers["Location"])
+    issue(session, w)  # a newer link replaces this one
+    clock.freeze(NOW + rules.CHARGE_RETRY_AFTER)
+    charges.retry_pending(session, SandboxGateway())
+    words = words_of(body(customer.client.get(location)))
+    assert "Payment received, and being refunded" in words
+    assert ("Because Northwind Agency sent a newer billing link, Bayside Dental stays on "
+            "Northwind Agency's billing and this payment is refunded in full to the same "
+            "card") in words
+    assert "billing is set up" not in words
+    assert session.get(Account, w.bayside.id).billing_mode == BillingMode.AGENCY
+
+
+def test_a_customer_who_is_also_an_admin_is_emailed_once(client, session, w, customer):
+    f.member(session, f.user(session, email=CUSTOMER), w.bayside, Role.ADMIN)
+    session.commit()
+    paid_through_link(session, w, customer)
+    sign_in_as(client, w.avery)
+    assert post(client, billing_url(w, w.bayside, "add"), {"confirm": "yes"}).status_code == 303
+    assert sorted(m.to_address for m in mail(session, "billing_mode")) == [
+        "bea@example.test", CUSTOMER]
