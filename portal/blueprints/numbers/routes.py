@@ -1,11 +1,11 @@
-from flask import g, request, url_for
+from flask import flash, g, request, url_for
 from flask_login import current_user
 
 from portal.blueprints.numbers import bp
 from portal.blueprints.views import admin_required, back, confirmed, submit
 from portal.extensions import db
 from portal.models import NumberStatus
-from portal.rendering import render
+from portal.rendering import render, see_other
 from portal.services import numbers
 
 RESTORE_ALL = "numbers/restore_all.html"
@@ -50,20 +50,16 @@ def restore_all():
                       restorable=restorable, others=others, errors=errors)
 
     def done(result):
-        message = _restored_message(result)
-        return back(to, message, "success" if result.restored else "error")
+        """What was restored (success), and apart what was not, with why (error)."""
+        if result.restored:
+            count = len(result.restored)
+            flash(f"Restored {count} number{'s' if count != 1 else ''} on {g.account.name}: "
+                  f"{', '.join(n.number for n in result.restored)}.", "success")
+        if result.refused:
+            flash(("" if result.restored else "No number was restored. ")
+                  + " ".join(reason for _number, reason in result.refused), "error")
+        return see_other(to)
 
     return submit(lambda: numbers.restore_all(db.session, g.account, current_user), None,
                   done, refused=lambda message: back(to, message, "error"))
 
-
-def _restored_message(result) -> str:
-    parts = []
-    if result.restored:
-        count = len(result.restored)
-        parts.append(f"Restored {count} number{'s' if count != 1 else ''} on "
-                     f"{g.account.name}: {', '.join(n.number for n in result.restored)}.")
-    else:
-        parts.append("No number was restored.")
-    parts.extend(reason for _number, reason in result.refused)
-    return " ".join(parts)
