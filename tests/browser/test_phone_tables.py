@@ -28,7 +28,7 @@ from portal.cli import demo
 from portal.clock import now
 from portal.mail import notices
 from portal.models import Account, Charge, ChargeStatus, NumberStatus, User
-from portal.services import numbers, support
+from portal.services import numbers, statements, support
 from tests.browser.conftest import (
     ARTIFACTS,
     DESKTOP,
@@ -62,6 +62,9 @@ def world(session):
     restorable = numbers.add(session, northwind, "+14155550199", "Spring campaign")
     restorable.status, restorable.released_at = NumberStatus.RELEASED, now() - timedelta(days=2)
     support.request(session, northwind, owner, "other", "Can the invoices show our PO number?")
+    solo_admin = session.scalar(select(User).where(User.email == SOLO_ADMIN))
+    statements.add_schedule(session, solo, solo_admin, "monthly",  # Printable Statements' list
+                            "accounts-payable-and-bookkeeping@solo-plumbing.example")
     session.commit()
     charge = session.scalar(select(Charge).where(
         Charge.account_id == solo.id, Charge.status == ChargeStatus.SUCCEEDED).order_by(Charge.id))
@@ -240,6 +243,22 @@ def test_every_table_reads_as_blocks_on_a_phone(page: Page, world, screenshot):
             if not amount.evaluate(WHOLE):
                 problems.append(f"{name}: amount {amount.inner_text()!r} is cut")
         shots(page, screenshot, f"i14-02-{name}", problems)
+
+    # Printable Statements (a dialog): its schedules' Remove on screen, nothing wider than it.
+    goto(page, f"/accounts/{s}/billing/", heading=f"Billing Settings · {solo}")
+    click_and_swap(page, page.get_by_role("link", name="Printable Statements"))
+    dialog = page.locator("dialog[open]")
+    remove = dialog.get_by_role("button", name=re.compile("^Remove the monthly schedule"))
+    remove.scroll_into_view_if_needed()
+    box = remove.bounding_box()
+    if not (box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]):
+        problems.append(f"statements dialog: Remove is off screen ({box})")
+    if not dialog.evaluate("d => d.scrollWidth <= d.clientWidth"):
+        problems.append("statements dialog: scrolls sideways")
+    if (extra := sideways(page)) > 0:
+        problems.append(f"statements dialog: the page scrolls sideways by {extra}px")
+    page.screenshot(path=str(ARTIFACTS / "i14-02-statements-dialog-phone.png"),
+                    animations="disabled")
 
     # Amounts on Payment History: each whole, e.g. "$164.12", not "$164.".
     goto(page, f"/accounts/{s}/billing/payments")
