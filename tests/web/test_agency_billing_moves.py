@@ -505,3 +505,16 @@ def test_a_customer_who_is_also_an_admin_is_emailed_once(client, session, w, cus
     assert post(client, billing_url(w, w.bayside, "add"), {"confirm": "yes"}).status_code == 303
     assert sorted(m.to_address for m in mail(session, "billing_mode")) == [
         "bea@example.test", CUSTOMER]
+
+
+def test_a_link_token_is_no_receipt_token_nor_the_reverse(session, w, customer):
+    url = issue(session, w)
+    link_token = url.rsplit("/", 1)[1]
+    for page in ("paid", "receipt"):
+        answer = customer.client.get(f"/billing-link/{page}/{link_token}")
+        assert answer.status_code == 404 and 'data-reason="tampered"' in body(answer)
+    url, response = paid_through_link(session, w, customer)
+    receipt_token = response.headers["Location"].rsplit("/", 1)[1]
+    answer = customer.client.get(f"/billing-link/{receipt_token}")
+    assert answer.status_code == 404 and 'data-reason="tampered"' in body(answer)
+    assert count(session, Charge) == 1
