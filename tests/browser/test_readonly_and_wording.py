@@ -15,8 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
-from portal.models import EventKind, PresetKind
+from portal.models import Account, EventKind, PresetKind
 from portal.services import lifecycle, presets
 from tests import factories as f
 from tests.browser.conftest import (
@@ -205,3 +206,32 @@ def test_statement_presets_fill_the_range_and_the_pdf_link(page: Page, shop, sig
         rf"from={last_start.replace(day=2).isoformat()}&to={last_end.isoformat()}$"))
     assert "csrf" not in (pdf.get_attribute("href") or "")
     expect(dialog.locator('.presets a[aria-current="true"]')).to_have_count(0)  # no preset now
+
+
+def test_the_demo_dates_agree_with_its_history(page: Page, session, sign_in, screenshot):
+    """Item 9: on the demo, a canceled sub-account was created long before it was closed,
+    and its numbers were there before today."""
+    from portal.cli import demo
+
+    demo.seed(session, calls_per_account=3)
+    session.commit()
+    problems: list[str] = []
+    today = datetime.now(UTC).date()
+    sign_in("agency@demo.test", demo.PASSWORD)
+    oak = session.scalar(select(Account).where(Account.name == "Oak Street Bakery"))
+    goto(page, f"/accounts/{oak.id}/", heading="Account Settings · Oak Street Bakery")
+    created = page.locator("dt:text-is('Created') + dd").inner_text().strip()
+    first_event = page.get_by_role("region", name="Activity").locator("tbody tr td").first
+    expect(first_event).to_be_visible()
+    assert created < first_event.inner_text().strip()[:10] < today.isoformat()
+    shots(page, screenshot, "i14-09-demo-account-created", problems)
+    goto(page, f"/accounts/{demo_agency_id(session)}/numbers/",
+         heading="Tracking Numbers · Northwind Agency")
+    for since in page.locator("main table tbody tr td:nth-child(3)").all_inner_texts():
+        assert since.strip() < today.isoformat(), since
+    shots(page, screenshot, "i14-09-demo-numbers-since", problems)
+    assert not problems, problems
+
+
+def demo_agency_id(session) -> int:
+    return session.scalar(select(Account.id).where(Account.name == "Northwind Agency"))
