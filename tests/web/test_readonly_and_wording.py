@@ -15,7 +15,7 @@ from tests.web import billing_world as world
 from tests.web.billing_world import READ_ONLY, build, section, snapshot, url
 from tests.web.conftest import sign_in_as
 from tests.web.lifecycle_world import NOW, post
-from tests.web.pages import NOT_FOUND, assert_full_page, body, shown, table_rows, text
+from tests.web.pages import NOT_FOUND, assert_full_page, body, shown, text
 
 FORM_OR_CONTROL = re.compile(r"<(form|input|select|textarea|button)\b")
 
@@ -51,7 +51,7 @@ def test_a_canceled_accounts_billing_settings_show_no_edit_control_and_say_why(c
     sign_in_as(client, bw.ann)
     html = assert_full_page(client.get(url(bw.closed)))
     assert shown("Billing Settings are read-only: Closed Shop is canceled.") in html
-    assert 'href="/accounts/%d/#status">reactivate it</a>' % bw.closed.id in html
+    assert f'href="/accounts/{bw.closed.id}/#status">reactivate it</a>' in html
     main = html[html.index('<main id="main">'):html.index("</main>")]
     # the settings still read: the card, recharge state, the payment history's links
     assert "Visa ending 4242" in section(main, "payment-methods")
@@ -155,7 +155,8 @@ def released(session, w):
     from portal.services import numbers
 
     r = {"old": w.old_number,
-         "edge": f.number(session, w.solo, label="Exactly 14", released_at=NOW - timedelta(days=14)),
+         "edge": f.number(session, w.solo, label="Exactly 14",
+                          released_at=NOW - timedelta(days=14)),
          "past": f.number(session, w.solo, label="Fifteen days",
                           released_at=NOW - timedelta(days=15)),
          "taken": f.number(session, w.solo, label="Taken", released_at=NOW - timedelta(days=10))}
@@ -241,8 +242,10 @@ def test_restore_all_needs_the_confirmation_and_an_admin_of_an_active_account(cl
 
 # --- item 11: statement presets and the Download PDF link ------------------------------------
 
-PRESETS = [("This month", "2026-11-01", "2026-11-23"), ("Last month", "2026-10-01", "2026-10-31"),
-           ("Last quarter", "2026-07-01", "2026-09-30"), ("Year to date", "2026-01-01", "2026-11-23")]
+PRESETS = [("This month", "2026-11-01", "2026-11-23"),
+           ("Last month", "2026-10-01", "2026-10-31"),
+           ("Last quarter", "2026-07-01", "2026-09-30"),
+           ("Year to date", "2026-01-01", "2026-11-23")]
 
 
 def test_the_statement_dialog_offers_presets_that_fill_the_range(client, bw):
