@@ -293,7 +293,7 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     # The pencil again: Add to Agency Billing, with the article's warning.
     dialog = open_pencil(page)
     expect(dialog.get_by_test_id("billing-mode")).to_have_text("customer")
-    expect(dialog).to_contain_text("It pays its usage from its own balance ($50.00).")
+    expect(dialog).to_contain_text(f"{SUB} pays its usage from its own balance, now $50.00.")
     expect(dialog.get_by_role("heading", name="Add to Agency Billing")).to_be_visible()
     expect(dialog.get_by_role("heading", name="Remove from Agency Billing")).to_have_count(0)
     # issue 14: whose balance moves which way (tests/browser/test_agency_billing_moves.py)

@@ -348,7 +348,7 @@ def test_after_the_customer_pays_the_agency_sees_customer_billing(client, sessio
     assert billing_cells(client, w.agency)["Bayside Dental"] == "Balance from: customer"
     html = body(client.get(billing_url(w.agency, w.bayside), headers=HX))
     assert 'Balance from: <strong data-testid="billing-mode">customer</strong>' in html
-    assert "It pays its usage from its own balance ($25.00)." in html
+    assert "Bayside Dental pays its usage from its own balance, now $25.00." in html
     assert "<h3>Add to Agency Billing</h3>" in html
 
 
