@@ -30,6 +30,7 @@ from tests.browser.conftest import (
     htmx_settled,
     shots,
 )
+from tests.browser.test_accessibility import axe
 from tests.browser.test_billing import (
     BILLING,
     EXP_YEAR,
@@ -97,6 +98,7 @@ def test_a_save_that_charges_asks_first_and_charges_what_it_said(page: Page, ses
                                    "threshold of $100.00")
     expect(dialog.get_by_role("link", name="Cancel")).to_be_focused()
     shots(page, screenshot, "i14-03-recharge-confirm", problems)
+    assert axe(page) == []  # axe-core: no violation (item 12's rules)
 
     # Cancel: closed, nothing saved, nothing charged.
     dialog.get_by_role("link", name="Cancel").click()
@@ -120,6 +122,7 @@ def test_a_save_that_charges_asks_first_and_charges_what_it_said(page: Page, ses
     expect(dialog.get_by_test_id("recharge-charge")).to_have_text(
         "Saving charges $204.85 to Visa ending 4242 now, to bring the balance to $250.00.")
     shots(page, screenshot, "i14-03-recharge-stale", problems)
+    assert axe(page) == []  # axe-core: no violation (item 12's rules)
 
     # Confirmed: exactly that is charged; the page again, with the flash and the balance.
     click_and_wait(page, dialog.get_by_role("button", name="Save and charge $204.85"),
@@ -218,6 +221,7 @@ def test_failing_cards_are_flagged_and_primary_asks_first(page: Page, failing, s
                            "Discover ending 1117 · Expired"])
     section(page, "Payment Methods").scroll_into_view_if_needed()
     shots(page, screenshot, "i14-08-payment-methods", problems)
+    assert axe(page) == []  # axe-core: no violation (item 12's rules)
 
     # The pencil on the declining card: Primary → Save asks first, saying why.
     click_and_swap(page, methods_table(page).get_by_role("link", name="Edit Visa ending 9995"))
@@ -233,6 +237,7 @@ def test_failing_cards_are_flagged_and_primary_asks_first(page: Page, failing, s
         "Backup is tried, and if there is none or it declines too, the balance is not "
         "recharged.")
     shots(page, screenshot, "i14-08-primary-warning", problems)
+    assert axe(page) == []  # axe-core: no violation (item 12's rules)
 
     # Keep the current Primary: nothing changed.
     warning.get_by_role("link", name="Keep the current Primary").click()
@@ -271,6 +276,7 @@ def test_an_expired_card_is_refused_at_entry(page: Page, harbor, sign_in, screen
     expect(dialog.locator("#exp_year-error")).to_have_text("This card has expired.")
     expect(dialog.get_by_label("Expiry year")).to_have_attribute("aria-invalid", "true")
     shots(page, screenshot, "i14-08-expired-refused", problems)
+    assert axe(page) == []  # axe-core: no violation (item 12's rules)
     dialog.get_by_role("link", name="Cancel").click()
     expect(dialog).to_have_count(0)
     htmx_settled(page)
