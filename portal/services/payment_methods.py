@@ -37,7 +37,7 @@ def in_use(session: Session, account: Account) -> list[PaymentMethod]:
 # "Declined Nov 28: insufficient funds": the processor's decline codes, said shortly (any
 # other code: its message as the processor gave it).
 DECLINE_REASONS = {
-    "card_declined": "declined by the card's bank",
+    "card_declined": "the bank gave no reason",
     "insufficient_funds": "insufficient funds",
     "expired_card": "the card has expired",
     "incorrect_cvc": "incorrect security code",

@@ -304,7 +304,7 @@ def test_the_last_result_is_the_newest_settled_charge(client, session, bw):
     session.commit()
     sign_in_as(client, bw.ann)
     assert rows_of(body(client.get(url(bw.solo))))[0][0] == (
-        "Visa ending 4242 Declined Nov 23: declined by the card's bank")
+        "Visa ending 4242 Declined Nov 23: the bank gave no reason")
     paid(session, bw.solo, visa, "30")
     assert rows_of(body(client.get(url(bw.solo))))[0][0] == "Visa ending 4242 Paid Nov 23"
 
@@ -369,7 +369,7 @@ def test_promoting_a_declining_card_when_removing_the_primary_asks_first(client,
     sign_in_as(client, bw.ann)
     remove = url(bw.solo, f"payment-methods/{visa.id}/remove")
     dialog = body(client.get(remove, headers=HX))
-    assert "Visa ending 0002 · Declined Nov 23: declined by the card&#39;s bank" in dialog
+    assert "Visa ending 0002 · Declined Nov 23: the bank gave no reason" in dialog
     before = snapshot(session)
     response = post(client, remove, {"confirm": "yes", "promote": str(bad.id)}, headers=HX)
     assert response.status_code == 200
