@@ -141,9 +141,12 @@ let sendAgain = null;
 document.addEventListener("htmx:beforeSwap", (event) => {
   const target = event.detail.target;
   const active = document.activeElement;
+  // Only a search box of a filter (a GET form): a field of a form that posts (an amount)
+  // is drawn empty on purpose after it was sent, and must never be sent again by itself.
+  const searching = active instanceof HTMLInputElement && active.type === "search" && active.id
+    && active.form && active.form.method === "get" && target.contains(active);
   keptForSwap = {
-    typed: active instanceof HTMLInputElement && active.id && target.contains(active)
-      && ["search", "text"].includes(active.type) ? { id: active.id, value: active.value } : null,
+    typed: searching ? { id: active.id, value: active.value } : null,
     open: [...target.querySelectorAll("details[open][id]")].map((details) => details.id),
   };
 });

@@ -398,3 +398,21 @@ def test_without_javascript_each_action_is_a_post_and_a_redirect(browser, base_u
         expect(page.get_by_test_id("balance")).to_have_text("$25.00")
     finally:
         context.close()
+
+
+def test_enter_in_the_amount_pays_once_and_leaves_the_field_empty(page: Page, customer,
+                                                                   sign_in):
+    """The field the reader pressed Enter in is drawn again empty after the payment: only a
+    filter's search box keeps what was typed across a swap, a payment is never sent again."""
+    sign_in(customer.email)
+    open_menu(page, "Billing Settings", "Harbor Dental")
+    payment = section(page, "Make a Payment")
+    amount = payment.get_by_label("Amount ($)")
+    amount.fill("25")
+    with htmx_swap(page):
+        amount.press("Enter")
+    expect_success(page, payment.get_by_role("status"), re.compile(r"^Thank you: \$25\.00 "))
+    expect(amount).to_have_value("")
+    expect(page.get_by_test_id("balance")).to_have_text("$25.00")
+    expect(section(page, "Account Payment History").get_by_test_id("payments")
+           .locator("tbody tr")).to_have_count(1)
