@@ -335,7 +335,7 @@ def test_a_refusing_server_is_retried_with_backoff_then_the_message_fails(client
 
     # the dev outbox shows the status and the error
     page = client.get("/dev/outbox").get_data(as_text=True)
-    assert "<td>test</td><td>failed</td>" in page
+    assert '<td data-label="Kind">test</td><td data-label="Status">failed</td>' in page
     page = client.get(f"/dev/outbox/{message_id}").get_data(as_text=True)
     assert ("<dt>Status</dt><dd>failed, 5 attempts (SMTPDataError: (451, b&#39;Try again "
             "later&#39;))</dd>") in page

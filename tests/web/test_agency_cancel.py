@@ -65,8 +65,10 @@ def test_the_review_lists_the_sub_accounts_still_active_with_transfer(client, w)
         assert (f'<a href="/accounts/{sub.id}/transfer" aria-label="Transfer {sub.name}">'
                 "Transfer</a>") in html
     assert "Oak Bakery" not in html  # already canceled
-    assert "<td>Bayside Dental</td><td>Active</td><td>Balance from: agency</td>" in html
-    assert "<td>Harbor Law</td><td>Active</td><td>Balance from: customer</td>" in html
+    assert ('<td>Bayside Dental</td><td data-label="Status">Active</td>'
+            '<td data-label="Billing">Balance from: agency</td>') in html
+    assert ('<td>Harbor Law</td><td data-label="Status">Active</td>'
+            '<td data-label="Billing">Balance from: customer</td>') in html
     for reason in agency.CANCEL_REASONS:
         assert f"<option >{reason}</option>" in html
     assert '<input type="hidden" name="confirm" value="yes">' in html

@@ -240,7 +240,7 @@ def test_the_request_shows_in_the_dev_outbox(client, session, w):
     index = body(client.get("/dev/outbox"))
     assert f'<a href="/dev/outbox/{message.id}">Northwind Agency: set up billing for Bayside ' \
            "Dental</a>" in index
-    assert f"<td>{CUSTOMER}</td>" in index
+    assert f'<td data-label="To">{CUSTOMER}</td>' in index
     shown_message = body(client.get(f"/dev/outbox/{message.id}"))
     assert url in shown_message
     assert f'src="/dev/outbox/{message.id}/html"' in shown_message

@@ -146,7 +146,7 @@ def test_status_changes_one_after_another(client, session, w):
         html = body(client.get(response.location))
         assert flash("success", message) in html, path
         assert f'data-testid="account-status">{w.solo.status_label}</span>' in html
-        assert f"<td>{event.label}</td>" in html  # in Activity
+        assert f'<td data-label="What">{event.label}</td>' in html  # in Activity
     assert len(lifecycle.events(session, w.solo)) == 6
 
 

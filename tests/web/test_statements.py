@@ -301,8 +301,9 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
         ["2026-11-05 08:15", "Usage", "Usage: 100 minutes", "-$5.00", "$160.64"],
         ["2026-11-23 11:00", "Usage", "Usage: 1 number", "-$3.00", "$157.64"],
     ]
-    assert ("<tfoot><tr><th colspan=\"3\">Net change (5 entries)</th><td class=\"num\">$62.64"
-            "</td><td class=\"num\">$157.64</td></tr></tfoot>") in html
+    assert ('<tfoot><tr><th colspan="3">Net change (5 entries)</th>'
+            '<td class="num" data-label="Amount">$62.64</td>'
+            '<td class="num" data-label="Balance">$157.64</td></tr></tfoot>') in html
     session.refresh(bw.solo)
     assert bw.solo.balance_cents == 15_764  # the closing balance is the ledger's
     assert "No activity in this period" not in html

@@ -59,7 +59,8 @@ def test_sending_a_request_lists_it_as_open(client, session, w):
     [row] = table_rows(html)
     assert row.cells[0] == str(ticket.id)
     assert row.cells[2:] == ["2026-11-23 12:00", "Open", ""]
-    assert '<td>Something else<br><span class="muted small">Please call me.</span></td>' in html
+    assert ('<td data-label="About">Something else<br>'
+            '<span class="muted small">Please call me.</span></td>') in html
     assert "Sent a support request" in body(client.get(f"/accounts/{w.solo.id}/"))
 
 
