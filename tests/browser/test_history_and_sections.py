@@ -201,6 +201,42 @@ def test_billing_logs_back_forward_and_reload_keep_the_search_and_the_export(
     assert problems == []
 
 
+def test_call_history_back_and_forward_keep_the_dates_with_their_calls(page: Page, session,
+                                                                        sign_in):
+    user = f.user(session, email="cal@example.test")
+    account = f.standalone(session, "Cedar Dental", admin=user)
+    f.calls(session, account, 5, start=datetime(2026, 3, 1, 9, tzinfo=UTC),
+            step=timedelta(days=1))  # 1–5 March 2026, 09:00 UTC
+    session.commit()
+    sign_in("cal@example.test")
+    open_menu(page, "Call History", "Cedar Dental")
+    heading = "Call History · Cedar Dental"
+    started = page.locator("#results tbody tr td:first-child")
+
+    def expect_calls(start: str, end: str, days: list[int]) -> None:
+        expect(page.get_by_label("From")).to_have_value(start)
+        expect(page.get_by_label("To")).to_have_value(end)
+        expect(started).to_have_text([f"2026-03-0{d} 09:00" for d in days])
+        expect(page.get_by_role("link", name="Export CSV")).to_have_attribute(
+            "href", re.compile(rf"\?from={start}&to={end}$"))
+
+    page.get_by_label("From").fill("2026-03-02")
+    page.get_by_label("To").fill("2026-03-03")
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
+    expect_calls("2026-03-02", "2026-03-03", [3, 2])
+    page.get_by_label("To").fill("2026-03-04")
+    click_and_swap(page, page.get_by_role("button", name="Filter"))
+    expect_calls("2026-03-02", "2026-03-04", [4, 3, 2])
+    history_step(page, "back", re.compile(r"from=2026-03-02&to=2026-03-03$"), heading)
+    expect_calls("2026-03-02", "2026-03-03", [3, 2])
+    history_step(page, "back", account_url("calls/"), heading)
+    expect_calls("", "", [5, 4, 3, 2, 1])
+    history_step(page, "forward", re.compile(r"from=2026-03-02&to=2026-03-03$"), heading)
+    expect_calls("2026-03-02", "2026-03-03", [3, 2])
+    history_step(page, "reload", re.compile(r"from=2026-03-02&to=2026-03-03$"), heading)
+    expect_calls("2026-03-02", "2026-03-03", [3, 2])
+
+
 def test_payment_history_pages_back_and_forward(page: Page, session, sign_in):
     """Payment History's pager pushes its URL too: back and forward show the page named."""
     user = f.user(session, email="pat@example.test")
