@@ -168,22 +168,22 @@ def screenshot():
     def _screenshot(page: Page, name: str) -> Path:
         path = ARTIFACTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True, animations="disabled")
-        return path
-
-    return _screenshot
         # Playwright's screenshot leaves style="" on the focused field (hiding its caret);
         # htmx would copy that attribute across the next swap, which the page's
         # Content-Security-Policy refuses (a console error). Not the app's doing: undo it.
         page.evaluate(UNDO_SCREENSHOT)
+        return path
+
+    return _screenshot
 
 
 # ----------------------------------------------------------------------------- screenshots
 
+UNDO_SCREENSHOT = """() => document.querySelectorAll('[style=""]')
+  .forEach((element) => element.removeAttribute("style"))"""
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
-UNDO_SCREENSHOT = """() => document.querySelectorAll('[style=""]')
-  .forEach((element) => element.removeAttribute("style"))"""
 
 def sideways(page: Page) -> int:
     """How far the page scrolls sideways, in px (0: it fits the screen)."""
@@ -326,8 +326,8 @@ def open_menu(page: Page, link: str, account: str) -> None:
     a sub-account, Accounts leads to the agency's list: `account` is the agency then."""
     tail, title = MENU[link]
     menu = page.get_by_role("navigation", name="Main")
-    click_and_wait(page, menu.get_by_role("link", name=link, exact=True),
-                   url=account_url(tail), heading=f"{title} · {account}")
     toggle = menu.locator("details.menu:not([open]) > summary")
     if toggle.is_visible():  # a phone: the menu is folded behind "Menu"
         toggle.click()
+    click_and_wait(page, menu.get_by_role("link", name=link, exact=True),
+                   url=account_url(tail), heading=f"{title} · {account}")
