@@ -28,6 +28,7 @@ from pathlib import Path
 from re import Pattern
 
 import pytest
+from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import Locator, Page, expect
 from werkzeug.serving import make_server
 
@@ -203,6 +204,25 @@ def shots(page: Page, screenshot, name: str, problems: list[str]) -> None:
         if extra > 0:
             problems.append(f"{name} ({label}): the page scrolls sideways by {extra}px")
     page.set_viewport_size(original)
+
+
+# ----------------------------------------------------------------------------- axe-core
+
+# axe's default rules (WCAG 2.0-2.2 A and AA, and its best practices) and the rules it marks
+# experimental, which include label-content-name-mismatch (an accessible name that drops the
+# visible label). Not the AAA rules (7:1 contrast): the bar is AA. Only violations come back.
+# Not into iframes: the one iframe (the dev outbox's sandboxed mail) is an email, not a page.
+RUN_AXE = """([context]) => axe.run(context ? {include: [context]} : document, {
+  resultTypes: ["violations"], iframes: false,
+  rules: Object.fromEntries(axe.getRules(["experimental"]).map((r) => [r.ruleId, {enabled: true}])),
+}).then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+  nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary}))})))"""
+
+def axe(page: Page, context: str | None = None) -> list[dict]:
+    """axe-core's violations on the page in front (or inside `context`, a selector)."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_SCRIPT)
+    return page.evaluate(RUN_AXE, [context])
 
 
 # ----------------------------------------------------------------------------- waiting

@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
 from flask import current_app
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
@@ -55,6 +54,7 @@ from portal.services import auth
 from tests.browser.conftest import (
     DESKTOP,
     PHONE,
+    axe,
     click_and_swap,
     click_and_wait,
     goto,
@@ -67,15 +67,6 @@ pytestmark = pytest.mark.browser
 AGENCY_OWNER, SUB_ADMIN, SOLO_ADMIN = "agency@demo.test", "cedar@demo.test", "solo@demo.test"
 TWO_FACTOR_USER = "sub@demo.test"
 WIDTHS = (("1280px", DESKTOP), ("390px", PHONE))
-# axe's default rules (WCAG 2.0-2.2 A and AA, and its best practices) and the rules it marks
-# experimental, which include label-content-name-mismatch (an accessible name that drops the
-# visible label). Not the AAA rules (7:1 contrast): the bar is AA. Only violations come back.
-# Not into iframes: the one iframe (the dev outbox's sandboxed mail) is an email, not a page.
-RUN_AXE = """([context]) => axe.run(context ? {include: [context]} : document, {
-  resultTypes: ["violations"], iframes: false,
-  rules: Object.fromEntries(axe.getRules(["experimental"]).map((r) => [r.ruleId, {enabled: true}])),
-}).then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
-  nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary}))})))"""
 # What opens a dialog: a link or button that loads it into #dialog-slot.
 OPENERS = "a[hx-get][hx-target='#dialog-slot'], button[hx-get][hx-target='#dialog-slot']"
 
@@ -370,13 +361,6 @@ def signed_out_pages(w) -> list[State]:
 
 
 # ----------------------------------------------------------------------------- axe
-
-def axe(page: Page, context: str | None = None) -> list[dict]:
-    """axe-core's violations on the page in front (or inside `context`, a selector)."""
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE_SCRIPT)
-    return page.evaluate(RUN_AXE, [context])
-
 
 @dataclass
 class Report:

@@ -24,13 +24,13 @@ from tests import factories as f
 from tests.browser.conftest import (
     TIMEOUT_MS,
     account_url,
+    axe,
     click_and_swap,
     click_and_wait,
     goto,
     htmx_settled,
     shots,
 )
-from tests.browser.test_accessibility import axe
 from tests.browser.test_billing import (
     BILLING,
     EXP_YEAR,
