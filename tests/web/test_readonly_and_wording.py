@@ -61,7 +61,9 @@ def test_a_canceled_accounts_billing_settings_show_no_edit_control_and_say_why(c
     for sid in ("payment-methods", "auto-recharge", "critical-phone", "make-payment",
                 "direct-charge", "service-address"):
         assert not FORM_OR_CONTROL.search(section(main, sid)), sid
-    for gone in ("New Credit Card", "New ACH", "/edit", "/remove", "Save"):
+    for gone in ("New Credit Card", "New ACH", "/edit", "/remove", "Save",
+                 # nor advice to act: the pencil, a recharge suggestion, a pause warning
+                 "Use the pencil", "recharge-suggestion", "the account is paused"):
         assert gone not in main, gone
 
 
