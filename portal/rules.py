@@ -29,9 +29,20 @@ CALL_QUEUE_MAX_WAIT_MINUTES = (1, 60)  # the longest a caller waits in a queue, 
 SIGNIN_WINDOW = timedelta(minutes=15)
 SIGNIN_MAX_FAILURES_PER_EMAIL = 5
 SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+# Every password set (first, reset, change, invitation): at least this long, and not one of
+# the 10,000 most common (portal/data/common_passwords.txt) nor the user's email
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 200
 # A new owner named by email (a transfer) who had no user sets a password from a link
-MIN_PASSWORD_LENGTH = 10
 PASSWORD_LINK_TTL = timedelta(days=7)
+# "Forgot password?": the emailed link works for an hour, once; at most this many links per
+# email (and asks per client address) in the window
+PASSWORD_RESET_TTL = timedelta(hours=1)
+PASSWORD_RESET_WINDOW = timedelta(hours=1)
+PASSWORD_RESET_MAX_PER_EMAIL = 3
+PASSWORD_RESET_MAX_PER_ADDRESS = 20
+# A new sign-in email is confirmed from a link sent to it
+EMAIL_CHANGE_TTL = timedelta(hours=24)
 
 # Account security
 TOTP_STEP_SECONDS = 30  # RFC 6238; a code from the step before or after is accepted too
