@@ -49,8 +49,11 @@ class BillingMode(enum.StrEnum):
 
 
 class Role(enum.StrEnum):
+    """A membership's role; what each may do is the matrix in portal/roles.py."""
+
     OWNER = "owner"
     ADMIN = "admin"
+    BILLING = "billing"
     USER = "user"
 
 
