@@ -13,6 +13,10 @@ BILLING_LINK_TTL = timedelta(days=7)
 # The thank-you page and receipt of a billing-link payment (linked from the receipt email)
 BILLING_LINK_RECEIPT_TTL = timedelta(days=90)
 
+# People: invitations (Settings → Users → Invite User)
+INVITATION_TTL = timedelta(days=7)
+INVITATIONS_PER_HOUR = 20  # per account: Invite User and Resend together
+
 # Change History and Versions
 VERSION_RETENTION_INDIVIDUAL = timedelta(days=7)
 VERSION_RETENTION_AGENCY = timedelta(days=120)

@@ -44,6 +44,7 @@ from portal.models.lifecycle import (
 )
 from portal.models.mail import MailStatus, OutboxAttachment, OutboxMessage
 from portal.models.numbers import NumberStatus, TrackingNumber
+from portal.models.people import Invitation, InvitationStatus
 from portal.models.presets import CallQueue, Preset, PresetKind, TrackingSource
 from portal.models.security import RecoveryCode
 from portal.models.users import SigninAttempt, User
@@ -60,7 +61,7 @@ __all__ = [
     "EventKind", "Membership", "NumberStatus", "Role", "SigninAttempt", "SupportKind",
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
     "Version", "RecoveryCode", "BUILTIN_STATUSES", "AgentStatus", "CallQueue", "Preset",
-    "PresetKind", "TrackingSource",
+    "PresetKind", "TrackingSource", "Invitation", "InvitationStatus",
 ]
 
 # The billing links' tables (their own package, its models registered with the rest).
