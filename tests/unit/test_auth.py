@@ -125,7 +125,8 @@ def test_a_user_made_for_an_email_sets_a_password_once_from_the_link(session):
     assert auth.user_for_password_link(session, KEY, token) == made
     with pytest.raises(ValidationFailed) as e:
         auth.set_password(session, made, "short", "short", "Nia New")
-    assert e.value.errors == {"password": "Choose a password of at least 10 characters."}
+    assert e.value.errors == {"password": "Choose a password of at least 12 characters "
+                                          "(this one has 5)."}
     with pytest.raises(ValidationFailed) as e:
         auth.set_password(session, made, "long enough 1", "long enough 2", "Nia\x00New")
     assert e.value.errors == {"name": "Your name can't contain control characters or line "

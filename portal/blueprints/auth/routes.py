@@ -168,3 +168,60 @@ def set_password(token: str):
                                        errors=errors, token=token)),
         lambda _: back(url_for("auth.login"), "Your password is set. Sign in with your email "
                        "and the new password."))
+
+
+# --- "Forgot password?" -------------------------------------------------------------------
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password():
+    """Ask for a reset link. The answer is the same page, status and words whether or not a
+    user has the email (only a typo in the address itself, or the throttle, differ, and
+    neither depends on the user existing)."""
+    if request.method == "GET":
+        return render("auth/forgot_password.html", "forgot_form", form={}, errors={},
+                      sent=None)
+    form = request.form
+    try:
+        email = auth.request_reset(db.session, current_app.config["SECRET_KEY"],
+                                   form.get("email", ""),
+                                   address=request.remote_addr or "unknown",
+                                   user_agent=_agent())
+    except ValidationFailed as e:
+        db.session.rollback()
+        return render("auth/forgot_password.html", "forgot_form", status=422, form=form,
+                      errors=e.errors, sent=None)
+    except TooManyAttempts as e:
+        db.session.rollback()
+        return render("auth/forgot_password.html", "forgot_form", status=429, form=form,
+                      errors={"": e.message}, sent=None)
+    db.session.commit()
+    return render("auth/forgot_password.html", "forgot_form", form={}, errors={},
+                  sent=auth.RESET_SENT.format(email=email))
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    try:
+        user = auth.user_for_reset(db.session, current_app.config["SECRET_KEY"], token)
+    except NotFound as e:
+        return _private(render("auth/reset_password.html", status=410, problem=e.message,
+                               errors={}, token=token))
+    if request.method == "GET":
+        return _private(render("auth/reset_password.html", "reset_form", user=user,
+                               errors={}, token=token))
+    form = request.form
+
+    def done(_):
+        # Every session of the user ended with the new password (a new session version),
+        # this browser's too: it signs in afresh, with two-factor when the user has it.
+        logout_user()
+        session.clear()
+        return back(url_for("auth.login"), "Your password is changed and every session is "
+                    "signed out. Sign in with your email and the new password.")
+
+    return submit(
+        lambda: auth.reset_password(db.session, user, form.get("password", ""),
+                                    form.get("again", "")),
+        lambda errors: _private(render("auth/reset_password.html", "reset_form", status=422,
+                                       user=user, errors=errors, token=token)),
+        done)
