@@ -8,9 +8,15 @@ links, billing_links/templates/billing_links/email_*):
 - statement: a statement as a PDF attachment, to one address;
 - new_owner: a transferred account's new owner;
 - link_request, link_switched, link_receipt: the billing links' request to the customer,
-  and after the customer paid, the note to the agency and the customer's receipt.
+  and after the customer paid, the note to the agency and the customer's receipt;
+- added_to_agency_billing: a customer-billed sub-account moved to agency billing;
+- account_closed, account_reactivated, agency_canceled, transferred (out and in): to
+  people_told (owners and admins, billing recipients, billing users, a customer-billed
+  sub-account's customer), one notice per event per person (the dedupe key holds the
+  event's id and the address), queued in the change's transaction.
 """
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -18,12 +24,23 @@ from sqlalchemy.orm import Session
 
 from portal import rules
 from portal.mail import compose
-from portal.models import Account, Charge, OutboxAttachment, Refund, RefundStatus, User
+from portal.models import (
+    Account,
+    AccountEvent,
+    BillingMode,
+    Charge,
+    Membership,
+    OutboxAttachment,
+    Refund,
+    RefundStatus,
+    Role,
+    User,
+)
 from portal.services import auth, billing
 from portal.services.money import dollars
 
 if TYPE_CHECKING:
-    from billing_links.models import BillingRequest
+    from portal.models import BillingRequest
 
 
 # --------------------------------------------------------------- billing
@@ -137,6 +154,24 @@ def new_owner(session: Session, account: Account, agency_name: str, owner: User,
                   template="mail/new_owner", context=context, account_id=account.id)
 
 
+# --------------------------------------------------------------- invitations
+
+def invitation(session: Session, account: Account, invitation, inviter: User | None,
+               url: str) -> None:
+    """Invite User (portal/services/people.py): to the invited email, who asked, the role,
+    the one-time link and how long it works. Once per invitation."""
+    from portal.services.people import ROLE_HELP, ROLE_LABELS
+
+    context = {"account": account, "invitation": invitation, "inviter": inviter, "url": url,
+               "role": ROLE_LABELS[invitation.role], "role_help": ROLE_HELP[invitation.role],
+               "days": rules.INVITATION_TTL.days}
+    who = inviter.name if inviter is not None else account.name
+    compose.queue(session, to=invitation.email, kind="invitation",
+                  subject=f"{who} invited you to {account.name}",
+                  template="mail/invitation", context=context, account_id=account.id,
+                  dedupe_key=f"invitation:{invitation.link_id}")
+
+
 # --------------------------------------------------------------- billing links
 
 def link_request(session: Session, agency: Account, sub: Account, request: "BillingRequest",
@@ -189,3 +224,132 @@ def added_to_agency_billing(session: Session, move, moved_cents: int, actor: Use
                       template="mail/added_to_agency", context=context, account_id=sub.id,
                       dedupe_key=f"{key}:{email.lower()}")
     return len(move.told)
+
+
+# --------------------------------------------------------------- lifecycle: who is told
+
+def people_told(session: Session, account: Account) -> list[str]:
+    """Everyone a change to `account` (closed, reactivated, canceled with its agency,
+    transferred) concerns, each address once (case-insensitively), in this order: its owners
+    and admins; the billing-email recipients of whoever pays for it (an agency-billed
+    sub-account's agency); its billing users (members with the billing role, once the role
+    exists); and, for a customer-billed sub-account, the customer on its last billing
+    request. Read it before a change that alters the account's kind or billing (a transfer)."""
+    from portal.models import BillingRequest
+    from portal.services import ledger
+
+    roles = [Role.OWNER, Role.ADMIN]
+    billing_role = getattr(Role, "BILLING", None)
+    if billing_role is not None:
+        roles.append(billing_role)
+    members = session.execute(
+        select(User.email, Membership.role).join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account.id, Membership.role.in_(roles))
+        .order_by(User.email)).all()
+    emails = [email for email, role in members if role in (Role.OWNER, Role.ADMIN)]
+    emails += [user.email for user in billing.recipients(
+        session, ledger.paying_account(session, account))]
+    emails += [email for email, role in members if role not in (Role.OWNER, Role.ADMIN)]
+    if account.is_sub and account.billing_mode == BillingMode.CUSTOMER:
+        customer = session.scalar(select(BillingRequest.email).where(
+            BillingRequest.sub_account_id == account.id)
+            .order_by(BillingRequest.created_at.desc(), BillingRequest.id.desc()).limit(1))
+        if customer:
+            emails.append(customer)
+    return _once(emails)
+
+
+def _once(emails) -> list[str]:
+    seen, told = set(), []
+    for email in emails:
+        if email and email.lower() not in seen:
+            seen.add(email.lower())
+            told.append(email)
+    return told
+
+
+def _event_key(kind: str, event: AccountEvent, email: str) -> str:
+    """One notice per event per person: the event's id and the address (hashed when the
+    key would outgrow the outbox's column)."""
+    key = f"{kind}:{event.id}:{email.lower()}"
+    if len(key) > 160:
+        key = f"{kind}:{event.id}:{hashlib.sha256(email.lower().encode()).hexdigest()}"
+    return key
+
+
+def _tell(session: Session, event: AccountEvent, emails: list[str], *, kind: str,
+          subject: str, template: str, context: dict, account_id: int) -> int:
+    session.flush()  # the event's id, for the dedupe keys
+    context = {**context, "sign_in": compose.external_url("auth.login")}
+    for email in emails:
+        compose.queue(session, to=email, subject=subject, kind=kind, template=template,
+                      context=context, account_id=account_id,
+                      dedupe_key=_event_key(kind, event, email))
+    return len(emails)
+
+
+def account_closed(session: Session, account: Account, event: AccountEvent,
+                   actor: User | None, released: list[str]) -> int:
+    """A standalone account or a sub-account was closed (lifecycle.close): to people_told."""
+    return _tell(session, event, people_told(session, account), kind="account_closed",
+                 subject=f"{account.name} is closed", template="mail/account_closed",
+                 context={"account": account, "actor": actor, "released": released,
+                          "days": rules.DATA_RETENTION.days},
+                 account_id=account.id)
+
+
+def account_reactivated(session: Session, account: Account, event: AccountEvent,
+                        actor: User | None) -> int:
+    """A canceled account was reactivated (lifecycle.reactivate): to people_told."""
+    return _tell(session, event, people_told(session, account),
+                 kind="account_reactivated", subject=f"{account.name} is reactivated",
+                 template="mail/account_reactivated",
+                 context={"account": account, "actor": actor}, account_id=account.id)
+
+
+def agency_canceled(session: Session, agency: Account, event: AccountEvent,
+                    subs: list[Account], actor: User | None) -> int:
+    """An agency was canceled with its sub-accounts (agency.cancel), one email per person
+    for the whole cancel: the agency's people_told hear of the agency and every
+    sub-account canceled with it; each sub-account's own people_told (its owners and
+    admins, its billing users, a customer-billed one's customer) of the sub-accounts of
+    theirs that were canceled (a person of several hears of each in the one email)."""
+    told: dict[str, tuple[str, list[Account]]] = {}
+    agency_people = {email.lower() for email in people_told(session, agency)}
+    for email in people_told(session, agency):
+        told[email.lower()] = (email, list(subs))
+    for sub in subs:
+        for email in people_told(session, sub):
+            address, theirs = told.setdefault(email.lower(), (email, []))
+            if sub not in theirs:
+                theirs.append(sub)
+    session.flush()
+    subject = f"{agency.name} is canceled"
+    for address, theirs in told.values():
+        context = {"agency": agency, "actor": actor, "subs": theirs, "all_subs": subs,
+                   "sign_in": compose.external_url("auth.login"),
+                   "days": rules.DATA_RETENTION.days,
+                   "of_agency": address.lower() in agency_people}
+        compose.queue(session, to=address, subject=subject, kind="agency_canceled",
+                      template="mail/agency_canceled", context=context,
+                      account_id=agency.id,
+                      dedupe_key=_event_key("agency_canceled", event, address))
+    return len(told)
+
+
+def transferred(session: Session, agency: Account, sub: Account, out_event: AccountEvent,
+                in_event: AccountEvent, actor: User | None, new_owner_email: str,
+                sub_people: list[str]) -> int:
+    """A sub-account was transferred out of its agency (agency.transfer_out): the agency's
+    people_told hear it left (the transfer-out event); the sub-account's people_told as it
+    was before the transfer (`sub_people`) hear it is now standalone and who owns it (the
+    transfer-in event). The new owner is not among them: notices.new_owner tells them."""
+    context = {"agency": agency, "sub": sub, "actor": actor, "new_owner": new_owner_email}
+    sent = _tell(session, out_event, people_told(session, agency), kind="transferred_out",
+                 subject=f"{sub.name} was transferred out of {agency.name}",
+                 template="mail/transferred_out", context=context, account_id=agency.id)
+    sub_told = [email for email in sub_people if email.lower() != new_owner_email.lower()]
+    sent += _tell(session, in_event, sub_told, kind="transferred_in",
+                  subject=f"{sub.name} is now a standalone account",
+                  template="mail/transferred_in", context=context, account_id=sub.id)
+    return sent

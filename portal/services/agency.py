@@ -2,7 +2,8 @@
 active, and transfer a sub-account out to a new owner as a standalone account.
 
 Like the rest of the lifecycle (services/lifecycle.py), every change is a conditional UPDATE
-that must match exactly the rows it expects, and each appends an AccountEvent.
+that must match exactly the rows it expects, and each appends an AccountEvent and emails the
+people it affects (mail.notices: agency_canceled, transferred), in its transaction.
 """
 
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
+from portal.mail import notices
 from portal.models import (
     PLANS,
     Account,
@@ -77,9 +79,10 @@ def cancel(session: Session, agency: Account, actor: User, reason: str,
         canceled_subs.append(sub)
         record(session, sub, EventKind.CLOSED, actor, now, by_agency=agency.name,
                released=[n.number for n in sub_released])
-    record(session, agency, EventKind.AGENCY_CANCELED, actor, now, reason=reason,
-           comments=comments, sub_accounts=[s.name for s in canceled_subs],
-           released=[n.number for n in released])
+    event = record(session, agency, EventKind.AGENCY_CANCELED, actor, now, reason=reason,
+                   comments=comments, sub_accounts=[s.name for s in canceled_subs],
+                   released=[n.number for n in released])
+    notices.agency_canceled(session, agency, event, canceled_subs, actor)
     return canceled_subs
 
 
@@ -117,6 +120,7 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
         errors.update(e.errors)
     if errors:
         raise ValidationFailed(errors)
+    sub_people = notices.people_told(session, sub)  # as it is before it leaves the agency
     result = session.execute(
         update(Account).where(Account.id == sub.id, Account.kind == AccountKind.SUB,
                               Account.parent_id == agency.id,
@@ -135,8 +139,9 @@ def transfer_out(session: Session, sub: Account, actor: User, new_owner_email: s
         session.add(Membership(user_id=owner.id, account_id=sub.id, role=Role.OWNER))
     else:
         membership.role = Role.OWNER
-    record(session, agency, EventKind.TRANSFERRED_OUT, actor, now, account=sub.name,
-           account_id=sub.id, new_owner=email)
-    record(session, sub, EventKind.TRANSFERRED_IN, actor, now, agency=agency.name,
-           new_owner=email, plan=plan)
+    out_event = record(session, agency, EventKind.TRANSFERRED_OUT, actor, now,
+                       account=sub.name, account_id=sub.id, new_owner=email)
+    in_event = record(session, sub, EventKind.TRANSFERRED_IN, actor, now, agency=agency.name,
+                      new_owner=email, plan=plan)
+    notices.transferred(session, agency, sub, out_event, in_event, actor, email, sub_people)
     return Transferred(sub, owner)

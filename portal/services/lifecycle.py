@@ -6,7 +6,9 @@ Beside it: support requests (services/support.py), an agency's cancel and transf
 
 Every change is a conditional UPDATE that must match exactly the rows it expects, so a
 double-clicked "Proceed" or two requests at once change things once; the loser gets a clear
-message. Each action appends an AccountEvent (who, when, what).
+message. Each action appends an AccountEvent (who, when, what). Closing and reactivating
+email the people they affect (mail.notices.people_told), once per event per person, in the
+same transaction.
 """
 
 import json
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session, joinedload
 from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import DomainError, NotAllowed
+from portal.mail import notices
 from portal.models import (
     Account,
     AccountEvent,
@@ -212,8 +215,9 @@ def close(session: Session, account: Account, actor: User,
     released = cancel_now(session, account, actor, now)
     if released is None:
         raise NotAllowed(f"{account.name} is already canceled.")
-    record(session, account, EventKind.CLOSED, actor, now,
-           released=[n.number for n in released])
+    numbers = [n.number for n in released]
+    event = record(session, account, EventKind.CLOSED, actor, now, released=numbers)
+    notices.account_closed(session, account, event, actor, numbers)
     return released
 
 
@@ -301,7 +305,9 @@ def reactivate(session: Session, account: Account, actor: User,
         session.refresh(account)
         raise NotAllowed(f"{account.name} is not canceled.")
     session.refresh(account)
-    record(session, account, EventKind.REACTIVATED, actor, now, canceled_at=w.canceled_at)
+    event = record(session, account, EventKind.REACTIVATED, actor, now,
+                   canceled_at=w.canceled_at)
+    notices.account_reactivated(session, account, event, actor)
 
 
 # ----------------------------------------------------------------------------- jobs
