@@ -45,6 +45,8 @@ def register(app: Flask) -> None:
     from portal.blueprints.history import bp as history_bp
     from portal.blueprints.home import bp as home_bp
     from portal.blueprints.numbers import bp as numbers_bp
+    from portal.blueprints.people import bp as people_bp
+    from portal.blueprints.people import invitations_bp
     from portal.blueprints.plans import bp as plans_bp
     from portal.blueprints.presets import bp as presets_bp
     from portal.blueprints.privacy import bp as privacy_bp
@@ -54,7 +56,7 @@ def register(app: Flask) -> None:
 
     for bp in (auth_bp, home_bp, accounts_bp, billing_bp, calls_bp, numbers_bp, support_bp,
                history_bp, security_bp, account_security_bp, privacy_bp, agents_bp,
-               presets_bp, plans_bp, api_bp, billing_links_bp):
+               presets_bp, plans_bp, api_bp, billing_links_bp, people_bp, invitations_bp):
         app.register_blueprint(bp)
     if app.config.get("DEV_OUTBOX"):
         from portal.blueprints.dev import bp as dev_bp
