@@ -8,10 +8,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from portal.extensions import db
-from portal.models import BillingMode, Charge, PaymentMethod, Role
+from portal.models import BillingMode, Charge, OutboxMessage, PaymentMethod, Role
 from portal.services import charges, lifecycle, payment_methods
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
@@ -74,6 +74,9 @@ def build(session):
     f.member(session, w.bea, w.bayside, Role.ADMIN)
     w.harbor = f.sub(session, w.agency, "Harbor Law", billing=BillingMode.CUSTOMER)
     f.member(session, w.hal, w.harbor, Role.ADMIN)
+    # The world starts with an empty outbox: Closed Shop's close notice is set-up (closing's
+    # notices are tested in tests/web/test_people_told.py).
+    session.execute(delete(OutboxMessage).where(OutboxMessage.kind == "account_closed"))
     session.commit()
     return w
 
