@@ -4,12 +4,15 @@ Every view of such a blueprint finds the account in g.account and the user's rol
 g.access; an account the user does not reach is a 404, whatever its id. An account closed
 more than 60 days ago answers every page with "closed" (410). A canceled account is
 read-only: a state-changing request is refused unless its view is marked
-@allowed_when_canceled (reactivate, support requests).
+@allowed_when_canceled (reactivate, support requests). What the user's role may open is the
+matrix in portal/roles.py, checked here for every view before it runs (403, or a billing
+user sent from the front page to Billing Settings).
 """
 
 from flask import Blueprint, current_app, flash, g, request, session, url_for
 from flask_login import current_user
 
+from portal import roles
 from portal.errors import NotAllowed
 from portal.extensions import db, login_manager
 from portal.rendering import is_partial, see_other
@@ -27,9 +30,25 @@ def allowed_when_canceled(view):
 
 
 def require_admin() -> None:
-    """Owners and admins (of the account, or of its agency) only."""
-    if not g.access.is_admin:
-        raise NotAllowed("Only the account's owners and admins can do that.")
+    """Owners and admins (of the account, or of its agency) only: the matrix's SETTINGS."""
+    require(roles.Can.SETTINGS)
+
+
+def require(capability: roles.Can) -> None:
+    """The user's role on g.account has `capability` (portal/roles.py), else 403."""
+    if not roles.can(g.access.role, capability):
+        raise NotAllowed(roles.REFUSED[capability])
+
+
+def check_role(endpoint: str | None):
+    """The role matrix's guard for an account page: None when the role may open it; a
+    redirect to Billing Settings for a billing user on the front page; else NotAllowed."""
+    if roles.allows(g.access.role, endpoint):
+        return None
+    home = roles.HOME[g.access.role]
+    if endpoint == "accounts.show" and request.method in SAFE_METHODS and home != endpoint:
+        return see_other(url_for(home, account_id=g.account.id))
+    raise NotAllowed(roles.refusal(endpoint))
 
 
 def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
@@ -57,6 +76,9 @@ def account_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blue
                                       with_statuses=request.method == "GET" and not is_partial())
         g.account = g.access.account
         lifecycle.check_open(g.account)
+        refused = check_role(request.endpoint)
+        if refused is not None:
+            return refused
         if security.account_requires(g.account) and not current_user.has_two_factor:
             flash(f"{g.account.name} requires two-factor sign-in. Set it up to continue.",
                   "info")

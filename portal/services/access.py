@@ -17,7 +17,9 @@ from portal.models import Account, AccountKind, AgentStatus, Membership, Role, U
 from portal.services.paging import contains
 
 AGENCY_WIDE_ROLES = (Role.OWNER, Role.ADMIN)
-_RANK = {Role.USER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+# The best of two memberships (the account's own, the agency's) wins; a billing and a user
+# membership never meet on one account (one membership per user and account).
+_RANK = {Role.USER: 0, Role.BILLING: 0, Role.ADMIN: 1, Role.OWNER: 2}
 
 
 @dataclass(frozen=True)

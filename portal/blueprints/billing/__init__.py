@@ -1,7 +1,8 @@
 """Settings → Billing Settings: Payment Methods, Balance Auto Recharge Settings, Critical
 Billing Phone Number, Make a Payment, Opt-in Direct Charge for Plan Subscription, Account
 Payment History (and receipts), Billing Logs, Service Address, Users who Receive Billing
-Emails, Printable Statements. Owners and admins only.
+Emails, Printable Statements. Owners, admins and billing users: the role matrix
+(portal/roles.py, Can.BILLING), checked by the account guard (portal/tenancy.py).
 
 settings.py   the page and its sections (auto recharge, phone, address, direct charge,
               recipients)
@@ -11,14 +12,9 @@ statements.py Printable Statements: view, PDF, send, recurring schedules
 logs.py       Billing Logs and their CSV export
 """
 
-from portal.tenancy import account_blueprint, require_admin
+from portal.tenancy import account_blueprint
 
 bp = account_blueprint("billing", __name__, "/billing")
-
-
-@bp.before_request
-def admins_only():
-    require_admin()
 
 
 from portal.blueprints.billing import (  # noqa: E402,F401
