@@ -22,7 +22,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portal import rules
+from portal import roles, rules
 from portal.clock import now as clock_now
 from portal.errors import DomainError, NotAllowed, NotFound, TooManyAttempts, ValidationFailed
 from portal.models import (
@@ -35,6 +35,7 @@ from portal.models import (
     SigninAttempt,
     User,
 )
+from portal.roles import Can
 from portal.services import auth, passwords
 from portal.services.inputs import clean_email, clean_text, to_id
 from portal.transactions import begin_write
@@ -51,7 +52,7 @@ ROLE_HELP = {
 }
 # Raising a role: a higher rank. Billing and user are side by side (neither is above).
 _RANK = {Role.USER: 0, Role.BILLING: 0, Role.ADMIN: 1, Role.OWNER: 2}
-MANAGERS = (Role.OWNER, Role.ADMIN)
+MANAGERS = (Role.OWNER, Role.ADMIN)  # who reaches sub-accounts through an agency
 
 
 # --------------------------------------------------------------- the link's token
@@ -167,17 +168,17 @@ def pending_invitations(session: Session, account: Account) -> list[Invitation]:
 
 
 def assignable_roles(actor_role: Role) -> list[Role]:
-    """The roles this person may give (an owner any, an admin any but owner)."""
-    if actor_role == Role.OWNER:
-        return [Role.OWNER, Role.ADMIN, Role.BILLING, Role.USER]
-    if actor_role == Role.ADMIN:
-        return [Role.ADMIN, Role.BILLING, Role.USER]
-    return []
+    """The roles this person may give, from the role matrix (portal/roles.py): managing
+    people gives any role but owner; the owner role needs Can.OWNERS."""
+    if not roles.can(actor_role, Can.PEOPLE):
+        return []
+    return [role for role in (Role.OWNER, Role.ADMIN, Role.BILLING, Role.USER)
+            if role != Role.OWNER or roles.can(actor_role, Can.OWNERS)]
 
 
 def _check_manager(actor_role: Role) -> None:
-    if actor_role not in MANAGERS:
-        raise NotAllowed("Only the account's owners and admins can manage its users.")
+    if not roles.can(actor_role, Can.PEOPLE):
+        raise NotAllowed(roles.REFUSED[Can.PEOPLE])
 
 
 def _parse_role(raw, actor_role: Role, field: str = "role") -> Role:
@@ -442,8 +443,8 @@ def change_role(session: Session, account: Account, actor: User, actor_role: Rol
     _lock(session, account)
     membership, user = membership_of(session, account, membership_id)
     session.refresh(membership)
-    if membership.role == Role.OWNER and actor_role != Role.OWNER:
-        raise NotAllowed("Only an owner can change an owner's role.")
+    if membership.role == Role.OWNER and not roles.can(actor_role, Can.OWNERS):
+        raise NotAllowed(roles.REFUSED[Can.OWNERS])
     if user.id == actor.id and _RANK[new_role] > _RANK[actor_role]:
         raise NotAllowed("You can't raise your own role: ask an owner.")
     if new_role == membership.role:
@@ -464,8 +465,8 @@ def remove(session: Session, account: Account, actor: User, actor_role: Role,
     _lock(session, account)
     membership, user = membership_of(session, account, membership_id)
     session.refresh(membership)
-    if membership.role == Role.OWNER and actor_role != Role.OWNER:
-        raise NotAllowed("Only an owner can remove an owner.")
+    if membership.role == Role.OWNER and not roles.can(actor_role, Can.OWNERS):
+        raise NotAllowed(roles.REFUSED[Can.OWNERS])
     check_keeps_an_owner(session, account, membership, None, f"remove {user.name}")
     session.execute(delete(BillingEmailRecipient).where(
         BillingEmailRecipient.account_id == account.id, BillingEmailRecipient.user_id == user.id))
