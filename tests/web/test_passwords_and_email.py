@@ -276,7 +276,7 @@ def test_change_password_keeps_this_session_ends_the_others_and_tells_the_user(
     sign_in_as(client, user)
     elsewhere = sign_in_as(app.test_client(), user)
     response = change_password(client, f.PASSWORD, NEW)
-    assert response.status_code == 303 and response.location == "/security/#password"
+    assert response.status_code == 303 and response.location == "/security/"
     assert signed_in(client)
     assert not signed_in(elsewhere)
     session.expire_all()

@@ -168,7 +168,7 @@ def change_password():
     session["auth_at"] = clock_now().timestamp()
     flash("Your password is changed. Every other session is signed out; we emailed you "
           "about the change.", "success")
-    return see_other(url_for("security.index") + "#password")
+    return see_other(url_for("security.index"))
 
 
 @bp.post("/email")
@@ -189,7 +189,7 @@ def change_email():
     db.session.commit()
     flash(f"We sent a link to {new_email}. Open it to confirm the address; until then you "
           f"sign in with {user.email}.", "success")
-    return see_other(url_for("security.index") + "#email")
+    return see_other(url_for("security.index"))
 
 
 def _private(response):
