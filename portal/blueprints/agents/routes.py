@@ -7,6 +7,7 @@ admins add, edit, order and delete the custom ones.
 from flask import g, redirect, request, url_for
 from flask_login import current_user
 
+from portal import roles
 from portal.blueprints.agents import bp
 from portal.blueprints.views import admin_required, back, confirmed, submit
 from portal.extensions import db
@@ -26,6 +27,8 @@ def _header_statuses():
     def agent_statuses_for_header():
         if g.get("account") is None or not current_user.is_authenticated:
             return None
+        if g.get("access") is not None and not roles.allows(g.access.role, "agents.set_mine"):
+            return None  # a role without agent statuses (billing) gets no status select
         if "agent_header" not in g:
             known = g.get("access")  # read with the account by tenancy, on a full page
             g.agent_header = (agents.header_from(known.statuses, known.agent_status)
