@@ -109,7 +109,8 @@ ENDPOINTS: dict[str, Can] = {
     "privacy.*": Can.SETTINGS,
     "history.*": Can.SETTINGS,
     "support.*": Can.SETTINGS,
-    "account_security.*": Can.SETTINGS,
+    "account_security.overview": Can.OVERVIEW,  # what the account requires, read-only
+    "account_security.require_two_factor": Can.SETTINGS,
     # Settings → Users (issue 15, B's pages)
     "people.*": Can.PEOPLE,
 }

@@ -36,10 +36,12 @@ def user(session, email: str | None = None, password: str = PASSWORD, name: str 
 
 
 def standalone(session, name: str | None = None, plan: str = "Pro",
-               admin: User | None = None) -> Account:
+               admin: User | None = None, owner: User | None = None) -> Account:
     account = accounts.create_standalone(session, name or f"Standalone {_n()}", plan)
     if admin:
         accounts.add_member(session, admin, account, Role.ADMIN)
+    if owner:
+        accounts.add_member(session, owner, account, Role.OWNER)
     return account
 
 

@@ -26,6 +26,7 @@ from tests.conftest import csrf_token
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 READ_ONLY = ("{} is canceled: you can read and export its data, but not change it. "
              "Reactivate it to make changes.")
+OWNERS_ONLY = "Only the account's owners can close or cancel it."  # portal/roles.py
 ADMINS_ONLY = "Only the account's owners and admins can do that."
 
 
@@ -72,12 +73,13 @@ def snapshot(session):
 
 
 def build(session):
-    """Every position the lifecycle pages care about.
+    """Every position the lifecycle pages care about. (Sam owns his shops: only an owner
+    closes an account, issue 15's role matrix.)
 
-    - Solo Shop: an active standalone account (admin sam, role-user viewer), 2 numbers, a
+    - Solo Shop: an active standalone account (owner sam, role-user viewer), 2 numbers, a
       number released 3 days ago, calls.
-    - Paused Shop: swapping paused (admin sam).
-    - Closed Shop: canceled 5 days ago (admin sam, role-user viewer), its numbers released
+    - Paused Shop: swapping paused (owner sam).
+    - Closed Shop: canceled 5 days ago (owner sam, role-user viewer), its numbers released
       then, calls.
     - Northwind Agency (owner avery, admin ada, role-user staff): Bayside Dental (agency
       billing, 2 numbers, direct admin bea), Harbor Law (customer billing, 1 number),
@@ -88,7 +90,7 @@ def build(session):
     users = {key: f.user(session, email=f"{key}@example.test", name=key.capitalize())
              for key in ("sam", "viewer", "avery", "ada", "staff", "bea", "rex", "casey")}
     w = SimpleNamespace(**users)
-    w.solo = f.standalone(session, "Solo Shop", admin=w.sam)
+    w.solo = f.standalone(session, "Solo Shop", owner=w.sam)
     f.member(session, w.viewer, w.solo, Role.USER)
     w.solo_numbers = [f.number(session, w.solo, label="Main line"),
                       f.number(session, w.solo, label="Google Ads")]
@@ -96,10 +98,10 @@ def build(session):
                             released_at=NOW - timedelta(days=3))
     f.calls(session, w.solo, 3, start=NOW - timedelta(days=2))
 
-    w.paused = f.standalone(session, "Paused Shop", admin=w.sam)
+    w.paused = f.standalone(session, "Paused Shop", owner=w.sam)
     lifecycle.pause_swapping(session, w.paused, w.sam, now=NOW - timedelta(days=1))
 
-    w.closed = f.standalone(session, "Closed Shop", admin=w.sam)
+    w.closed = f.standalone(session, "Closed Shop", owner=w.sam)
     f.member(session, w.viewer, w.closed, Role.USER)
     w.closed_number = f.number(session, w.closed, label="Closed line")
     f.calls(session, w.closed, 2, start=NOW - timedelta(days=20), caller_name="Old Caller")

@@ -8,7 +8,7 @@ from portal.models import AccountStatus, EventKind, NumberStatus
 from portal.services import agency, lifecycle, support
 from tests.conftest import HX
 from tests.web.conftest import sign_in_as
-from tests.web.lifecycle_world import ADMINS_ONLY, NOW, post, snapshot
+from tests.web.lifecycle_world import ADMINS_ONLY, NOW, OWNERS_ONLY, post, snapshot
 from tests.web.pages import NOT_FOUND, assert_fragment, assert_full_page, body, shown, text
 
 ST = AccountStatus
@@ -172,9 +172,16 @@ def test_a_sub_of_a_canceled_agency_waits_for_the_agency(client, session, w):
             "before its sub-accounts.") in body(client.get(response.location))
 
 
-def test_an_agency_admin_may_cancel_it(client, session, w):
+def test_an_agency_admin_sees_parent_settings_but_only_an_owner_cancels_it(client, session, w):
+    """Issue 15's matrix: admins do everything but owners and closing."""
     sign_in_as(client, w.ada)
     assert parent(client, w).status_code == 200
+    before = snapshot(session)
+    response = cancel(client, w, {"confirm": "yes", "reason": "Other"})
+    assert response.status_code == 403
+    assert shown(OWNERS_ONLY) in body(response)
+    assert snapshot(session) == before
+    sign_in_as(client, w.avery)
     assert cancel(client, w, {"confirm": "yes", "reason": "Other"}).status_code == 303
     session.expire_all()
     assert w.agency.status == ST.CANCELED
@@ -182,10 +189,11 @@ def test_an_agency_admin_may_cancel_it(client, session, w):
 
 def test_parent_settings_is_for_the_agencys_owners_and_admins(client, w):
     sign_in_as(client, w.staff)  # a plain user of the agency
-    for path in ("", "/cancel", "/cancel/review"):
+    for path, refusal in (("", ADMINS_ONLY), ("/cancel", OWNERS_ONLY),
+                          ("/cancel/review", OWNERS_ONLY)):
         response = parent(client, w, path)
         assert response.status_code == 403, path
-        assert shown(ADMINS_ONLY) in body(response)
+        assert shown(refusal) in body(response)
     sign_in_as(client, w.bea)  # an admin of one of its sub-accounts
     for path in ("", "/cancel", "/cancel/review"):
         response = parent(client, w, path)
