@@ -591,3 +591,29 @@ def test_signed_out_and_no_csrf_change_nothing(app, client, session, w):
                                            "again": NEW_PASSWORD}).status_code == 400
     assert session.scalar(select(func.count()).select_from(Invitation)) == 1
     assert memberships(session, w.sub)["una@bayside.test"] == Role.USER
+
+
+def test_an_owner_who_removes_themself_is_out_at_once(client, session, w):
+    """With a second owner, an owner may leave: the answer sends them home, and the account
+    is gone from their reach in the same session."""
+    second = f.user(session, "sue@bayside.test", name="Sue Second")
+    f.member(session, second, w.sub, Role.OWNER)
+    session.commit()
+    sign_in_as(client, w.sub_owner)
+    mine = membership(session, w.sub_owner, w.sub)
+    done = post(client, remove_path(w.sub, mine), {"confirm": "yes"},
+                token_page=users_path(w.sub))
+    assert done.status_code == 303 and done.headers["Location"].endswith("/")
+    assert "sam@bayside.test" not in memberships(session, w.sub)
+    assert client.get(users_path(w.sub)).status_code == 404
+    assert client.get(f"/accounts/{w.sub.id}/").status_code == 404
+
+
+def test_removing_an_agency_admin_ends_their_reach_into_every_sub_account(client, session, w):
+    sign_in_as(client, w.owner)
+    adam = membership(session, w.admin, w.agency)
+    assert post(client, remove_path(w.agency, adam), {"confirm": "yes"},
+                token_page=users_path(w.agency)).status_code == 303
+    sign_in_as(client, w.admin)
+    assert client.get(f"/accounts/{w.sub.id}/").status_code == 404
+    assert client.get(f"/accounts/{w.agency.id}/").status_code == 404
