@@ -307,8 +307,10 @@ def test_sub_account_id_has_no_sub_accounts_page(client, session, owner, agency)
     assert NOT_FOUND in body(response)
 
 
-@pytest.mark.parametrize("role,status", [(Role.USER, 404), (Role.ADMIN, 200),
-                                         (Role.OWNER, 200)])
+# A role user reaches the agency but its role doesn't open the list: 403 with the reason
+# (the role matrix, issue 15; a 404 before it).
+@pytest.mark.parametrize("role,status", [(Role.USER, 403),
+                                         (Role.ADMIN, 200), (Role.OWNER, 200)])
 def test_only_agency_owners_and_admins_see_the_list(client, session, agency, role, status):
     member = f.user(session)
     f.member(session, member, agency, role)
