@@ -304,7 +304,9 @@ def account_reactivated(session: Session, account: Account, event: AccountEvent,
     return _tell(session, event, people_told(session, account),
                  kind="account_reactivated", subject=f"{account.name} is reactivated",
                  template="mail/account_reactivated",
-                 context={"account": account, "actor": actor}, account_id=account.id)
+                 context={"account": account, "actor": actor,
+                          "restore_days": rules.NUMBER_RESTORE_WINDOW.days},
+                 account_id=account.id)
 
 
 def agency_canceled(session: Session, agency: Account, event: AccountEvent,
