@@ -113,7 +113,7 @@ def test_closing_a_standalone_account_tells_its_admins_once(client, session, w):
     assert message.subject == "Solo Shop is closed"
     assert "Solo Shop was closed by sam@example.test." in words(message)
     assert all(n.number in words(message) for n in w.solo_numbers)
-    assert "reactivate it within 60 days" in words(message)
+    assert "It can be reactivated within 60 days" in words(message)
     assert "Solo Shop is closed" in message.html_body
     event = session.scalar(select(AccountEvent).where(
         AccountEvent.account_id == w.solo.id, AccountEvent.kind == EventKind.CLOSED))
