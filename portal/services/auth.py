@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -350,10 +350,24 @@ def user_for_reset(session: Session, secret_key: str, token: str) -> User:
 
 def reset_password(session: Session, user: User, password: str, again: str) -> None:
     """The new password from a reset link: every session of the user ends (this browser
-    signs in afresh), and the user is told by email."""
+    signs in afresh), and the user is told by email. The link works once even against a
+    second request racing with it: the password is replaced only where it is still the one
+    the link was opened with (one conditional UPDATE); else NotFound(RESET_PROBLEM)."""
+    from portal.mail import compose
+
     passwords.require_new(password, again, user.email)
-    _new_password(session, user, password, "mail/password_reset_done",
-                  "Your password was reset")
+    done = session.execute(
+        update(User).where(User.id == user.id, User.password_hash == user.password_hash)
+        .values(password_hash=hash_password(password),
+                session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        raise NotFound(RESET_PROBLEM)
+    session.refresh(user)
+    compose.queue(session, to=user.email, kind="password_changed",
+                  subject="Your password was reset", template="mail/password_reset_done",
+                  context={"user": user, "when": clock_now(),
+                           "reset": compose.external_url("auth.forgot_password")})
 
 
 def _new_password(session: Session, user: User, password: str, template: str,

@@ -388,3 +388,33 @@ def test_an_email_change_link_expires_and_dies_if_the_address_is_taken_meanwhile
     session.expire_all()
     assert session.get(User, user.id).email == "pat@example.test"
     assert mails(session, "email_changed") == []
+
+
+def test_two_racing_resets_with_one_link_set_one_password(app, client, session, pat):
+    """Both requests opened the link before either set a password: only the first sets it
+    (the UPDATE is conditional on the hash the link was opened with); the second is told the
+    link is used, changes nothing and sends no second email."""
+    from sqlalchemy.orm import Session
+
+    from portal.errors import NotFound
+    from portal.extensions import db
+
+    user, _account = pat
+    ask_reset(client, "pat@example.test")
+    token = reset_link(session).rsplit("/", 1)[1]
+    key = app.config["SECRET_KEY"]
+    second = auth.user_for_reset(session, key, token)  # request B opens the link ...
+    session.expunge(second)  # ... and keeps the user as it read it
+    session.commit()
+    with Session(db.engine) as other:  # request A opens it too and sets a password first
+        first = auth.user_for_reset(other, key, token)
+        auth.reset_password(other, first, NEW, NEW)
+        other.commit()
+    with pytest.raises(NotFound) as e:
+        auth.reset_password(session, second, "another long passphrase",
+                            "another long passphrase")
+    assert e.value.message == auth.RESET_PROBLEM
+    session.rollback()
+    assert can_sign_in(session, "pat@example.test", NEW)
+    assert not can_sign_in(session, "pat@example.test", "another long passphrase")
+    assert len(mails(session, "password_changed")) == 1

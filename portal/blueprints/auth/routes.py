@@ -219,9 +219,15 @@ def reset_password(token: str):
         return back(url_for("auth.login"), "Your password is changed and every session is "
                     "signed out. Sign in with your email and the new password.")
 
-    return submit(
-        lambda: auth.reset_password(db.session, user, form.get("password", ""),
-                                    form.get("again", "")),
-        lambda errors: _private(render("auth/reset_password.html", "reset_form", status=422,
-                                       user=user, errors=errors, token=token)),
-        done)
+    try:
+        return submit(
+            lambda: auth.reset_password(db.session, user, form.get("password", ""),
+                                        form.get("again", "")),
+            lambda errors: _private(render("auth/reset_password.html", "reset_form",
+                                           status=422, user=user, errors=errors,
+                                           token=token)),
+            done)
+    except NotFound as e:  # used by a request that raced this one
+        db.session.rollback()
+        return _private(render("auth/reset_password.html", status=410, problem=e.message,
+                               errors={}, token=token))
