@@ -56,7 +56,7 @@ REFUSED = {
     Can.AGENT_STATUS: "Your role on this account doesn't include agent statuses.",
     Can.BILLING: "Only the account's owners, admins and billing users can open billing.",
     Can.SETTINGS: "Only the account's owners and admins can do that.",
-    Can.AGENCY: "Only the agency's owners and admins can do that.",
+    Can.AGENCY: "Only the account's owners and admins can do that.",
     Can.PEOPLE: "Only the account's owners and admins can manage users.",
     Can.OWNERS: "Only an owner can add, change or remove an owner.",
     Can.CLOSE: "Only the account's owners can close or cancel it.",
@@ -103,7 +103,11 @@ ENDPOINTS: dict[str, Can] = {
     "agents.move": Can.SETTINGS,
     # billing
     "billing.*": Can.BILLING,
-    # settings pages
+    # settings pages (the lists of tracking sources, call queues and presets read as part of
+    # the calls: they say where calls come from and go)
+    "presets.sources": Can.CALLS,
+    "presets.queues": Can.CALLS,
+    "presets.presets_index": Can.CALLS,
     "presets.*": Can.SETTINGS,
     "plans.*": Can.SETTINGS,
     "privacy.*": Can.SETTINGS,

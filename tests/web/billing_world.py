@@ -36,6 +36,8 @@ ADDRESS = {"address_line1": "1 Market St", "address_line2": "Suite 400",
            "city": "San Francisco", "region": "CA", "postal_code": "94105"}
 
 ADMINS_ONLY = "Only the account's owners and admins can do that."
+# a role user refused a billing page (portal/roles.py: billing users may, issue 15)
+BILLING_ONLY = "Only the account's owners, admins and billing users can open billing."
 READ_ONLY = ("{} is canceled: you can read and export its data, but not change it. "
              "Reactivate it to make changes.")
 AGENCY_BILLED = ("{} is paid from the agency balance: its billing is managed on the agency's "

@@ -15,10 +15,10 @@ from tests.conftest import HX
 from tests.web.billing_world import (
     ACH_FORM,
     ADDRESS,
-    ADMINS_ONLY,
     AGENCY_BILLED,
     AMEX,
     BANK_ACCOUNT,
+    BILLING_ONLY,
     CARD_FORM,
     DECLINED,
     DINERS,
@@ -881,13 +881,13 @@ def test_a_role_user_is_refused_every_billing_page_and_post(client, session, bw,
     for path in BILLING_GETS + [p for p, _ in solo_posts if "/" in p and "new" not in p]:
         response = client.get(url(bw.solo, path))
         assert response.status_code == 403, path
-        assert shown(ADMINS_ONLY) in body(response), path
+        assert shown(BILLING_ONLY) in body(response), path
         assert "Content-Disposition" not in response.headers
     before = snapshot(session)
     for path, data in solo_posts:
         response = post(client, url(bw.solo, path), data)
         assert response.status_code == 403, path
-        assert shown(ADMINS_ONLY) in body(response), path
+        assert shown(BILLING_ONLY) in body(response), path
     assert snapshot(session) == before
 
 

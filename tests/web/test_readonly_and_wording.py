@@ -123,11 +123,11 @@ def test_an_expired_form_is_a_message(client, session, bw):
 
 
 def test_a_role_users_refusal_is_a_message(client, bw):
-    """403 from the role rule (require_admin), on a section."""
+    """403 from the role rule (the role matrix), on a section."""
     sign_in_as(client, bw.vic)
     response = post(client, url(bw.solo, "service-address"), world.ADDRESS,
                     headers=hx("service-address"))
-    assert_message_in_place(response, 403, shown(world.ADMINS_ONLY))
+    assert_message_in_place(response, 403, shown(world.BILLING_ONLY))
 
 
 def test_a_full_page_refusal_is_still_the_error_page(client, bw):

@@ -12,8 +12,8 @@ from pypdf import PdfReader
 from portal import clock
 from tests.conftest import HX
 from tests.web.billing_world import (
-    ADMINS_ONLY,
     AMEX,
+    BILLING_ONLY,
     INSUFFICIENT,
     NOW,
     build,
@@ -168,7 +168,7 @@ def test_only_admins_and_signed_in_users_get_a_receipt_pdf(client, session, bw):
     sign_in_as(client, bw.vic)  # a role-user of the account
     response = client.get(path)
     assert response.status_code == 403
-    assert shown(ADMINS_ONLY) in body(response)
+    assert shown(BILLING_ONLY) in body(response)
     assert "Content-Disposition" not in response.headers
 
 

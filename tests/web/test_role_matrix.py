@@ -164,10 +164,12 @@ def test_the_real_pages_answer_each_role_as_the_matrix_says(client, members):
         Role.OWNER: {"/billing/": 200, "/calls/": 200, "/close": 200, "/plan/": 200},
         Role.ADMIN: {"/billing/": 200, "/calls/": 200, "/close": 403, "/plan/": 200},
         Role.BILLING: {"/billing/": 200, "/billing/payments": 200, "/calls/": 403,
+                       "/call-queues": 403, "/agent-statuses/": 403,
                        "/numbers/": 403, "/plan/": 403, "/close": 403, "/": 303},
         Role.USER: {"/": 200, "/calls/": 200, "/numbers/": 200, "/agent-statuses/": 200,
+                    "/call-queues": 200, "/call-queues/new": 403,
                     "/billing/": 403, "/billing/payments": 403, "/plan/": 403,
-                    "/call-queues": 403, "/close": 403},
+                    "/close": 403},
     }
     for role, pages in expectations.items():
         with client.session_transaction() as s:

@@ -26,8 +26,8 @@ from portal.models import (
 from portal.services import billing, ledger, statements, usage
 from tests.conftest import HX
 from tests.web.billing_world import (
-    ADMINS_ONLY,
     AGENCY_BILLED,
+    BILLING_ONLY,
     DECLINED,
     NOW,
     build,
@@ -445,7 +445,7 @@ def test_statements_are_for_the_accounts_admins_only(client, session, bw):
     for path in STATEMENT_GETS:
         response = client.get(url(bw.solo, path))
         assert response.status_code == 403, path
-        assert shown(ADMINS_ONLY) in body(response)
+        assert shown(BILLING_ONLY) in body(response)
         assert "Content-Disposition" not in response.headers
     for path, data in statement_posts(schedule.id):
         assert post(client, url(bw.solo, path), data).status_code == 403, path
