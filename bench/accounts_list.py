@@ -197,7 +197,7 @@ def add_baseline_routes(app, rows: list[dict], agency_id: int, per_page: int) ->
     page = Page(items=items, total=4500, number=1, per_page=per_page)
     agency = SimpleNamespace(id=agency_id, name="Agency large", is_agency=True, is_sub=False,
                              is_canceled=False, parent_id=None, parent=None)
-    access = SimpleNamespace(is_admin=True, via_agency=False)
+    access = SimpleNamespace(is_admin=True, via_agency=False, role="owner")
     user = SimpleNamespace(is_authenticated=True, dark_mode=False, email="owner@bench.test")
 
     def baseline():

@@ -249,7 +249,7 @@ def add_baseline_routes(app, rows: list[Entry], args: MultiDict, account_id: int
     entries = LogPage(items=rows, number=1, per_page=len(rows), has_next=True)
     account = SimpleNamespace(id=account_id, name="Bench Logs Co", is_agency=False,
                               is_sub=False, is_canceled=False, parent_id=None, parent=None)
-    role = SimpleNamespace(is_admin=True, via_agency=False)
+    role = SimpleNamespace(is_admin=True, via_agency=False, role="owner")
     user = SimpleNamespace(is_authenticated=True, dark_mode=False, email="owner@bench.test")
     context = {"entries": entries, "args": args, "errors": {}, "kinds": LEDGER_LABELS,
                "labels": LEDGER_LABELS}
