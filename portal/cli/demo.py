@@ -140,9 +140,9 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
                 ledger.post(session, sub, LedgerKind.USAGE, -1240, "Usage: 248 minutes",
                             "demo-usage-overdrawn", Cause.USAGE, now=ago(1))
     with _dated(session, ago(SOLO_DAYS)):
-        solo_admin = user("solo@demo.test", "Sam Solo")
+        solo_owner = user("solo@demo.test", "Sam Solo")
         solo = accounts.create_standalone(session, "Solo Plumbing", "Pro")
-        accounts.add_member(session, solo_admin, solo, Role.ADMIN)
+        accounts.add_member(session, solo_owner, solo, Role.OWNER)
     with _dated(session, ago(SOLO_DAYS - 1)):
         _numbers(session, solo, counter, 4)
     created.insert(1, solo)
