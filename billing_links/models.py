@@ -62,3 +62,49 @@ class LinkHit(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class TaskKind(enum.StrEnum):
+    CARD = "card"  # "Ask the client to update their card"
+    PAY = "pay"  # "Ask the client to pay" (amount_cents)
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"  # emailed, waiting for the client
+    DONE = "done"  # the card was saved / the payment made: the link is used up
+    REPLACED = "replaced"  # a newer link of the same kind was sent for the sub-account
+    CANCELED = "canceled"  # the sub-account (or its agency) was closed
+
+
+class TaskLink(db.Model):
+    """A single-task link (issue 15): the agency asks the client of a customer-billed
+    sub-account to update its card or to pay an amount, through a signed one-time link like
+    the billing link's. The link names only `link_id`; the sub-account, agency, email and
+    amount are read from this row."""
+
+    __tablename__ = "task_links"
+    __table_args__ = (
+        # One live link per kind and sub-account (a newer one replaces it in the same
+        # transaction).
+        Index("uq_task_links_pending_sub_kind", "sub_account_id", "kind", unique=True,
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[TaskKind] = mapped_column(_enum(TaskKind))
+    link_id: Mapped[str] = mapped_column(String(32), unique=True)  # random, what is signed
+    agency_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    sub_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger)  # PAY only
+    status: Mapped[TaskStatus] = mapped_column(_enum(TaskStatus), default=TaskStatus.PENDING)
+    # Declined payment attempts so far (PAY): each attempt charges under its own key
+    # ("task-link:<link_id>:<attempt>"), so a double submit is one charge.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # done/replaced/canceled
+    charge_id: Mapped[int | None] = mapped_column(ForeignKey("charges.id"))  # PAY, once paid
+    method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))  # CARD

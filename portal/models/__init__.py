@@ -65,6 +65,14 @@ __all__ = [
 ]
 
 # The billing links' tables (their own package, its models registered with the rest).
-from billing_links.models import BillingRequest, LinkHit, RequestStatus  # noqa: E402
+from billing_links.models import (  # noqa: E402
+    BillingRequest,
+    LinkHit,
+    RequestStatus,
+    TaskKind,
+    TaskLink,
+    TaskStatus,
+)
 
-__all__ += ["BillingRequest", "LinkHit", "RequestStatus"]
+__all__ += ["BillingRequest", "LinkHit", "RequestStatus", "TaskKind", "TaskLink",
+            "TaskStatus"]
