@@ -30,15 +30,14 @@ from portal.models import (
     ChargePurpose,
     ChargeStatus,
     EventKind,
+    InvitationStatus,
     LedgerKind,
-    Membership,
     MethodKind,
     MethodRole,
     PaymentMethod,
-    Role,
     User,
 )
-from portal.services import cards, charges, ledger, lifecycle, payment_methods
+from portal.services import cards, charges, ledger, lifecycle, payment_methods, people
 from portal.services.gateway import PaymentGateway
 from portal.services.inputs import clean_email, clean_text
 from portal.services.lifecycle import record
@@ -178,34 +177,18 @@ class AgencyMove:
     balance_cents: int  # the sub-account's: > 0 moves to the agency, < 0 the agency takes on
     methods: list[str]  # the payment methods in use, as shown ("Visa ending 4242 (Primary)")
     recharge: tuple[int, int] | None  # its auto recharge (threshold, amount) when on
-    owners: list  # User: the sub-account's owners and admins
-    customer_email: str | None  # the customer named on its last billing request
+    # Everyone the move emails, each once (notices.customer_billed_people): its owners and
+    # admins, its billing-email recipients, its billing users, its last billing customer.
+    told: list[str]
 
     @property
     def agency_balance_after_cents(self) -> int:
         return self.agency.balance_cents + self.balance_cents
 
-    @property
-    def told(self) -> list[str]:
-        """Everyone the move emails, each once."""
-        emails = [user.email for user in self.owners]
-        if self.customer_email and self.customer_email.lower() not in {
-                e.lower() for e in emails}:
-            emails.append(self.customer_email)
-        return emails
-
 
 def agency_move(session: Session, agency: Account, sub: Account) -> AgencyMove:
     """The move as it stands now (the dialog; the service reads it again under the lock)."""
     settings = session.get(BillingSettings, sub.id)
-    owners = list(session.scalars(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.account_id == sub.id,
-               Membership.role.in_((Role.OWNER, Role.ADMIN)))
-        .order_by(User.email)))
-    last = session.scalar(select(BillingRequest.email).where(
-        BillingRequest.sub_account_id == sub.id)
-        .order_by(BillingRequest.created_at.desc(), BillingRequest.id.desc()).limit(1))
     return AgencyMove(
         sub=sub, agency=agency, balance_cents=sub.balance_cents,
         methods=[m.short_label + (" (Primary)" if m.is_primary else " (Backup)"
@@ -213,7 +196,7 @@ def agency_move(session: Session, agency: Account, sub: Account) -> AgencyMove:
                  for m in payment_methods.in_use(session, sub)],
         recharge=((settings.recharge_threshold_cents, settings.recharge_amount_cents)
                   if settings is not None and settings.auto_recharge else None),
-        owners=owners, customer_email=last)
+        told=notices.customer_billed_people(session, sub))
 
 
 def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor: User,
@@ -445,8 +428,12 @@ def _switch(session: Session, request: BillingRequest, sub: Account, agency: Acc
     record(session, agency, EventKind.BILLING_MODE_CHANGED, None, now, account=sub.name,
            account_id=sub.id, billing="customer", paid_cents=charge.amount_cents,
            email=request.email)
+    # The customer who paid becomes the sub-account's billing user: invited (Settings →
+    # Users' invitation, billing role) in this transaction; the receipt and the thank-you
+    # page carry the link.
+    invitation = people.invite_payer(session, sub, request.email, request.created_by_id, now)
     notices.link_switched(session, agency, sub, request, charge)
-    notices.link_receipt(session, agency, sub, request, charge)
+    notices.link_receipt(session, agency, sub, request, charge, invitation=invitation)
     notices.receipt(session, charge)
 
 
@@ -503,6 +490,52 @@ class Paid:
         """This payment took the sub-account off agency billing."""
         return (self.request.status == RequestStatus.PAID
                 and self.request.charge_id == self.charge.id)
+
+
+@dataclass(frozen=True)
+class PayerAccess:
+    """How the customer who paid reaches the sub-account's Billing Settings now (the
+    thank-you page says it): `state` is
+      "invited"   a pending invitation (people.invite_payer): `url` accepts it; `has_user`
+                  when the email already has a sign-in (the "sign in to accept" kind);
+      "accepted"  they accepted it: they sign in;
+      "member"    they already reached the account when they paid (no invitation);
+      "none"      the invitation was revoked, replaced or expired: ask the agency."""
+
+    state: str
+    email: str
+    invitation: object | None = None  # Invitation
+    url: str | None = None
+    has_user: bool = False
+
+
+def invitation_settings(settings: LinkSettings) -> people.LinkSettings:
+    """The invitations' link settings from the billing links' (the same keys and external
+    address, as Settings → Users signs them; the invitations' own salt and lifetime)."""
+    return people.LinkSettings(keys=settings.keys, ttl=rules.INVITATION_TTL,
+                               base_url=settings.base_url)
+
+
+def payer_access(session: Session, settings: LinkSettings, paid: Paid,
+                 now: datetime | None = None) -> PayerAccess:
+    """Read only (the thank-you page is a GET): the payer's invitation, signed afresh."""
+    from portal.services import auth
+
+    now = now or clock_now()
+    email = auth.normalize_email(paid.request.email)
+    invitation = people.payer_invitation(session, paid.sub, email)
+    if invitation is not None and invitation.created_at >= paid.charge.created_at:
+        if invitation.status == InvitationStatus.ACCEPTED:
+            return PayerAccess("accepted", email, invitation)
+        if invitation.is_pending and now < invitation.expires_at and not paid.sub.is_canceled:
+            user = session.scalar(select(User).where(User.email == email))
+            url = people.invitation_url(invitation_settings(settings), invitation)
+            return PayerAccess("invited", email, invitation, url,
+                               user is not None and auth.has_password(user))
+        return PayerAccess("none", email, invitation)
+    if people.reaches(session, paid.sub, email):
+        return PayerAccess("member", email)
+    return PayerAccess("none", email)
 
 
 def receipt_token(settings: LinkSettings, request: BillingRequest, charge: Charge) -> str:

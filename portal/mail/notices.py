@@ -9,7 +9,8 @@ links, billing_links/templates/billing_links/email_*):
 - new_owner: a transferred account's new owner;
 - link_request, link_switched, link_receipt: the billing links' request to the customer,
   and after the customer paid, the note to the agency and the customer's receipt;
-- added_to_agency_billing: a customer-billed sub-account moved to agency billing;
+- added_to_agency_billing: a customer-billed sub-account moved to agency billing, to its
+  people as they were while it paid its own (customer_billed_people), once each;
 - account_closed, account_reactivated, agency_canceled, transferred (out and in): to
   people_told (owners and admins, billing recipients, billing users, a customer-billed
   sub-account's customer), one notice per event per person (the dedupe key holds the
@@ -197,11 +198,16 @@ def link_switched(session: Session, agency: Account, sub: Account, request: "Bil
 
 
 def link_receipt(session: Session, agency: Account, sub: Account, request: "BillingRequest",
-                 charge: Charge, refunding: str | None = None) -> None:
+                 charge: Charge, refunding: str | None = None, invitation=None) -> None:
     """The receipt to the person who paid the link (every successful charge gets one), also
-    when the payment is being refunded (`refunding` says why). Plain text."""
+    when the payment is being refunded (`refunding` says why). Plain text. `invitation`:
+    the payer's invitation to be the sub-account's billing user (people.invite_payer), whose
+    link the receipt carries."""
+    user = (session.scalar(select(User).where(User.email == invitation.email))
+            if invitation is not None else None)
     context = {"agency": agency, "sub": sub, "request": request, "charge": charge,
-               "refunding": refunding}
+               "refunding": refunding, "invitation": invitation,
+               "has_user": user is not None and auth.has_password(user)}
     compose.queue(session, to=request.email, kind="receipt",
                   subject=f"Receipt {charge.receipt_number}: {sub.name}'s opening balance"
                           + (" (being refunded)" if refunding else ""),
@@ -212,9 +218,11 @@ def link_receipt(session: Session, agency: Account, sub: Account, request: "Bill
 
 def added_to_agency_billing(session: Session, move, moved_cents: int, actor: User | None,
                             key: str) -> int:
-    """Add to Agency Billing (billing_links.service.AgencyMove): to the sub-account's owners
-    and admins and the customer named on its last billing request, once each: which balance
-    moved which way, the cards and auto recharge it lost, that its history stays readable."""
+    """Add to Agency Billing (billing_links.service.AgencyMove): to the sub-account's people
+    as it was while customer-billed (`move.told`, customer_billed_people: its owners and
+    admins, its billing-email recipients, its billing users, the customer on its last billing
+    request), once each: which balance moved which way, the cards and auto recharge it lost,
+    that its history stays readable. The dedupe key is the move's `key` and the address."""
     sub, agency = move.sub, move.agency
     context = {"sub": sub, "agency": agency, "move": move, "moved": moved_cents,
                "actor": actor, "sign_in": compose.external_url("auth.login")}
@@ -222,8 +230,16 @@ def added_to_agency_billing(session: Session, move, moved_cents: int, actor: Use
     for email in move.told:
         compose.queue(session, to=email, subject=subject, kind="billing_mode",
                       template="mail/added_to_agency", context=context, account_id=sub.id,
-                      dedupe_key=f"{key}:{email.lower()}")
+                      dedupe_key=_person_key(key, email))
     return len(move.told)
+
+
+def _person_key(key: str, email: str) -> str:
+    """`key:address` (lower-cased), the address hashed when it would outgrow the column."""
+    person = f"{key}:{email.lower()}"
+    if len(person) > 160:
+        person = f"{key}:{hashlib.sha256(email.lower().encode()).hexdigest()}"
+    return person
 
 
 # --------------------------------------------------------------- lifecycle: who is told
@@ -232,30 +248,40 @@ def people_told(session: Session, account: Account) -> list[str]:
     """Everyone a change to `account` (closed, reactivated, canceled with its agency,
     transferred) concerns, each address once (case-insensitively), in this order: its owners
     and admins; the billing-email recipients of whoever pays for it (an agency-billed
-    sub-account's agency); its billing users (members with the billing role, once the role
-    exists); and, for a customer-billed sub-account, the customer on its last billing
-    request. Read it before a change that alters the account's kind or billing (a transfer)."""
-    from portal.models import BillingRequest
+    sub-account's agency); its billing users (members with the billing role); and, for a
+    customer-billed sub-account, the customer on its last billing request. Read it before a
+    change that alters the account's kind or billing (a transfer)."""
     from portal.services import ledger
 
-    roles = [Role.OWNER, Role.ADMIN]
-    billing_role = getattr(Role, "BILLING", None)
-    if billing_role is not None:
-        roles.append(billing_role)
+    return _people(session, account, ledger.paying_account(session, account),
+                   account.is_sub and account.billing_mode == BillingMode.CUSTOMER)
+
+
+def customer_billed_people(session: Session, sub: Account) -> list[str]:
+    """people_told of a sub-account as it is while customer-billed, whatever its billing mode
+    reads now (Add to Agency Billing, in the transaction that switches it): its owners and
+    admins, its own billing-email recipients (it paid its bills: they got its receipts), its
+    billing users and the customer on its last billing request."""
+    return _people(session, sub, sub, True)
+
+
+def _people(session: Session, account: Account, payer: Account, customer: bool) -> list[str]:
+    from portal.models import BillingRequest
+
     members = session.execute(
         select(User.email, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.account_id == account.id, Membership.role.in_(roles))
+        .where(Membership.account_id == account.id,
+               Membership.role.in_((Role.OWNER, Role.ADMIN, Role.BILLING)))
         .order_by(User.email)).all()
     emails = [email for email, role in members if role in (Role.OWNER, Role.ADMIN)]
-    emails += [user.email for user in billing.recipients(
-        session, ledger.paying_account(session, account))]
-    emails += [email for email, role in members if role not in (Role.OWNER, Role.ADMIN)]
-    if account.is_sub and account.billing_mode == BillingMode.CUSTOMER:
-        customer = session.scalar(select(BillingRequest.email).where(
+    emails += [user.email for user in billing.recipients(session, payer)]
+    emails += [email for email, role in members if role == Role.BILLING]
+    if customer:
+        last = session.scalar(select(BillingRequest.email).where(
             BillingRequest.sub_account_id == account.id)
             .order_by(BillingRequest.created_at.desc(), BillingRequest.id.desc()).limit(1))
-        if customer:
-            emails.append(customer)
+        if last:
+            emails.append(last)
     return _once(emails)
 
 
@@ -271,10 +297,7 @@ def _once(emails) -> list[str]:
 def _event_key(kind: str, event: AccountEvent, email: str) -> str:
     """One notice per event per person: the event's id and the address (hashed when the
     key would outgrow the outbox's column)."""
-    key = f"{kind}:{event.id}:{email.lower()}"
-    if len(key) > 160:
-        key = f"{kind}:{event.id}:{hashlib.sha256(email.lower().encode()).hexdigest()}"
-    return key
+    return _person_key(f"{kind}:{event.id}", email)
 
 
 def _tell(session: Session, event: AccountEvent, emails: list[str], *, kind: str,

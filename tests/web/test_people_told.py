@@ -27,6 +27,7 @@ from portal.models import (
     OutboxMessage,
     RequestStatus,
     Role,
+    User,
 )
 from portal.services import agency, lifecycle
 from tests import factories as f
@@ -374,3 +375,73 @@ def test_people_told_reads_billing_users_when_the_role_exists(session, harbor_pe
     # Bayside pays from the agency: no customer, the agency's recipients
     assert sorted(notices.people_told(session, w.bayside)) == [
         "ada@example.test", "avery@example.test", "bea@example.test"]
+
+
+# ----------------------------------------------------------------------------- agency billing
+
+def add_to_agency_billing(client, w, sub):
+    return post(client, f"/accounts/{w.agency.id}/sub-accounts/{sub.id}/billing/add",
+                {"confirm": "yes"})
+
+
+def test_add_to_agency_billing_tells_billing_users_and_chosen_recipients_once_each(
+        client, session, harbor_people):
+    """Harbor Law pays its own: Add to Agency Billing tells its owner hal, its chosen
+    billing-email recipient (a plain user chosen to get its receipts), its billing user and
+    the customer on its last request; not the agency's people, not the older customer."""
+    w = harbor_people
+    plain = session.scalar(select(User).where(User.email == "plain@harbor.example"))
+    session.add(BillingEmailRecipient(account_id=w.harbor.id, user_id=plain.id))
+    session.commit()
+    expected = sorted(["hal@harbor.example", "plain@harbor.example", "payer@harbor.example",
+                       CUSTOMER])
+    sign_in_as(client, w.avery)
+    dialog = client.get(f"/accounts/{w.agency.id}/sub-accounts/{w.harbor.id}/billing")
+    said = " ".join(dialog.get_data(as_text=True).split())
+    assert all(email in said for email in expected)
+
+    response = add_to_agency_billing(client, w, w.harbor)
+    assert response.status_code == 303
+    flash = " ".join(client.get(response.location).get_data(as_text=True).split())
+    assert all(email in flash for email in expected)
+    sent = messages(session, "billing_mode")
+    assert sorted(m.to_address for m in sent) == expected
+    keys = [m.dedupe_key for m in sent]
+    assert len(set(keys)) == len(keys) and all(k.startswith(f"to-agency:{w.harbor.id}:")
+                                               for k in keys)
+    assert all(m.subject == "Harbor Law is now paid from Northwind Agency's balance "
+                            "(agency billing)" for m in sent)
+
+
+def test_add_to_agency_billing_tells_a_billing_user_who_is_also_the_customer_once(
+        client, session, harbor_people):
+    w = harbor_people
+    f.member(session, f.user(session, email=CUSTOMER.upper()), w.harbor, Role.BILLING)
+    session.commit()
+    sign_in_as(client, w.avery)
+    assert add_to_agency_billing(client, w, w.harbor).status_code == 303
+    sent = [m.to_address.lower() for m in messages(session, "billing_mode")]
+    assert sorted(sent) == harbor_told()
+    assert sent.count(CUSTOMER) == 1
+
+
+def test_a_refused_add_to_agency_billing_tells_nobody(client, session, harbor_people):
+    w = harbor_people
+    sign_in_as(client, w.hal)  # the sub-account's owner is no agency admin
+    add_to_agency_billing(client, w, w.harbor)
+    sign_in_as(client, w.avery)
+    add_to_agency_billing(client, w, w.bayside)  # already on agency billing
+    assert messages(session, "billing_mode") == []
+
+
+def test_customer_billed_people_is_people_told_of_a_customer_billed_sub(session, harbor_people):
+    w = harbor_people
+    assert notices.customer_billed_people(session, w.harbor) == notices.people_told(
+        session, w.harbor)
+
+
+def test_a_long_address_gets_a_key_that_fits_the_outbox(session, w):
+    long_email = ("x" * 60 + "@" + "y" * 120 + ".example").lower()
+    key = notices._person_key("to-agency:1:20261203T092547.123456", long_email)
+    assert len(key) <= 160 and key.startswith("to-agency:1:20261203T092547.123456:")
+    assert key == notices._person_key("to-agency:1:20261203T092547.123456", long_email.upper())
