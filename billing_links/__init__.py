@@ -20,6 +20,7 @@ def init_app(app) -> None:
     service.wire()
     # The emails (rendered by portal.mail's renderer, in an app context) link the receipt.
     app.jinja_env.globals["billing_link_receipt_url"] = receipt_url
+    app.jinja_env.globals["billing_link_invitation_url"] = invitation_url
 
 
 def settings(app):
@@ -46,3 +47,14 @@ def receipt_url(request, charge) -> str:
     link = settings(current_app)
     token = receipt_token(link, request, charge)
     return f"{link.base_url.rstrip('/')}/billing-link/receipt/{token}"
+
+
+def invitation_url(invitation) -> str:
+    """The absolute URL of the payer's invitation (people.invite_payer), for the receipt
+    email: the invitations' signing (their own salt, the billing links' keys)."""
+    from flask import current_app
+
+    from billing_links.service import invitation_settings
+    from portal.services import people
+
+    return people.invitation_url(invitation_settings(settings(current_app)), invitation)

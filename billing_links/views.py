@@ -4,8 +4,9 @@ GET  /billing-link/<token>   the customer's page: the agency, the sub-account, t
                              asked, a card form (opening it never uses the link up)
 POST /billing-link/<token>   pay: on success (or while the processor hasn't answered) a 303
                              to the thank-you page; a decline or bad input shows the form again
-GET  /billing-link/paid/<receipt token>          the thank-you page: the receipt's link and
-                             what happens next (safe to reload: it only reads)
+GET  /billing-link/paid/<receipt token>          the thank-you page: the receipt's link,
+                             what happens next and the payer's invitation to manage billing
+                             (safe to reload: it only reads)
 GET  /billing-link/receipt/<receipt token>[/pdf] the payment's receipt (HTML, PDF)
 
 No sign-in. Every answer carries Referrer-Policy: no-referrer (the token is in the URL) and
@@ -14,7 +15,7 @@ Cache-Control: no-store, and each client address is rate-limited.
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, session, url_for
 
 import billing_links
 from billing_links import service as link_service
@@ -26,6 +27,7 @@ from portal.rendering import pdf_response, render, see_other
 bp = Blueprint("billing_links", __name__, template_folder="templates")
 
 PAGE = "billing_links/pay.html"
+PAYER = "billing_link_paid"  # the session key: the charge this browser paid
 PROBLEMS = {
     # reason: (status, title, what happened)
     "tampered": (404, "This link isn't valid",
@@ -109,6 +111,9 @@ def pay(token: str):
     # Paid, or waiting for the processor's answer: the thank-you page is a GET (reloading it,
     # or going back and forward, charges nothing and never asks to resubmit the form).
     receipt = link_service.receipt_token(settings, link.request, charge)
+    # This browser paid: its thank-you page may show the invitation link itself (a receipt
+    # link passed on to someone else shows that the invitation was emailed, not the link).
+    session[PAYER] = charge.id
     return see_other(url_for("billing_links.thank_you", token=receipt))
 
 
@@ -118,12 +123,18 @@ def _paid(token: str):
 
 @bp.get("/billing-link/paid/<token>")
 def thank_you(token: str):
-    """After paying: the receipt, the balance and what happens next."""
+    """After paying: the receipt, the balance, what happens next and, once billing switched,
+    the payer's invitation to be the sub-account's billing user (its link only in the
+    browser that paid)."""
+    settings = billing_links.settings(current_app)
     try:
-        paid = _paid(token)
+        paid = link_service.paid(db.session, settings, token)
     except tokens.LinkError as e:
         return _problem(e)
-    return render("billing_links/done.html", paid=paid, token=token)
+    access = (link_service.payer_access(db.session, settings, paid)
+              if paid.switched and paid.charge.is_succeeded else None)
+    return render("billing_links/done.html", paid=paid, token=token, access=access,
+                  payer=session.get(PAYER) == paid.charge.id)
 
 
 def _receipt_html(paid, token: str) -> str:
@@ -149,3 +160,6 @@ def receipt_pdf(token: str):
     except tokens.LinkError as e:
         return _problem(e)
     return pdf_response(_receipt_html(paid, token), f"receipt-{paid.charge.receipt_number}.pdf")
+
+
+from billing_links import task_views  # noqa: E402,F401  (the single-task links' pages, on this blueprint)

@@ -246,21 +246,69 @@ def invite(session: Session, settings: LinkSettings, account: Account, actor: Us
         raise ValidationFailed({"email": f"{email} is already a user of {account.name}: "
                                          "change their role in the list instead."})
     _throttle(session, account, now)
+    invitation = _issue(session, account, email, role, actor.id, now + settings.ttl, now)
+    url = url_for_token(settings, sign(settings.keys, invitation.link_id))
+    from portal.mail import notices
+
+    notices.invitation(session, account, invitation, actor, url)
+    return invitation, url
+
+
+def _issue(session: Session, account: Account, email: str, role: Role,
+           invited_by_id: int | None, expires_at: datetime, now: datetime) -> Invitation:
+    """A pending invitation, replacing any earlier pending one to the same email."""
     session.execute(update(Invitation).where(
         Invitation.account_id == account.id, Invitation.email == email,
         Invitation.status == InvitationStatus.PENDING)
         .values(status=InvitationStatus.REPLACED, closed_at=now))
     invitation = Invitation(link_id=secrets.token_hex(16), account_id=account.id, email=email,
                             role=role, status=InvitationStatus.PENDING,
-                            invited_by_id=actor.id, created_at=now,
-                            expires_at=now + settings.ttl)
+                            invited_by_id=invited_by_id, created_at=now, expires_at=expires_at)
     session.add(invitation)
     session.flush()
-    url = url_for_token(settings, sign(settings.keys, invitation.link_id))
-    from portal.mail import notices
+    return invitation
 
-    notices.invitation(session, account, invitation, actor, url)
-    return invitation, url
+
+def invite_payer(session: Session, account: Account, email: str, invited_by_id: int | None,
+                 now: datetime | None = None) -> Invitation | None:
+    """The customer who paid a billing link becomes the sub-account's **billing** user
+    (issue 15): the same invitation as Invite User (the same signed one-time link, page and
+    accept; 7 days), with no email of its own: the link payment's thank-you page and receipt
+    email carry it. Called in the payment's settlement transaction (billing_links.service),
+    with the account locked. None when the email already reaches the account (a member, or
+    an owner or admin of its agency): they sign in. An email with a user of its own gets the
+    "sign in to accept" kind (open_invitation's has_password). Not throttled: one per paid
+    billing request."""
+    now = now or clock_now()
+    email = auth.normalize_email(email)
+    if account.is_canceled or reaches(session, account, email):
+        return None
+    return _issue(session, account, email, Role.BILLING, invited_by_id,
+                  now + rules.INVITATION_TTL, now)
+
+
+def reaches(session: Session, account: Account, email: str) -> bool:
+    """This email's user already opens the account: a member, or an owner or admin of its
+    agency."""
+    email = auth.normalize_email(email)
+    member = session.scalar(select(Membership.id).join(User, User.id == Membership.user_id)
+                            .where(Membership.account_id == account.id,
+                                   func.lower(User.email) == email))
+    return member is not None or email in {auth.normalize_email(m.user.email)
+                                           for m in through_agency(session, account)}
+
+
+def payer_invitation(session: Session, account: Account, email: str) -> Invitation | None:
+    """The latest billing invitation of this account to this email (invite_payer's), in
+    whatever state it is now."""
+    return session.scalar(select(Invitation).where(
+        Invitation.account_id == account.id, Invitation.email == auth.normalize_email(email),
+        Invitation.role == Role.BILLING).order_by(Invitation.id.desc()).limit(1))
+
+
+def invitation_url(settings: LinkSettings, invitation: Invitation) -> str:
+    """The link of an invitation already made (signed afresh: the row decides its expiry)."""
+    return url_for_token(settings, sign(settings.keys, invitation.link_id))
 
 
 def _throttle(session: Session, account: Account, now: datetime) -> None:

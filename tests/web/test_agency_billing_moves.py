@@ -323,9 +323,11 @@ def test_the_thank_you_page_links_the_receipt_and_says_what_happens_next(session
             "unless you turn auto recharge on. When usage takes the balance below zero, Bayside "
             "Dental is paused: its numbers stop swapping on web pages and calls are not "
             "connected, until a payment brings the balance back to zero or more.") in words
-    assert ("open Settings → Billing Settings to turn on auto recharge (a threshold and a "
-            "recharge amount you choose), make a payment, or add a Backup card. If you don't "
-            "have a sign-in for Bayside Dental, ask Northwind Agency for one.") in words
+    assert ("In Settings → Billing Settings you can turn on auto recharge (a threshold and a "
+            "recharge amount you choose), make a payment, add a Backup card or change the "
+            "Primary one, and see payment history, receipts and statements.") in words
+    # issue 15: the customer who paid is invited as Bayside Dental's billing user
+    assert ("Set up your sign-in to manage cards, payments and statements") in words
     # the default after a link payment: auto recharge stays off (the customer agreed to one
     # charge; the threshold is one they choose)
     assert session.get(BillingSettings, w.bayside.id) is None
