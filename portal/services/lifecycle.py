@@ -32,6 +32,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
+from portal.services import people
 from portal.transactions import scrub_after_commit
 
 # Which states each Status-section action starts from (the rest are refused).
@@ -244,9 +245,10 @@ def cancel_now(session: Session, account: Account, actor: User | None,
 def close_out(session: Session, account: Account, actor: User | None,
               now: datetime) -> list[TrackingNumber]:
     """What follows an account's switch to canceled (here, and for an agency and its subs in
-    services/agency.py): every active number released, the ON_CLOSE hooks run. Returns the
-    released numbers."""
+    services/agency.py): every active number released, its pending invitations revoked
+    (people.revoke_for_closed), the ON_CLOSE hooks run. Returns the released numbers."""
     released = _release_all(session, account, actor, now)
+    people.revoke_for_closed(session, account, now)
     for hook in ON_CLOSE:
         hook(session, account, now)
     return released

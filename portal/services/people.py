@@ -7,7 +7,8 @@ rest (account, email, role, expiry). Accepting consumes the invitation with a co
 UPDATE (pending, not expired → accepted) that must change exactly one row, in the
 transaction that creates the membership: two accepts at once make one membership, the other
 gets "already used". A newer invitation to the same email (Invite again, Resend) replaces
-the old one in the same transaction; Revoke ends it.
+the old one in the same transaction; Revoke ends it, and so does closing the account
+(revoke_for_closed; a link to a closed account says so).
 
 The rules on roles: owners and admins manage people; only an owner gives or takes the owner
 role (or removes an owner); nobody raises their own role; an account always keeps an owner
@@ -79,6 +80,19 @@ class InvitationUsed(InvitationError):
 
 class InvitationRevoked(InvitationError):
     reason = "revoked"
+
+
+class InvitationAccountClosed(InvitationError):
+    """The account invited to is closed (or canceled with its agency): closing revoked the
+    invitation, and it doesn't come back if the account is reactivated."""
+
+    reason = "closed"
+
+    def __init__(self, account: Account):
+        super().__init__(f"{account.name} is closed, so this invitation no longer works. "
+                         "If it is reactivated, ask its owners or admins for a new "
+                         "invitation.")
+        self.account_name = account.name
 
 
 class WrongUser(NotAllowed):
@@ -357,6 +371,15 @@ def revoke(session: Session, account: Account, actor_role: Role, invitation_id,
     return invitation
 
 
+def revoke_for_closed(session: Session, account: Account, now: datetime) -> int:
+    """Closing an account (lifecycle.close_out: a close, and each sub-account an agency's
+    cancel closes) revokes its pending invitations, in the closing transaction; they stay
+    revoked if it is reactivated. Returns how many."""
+    return session.execute(update(Invitation).where(
+        Invitation.account_id == account.id, Invitation.status == InvitationStatus.PENDING)
+        .values(status=InvitationStatus.REVOKED, closed_at=now)).rowcount
+
+
 # --------------------------------------------------------------- the invited person's side
 
 @dataclass(frozen=True)
@@ -376,19 +399,21 @@ def open_invitation(session: Session, settings: LinkSettings, token: str,
     invitation = session.scalar(select(Invitation).where(Invitation.link_id == link_id))
     if invitation is None:
         raise InvitationTampered()
-    _check_usable(invitation, now)
     account = session.get(Account, invitation.account_id)
-    if account.is_canceled:
-        raise InvitationRevoked()
+    _check_usable(invitation, now, account)
     user = session.scalar(select(User).where(User.email == invitation.email))
     inviter = session.get(User, invitation.invited_by_id) if invitation.invited_by_id else None
     return OpenInvitation(invitation, account, inviter, user,
                           user is not None and auth.has_password(user))
 
 
-def _check_usable(invitation: Invitation, now: datetime) -> None:
+def _check_usable(invitation: Invitation, now: datetime, account: Account) -> None:
+    """Used; else the account closed (its close revoked the invitation); else revoked or
+    replaced; else expired."""
     if invitation.status == InvitationStatus.ACCEPTED:
         raise InvitationUsed()
+    if account.is_canceled:
+        raise InvitationAccountClosed(account)
     if invitation.status != InvitationStatus.PENDING:
         raise InvitationRevoked()
     if now >= invitation.expires_at:
@@ -406,7 +431,9 @@ def _consume(session: Session, invitation: Invitation, now: datetime) -> None:
     if done != 1:
         fresh = session.scalars(select(Invitation).where(Invitation.id == invitation.id)
                                 .execution_options(populate_existing=True)).one()
-        _check_usable(fresh, now)
+        account = session.scalars(select(Account).where(Account.id == fresh.account_id)
+                                  .execution_options(populate_existing=True)).one()
+        _check_usable(fresh, now, account)
         raise InvitationUsed()  # (unreachable: the update would have matched)
 
 

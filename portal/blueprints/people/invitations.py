@@ -38,6 +38,7 @@ PROBLEMS = {
     "revoked": (410, "This invitation no longer works",
                 "It was revoked, or a newer invitation was sent. Use the newest email, or ask "
                 "for a new invitation."),
+    "closed": (410, "This account is closed", None),  # the error's message names it
 }
 
 
@@ -67,6 +68,7 @@ def private(response):
 def _problem(error: people.InvitationError):
     db.session.rollback()
     status, title, message = PROBLEMS[error.reason]
+    message = message or error.message
     return render("people/problem.html", status=status, title=title, message=message,
                   reason=error.reason)
 
