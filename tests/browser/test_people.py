@@ -1,6 +1,7 @@
 """Settings → Users in the browser (issue 15): an agency admin opens a customer-billed
-sub-account's Users page, invites a billing user; the invitation email is read on the dev
-outbox page; the invited person opens the link in a browser of their own, chooses a name and
+sub-account's Users page, invites a billing user; the mail job delivers the invitation to a
+real SMTP server (aiosmtpd on loopback, tests/mailbox.py) and the link is read from the email
+that arrived there; the invited person opens it in a browser of their own, chooses a name and
 password, and lands signed in on Billing Settings, the only page their role opens. The link
 then works no more. Screenshots: test-artifacts/i15-people-*.png (desktop and phone)."""
 
@@ -21,6 +22,7 @@ from tests.browser.conftest import (
     goto,
     shots,
 )
+from tests.mailbox import Mailbox
 
 pytestmark = pytest.mark.browser
 
@@ -54,8 +56,14 @@ def invited_page(browser: Browser, base_url, app):
     context.close()
 
 
+@pytest.fixture
+def mailbox():
+    with Mailbox() as box:
+        yield box
+
+
 def test_an_admin_invites_a_billing_user_who_accepts_from_the_email_and_sees_only_billing(
-        page, invited_page, sign_in, screenshot, world):
+        page, invited_page, sign_in, screenshot, world, app, session, mailbox):
     problems: list[str] = []
     sign_in(ADMIN)
     users = f"/accounts/{world.sub_id}/users/"
@@ -95,18 +103,19 @@ def test_an_admin_invites_a_billing_user_who_accepts_from_the_email_and_sees_onl
     expect(pending).to_contain_text("Billing")
     shots(page, screenshot, "i15-people-invited", problems)
 
-    # The email, on the dev outbox page
-    goto(page, "/dev/outbox", heading="Outbox · development only")
+    # The email, delivered by the mail job to the SMTP server and read from that mailbox
+    assert mailbox.deliver(app, session) >= 1
     subject = f"Adam Admin invited you to {SUB}"
-    row = page.get_by_test_id("outbox").locator("tbody tr").filter(has_text=INVITED)
-    expect(row).to_have_count(1)
-    click_and_wait(page, row.get_by_role("link", name=subject),
-                   url=re.compile(r"/dev/outbox/\d+$"), heading=subject)
-    body = page.get_by_test_id("text-body")
-    expect(body).to_contain_text("as Billing")
-    link = body.get_by_role("link", name=re.compile(r"invitations"))
-    expect(link).to_have_count(1)
-    path = urlsplit(link.get_attribute("href")).path
+    email = mailbox.one(to=INVITED)
+    assert email["Subject"] == subject
+    assert email["To"] == INVITED
+    text = " ".join(Mailbox.text(email).split())
+    assert "as Billing" in text
+    links = set(re.findall(r"https?://[^\s\"<>]+/invitations/[A-Za-z0-9._-]+", text))
+    assert len(links) == 1, links
+    [link] = links
+    assert link in Mailbox.html(email)  # the HTML part carries the same link
+    path = urlsplit(link).path
 
     # The invited person's browser
     invited = invited_page
