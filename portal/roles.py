@@ -80,6 +80,8 @@ ENDPOINTS: dict[str, Can] = {
     "accounts.remove_from_agency_billing": Can.AGENCY,
     "accounts.resend_billing_link": Can.AGENCY,
     "accounts.cancel_billing_request": Can.AGENCY,
+    "accounts.ask_client_card": Can.AGENCY,
+    "accounts.ask_client_payment": Can.AGENCY,
     "accounts.parent": Can.SETTINGS,
     "accounts.cancel_agency_confirm": Can.CLOSE,
     "accounts.cancel_agency_review": Can.CLOSE,

@@ -378,3 +378,43 @@ def transferred(session: Session, agency: Account, sub: Account, out_event: Acco
                   subject=f"{sub.name} is now a standalone account",
                   template="mail/transferred_in", context=context, account_id=sub.id)
     return sent
+
+
+# --------------------------------------------------------------- single-task links (F)
+
+def task_link(session: Session, agency: Account, sub: Account, link, url: str) -> None:
+    """"Ask the client to update their card" / "Ask the client to pay": the link, to the
+    address the agency chose (billing_links.tasks.issue). Plain text."""
+    subject = (f"{agency.name}: update the card for {sub.name}" if link.kind == "card" else
+               f"{agency.name}: pay {dollars(link.amount_cents)} for {sub.name}")
+    compose.queue(session, to=link.email, kind="task_link", subject=subject,
+                  template=f"billing_links/task_email_{link.kind}",
+                  context={"agency": agency, "sub": sub, "link": link, "url": url},
+                  html=False, account_id=sub.id, dedupe_key=f"task-link:{link.link_id}")
+
+
+def task_card_updated(session: Session, agency: Account, sub: Account, link, method,
+                      old_primary, old_role) -> None:
+    """The client saved a new Primary card through a task link: to the client, and to the
+    sub-account's and the agency's billing-email recipients (each address once)."""
+    context = {"agency": agency, "sub": sub, "link": link, "method": method,
+               "old_primary": old_primary, "old_role": old_role}
+    subject = f"{sub.name}'s Primary card is now {method.short_label}"
+    emails = _once([link.email] + [u.email for u in billing.recipients(session, sub)]
+                   + [u.email for u in billing.recipients(session, agency)])
+    for email in emails:
+        compose.queue(session, to=email, kind="task_card_updated", subject=subject,
+                      template="billing_links/task_email_card_done", context=context,
+                      html=False, account_id=sub.id,
+                      dedupe_key=f"task-card:{link.link_id}:{email}")
+
+
+def task_receipt(session: Session, agency: Account, sub: Account, link, charge: Charge) -> None:
+    """The receipt to the client who paid through a task link (its public receipt's link).
+    Plain text."""
+    compose.queue(session, to=link.email, kind="receipt",
+                  subject=f"Receipt {charge.receipt_number}: payment of "
+                          f"{dollars(charge.amount_cents)} for {sub.name}",
+                  template="billing_links/task_email_receipt",
+                  context={"agency": agency, "sub": sub, "link": link, "charge": charge},
+                  html=False, account_id=sub.id, dedupe_key=f"task-receipt:{charge.id}")

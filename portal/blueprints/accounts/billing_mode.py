@@ -7,6 +7,8 @@ from flask_login import current_user
 
 import billing_links
 from billing_links import service as link_service
+from billing_links import tasks
+from billing_links.models import TaskKind
 from portal.blueprints.accounts import bp
 from portal.blueprints.views import admin_required, agency_only, back, confirmed, submit
 from portal.extensions import db
@@ -32,7 +34,9 @@ def _dialog(sub, status: int = 200, form=None, errors=None):
             else link_service.agency_move(db.session, g.account, sub))
     return render(TEMPLATE, "dialog", status=status, sub=sub, pending=pending,
                   form=form or {}, errors=errors or {},
-                  balance=sub.balance_cents, move=move)
+                  balance=sub.balance_cents, move=move,
+                  task_links=tasks.pending_for(db.session, sub),
+                  client_email=tasks.last_customer_email(db.session, sub) or "")
 
 
 def _sub(sub_id: int):
@@ -126,3 +130,40 @@ def _added(sub, moved: int, told: list[str]):
                  f"{detail} Its payment history, receipts and billing logs stay readable on "
                  "its Billing Settings."
                  + (f" Emailed {', '.join(told)}." if told else ""))
+
+
+# --------------------------------------------------------------- single-task links (issue 15)
+
+def _ask(sub_id: int, kind: TaskKind):
+    sub = _sub(sub_id)
+    form = request.form
+    # The form's fields are prefixed (ask_card_email, ask_pay_email, ask_pay_amount): the two
+    # forms share the dialog, and an error shows beside the form it belongs to.
+    prefix = f"ask_{kind.value}_"
+    return submit(
+        lambda: tasks.issue(db.session, billing_links.settings(current_app), g.account, sub,
+                            current_user, kind, form.get(f"{prefix}email", ""),
+                            form.get(f"{prefix}amount"))[0],
+        lambda errors: _dialog(sub, 422, form, {f"{prefix}{k}": v for k, v in errors.items()}),
+        lambda link: _back(
+            f"Emailed {link.email} a secure link to update {sub.name}'s card; the new card "
+            "becomes its Primary." if kind == TaskKind.CARD else
+            f"Emailed {link.email} a secure link to pay {dollars(link.amount_cents)} into "
+            f"{sub.name}'s balance."),
+        refused=_refused)
+
+
+@bp.post(f"{SUB}/ask-card")
+@agency_only
+@admin_required
+def ask_client_card(sub_id: int):
+    """"Ask the client to update their card": a one-time card-update link, emailed."""
+    return _ask(sub_id, TaskKind.CARD)
+
+
+@bp.post(f"{SUB}/ask-payment")
+@agency_only
+@admin_required
+def ask_client_payment(sub_id: int):
+    """"Ask the client to pay": a one-time payment link for an amount, emailed."""
+    return _ask(sub_id, TaskKind.PAY)
