@@ -45,8 +45,11 @@ PASSWORD_RESET_TTL = timedelta(hours=1)
 PASSWORD_RESET_WINDOW = timedelta(hours=1)
 PASSWORD_RESET_MAX_PER_EMAIL = 3
 PASSWORD_RESET_MAX_PER_ADDRESS = 20
-# A new sign-in email is confirmed from a link sent to it
+# A new sign-in email is confirmed from a link sent to it; at most this many links a user
+# asks for in the window (each needs the password; the cap keeps it from mailing strangers)
 EMAIL_CHANGE_TTL = timedelta(hours=24)
+EMAIL_CHANGE_WINDOW = timedelta(hours=1)
+EMAIL_CHANGE_MAX_PER_USER = 5
 
 # Account security
 TOTP_STEP_SECONDS = 30  # RFC 6238; a code from the step before or after is accepted too

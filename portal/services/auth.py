@@ -21,6 +21,8 @@ from portal.services.inputs import clean_email, clean_text, to_id, to_int
 
 INCORRECT = "Incorrect email or password."
 RESET_STEP = "reset"  # a SigninAttempt that asked for a reset link (not a failed sign-in)
+EMAIL_STEP = "email_change"  # one that sent a change-email link (not a failed sign-in)
+NOT_FAILURES = (RESET_STEP, EMAIL_STEP)
 
 # The scrypt cost of new passwords: create_app hands over the app's PASSWORD_HASH_METHOD
 # (cheap under TESTING); until then, the strong one. Checking reads the cost from the hash.
@@ -55,7 +57,7 @@ def _failures_since(session: Session, column, value: str, since: datetime):
     return session.execute(
         select(func.count(), func.min(SigninAttempt.at)).where(
             column == value, SigninAttempt.succeeded.is_(False), SigninAttempt.at > since,
-            SigninAttempt.step != RESET_STEP,  # asking for a reset link is not a failure
+            SigninAttempt.step.notin_(NOT_FAILURES),  # asking for a link is not a failure
         )
     ).one()
 
@@ -435,6 +437,7 @@ def request_email_change(session: Session, secret_key: str, user: User, new_emai
         errors.update(e.errors)
     if errors:
         raise ValidationFailed(errors)
+    _email_change_throttle(session, user, address, now or clock_now(), user_agent)
     if session.scalar(select(User.id).where(User.email == new_email)) is not None:
         raise ValidationFailed({"email": "Another user signs in with that email address."})
     from portal.mail import compose
@@ -448,6 +451,29 @@ def request_email_change(session: Session, secret_key: str, user: User, new_emai
                                                         token=token),
                            "hours": int(rules.EMAIL_CHANGE_TTL.total_seconds() // 3600)})
     return new_email
+
+
+def _email_change_throttle(session: Session, user: User, address: str, now: datetime,
+                           user_agent: str) -> None:
+    """At most rules.EMAIL_CHANGE_MAX_PER_USER links (or asks for a taken address) a user
+    in rules.EMAIL_CHANGE_WINDOW; each ask is recorded (a SigninAttempt of step
+    "email_change", no failed sign-in) before the address is looked up, so asking whether
+    other emails have users counts too."""
+    since = now - rules.EMAIL_CHANGE_WINDOW
+    count, oldest = session.execute(
+        select(func.count(), func.min(SigninAttempt.at)).where(
+            SigninAttempt.user_id == user.id, SigninAttempt.step == EMAIL_STEP,
+            SigninAttempt.at > since)).one()
+    if count >= rules.EMAIL_CHANGE_MAX_PER_USER:
+        minutes = max(1, math.ceil(
+            (oldest + rules.EMAIL_CHANGE_WINDOW - now).total_seconds() / 60))
+        raise ValidationFailed({"email": (
+            f"You asked for {rules.EMAIL_CHANGE_MAX_PER_USER} email changes in the last "
+            f"hour. Try again in {minutes} minute{'' if minutes == 1 else 's'}.")})
+    session.add(SigninAttempt(email=user.email, address=address, succeeded=False,
+                              step=EMAIL_STEP, user_id=user.id, at=now,
+                              user_agent=(user_agent or "")[:200]))
+    session.flush()
 
 
 def email_change_for(session: Session, secret_key: str, token: str) -> tuple[User, str]:

@@ -11,7 +11,8 @@ from portal.services import auth, history, security
 
 STEP_LABELS = {"password": "Password", "totp": "Authenticator code",
                "recovery": "Recovery code", "code": "Code", "reauth": "Password again",
-               auth.RESET_STEP: "Password reset link asked"}
+               auth.RESET_STEP: "Password reset link asked",
+               auth.EMAIL_STEP: "Email change link asked"}
 # The secret being set up, sealed, in the signed session: showing the setup page writes
 # nothing to the database (a GET changes nothing); confirming a code stores it.
 SETUP_PENDING = "two_factor_setup"
