@@ -289,6 +289,11 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
     if charge is None:
         card_token = _tokenize(gateway, form, card)
         begin_write(session)
+        # The link's row, locked (PostgreSQL; SQLite's write lock is the database's): a twin
+        # submit waits here, then finds the charge recorded.
+        session.execute(select(TaskLink.id).where(TaskLink.id == link.id).with_for_update())
+        charge = charges.by_key(session, key)
+    if charge is None:
         # The card pays this once: it is on record for the receipt, not kept on the account.
         method = PaymentMethod(account_id=task.sub.id, kind=MethodKind.CARD, brand=card.brand,
                                last4=card.last4, holder=card.holder, token=card_token,

@@ -481,3 +481,65 @@ def test_a_receipt_token_of_another_charge_is_refused(app, client, session, w, c
     assert_problem(customer.client.get(f"/task-link/receipt/{other}"), "tampered")
     good = tasks.sign_done(keys, link, link.charge_id)
     assert customer.client.get(f"/task-link/receipt/{good}/pdf").status_code == 200
+
+
+# --- races ---------------------------------------------------------------------------------------
+
+TABS = 8
+
+
+def race(app, url, customers_submit):
+    """TABS browsers submit the same link at the same moment; their (status, html)."""
+    import threading
+    import traceback
+
+    customers = [Customer(app, f"10.0.1.{i + 1}") for i in range(TABS)]
+    for c in customers:
+        assert c.open(url).status_code == 200
+        c.token()
+    barrier = threading.Barrier(TABS)
+    results, errors = {}, []
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            response = customers_submit(customers[i])
+            results[i] = (response.status_code, body(response))
+        except Exception:
+            errors.append(traceback.format_exc())
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(TABS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert len(results) == TABS
+    return list(results.values())
+
+
+def test_one_card_link_submitted_at_once_in_many_tabs_saves_one_card(app, client, session, w):
+    url = issued(client, session, w)
+    session.commit()
+    results = race(app, url, lambda c: submit(c, url))
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(303) == 1 and statuses.count(410) == TABS - 1, statuses
+    assert all('data-reason="used"' in html for status, html in results if status == 410)
+    assert state(session, w.harbor)["methods"] == [("4444", MethodRole.BACKUP),
+                                                   ("4242", MethodRole.PRIMARY)]
+    assert count(session, PaymentMethod) == 2
+
+
+def test_one_pay_link_submitted_at_once_in_many_tabs_charges_once(app, client, session, w):
+    from portal.models import SandboxCharge
+
+    url = issued(client, session, w, "pay", amount="40.00")
+    session.commit()
+    results = race(app, url, lambda c: submit(c, url))
+    for status, html in results:
+        assert status in (303, 410), (status, html[:600])
+    assert count(session, Charge) == 1 and count(session, SandboxCharge) == 1
+    assert count(session, PaymentMethod) == 2  # Harbor's card, and the one that paid
+    after = state(session, w.harbor)
+    assert after["ledger"] == [(LedgerKind.PAYMENT, 4000)] and after["balance"] == 4000
+    assert link_of(session, w.harbor, TaskKind.PAY).status == TaskStatus.DONE
