@@ -496,7 +496,8 @@ class Paid:
 class PayerAccess:
     """How the customer who paid reaches the sub-account's Billing Settings now (the
     thank-you page says it): `state` is
-      "invited"   a pending invitation (people.invite_payer): `url` accepts it; `has_user`
+      "invited"   a pending invitation (people.invite_payer): `token` is its link's (signed
+                  afresh: the page links /invitations/<token> on its own host); `has_user`
                   when the email already has a sign-in (the "sign in to accept" kind);
       "accepted"  they accepted it: they sign in;
       "member"    they already reached the account when they paid (no invitation);
@@ -505,7 +506,7 @@ class PayerAccess:
     state: str
     email: str
     invitation: object | None = None  # Invitation
-    url: str | None = None
+    token: str | None = None
     has_user: bool = False
 
 
@@ -529,8 +530,8 @@ def payer_access(session: Session, settings: LinkSettings, paid: Paid,
             return PayerAccess("accepted", email, invitation)
         if invitation.is_pending and now < invitation.expires_at and not paid.sub.is_canceled:
             user = session.scalar(select(User).where(User.email == email))
-            url = people.invitation_url(invitation_settings(settings), invitation)
-            return PayerAccess("invited", email, invitation, url,
+            token = people.sign(settings.keys, invitation.link_id)
+            return PayerAccess("invited", email, invitation, token,
                                user is not None and auth.has_password(user))
         return PayerAccess("none", email, invitation)
     if people.reaches(session, paid.sub, email):

@@ -134,7 +134,10 @@ def test_pay_a_link_then_move_back_to_agency_billing(page: Page, customer_page: 
         "Off. This was a one-time payment: your card is not charged again unless you turn auto "
         f"recharge on. When usage takes the balance below zero, {SUB} is paused")
     expect(steps).to_contain_text("Settings → Billing Settings")
-    expect(steps).to_contain_text(f"ask {AGENCY} for one")
+    # issue 15: the customer who paid is invited as the sub-account's billing user
+    expect(customer.get_by_test_id("payer-access").get_by_role(
+        "link", name="Set up your sign-in to manage cards, payments and statements")
+    ).to_have_attribute("href", re.compile(r"^/invitations/[^/]+$"))
     shots(customer, screenshot, "i14-05-thank-you", problems)
     assert charged(session) == (1, 1)
 
