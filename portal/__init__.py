@@ -311,6 +311,11 @@ def _register_template_helpers(app: Flask) -> None:
 
     app.add_template_global(is_partial, "is_partial")
     app.add_template_global(_csrf_input, "csrf_input")
+    # What the user's role opens (portal/roles.py): links and buttons shown only then.
+    from portal import tenancy
+
+    app.add_template_global(tenancy.may, "may")
+    app.add_template_filter(tenancy.allowed_links, "allowed_links")
 
     # The chrome's links (menu, header, switcher: about 25 per page) are the same for every
     # page of an account: built once per app, account and script root, then looked up.

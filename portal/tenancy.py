@@ -40,6 +40,21 @@ def require(capability: roles.Can) -> None:
         raise NotAllowed(roles.REFUSED[capability])
 
 
+def may(endpoint: str) -> bool:
+    """Whether the user's role on g.account opens `endpoint` (the matrix the guard reads):
+    a template shows a link or button only when it leads somewhere the user may go."""
+    access_ = g.get("access")
+    return roles.allows(access_.role if access_ is not None else None, endpoint)
+
+
+def allowed_links(group):
+    """The main menu's (heading, links) with only the links whose page the user's role on
+    the account opens; each link is (label, url, current, endpoint). The menu (_nav.html)
+    drops a group left empty."""
+    head, links = group
+    return head, [link for link in links if may(link[3])]
+
+
 def check_role(endpoint: str | None):
     """The role matrix's guard for an account page: None when the role may open it; a
     redirect to Billing Settings for a billing user on the front page; else NotAllowed."""

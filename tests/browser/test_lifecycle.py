@@ -87,7 +87,7 @@ def number_cells(page: Page):
 @pytest.fixture
 def customer(session):
     user = f.user(session, email="dana@example.test")
-    account = f.standalone(session, "Harbor Dental", admin=user)
+    account = f.standalone(session, "Harbor Dental", owner=user)
     numbers = [f.number(session, account, label=label).number
                for label in ("Website", "Google Ads")]
     session.commit()

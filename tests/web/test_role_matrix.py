@@ -203,3 +203,30 @@ def test_a_refused_post_changes_nothing(client, session, members):
     assert response.status_code in (200, 303)
     session.expire_all()
     assert billing.settings_for(session, account).critical_phone
+
+
+def test_account_settings_offer_close_only_to_a_role_that_may_close(client, members):
+    """The page shows the Close account button only where the guard lets its dialog open
+    (tenancy.may reads the same matrix): an admin reads who can close instead."""
+    account, people = members
+    page = f"/accounts/{account.id}/"
+    expected = {Role.OWNER: True, Role.ADMIN: False}
+    for role, shows_button in expected.items():
+        with client.session_transaction() as s:
+            s.clear()
+        sign_in_as(client, people[role])
+        html = unescape(client.get(page).get_data(as_text=True))
+        assert ("Close account</a>" in html) is shows_button, role
+        assert ("Only the account's owners can close it." in html) is not shows_button, role
+        assert (f'href="/accounts/{account.id}/close"' in html) is shows_button, role
+
+
+def test_the_main_menu_lists_only_the_pages_a_role_opens(client, members):
+    account, people = members
+    with client.session_transaction() as s:
+        s.clear()
+    sign_in_as(client, people[Role.BILLING])
+    html = client.get(f"/accounts/{account.id}/billing/").get_data(as_text=True)
+    assert f'href="/accounts/{account.id}/billing/"' in html
+    for hidden in ("/calls/", "/numbers/", "/users/", "/history/"):
+        assert f'href="/accounts/{account.id}{hidden}"' not in html, hidden

@@ -144,15 +144,3 @@ def remove(membership_id: int):
                              "longer open it."),
         refused=lambda message: render(REMOVE, "dialog", status=403, errors={"": message},
                                        **context))
-
-
-@bp.app_template_filter("allowed_links")
-def allowed_links(group):
-    """The main menu's (heading, links) with only the links whose page the user's role on
-    the account opens (portal/roles.py: the matrix the account guard reads); each link is
-    (label, url, current, endpoint). The menu (_nav.html) drops a group left empty."""
-    from portal import roles
-
-    head, links = group
-    role = g.access.role if g.get("access") is not None else None
-    return head, [link for link in links if roles.allows(role, link[3])]
