@@ -108,3 +108,8 @@ class TaskLink(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # done/replaced/canceled
     charge_id: Mapped[int | None] = mapped_column(ForeignKey("charges.id"))  # PAY, once paid
     method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))  # CARD
+
+    @property
+    def is_card(self) -> bool:
+        """"Ask the client to update their card" (else "Ask the client to pay")."""
+        return self.kind == TaskKind.CARD

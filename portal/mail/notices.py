@@ -385,7 +385,7 @@ def transferred(session: Session, agency: Account, sub: Account, out_event: Acco
 def task_link(session: Session, agency: Account, sub: Account, link, url: str) -> None:
     """"Ask the client to update their card" / "Ask the client to pay": the link, to the
     address the agency chose (billing_links.tasks.issue). Plain text."""
-    subject = (f"{agency.name}: update the card for {sub.name}" if link.kind == "card" else
+    subject = (f"{agency.name}: update the card for {sub.name}" if link.is_card else
                f"{agency.name}: pay {dollars(link.amount_cents)} for {sub.name}")
     compose.queue(session, to=link.email, kind="task_link", subject=subject,
                   template=f"billing_links/task_email_{link.kind}",
