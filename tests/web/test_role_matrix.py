@@ -230,3 +230,48 @@ def test_the_main_menu_lists_only_the_pages_a_role_opens(client, members):
     assert f'href="/accounts/{account.id}/billing/"' in html
     for hidden in ("/calls/", "/numbers/", "/users/", "/history/"):
         assert f'href="/accounts/{account.id}{hidden}"' not in html, hidden
+
+
+def test_no_page_links_a_role_to_a_page_it_may_not_open(app, client, members):
+    """Every role walks the account's pages it may open (GET, following links and the
+    targets of hx-get), and no page offers it a link, button or form the guard would
+    refuse: what the matrix forbids isn't shown either."""
+    import re
+    from urllib.parse import urlsplit
+
+    from werkzeug.exceptions import HTTPException
+
+    account, people = members
+    base = f"/accounts/{account.id}/"
+    adapter = app.url_map.bind("localhost")
+    target = re.compile(r'(?:href|hx-get|hx-post|action)="(/accounts/%d/[^"#]*)"' % account.id)
+    for role in Role:
+        with client.session_transaction() as s:
+            s.clear()
+        sign_in_as(client, people[role])
+        start = base if roles.allows(role, "accounts.show") else f"{base}billing/"
+        seen, queue, offered = set(), [start], []
+        while queue and len(seen) < 80:
+            path = queue.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            response = client.get(path)
+            if response.status_code != 200 or "text/html" not in response.content_type:
+                continue
+            for url in target.findall(unescape(response.get_data(as_text=True))):
+                url = urlsplit(url).path
+                try:
+                    endpoint, _ = adapter.match(url, method="GET")
+                except HTTPException:
+                    try:
+                        endpoint, _ = adapter.match(url, method="POST")
+                    except HTTPException:
+                        continue
+                offered.append((path, url, endpoint))
+                if roles.allows(role, endpoint) and url not in seen:
+                    queue.append(url)
+        refused = [(page, url) for page, url, endpoint in offered
+                   if not roles.allows(role, endpoint)]
+        assert not refused, (role, refused)
+        assert len(seen) > 1, role
