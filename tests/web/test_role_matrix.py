@@ -232,7 +232,31 @@ def test_the_main_menu_lists_only_the_pages_a_role_opens(client, members):
         assert f'href="/accounts/{account.id}{hidden}"' not in html, hidden
 
 
-def test_no_page_links_a_role_to_a_page_it_may_not_open(app, client, members):
+@pytest.fixture(params=["standalone", "agency", "customer-billed sub-account"])
+def any_members(request, session):
+    """A member in each role on a standalone account, an agency, or a customer-billed
+    sub-account (its Billing Settings are its own)."""
+    from portal.models import BillingMode
+
+    kind = request.param
+    if kind == "standalone":
+        account = f.standalone(session, "Walk Co")
+    elif kind == "agency":
+        account = f.agency(session, "Walk Agency")
+        f.sub(session, account, "Walk Sub")
+    else:
+        account = f.sub(session, f.agency(session, "Walk Agency"), "Walk Sub",
+                        billing=BillingMode.CUSTOMER)
+    people = {}
+    for role in Role:
+        person = f.user(session, email=f"{role.value}@walk.test")
+        f.member(session, person, account, role)
+        people[role] = person
+    session.commit()
+    return account, people
+
+
+def test_no_page_links_a_role_to_a_page_it_may_not_open(app, client, any_members):
     """Every role walks the account's pages it may open (GET, following links and the
     targets of hx-get), and no page offers it a link, button or form the guard would
     refuse: what the matrix forbids isn't shown either."""
@@ -241,7 +265,7 @@ def test_no_page_links_a_role_to_a_page_it_may_not_open(app, client, members):
 
     from werkzeug.exceptions import HTTPException
 
-    account, people = members
+    account, people = any_members
     base = f"/accounts/{account.id}/"
     adapter = app.url_map.bind("localhost")
     target = re.compile(r'(?:href|hx-get|hx-post|action)="(/accounts/%d/[^"#]*)"' % account.id)
