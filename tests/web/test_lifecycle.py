@@ -85,10 +85,12 @@ def test_a_sub_account_has_the_red_close_sub_account_button_and_transfer(client,
     assert f'<a href="/accounts/{w.harbor.id}/transfer">Transfer out of the agency</a>' in html
 
 
-def test_a_direct_admin_of_a_sub_account_gets_no_transfer_link(client, w):
+def test_a_direct_admin_of_a_sub_account_gets_no_transfer_or_close_link(client, w):
+    """Transfers are the agency's; closing is the owners' (issue 15's role matrix)."""
     sign_in_as(client, w.bea)
     html = body(page(client, w.bayside))
-    assert "Close Sub-account</a>" in html
+    assert "Close Sub-account</a>" not in html
+    assert "Only the account's owners can close it." in html
     assert "/transfer" not in html
 
 
