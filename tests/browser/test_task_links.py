@@ -23,6 +23,7 @@ from tests import factories as f
 from tests.browser.conftest import (
     TIMEOUT_MS,
     account_url,
+    axe,
     click_and_swap,
     click_and_wait,
     goto,
@@ -124,6 +125,7 @@ def test_the_agency_asks_the_client_to_pay_and_to_update_the_card(
     card_form = dialog.get_by_test_id("ask-card")
     card_form.get_by_label("Client's email address").fill(CLIENT)
     shots(page, screenshot, "i15-task-dialog", problems)
+    assert axe(page, "dialog") == []
     click_and_wait(page, card_form.get_by_role("button",
                                                name="Ask the client to update their card"),
                    **ACCOUNTS)
@@ -141,6 +143,7 @@ def test_the_agency_asks_the_client_to_pay_and_to_update_the_card(
         f"{AGENCY} asks you to pay $40.00 into {SUB}'s balance")
     expect(client.get_by_role("navigation", name="Main")).to_have_count(0)
     shots(client, screenshot, "i15-task-pay-page", problems)
+    assert axe(client) == []
     fill_card(client, "4242424242424242")
     click_and_wait(client, client.get_by_role("button", name="Pay $40.00"), url=DONE_PAGE,
                    heading="Thank you: payment made")
@@ -163,12 +166,14 @@ def test_the_agency_asks_the_client_to_pay_and_to_update_the_card(
     expect(client.get_by_label("Card number")).to_have_attribute("aria-invalid", "true")
     expect(client.get_by_label("Card number")).to_have_value("")
     shots(client, screenshot, "i15-task-card-error", problems)
+    assert axe(client) == []
     fill_card(client, "4242424242424242")
     click_and_wait(client, client.get_by_role("button", name="Save card"), url=DONE_PAGE,
                    heading="Thank you: the card is updated")
     expect(client.get_by_test_id("task-done")).to_contain_text(
         f"Visa ending 4242 is now {SUB}'s Primary card. The Backup is Mastercard ending 4444.")
     shots(client, screenshot, "i15-task-card-done", problems)
+    assert axe(client) == []
 
     # Both links are used up.
     for path in (pay_path, card_path):
