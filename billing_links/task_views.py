@@ -59,13 +59,15 @@ def _settings():
 def _problem(error: tokens.LinkError, token: str | None = None):
     db.session.rollback()
     status, title, message = PROBLEMS[error.reason]
-    done_url = None
+    done_url = label = None
     if error.reason == "used" and token:
         done = tasks.done_by_link(db.session, _settings(), token)
         if done is not None:
             done_url = url_for("billing_links.task_done", token=done)
+            label = ("See the card saved" if tasks.done(db.session, _settings(), done).method
+                     else "See the payment and its receipt")
     return render("billing_links/problem.html", status=status, title=title, message=message,
-                  reason=error.reason, paid_url=done_url)
+                  reason=error.reason, paid_url=done_url, paid_label=label)
 
 
 def _safe(form) -> dict:

@@ -315,7 +315,7 @@ def test_updating_the_card_makes_it_primary_and_the_old_one_backup(client, sessi
     # the link is used up: a second submit or a reopen changes nothing
     again = submit(customer, url, number="5555555555554444")
     assert_problem(again, "used")
-    assert 'data-testid="paid-link"' in body(customer.open(url))
+    assert 'data-testid="paid-link">See the card saved</a>' in body(customer.open(url))
     assert state(session, w.harbor)["methods"] == after["methods"]
 
 
@@ -455,6 +455,8 @@ def test_paying_credits_the_balance_by_a_ledger_entry_with_a_receipt(client, ses
     assert f"{BASE}/task-link/receipt/" in mail.text_body and "$40.00" in mail.text_body
     # used up: paying again charges nothing
     assert_problem(submit(customer, url), "used")
+    assert 'data-testid="paid-link">See the payment and its receipt</a>' in body(
+        customer.open(url))
     assert count(session, Charge) == after["charges"]
 
 
