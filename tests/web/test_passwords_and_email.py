@@ -19,7 +19,10 @@ from tests.web.pages import body as raw_body
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 NEW = "a fresh long passphrase"
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="[^"]*"|value="[^"]*"[^>]*name="csrf_token"')
+# The CSRF token (a form field, and the X-CSRFToken header htmx sends from <body>): signed
+# with a timestamp, so two pages a second apart carry different ones.
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="[^"]*"|value="[^"]*"[^>]*name="csrf_token"'
+                     r'|"X-CSRFToken": "[^"]*"')
 
 
 @pytest.fixture
