@@ -268,7 +268,7 @@ def test_no_page_links_a_role_to_a_page_it_may_not_open(app, client, any_members
     account, people = any_members
     base = f"/accounts/{account.id}/"
     adapter = app.url_map.bind("localhost")
-    target = re.compile(r'(?:href|hx-get|hx-post|action)="(/accounts/%d/[^"#]*)"' % account.id)
+    target = re.compile(rf'(?:href|hx-get|hx-post|action)="(/accounts/{account.id}/[^"#]*)"')
     for role in Role:
         with client.session_transaction() as s:
             s.clear()
