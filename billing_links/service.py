@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from billing_links import tokens
 from billing_links.models import BillingRequest, LinkHit, RequestStatus
-from portal import rules
+from portal import rules, signed_links
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.mail import notices
@@ -123,7 +123,7 @@ def request_removal(session: Session, settings: LinkSettings, agency: Account, s
         raise ValidationFailed(errors)
     begin_write(session)
     _close_pending(session, sub, RequestStatus.REPLACED, now)
-    request = BillingRequest(link_id=tokens.new_link_id(), agency_id=agency.id,
+    request = BillingRequest(link_id=signed_links.new_link_id(), agency_id=agency.id,
                              sub_account_id=sub.id, email=email, amount_cents=cents,
                              message=message, status=RequestStatus.PENDING,
                              failed_attempts=0, created_by_id=actor.id, created_at=now,

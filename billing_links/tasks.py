@@ -23,14 +23,13 @@ No Flask here: the views (task_views.py) parse the request and commit.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from billing_links import tokens
 from billing_links.models import BillingRequest, TaskKind, TaskLink, TaskStatus
 from billing_links.service import LinkRevoked, LinkSettings, LinkUsed
-from portal import rules
+from portal import rules, signed_links
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, ValidationFailed
 from portal.mail import notices
@@ -62,46 +61,25 @@ def url_for_token(settings: LinkSettings, token: str) -> str:
     return f"{settings.base_url.rstrip('/')}/task-link/{token}"
 
 
-def _serializer(keys: list[str]) -> URLSafeTimedSerializer:
-    if not keys or not all(keys):
-        raise ValueError("billing link secret keys are required")
-    return URLSafeTimedSerializer(list(keys), salt=SALT)
-
-
 def sign(keys: list[str], link_id: str) -> str:
-    return _serializer(keys).dumps(link_id)
+    return signed_links.sign(keys, SALT, link_id)
 
 
 def verify(keys: list[str], token: str, max_age: timedelta) -> str:
     """The link id, or LinkTampered / LinkExpired (a billing link's token is tampered here:
     another salt)."""
-    try:
-        link_id = _serializer(keys).loads(token, max_age=int(max_age.total_seconds()))
-    except SignatureExpired:
-        raise tokens.LinkExpired() from None
-    except BadSignature:
-        raise tokens.LinkTampered() from None
-    if not isinstance(link_id, str) or len(link_id) != 32:
-        raise tokens.LinkTampered()
-    return link_id
+    return signed_links.verify(keys, SALT, token, max_age,
+                               expired=tokens.LinkExpired, tampered=tokens.LinkTampered)
 
 
 def sign_done(keys: list[str], link: TaskLink, ref_id: int) -> str:
     """The token of the page after the task (and of a payment's receipt): the link id and
     the card or charge it made, under their own salt."""
-    return URLSafeSerializer(list(keys), salt=DONE_SALT).dumps([link.link_id, ref_id])
+    return signed_links.sign_pair(keys, DONE_SALT, link.link_id, ref_id)
 
 
 def verify_done(keys: list[str], token: str) -> tuple[str, int]:
-    try:
-        value = URLSafeSerializer(list(keys), salt=DONE_SALT).loads(token)
-    except BadSignature:
-        raise tokens.LinkTampered() from None
-    if (not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], str)
-            or len(value[0]) != 32 or not isinstance(value[1], int)
-            or isinstance(value[1], bool)):
-        raise tokens.LinkTampered()
-    return value[0], value[1]
+    return signed_links.verify_pair(keys, DONE_SALT, token, tampered=tokens.LinkTampered)
 
 
 # --------------------------------------------------------------- the agency's side
@@ -157,7 +135,7 @@ def issue(session: Session, settings: LinkSettings, agency: Account, sub: Accoun
         TaskLink.sub_account_id == sub.id, TaskLink.kind == kind,
         TaskLink.status == TaskStatus.PENDING)
         .values(status=TaskStatus.REPLACED, closed_at=now))
-    link = TaskLink(kind=kind, link_id=tokens.new_link_id(), agency_id=agency.id,
+    link = TaskLink(kind=kind, link_id=signed_links.new_link_id(), agency_id=agency.id,
                     sub_account_id=sub.id, email=email, amount_cents=cents,
                     status=TaskStatus.PENDING, failed_attempts=0, created_by_id=actor.id,
                     created_at=now, expires_at=now + settings.ttl)

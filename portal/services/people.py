@@ -15,15 +15,13 @@ role (or removes an owner); nobody raises their own role; an account always keep
 (`check_keeps_an_owner`).
 """
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portal import roles, rules
+from portal import roles, rules, signed_links
 from portal.clock import now as clock_now
 from portal.errors import DomainError, NotAllowed, NotFound, TooManyAttempts, ValidationFailed
 from portal.models import (
@@ -110,27 +108,14 @@ class LinkSettings:
     base_url: str  # the configured external URL, never the request's Host
 
 
-def _serializer(keys: list[str]) -> URLSafeTimedSerializer:
-    if not keys or not all(keys):
-        raise ValueError("invitation secret keys are required")
-    return URLSafeTimedSerializer(list(keys), salt=SALT)
-
-
 def sign(keys: list[str], link_id: str) -> str:
-    return _serializer(keys).dumps(link_id)
+    return signed_links.sign(keys, SALT, link_id)
 
 
 def verify(keys: list[str], token: str, max_age: timedelta) -> str:
     """The link id, or InvitationTampered / InvitationExpired."""
-    try:
-        link_id = _serializer(keys).loads(token, max_age=int(max_age.total_seconds()))
-    except SignatureExpired:
-        raise InvitationExpired() from None
-    except BadSignature:
-        raise InvitationTampered() from None
-    if not isinstance(link_id, str) or len(link_id) != 32:
-        raise InvitationTampered()
-    return link_id
+    return signed_links.verify(keys, SALT, token, max_age,
+                               expired=InvitationExpired, tampered=InvitationTampered)
 
 
 def url_for_token(settings: LinkSettings, token: str) -> str:
@@ -275,7 +260,7 @@ def _issue(session: Session, account: Account, email: str, role: Role,
         Invitation.account_id == account.id, Invitation.email == email,
         Invitation.status == InvitationStatus.PENDING)
         .values(status=InvitationStatus.REPLACED, closed_at=now))
-    invitation = Invitation(link_id=secrets.token_hex(16), account_id=account.id, email=email,
+    invitation = Invitation(link_id=signed_links.new_link_id(), account_id=account.id, email=email,
                             role=role, status=InvitationStatus.PENDING,
                             invited_by_id=invited_by_id, created_at=now, expires_at=expires_at)
     session.add(invitation)

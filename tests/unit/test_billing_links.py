@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
 from billing_links import service, tokens
-from portal import clock, rules
+from portal import clock, rules, signed_links
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import (
     Account,
@@ -218,7 +218,7 @@ def test_a_new_request_replaces_the_pending_one(session, w):
 
 def test_the_database_holds_one_pending_request_per_sub_account(session, w):
     first, _ = send(session, w)
-    session.add(BillingRequest(link_id=tokens.new_link_id(), agency_id=w.agency.id,
+    session.add(BillingRequest(link_id=signed_links.new_link_id(), agency_id=w.agency.id,
                                sub_account_id=w.bayside.id, email="x@example.test",
                                amount_cents=2500, status=RequestStatus.PENDING,
                                failed_attempts=0, expires_at=NOW + timedelta(days=7)))
@@ -289,7 +289,7 @@ def test_a_link_expires_at_its_expiry(session, w):
 
 def test_a_token_for_no_stored_request_is_tampered(session, w):
     with pytest.raises(tokens.LinkTampered):
-        service.open_link(session, SETTINGS, tokens.sign(SETTINGS.keys, tokens.new_link_id()))
+        service.open_link(session, SETTINGS, tokens.sign(SETTINGS.keys, signed_links.new_link_id()))
 
 
 def test_a_link_signed_with_a_retired_key_is_tampered_and_with_a_kept_one_works(session, w):

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 import billing_links
 import portal.models  # noqa: F401  (first: billing_links.models needs portal.models loaded)
 from billing_links import tokens
-from portal import create_app, keys, sealing
+from portal import create_app, keys, sealing, signed_links
 from portal.config import DEV_SECRET_KEY, secret_key
 from portal.extensions import db
 
@@ -106,7 +106,7 @@ def test_on_the_public_default_links_and_sealing_never_use_it(build, caplog):
     assert "BILLING_LINK_SECRET_KEYS is a random key" in caplog.text
     assert "TOTP_ENCRYPTION_KEYS is a random key" in caplog.text
 
-    forged = tokens.sign([DEV_SECRET_KEY], tokens.new_link_id())
+    forged = tokens.sign([DEV_SECRET_KEY], signed_links.new_link_id())
     with pytest.raises(tokens.LinkTampered):
         tokens.verify(billing_links.settings(app).keys, forged, max_age=timedelta(days=7))
     sealed_with_default = Fernet(sealing._fernet_key(DEV_SECRET_KEY)).encrypt(b"JBSWY3DP")
