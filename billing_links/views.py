@@ -45,27 +45,34 @@ PROBLEMS = {
 }
 
 
-@bp.before_request
-def rate_limit():
-    config = current_app.config
-    address = request.remote_addr or "unknown"
-    window = timedelta(minutes=config["BILLING_LINK_RATE_WINDOW_MINUTES"])
-    limited = link_service.throttled(db.session, address, config["BILLING_LINK_RATE_LIMIT"],
-                                     window)
-    db.session.commit()
-    if limited:
-        return render("billing_links/problem.html", status=429, title="Too many attempts",
-                      message="Too many requests from your network. Wait a few minutes and "
-                              "try again.")
-    return None
+def public_link_pages(blueprint: Blueprint, problem_template: str) -> None:
+    """A blueprint of public signed-link pages (no sign-in: billing links, single-task links,
+    invitations): each client address is rate-limited (one counter for all of them), and no
+    answer leaks the token in the URL (no Referer) or is cached."""
+
+    @blueprint.before_request
+    def rate_limit():
+        config = current_app.config
+        address = request.remote_addr or "unknown"
+        window = timedelta(minutes=config["BILLING_LINK_RATE_WINDOW_MINUTES"])
+        limited = link_service.throttled(db.session, address,
+                                         config["BILLING_LINK_RATE_LIMIT"], window)
+        db.session.commit()
+        if limited:
+            return render(problem_template, status=429, title="Too many attempts",
+                          message="Too many requests from your network. Wait a few minutes "
+                                  "and try again.")
+        return None
+
+    @blueprint.after_request
+    def private(response):
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Robots-Tag"] = "noindex"
+        return response
 
 
-@bp.after_request
-def private(response):
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
+public_link_pages(bp, "billing_links/problem.html")
 
 
 def _problem(error: tokens.LinkError, token: str | None = None):

@@ -10,12 +10,11 @@ Every answer carries Referrer-Policy: no-referrer and Cache-Control: no-store (t
 in the URL), and each client address is rate-limited with the billing links' counter.
 """
 
-from datetime import timedelta
 
-from flask import current_app, flash, request, session, url_for
+from flask import flash, request, session, url_for
 from flask_login import current_user, login_user
 
-from billing_links import service as link_service
+from billing_links.views import public_link_pages
 from portal.blueprints.people import invitations_bp as bp
 from portal.blueprints.people.routes import link_settings
 from portal.blueprints.views import submit
@@ -42,27 +41,7 @@ PROBLEMS = {
 }
 
 
-@bp.before_request
-def rate_limit():
-    config = current_app.config
-    address = request.remote_addr or "unknown"
-    window = timedelta(minutes=config["BILLING_LINK_RATE_WINDOW_MINUTES"])
-    limited = link_service.throttled(db.session, address, config["BILLING_LINK_RATE_LIMIT"],
-                                     window)
-    db.session.commit()
-    if limited:
-        return render("people/problem.html", status=429, title="Too many attempts",
-                      message="Too many requests from your network. Wait a few minutes and "
-                              "try again.")
-    return None
-
-
-@bp.after_request
-def private(response):
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
+public_link_pages(bp, "people/problem.html")
 
 
 def _problem(error: people.InvitationError):
