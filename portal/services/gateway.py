@@ -13,8 +13,10 @@ answer and never charges twice.
 
 import importlib
 import secrets
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -25,15 +27,119 @@ from portal.models import SandboxCharge, SandboxRefund
 
 
 @dataclass(frozen=True)
+class SavedMethod:
+    """What the portal keeps of a payment method the processor saved: its id and what a
+    person needs to recognise it. Never a card number, a CVC or a bank account number."""
+
+    reference: str  # the processor's id (pm_…), read from its answer, not from the browser
+    kind: str  # "card" | "ach"
+    brand: str  # "Visa", "Mastercard", …, "Bank account"
+    last4: str
+    exp_month: int | None = None
+    exp_year: int | None = None
+    holder: str = ""
+    bank_name: str = ""
+
+
+@dataclass(frozen=True)
 class ChargeResult:
     succeeded: bool
-    reference: str  # the gateway's id for the charge attempt
+    reference: str  # the gateway's id for the charge attempt (pi_…, seti_…, re_…)
     code: str  # "approved", or why not
     message: str  # for the person paying
+    # issue 16: "succeeded" | "failed" | "requires_action" | "processing"; "" = from succeeded
+    status: str = ""
+    client_secret: str = ""  # requires_action only: handed to the browser, never stored/logged
+    next_action: str = ""  # "authenticate" | "verify_microdeposits"
+    method: SavedMethod | None = None  # a saved method (setups, payments that save the card)
+
+    @property
+    def outcome(self) -> str:
+        return self.status or ("succeeded" if self.succeeded else "failed")
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """One charge as the processor is asked for it: a pure function of the portal's Charge
+    row, so every retry sends the same parameters (Stripe compares them under one key)."""
+
+    method: str  # the saved method's processor id
+    customer: str  # the processor's customer id ("" for a one-off payment)
+    kind: str  # the charge's purpose (ChargeKind value)
+    amount_cents: int
+    idempotency_key: str  # the ledger's key: Stripe's Idempotency-Key
+    description: str
+    on_session: bool = False  # the payer is present (Make a Payment, links): may challenge
+    save_method: bool = False  # keep the method for later off-session use (link payments)
+    reference: str = ""  # the processor's id once known: look it up, never create again
+    first_tried_at: datetime | None = None  # older than a day: reconcile, never re-send
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BrowserSetup:
+    """What a card-entry page loads: the processor's script (the sandbox's own, or Stripe.js)
+    and the extra Content-Security-Policy sources that page needs."""
+
+    script_url: str
+    factory: str  # the script's global ("SandboxStripe", "Stripe")
+    publishable_key: str
+    csp: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessorEvent:
+    """A webhook event, its signature verified."""
+
+    id: str
+    type: str
+    created: int
+    object: Mapping[str, Any]
+
+
+class BadSignature(Exception):
+    """A webhook whose signature is wrong, missing or too old: answered 400, nothing done."""
 
 
 class GatewayTimeout(Exception):
     """No answer in time: the charge may have happened. Retry with the same key."""
+
+
+class Processor(Protocol):
+    """The gateway interface of issue 16: only the processor's ids cross from the browser
+    to the portal (the card is entered on the processor's own form). The sandbox
+    (portal/sandbox/) and Stripe (services/stripe_gateway.py) implement it; the flows move
+    to it from PaymentGateway below, which goes away when they all have."""
+
+    name: str  # "sandbox" | "stripe"
+
+    def browser(self) -> BrowserSetup: ...
+
+    def create_customer(self, account_ref: str, name: str, idempotency_key: str) -> str: ...
+
+    def describe_method(self, method: str) -> SavedMethod: ...
+
+    def save_method(self, customer: str, method: str, kind: str,
+                    idempotency_key: str) -> ChargeResult: ...  # SetupIntent, off_session
+
+    def setup_status(self, setup: str) -> ChargeResult: ...
+
+    def verify_microdeposits(self, setup: str, amounts: tuple[int, int]) -> ChargeResult: ...
+
+    def charge(self, request: ChargeRequest) -> ChargeResult: ...
+
+    def payment_status(self, reference: str) -> ChargeResult: ...
+
+    def cancel_payment(self, reference: str) -> ChargeResult: ...
+
+    def refund(self, payment_reference: str, amount_cents: int,
+               idempotency_key: str) -> ChargeResult: ...
+
+    def refund_status(self, reference: str) -> ChargeResult: ...
+
+    def detach(self, method: str) -> None: ...
+
+    def parse_event(self, payload: bytes, signature: str) -> ProcessorEvent: ...
 
 
 class PaymentGateway(Protocol):
