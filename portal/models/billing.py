@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.clock import now
 from portal.extensions import db
 from portal.models.accounts import _enum
+from portal.models.sandbox import SandboxCharge, SandboxRefund  # noqa: F401  (re-exported)
 from portal.models.types import UTCDateTime
 from portal.versioning import Spec, by_user_name
 
@@ -105,32 +106,7 @@ event.listen(LedgerEntry.__table__, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 
-class SandboxCharge(db.Model):
-    """The sandbox processor's memory of charges, by idempotency key."""
-
-    __tablename__ = "sandbox_charges"
-
-    idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
-    token: Mapped[str] = mapped_column(String(64))
-    amount_cents: Mapped[int] = mapped_column(BigInteger)
-    succeeded: Mapped[bool] = mapped_column(Boolean)
-    code: Mapped[str] = mapped_column(String(32))
-    reference: Mapped[str] = mapped_column(String(40), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
-
-
-class SandboxRefund(db.Model):
-    """The sandbox processor's memory of refunds, by idempotency key."""
-
-    __tablename__ = "sandbox_refunds"
-
-    idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
-    charge_reference: Mapped[str] = mapped_column(String(64), index=True)
-    amount_cents: Mapped[int] = mapped_column(BigInteger)
-    succeeded: Mapped[bool] = mapped_column(Boolean)
-    code: Mapped[str] = mapped_column(String(32))
-    reference: Mapped[str] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+# The sandbox processor's tables live in portal/models/sandbox.py (issue 16); re-exported.
 
 
 class MethodKind(enum.StrEnum):
