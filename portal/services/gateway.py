@@ -183,6 +183,78 @@ SANDBOX_BANK_ACCOUNTS = {"000111111116": "insufficient_funds"}
 
 
 class SandboxGateway:
+    """The built-in processor. Its old methods (tokenize_*, charge(token, …)) serve today's
+    flows; the Processor methods (issue 16) call portal/sandbox/core.py, whose card-entry form
+    is the sandbox blueprint's (/sandbox/v1)."""
+
+    name = "sandbox"
+
+    # ---------------------------------------------------------------- Processor (issue 16)
+
+    def browser(self) -> BrowserSetup:
+        return BrowserSetup(script_url="/sandbox/v1/sandbox.js", factory="SandboxStripe",
+                            publishable_key="pk_sandbox", csp={"frame-src": ("'self'",)})
+
+    def create_customer(self, account_ref: str, name: str, idempotency_key: str) -> str:
+        from portal.sandbox import core
+
+        return core.create_customer(idempotency_key)
+
+    def describe_method(self, method: str) -> SavedMethod:
+        from portal.sandbox import core
+
+        return core.describe_method(method)
+
+    def save_method(self, customer: str, method: str, kind: str, idempotency_key: str,
+                    mandate: object = None) -> ChargeResult:
+        from portal.sandbox import core
+
+        return core.save_method(customer, method, kind, idempotency_key)
+
+    def setup_status(self, setup: str) -> ChargeResult:
+        from portal.sandbox import core
+
+        return core.setup_status(setup)
+
+    def verify_microdeposits(self, setup: str, amounts: tuple[int, int]) -> ChargeResult:
+        from portal.sandbox import core
+
+        return core.verify_microdeposits(setup, amounts)
+
+    def payment_status(self, reference: str) -> ChargeResult:
+        from portal.sandbox import core
+
+        return core.payment_status(reference)
+
+    def cancel_payment(self, reference: str) -> ChargeResult:
+        from portal.sandbox import core
+
+        return core.cancel_payment(reference)
+
+    def refund_status(self, reference: str) -> ChargeResult:
+        from portal.sandbox import core
+
+        return core.refund_status(reference)
+
+    def detach(self, method: str) -> None:
+        from portal.sandbox import core
+
+        core.detach(method)
+
+    def parse_event(self, payload: bytes, signature: str) -> ProcessorEvent:
+        raise BadSignature("the sandbox sends no webhooks")
+
+    def _charge_request(self, request: ChargeRequest) -> ChargeResult:
+        from portal.sandbox import core
+
+        if request.reference:  # known: look it up, never create it again
+            return core.payment_status(request.reference)
+        return core.charge(request.method, request.customer, request.amount_cents,
+                           request.idempotency_key, on_session=request.on_session,
+                           save_method=request.save_method)
+
+    # ------------------------------------------------------------ today's flows (kept)
+
     def tokenize_card(self, number: str, exp_month: int, exp_year: int, cvc: str,
                       holder: str) -> str:
         return self._token(SANDBOX_CARDS.get(number, "approved"))
@@ -194,8 +266,10 @@ class SandboxGateway:
     def _token(behaviour: str) -> str:
         return f"tok_{behaviour}_{secrets.token_hex(8)}"
 
-    def charge(self, token: str, amount_cents: int, idempotency_key: str,
-               description: str) -> ChargeResult:
+    def charge(self, token, amount_cents: int | None = None, idempotency_key: str = "",
+               description: str = "") -> ChargeResult:
+        if isinstance(token, ChargeRequest):  # the Processor's charge(request)
+            return self._charge_request(token)
         # "tok_<behaviour>_<random>"; anything else is not a sandbox token: declined
         behaviour = token[4:].rsplit("_", 1)[0] if token.startswith("tok_") else "card_declined"
         table = SandboxCharge.__table__
@@ -265,7 +339,11 @@ class SandboxGateway:
         return ChargeResult(False, reference, code, DECLINES.get(code, DECLINES["card_declined"]))
 
 
-def load(path: str) -> PaymentGateway:
-    """The gateway named by PAYMENT_GATEWAY ("module:Class")."""
+def load(path: str, config: Mapping | None = None) -> PaymentGateway:
+    """The gateway named by PAYMENT_GATEWAY ("module:Class"): cls.from_config(config) when
+    the class defines it and a config is given, else cls()."""
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    cls = getattr(importlib.import_module(module), name)
+    if config is not None and hasattr(cls, "from_config"):
+        return cls.from_config(config)
+    return cls()
