@@ -67,6 +67,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     from portal import blueprints
 
     blueprints.register(app)
+    from portal import sandbox
+
+    sandbox.init_app(app)  # issue 16: the sandbox processor, when it is the gateway
     # CSP, frame, referrer, HSTS and no-store headers on every response (portal/headers.py).
     from portal import headers
 
