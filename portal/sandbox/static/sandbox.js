@@ -144,6 +144,11 @@
       var dialog = document.createElement("dialog");
       dialog.className = "sandbox-challenge";
       dialog.setAttribute("aria-label", "Confirm it's you");
+      dialog.style.padding = "0";
+      dialog.style.border = "1px solid rgba(0, 0, 0, 0.25)";
+      dialog.style.borderRadius = "10px";
+      dialog.style.overflow = "hidden";
+      dialog.style.boxShadow = "0 12px 32px rgba(0, 0, 0, 0.25)";
       var frame = document.createElement("iframe");
       frame.title = "Your bank's check";
       frame.src = new URL("authenticate/" + encodeURIComponent(intent) + "?client_secret=" +
