@@ -46,6 +46,18 @@ def secret_key(environ=os.environ, path: Path = SECRET_KEY_FILE) -> str:
 
 PASSWORD_HASH_STRONG = "scrypt:32768:8:1"
 
+# PAYMENT_GATEWAY's short names.
+GATEWAYS = {
+    "sandbox": "portal.services.gateway:SandboxGateway",
+    "stripe": "portal.services.stripe_gateway:StripeGateway",
+}
+
+
+def gateway_path(value: str) -> str:
+    """PAYMENT_GATEWAY as "module:Class": a short name ("stripe") or the path itself."""
+    value = value.strip()
+    return GATEWAYS.get(value.lower(), value) if value else GATEWAYS["sandbox"]
+
 
 class Config:
     SECRET_KEY = secret_key()
@@ -68,8 +80,23 @@ class Config:
     # counts per client address, so this must match the deployment).
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
-    # The payment gateway class, "module:Class" (the built-in sandbox by default).
-    PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "portal.services.gateway:SandboxGateway")
+    # The payment gateway class, "module:Class" (the built-in sandbox by default), or one
+    # of the names in GATEWAYS ("sandbox", "stripe").
+    PAYMENT_GATEWAY = gateway_path(os.environ.get("PAYMENT_GATEWAY", "sandbox"))
+
+    # Stripe (PAYMENT_GATEWAY=stripe; the app refuses to start without the first three):
+    # the secret and publishable API keys, and the webhook endpoint's signing secret
+    # (whsec_…; comma-separated during a rotation: each is tried). The API's address (the
+    # tests point it at their local fake), the read timeout in seconds (past it a charge is
+    # left pending and retried with the same key), the SDK's own retries of a network error,
+    # and the Stripe.js URL the card-entry pages load.
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+    STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
+    STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"))
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
 
     # The metering system posts usage with "Authorization: Bearer <token>"; unset, the
     # usage endpoint answers 503 (the `flask usage post` command works regardless).

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 SECRET_KEY = "sk_test_fake"
@@ -434,7 +434,8 @@ class FakeStripe:
     def _succeed(self, pi: dict) -> None:
         charge = self._new("ch", "charge", amount=pi["amount"], amount_refunded=0,
                            payment_intent=pi["id"], customer=pi["customer"], refunded=False,
-                           status="succeeded", paid=True, disputed=False)
+                           status="succeeded", paid=True, disputed=False,
+                           metadata=dict(pi["metadata"]))  # Stripe copies the PI's
         pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"],
                   next_action=None)
         self._emit("charge.succeeded", charge)
@@ -576,12 +577,18 @@ def _json(status: int, body: dict, replayed: bool = False) -> Response:
     return response
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):  # the tests read `requests`, not a log
+        pass
+
+
 class FakeStripeServer:
     """The fake on 127.0.0.1 and a free port, in a daemon thread; `stop` shuts it down."""
 
     def __init__(self, api_version: str = ""):
         self.fake = FakeStripe(api_version=api_version)
-        self._server = make_server("127.0.0.1", 0, self.fake, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self.fake, threaded=True,
+                                   request_handler=_Quiet)
         self.fake.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

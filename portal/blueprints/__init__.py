@@ -53,10 +53,12 @@ def register(app: Flask) -> None:
     from portal.blueprints.security import account_bp as account_security_bp
     from portal.blueprints.security import bp as security_bp
     from portal.blueprints.support import bp as support_bp
+    from portal.blueprints.webhooks import bp as webhooks_bp
 
     for bp in (auth_bp, home_bp, accounts_bp, billing_bp, calls_bp, numbers_bp, support_bp,
                history_bp, security_bp, account_security_bp, privacy_bp, agents_bp,
-               presets_bp, plans_bp, api_bp, billing_links_bp, people_bp, invitations_bp):
+               presets_bp, plans_bp, api_bp, billing_links_bp, people_bp, invitations_bp,
+               webhooks_bp):
         app.register_blueprint(bp)
     if app.config.get("DEV_OUTBOX"):
         from portal.blueprints.dev import bp as dev_bp

@@ -46,6 +46,7 @@ from portal.models.mail import MailStatus, OutboxAttachment, OutboxMessage
 from portal.models.numbers import NumberStatus, TrackingNumber
 from portal.models.people import Invitation, InvitationStatus
 from portal.models.presets import CallQueue, Preset, PresetKind, TrackingSource
+from portal.models.processor import Dispute, ProcessorEventRecord
 from portal.models.sandbox import SandboxPaymentMethod, SandboxSetup
 from portal.models.security import RecoveryCode
 from portal.models.users import SigninAttempt, User
@@ -63,7 +64,7 @@ __all__ = [
     "SupportRequest", "SupportStatus", "TrackingNumber", "User",
     "Version", "RecoveryCode", "BUILTIN_STATUSES", "AgentStatus", "CallQueue", "Preset",
     "PresetKind", "TrackingSource", "Invitation", "InvitationStatus",
-    "SandboxPaymentMethod", "SandboxSetup",
+    "SandboxPaymentMethod", "SandboxSetup", "Dispute", "ProcessorEventRecord",
 ]
 
 # The billing links' tables (their own package, its models registered with the rest).

@@ -35,6 +35,8 @@ class LedgerKind(enum.StrEnum):
     TRANSFER_OUT = "transfer_out"
     REFUND = "refund"
     ADJUSTMENT = "adjustment"
+    DISPUTE = "dispute"  # a cardholder disputed a payment: the processor took it back
+    DISPUTE_REVERSAL = "dispute_reversal"  # the dispute was won: the money came back
 
 
 LEDGER_LABELS = {
@@ -47,6 +49,8 @@ LEDGER_LABELS = {
     LedgerKind.TRANSFER_OUT: "Transfer out",
     LedgerKind.REFUND: "Refund",
     LedgerKind.ADJUSTMENT: "Adjustment",
+    LedgerKind.DISPUTE: "Dispute",
+    LedgerKind.DISPUTE_REVERSAL: "Dispute won",
 }
 
 

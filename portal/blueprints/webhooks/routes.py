@@ -1,0 +1,49 @@
+import logging
+
+from flask import current_app, jsonify, request
+
+from portal.blueprints.webhooks import bp
+from portal.extensions import db
+from portal.services import processor_events
+from portal.services.gateway import BadSignature
+
+log = logging.getLogger("portal.webhooks")
+
+
+def stripe_gateway():
+    """The app's gateway when it is Stripe; else one made from the STRIPE_* settings (an
+    app still on the sandbox receiving Stripe's events); None when Stripe isn't set up."""
+    gateway = current_app.extensions.get("payment_gateway")
+    if getattr(gateway, "name", "") == "stripe":
+        return gateway
+    made = current_app.extensions.get("stripe_gateway")
+    if made is None:
+        from portal.services.stripe_gateway import StripeGateway, missing_settings
+
+        if missing_settings(current_app.config):
+            return None
+        made = current_app.extensions["stripe_gateway"] = StripeGateway.from_config(
+            current_app.config)
+    return made
+
+
+@bp.post("/stripe")
+def stripe_event():
+    gateway = stripe_gateway()
+    if gateway is None:
+        return jsonify(error="Stripe is not configured here."), 404
+    try:
+        event = gateway.parse_event(request.get_data(cache=False),
+                                    request.headers.get("Stripe-Signature", ""))
+    except BadSignature as e:
+        log.warning("webhook refused: %s", e)
+        return jsonify(error="The signature could not be verified."), 400
+    try:
+        outcome = processor_events.apply(db.session, gateway, event)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("webhook %s (%s) failed; the processor will deliver it again",
+                      event.id, event.type)
+        return jsonify(error="Not applied; deliver it again."), 500
+    return jsonify(received=True, outcome=outcome), 200
