@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterable
 
 # Routes whose next path segment is a one-time token.
-TOKEN_ROUTES: tuple[str, ...] = ("/billing-link/",)
+# "_secret_": a processor's client secret (pi_…_secret_…, issue 16) in a 3-D Secure URL.
+TOKEN_ROUTES: tuple[str, ...] = ("/billing-link/", "_secret_")
 MASK = "<token>"
 # The loggers that write request paths: Flask's app logger (its "Exception on <path>" line
 # and the 500 handler's), Werkzeug's development server, gunicorn's access and error logs.

@@ -225,3 +225,15 @@ def test_customers_are_once_per_key_and_the_browser_setup(sandbox):
         "/sandbox/v1/sandbox.js", "SandboxStripe", "pk_sandbox")
     with pytest.raises(gateway.BadSignature):
         sandbox.parse_event(b"{}", "t=1,v1=x")
+
+
+def test_client_secrets_are_masked_in_log_lines(sandbox):
+    from portal.logmask import MaskTokens
+
+    card = saved_card(AUTHENTICATE_ALWAYS)
+    answer = sandbox.charge(_pay(card.reference, "log", on_session=True))
+    secret = answer.client_secret.split("_secret_")[1]
+    line = (f'"GET /sandbox/v1/authenticate/{answer.reference}?client_secret='
+            f'{answer.client_secret} HTTP/1.1" 200')
+    masked = MaskTokens().mask(line)
+    assert secret not in masked and answer.reference in masked
