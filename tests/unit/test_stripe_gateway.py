@@ -89,6 +89,18 @@ def test_production_settings_are_required():
         "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"]
     with pytest.raises(RuntimeError, match="STRIPE_SECRET_KEY"):
         StripeGateway.from_config({})
+    from portal.config import gateway_path
+    from portal.services import gateway
+
+    assert gateway_path("stripe") == "portal.services.stripe_gateway:StripeGateway"
+    assert gateway_path("sandbox") == gateway_path("") == "portal.services.gateway:SandboxGateway"
+    with pytest.raises(RuntimeError, match="STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET"):
+        gateway.load(gateway_path("stripe"), {"STRIPE_SECRET_KEY": "sk_test_x"})
+    made = gateway.load(gateway_path("stripe"), {
+        "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_PUBLISHABLE_KEY": "pk_test_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_a, whsec_b"})
+    assert made.name == "stripe" and made.webhook_secrets == ["whsec_a", "whsec_b"]
+    assert made.browser().publishable_key == "pk_test_x"
 
 
 # ------------------------------------------------------------------ saving methods

@@ -338,3 +338,27 @@ def test_a_processor_timeout_while_re_reading_is_500_so_stripe_retries(client, s
     assert deliver(client, event).status_code == 500
     assert world.status() == ChargeStatus.PENDING and event_rows(session) == 0
     assert deliver(client, event).json["outcome"] == "applied"
+
+
+def test_the_portals_own_refund_is_not_debited_twice_and_a_failed_one_gives_it_back(
+        client, session, world, fake):
+    from portal.models import Refund, RefundStatus
+    from portal.services import refunds
+
+    deliver(client, fake.event("payment_intent.succeeded"))
+    session.expire_all()
+    refund = refunds.start(session, session.get(Charge, world.charge.id), "Came too late")
+    session.commit()
+    assert world.balance() == 1000  # debited when recorded, as today
+    answer = world.gw.refund(world.pi, 2500, refund.idempotency_key)
+    assert answer.succeeded
+    assert deliver(client, fake.event("charge.refunded")).json["outcome"] == "already_recorded"
+    assert world.balance() == 1000
+    # the bank sends the refund back days later
+    fake.objects[answer.reference]["status"] = "failed"
+    fake._emit("refund.failed", fake.objects[answer.reference])
+    assert deliver(client, fake.event("refund.failed")).json["outcome"] == "applied"
+    session.expire_all()
+    refund = session.get(Refund, refund.id)
+    assert (refund.status, refund.gateway_reference) == (RefundStatus.FAILED, answer.reference)
+    assert world.balance() == 3500  # the adjustment gave the balance back
