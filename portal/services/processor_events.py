@@ -29,10 +29,10 @@ interface next round, when `charges.resolve` replaces the settle below):
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,6 +59,7 @@ PAYMENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed",
                   "payment_intent.canceled", "payment_intent.processing",
                   "payment_intent.requires_action")
 REFUND_EVENTS = ("refund.updated", "refund.failed")
+KEEP_EVENTS = timedelta(days=90)  # Stripe stops retrying after 3 days: ids older can go
 
 
 def seen(session: Session, event_id: str) -> bool:
@@ -104,6 +105,16 @@ def apply(session: Session, gateway, event: ProcessorEvent,
     record.outcome = outcome
     log.info("processor event %s (%s): %s", event.id, event.type, outcome)
     return outcome
+
+
+def purge(session: Session, now: datetime | None = None) -> int:
+    """Forget events received more than 90 days ago (the jobs, daily); the caller commits.
+    Their effects stay keyed (ledger keys, dispute references), so a very late duplicate
+    still changes nothing."""
+    begin_write(session)
+    cutoff = (now or clock_now()) - KEEP_EVENTS
+    return session.execute(delete(ProcessorEventRecord)
+                           .where(ProcessorEventRecord.received_at < cutoff)).rowcount
 
 
 def _charge_for(session: Session, obj: Mapping[str, Any]) -> Charge | None:

@@ -362,3 +362,19 @@ def test_the_portals_own_refund_is_not_debited_twice_and_a_failed_one_gives_it_b
     refund = session.get(Refund, refund.id)
     assert (refund.status, refund.gateway_reference) == (RefundStatus.FAILED, answer.reference)
     assert world.balance() == 3500  # the adjustment gave the balance back
+
+
+def test_events_older_than_90_days_are_purged_and_a_late_duplicate_still_changes_nothing(
+        client, session, world, fake):
+    from datetime import timedelta
+
+    from portal import clock
+
+    event = fake.event("payment_intent.succeeded")
+    deliver(client, event)
+    later = clock.now() + timedelta(days=91)
+    assert processor_events.purge(session, later) == 1
+    session.commit()
+    assert event_rows(session) == 0
+    assert deliver(client, event).json["outcome"] == "already_settled"
+    assert world.balance() == 3500
