@@ -6,7 +6,7 @@ from flask import Flask, g, request
 from flask_wtf.csrf import CSRFError
 
 from portal import logconfig, logmask
-from portal.config import Config, TestingConfig
+from portal.config import Config, TestingConfig, gateway_path
 from portal.errors import DomainError
 from portal.extensions import csrf, db, htmx, login_manager, migrate
 
@@ -55,7 +55,10 @@ def create_app(config: type | dict | None = None) -> Flask:
     _init_idle_timeout(app)
     from portal.services import gateway
 
-    app.extensions["payment_gateway"] = gateway.load(app.config["PAYMENT_GATEWAY"])
+    # A short name ("stripe") or "module:Class"; the class may build itself from the config
+    # (StripeGateway.from_config refuses to start without its STRIPE_* settings).
+    app.extensions["payment_gateway"] = gateway.load(
+        gateway_path(app.config["PAYMENT_GATEWAY"]), app.config)
     # The services' collaborators, handed over here rather than imported by them: the
     # emails' renderer (the app's templates; portal/mail imports no Flask), and the billing
     # links' hooks into the charges and account closing.
