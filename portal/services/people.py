@@ -405,6 +405,12 @@ def _check_usable(invitation: Invitation, now: datetime, account: Account) -> No
         raise InvitationExpired()
 
 
+def _fresh(session: Session, model, row_id):
+    """The row as the database has it now (not the session's copy)."""
+    return session.scalars(select(model).where(model.id == row_id)
+                           .execution_options(populate_existing=True)).one()
+
+
 def _consume(session: Session, invitation: Invitation, now: datetime) -> None:
     """pending → accepted, exactly once (the first write of the accepting transaction);
     else the reason it can't be, re-read."""
@@ -414,11 +420,8 @@ def _consume(session: Session, invitation: Invitation, now: datetime) -> None:
         Invitation.expires_at > now)
         .values(status=InvitationStatus.ACCEPTED, closed_at=now)).rowcount
     if done != 1:
-        fresh = session.scalars(select(Invitation).where(Invitation.id == invitation.id)
-                                .execution_options(populate_existing=True)).one()
-        account = session.scalars(select(Account).where(Account.id == fresh.account_id)
-                                  .execution_options(populate_existing=True)).one()
-        _check_usable(fresh, now, account)
+        fresh = _fresh(session, Invitation, invitation.id)
+        _check_usable(fresh, now, _fresh(session, Account, fresh.account_id))
         raise InvitationUsed()  # (unreachable: the update would have matched)
 
 
@@ -447,6 +450,10 @@ def accept_new(session: Session, settings: LinkSettings, token: str, name, passw
     now = now or clock_now()
     opened = open_invitation(session, settings, token, now)
     if opened.has_password:
+        # A user with a password for this email may be the one a racing accept of this very
+        # link just made: then the link is used, and that is the answer.
+        _check_usable(_fresh(session, Invitation, opened.invitation.id), now,
+                      _fresh(session, Account, opened.invitation.account_id))
         raise SignInFirst(f"{opened.invitation.email} already has a user here: sign in to "
                           "accept.")
     errors = {}

@@ -50,6 +50,36 @@ def test_the_token_is_signed_with_its_own_salt_and_rotates(world, session):
         tokens.verify(SETTINGS.keys, token, SETTINGS.ttl)
 
 
+def test_an_accept_that_reads_the_link_before_a_racing_accept_made_the_user_is_told_used(
+        app, world, session):
+    """The other interleaving of two accepts: this one read the invitation (pending) before
+    the racing accept committed, and reads the user it made (with a password) after. That
+    user is the link's own doing: the answer is "already used", not "sign in to accept"."""
+    owner, account = world
+    invitation, url = people.invite(session, SETTINGS, account, owner, Role.OWNER,
+                                    "race2@acme.test", "billing")
+    session.commit()
+    token = token_of(url)
+    assert session.get(Invitation, invitation.id).status == InvitationStatus.PENDING  # read
+
+    def other(s):
+        user, _ = people.accept_new(s, SETTINGS, token, "Other", PASSWORD, PASSWORD)
+        s.commit()
+        return user.id
+
+    thread, result = in_own_session(app, other)
+    thread.start()
+    thread.join(60)
+    assert "value" in result, result
+    # this session's copy of the invitation still says pending (read before the commit)
+    assert invitation.status == InvitationStatus.PENDING
+    with pytest.raises(people.InvitationUsed):
+        people.accept_new(session, SETTINGS, token, "Late", PASSWORD, PASSWORD)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(User).where(
+        User.email == "race2@acme.test")) == 1
+
+
 def test_a_concurrent_accept_waits_and_then_finds_it_used(app, world, session):
     """Two writers: the first consumes the invitation and holds its transaction open; the
     second (in its own session) reaches the conditional UPDATE, waits for the first (the
