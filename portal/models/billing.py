@@ -124,6 +124,13 @@ class MethodRole(enum.StrEnum):
     OTHER = "other"
 
 
+class MethodVerification(enum.StrEnum):
+    VERIFIED = "verified"  # usable
+    PENDING = "pending"  # an ACH account waiting for its micro-deposits
+    FAILED = "failed"  # micro-deposits never matched
+    DETACHED = "detached"  # removed at the processor
+
+
 class PaymentMethod(db.Model):
     """A card or bank account as the gateway tokenized it: never the number or the CVC."""
 
@@ -148,7 +155,15 @@ class PaymentMethod(db.Model):
     exp_month: Mapped[int | None] = mapped_column(Integer)
     exp_year: Mapped[int | None] = mapped_column(Integer)
     holder: Mapped[str] = mapped_column(String(120))
-    token: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(String(64))  # the processor's pm_… id
+    # Which gateway saved it ("sandbox" | "stripe"): another gateway's method can't be used.
+    gateway: Mapped[str] = mapped_column(String(16), default="sandbox",
+                                         server_default="sandbox")
+    customer_ref: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    setup_reference: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    verification: Mapped[MethodVerification] = mapped_column(
+        _enum(MethodVerification), default=MethodVerification.VERIFIED,
+        server_default="verified")
     role: Mapped[MethodRole] = mapped_column(_enum(MethodRole), default=MethodRole.OTHER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -213,6 +228,8 @@ class Charge(db.Model):
         Index("ix_charges_pending", "status", "last_attempt_at"),
         # A payment method's last result (Payment Methods: "Declined Nov 28", "Paid Nov 30").
         Index("ix_charges_method", "method_id", "id"),
+        # A webhook finds its charge by the processor's payment id.
+        Index("ix_charges_gateway_reference", "gateway_reference"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -225,6 +242,10 @@ class Charge(db.Model):
     failure_code: Mapped[str] = mapped_column(String(32), default="")
     failure_message: Mapped[str] = mapped_column(String(200), default="")
     gateway_reference: Mapped[str] = mapped_column(String(64), default="")
+    # The processor's own status ("requires_action", "processing", ...), for the pages.
+    processor_status: Mapped[str] = mapped_column(String(24), default="", server_default="")
+    # When it started waiting for the payer to authenticate (3-D Secure), else None.
+    action_required_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
     description: Mapped[str] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -264,6 +285,11 @@ class RefundStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class RefundSource(enum.StrEnum):
+    PORTAL = "portal"  # the portal asked the processor
+    PROCESSOR = "processor"  # the processor told us (a Dashboard refund)
+
+
 class Refund(db.Model):
     """Money given back on a charge through the processor (today: a billing-link payment
     that arrived after its request could no longer be honoured).
@@ -273,7 +299,8 @@ class Refund(db.Model):
     debits the ledger (kind refund) under a key derived from the refund."""
 
     __tablename__ = "refunds"
-    __table_args__ = (Index("ix_refunds_pending", "status", "last_attempt_at"),)
+    __table_args__ = (Index("ix_refunds_pending", "status", "last_attempt_at"),
+                      Index("ix_refunds_gateway_reference", "gateway_reference"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), index=True)
@@ -287,6 +314,8 @@ class Refund(db.Model):
                                                  default=RefundStatus.PENDING)
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
     gateway_reference: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[RefundSource] = mapped_column(_enum(RefundSource), default=RefundSource.PORTAL,
+                                                 server_default="portal")
     failure_message: Mapped[str] = mapped_column(String(200), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
@@ -302,6 +331,17 @@ class Refund(db.Model):
     @property
     def is_failed(self) -> bool:
         return self.status == RefundStatus.FAILED
+
+
+class ProcessorCustomer(db.Model):
+    """The processor's customer for an account (one per gateway), made on first use."""
+
+    __tablename__ = "processor_customers"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(16), primary_key=True)
+    customer_ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 class BillingSettings(db.Model):
