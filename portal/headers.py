@@ -14,24 +14,61 @@
 - Cache-Control: no-store on everything but the static files: signed-in pages, exports,
   receipts, PDFs, the billing-link pages, and the sign-in pages (they carry CSRF tokens).
 
+Card-entry pages (issue 16: a view marked @card_entry_page) widen the policy with what the
+gateway's browser() names (the sandbox: frame-src 'self'; Stripe: its script and frame
+hosts), on those pages only.
+
 A view that needs another policy (the dev outbox's sandboxed mail preview) sets its own
 Content-Security-Policy and X-Frame-Options; they are kept.
 """
 
-from flask import Flask, Response, request
+from collections.abc import Mapping
+from functools import wraps
 
-CSP = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
+from flask import Flask, Response, current_app, g, request
+
+DIRECTIVES = (
+    ("default-src", ("'self'",)),
+    ("script-src", ("'self'",)),
+    ("style-src", ("'self'",)),
+    ("img-src", ("'self'", "data:")),
+    ("font-src", ("'self'",)),
+    ("connect-src", ("'self'",)),
+    ("object-src", ("'none'",)),
+    ("base-uri", ("'none'",)),
+    ("form-action", ("'self'",)),
+    ("frame-ancestors", ("'none'",)),
+)
+
+
+def policy(extra: Mapping[str, tuple[str, ...]] | None = None) -> str:
+    """The Content-Security-Policy, with `extra` sources added to (or as) directives."""
+    extra = dict(extra or {})
+    parts = []
+    for name, sources in DIRECTIVES:
+        more = tuple(s for s in extra.pop(name, ()) if s not in sources)
+        parts.append(" ".join((name, *sources, *more)))
+    parts.extend(" ".join((name, *sources)) for name, sources in extra.items())
+    return "; ".join(parts)
+
+
+CSP = policy()
+
+
+def card_entry_page(view):
+    """Mark a view whose page hosts the processor's card entry or challenge (its CSP then
+    allows the gateway's script and frame)."""
+    @wraps(view)
+    def marked(*args, **kwargs):
+        g.card_entry_page = True
+        return view(*args, **kwargs)
+    return marked
+
+
+def _card_entry_csp() -> str:
+    gateway = current_app.extensions.get("payment_gateway")
+    browser = getattr(gateway, "browser", None)
+    return policy(browser().csp if browser else None)
 REFERRER_POLICY = "strict-origin-when-cross-origin"
 # Pages whose URL holds a secret (a one-time token): no Referer leaves them.
 NO_REFERRER_BLUEPRINTS = frozenset({"billing_links"})
@@ -40,7 +77,8 @@ HSTS = "max-age=31536000"
 
 def apply(response: Response, *, secure: bool) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("Content-Security-Policy",
+                       _card_entry_csp() if g.get("card_entry_page") else CSP)
     headers.setdefault("X-Frame-Options", "DENY")
     headers["X-Content-Type-Options"] = "nosniff"
     rule = request.url_rule

@@ -24,8 +24,11 @@ from portal.models.billing import (
     LedgerKind,
     MethodKind,
     MethodRole,
+    MethodVerification,
     PaymentMethod,
+    ProcessorCustomer,
     Refund,
+    RefundSource,
     RefundStatus,
     SandboxCharge,
     SandboxRefund,
@@ -65,6 +68,7 @@ __all__ = [
     "Version", "RecoveryCode", "BUILTIN_STATUSES", "AgentStatus", "CallQueue", "Preset",
     "PresetKind", "TrackingSource", "Invitation", "InvitationStatus",
     "SandboxPaymentMethod", "SandboxSetup", "Dispute", "ProcessorEventRecord",
+    "MethodVerification", "ProcessorCustomer", "RefundSource",
 ]
 
 # The billing links' tables (their own package, its models registered with the rest).

@@ -17,10 +17,11 @@ from portal.models import (
     ChargeStatus,
     MethodKind,
     MethodRole,
+    MethodVerification,
     PaymentMethod,
 )
-from portal.services import cards
-from portal.services.gateway import PaymentGateway
+from portal.services import cards, processor
+from portal.services.gateway import ChargeResult, PaymentGateway, SavedMethod
 
 
 def in_use(session: Session, account: Account) -> list[PaymentMethod]:
@@ -167,6 +168,166 @@ def add_bank_account(session: Session, account: Account, gateway: PaymentGateway
                 details.holder, token)
 
 
+# ------------------------------------------------------- the processor's card entry (issue 16)
+
+KINDS = {"card": MethodKind.CARD, "ach": MethodKind.ACH}
+SETUP_MESSAGES = {
+    "payment_method_unavailable": "Those details can't be used any more: enter them again.",
+    "idempotency_mismatch": "Those details can't be used any more: enter them again.",
+    "setup_intent_authentication_failure": "The card's bank couldn't confirm it's you, so the "
+                                           "card was not saved. Try again or use another card.",
+    "authentication_failed": "The card's bank couldn't confirm it's you, so the card was not "
+                             "saved. Try again or use another card.",
+}
+
+
+@dataclass(frozen=True)
+class ActionNeeded:
+    """The processor asks the person to authenticate (3-D Secure) before the card is saved:
+    the page hands `client_secret` to the processor's script, then confirms `setup`."""
+
+    setup: str
+    client_secret: str
+    kind: str
+
+
+def _setup_failed(result: ChargeResult, field: str = "payment_method") -> ValidationFailed:
+    return ValidationFailed({field: SETUP_MESSAGES.get(result.code) or result.message
+                             or "The card was not saved."})
+
+
+def add(session: Session, account: Account, gateway, payment_method: str, kind: str
+        ) -> "PaymentMethod | ActionNeeded":
+    """Save the method the processor's card entry gave (a pm_… id, never card data) to the
+    account's processor customer: a SetupIntent with a $0 authorization. A card saved is
+    stored; one whose bank asks for authentication gives ActionNeeded (confirm_setup after
+    the challenge); a bank account is stored pending its micro-deposits (verify)."""
+    _check_own_billing(account)
+    method_kind = KINDS.get(kind)
+    payment_method = (payment_method or "").strip()
+    if method_kind is None:
+        raise ValidationFailed({"kind": "Choose a card or a bank account."})
+    if not payment_method or len(payment_method) > 64 or not payment_method.isascii():
+        raise ValidationFailed({"payment_method": "Enter the card details." if kind == "card"
+                                else "Enter the bank account details."})
+    customer = processor.customer_for(session, account, gateway)
+    key = f"save:{account.id}:{payment_method}"
+    result = gateway.save_method(customer, payment_method, kind, key)
+    return _saved_or_action(session, account, gateway, customer, result, kind,
+                            payment_method)
+
+
+def _saved_or_action(session, account, gateway, customer, result: ChargeResult, kind: str,
+                     payment_method: str = ""):
+    if result.outcome == "requires_action" and result.next_action == "authenticate":
+        return ActionNeeded(result.reference, result.client_secret, kind)
+    if result.outcome == "requires_action" and result.next_action == "verify_microdeposits":
+        saved = _describe(gateway, result, payment_method)
+        return _store(session, account, gateway, customer, saved, result.reference,
+                      MethodVerification.PENDING)
+    if not result.succeeded:
+        raise _setup_failed(result)
+    return _store(session, account, gateway, customer,
+                  _describe(gateway, result, payment_method), result.reference)
+
+
+def _describe(gateway, result: ChargeResult, payment_method: str) -> SavedMethod:
+    """What the processor's answer says was saved (Stripe clones a test pm on attach: its
+    answer's id, never the browser's); a pending bank account: the id the page gave."""
+    if result.method is not None:
+        return result.method
+    if not payment_method:
+        raise _setup_failed(result)
+    return gateway.describe_method(payment_method)
+
+
+def confirm_setup(session: Session, account: Account, gateway, setup: str, kind: str
+                  ) -> "PaymentMethod | ActionNeeded":
+    """After the challenge: the setup's answer, read from the processor (never from the
+    browser), stores the method or says why not."""
+    _check_own_billing(account)
+    customer = processor.customer_for(session, account, gateway)
+    result = gateway.setup_status(setup)
+    if result.outcome == "requires_action" and result.next_action == "authenticate":
+        raise ValidationFailed({"payment_method": "The card's bank is still waiting for you "
+                                                  "to confirm it's you: the card was not "
+                                                  "saved. Try again."})
+    return _saved_or_action(session, account, gateway, customer, result, kind)
+
+
+def _store(session, account, gateway, customer: str, saved: SavedMethod, setup: str,
+           verification: MethodVerification = MethodVerification.VERIFIED) -> PaymentMethod:
+    existing = session.scalar(select(PaymentMethod).where(
+        PaymentMethod.account_id == account.id, PaymentMethod.token == saved.reference,
+        PaymentMethod.removed_at.is_(None)))
+    if existing is not None:  # the same answer twice (a double submit): one method
+        return existing
+    kind = MethodKind.CARD if saved.kind == "card" else MethodKind.ACH
+    first = verification == MethodVerification.VERIFIED and not usable(session, account)
+    method = PaymentMethod(
+        account_id=account.id, kind=kind, brand=saved.brand[:32], last4=saved.last4[-4:],
+        holder=(saved.holder or "")[:120], token=saved.reference,
+        exp_month=saved.exp_month if kind == MethodKind.CARD else None,
+        exp_year=saved.exp_year if kind == MethodKind.CARD else None,
+        gateway=processor.gateway_name(gateway), customer_ref=customer,
+        setup_reference=setup, verification=verification,
+        role=MethodRole.PRIMARY if first else MethodRole.OTHER)
+    session.add(method)
+    session.flush()
+    return method
+
+
+def usable(session: Session, account: Account) -> list[PaymentMethod]:
+    return [m for m in in_use(session, account)
+            if m.verification == MethodVerification.VERIFIED]
+
+
+def verify(session: Session, account: Account, gateway, method_id: int, first: str,
+           second: str) -> PaymentMethod:
+    """The two micro-deposits' amounts ("0.32", "0.45" or cents), either order: right →
+    the bank account is verified (Primary if the account has none); wrong → tries left
+    (ValidationFailed); the last try wrong → the method is marked failed and returned."""
+    method = get(session, account, method_id)
+    if method.verification != MethodVerification.PENDING:
+        raise ValidationFailed({"": "This bank account is not waiting for micro-deposits."})
+    amounts, errors = [], {}
+    for name, value in (("first", first), ("second", second)):
+        cents = _deposit_cents(value)
+        if cents is None:
+            errors[name] = "Enter the deposit as it shows on the statement, like 0.32."
+        amounts.append(cents)
+    if errors:
+        raise ValidationFailed(errors)
+    result = gateway.verify_microdeposits(method.setup_reference, (amounts[0], amounts[1]))
+    if result.succeeded:
+        first_usable = not usable(session, account)
+        method.verification = MethodVerification.VERIFIED
+        if first_usable:
+            method.role = MethodRole.PRIMARY
+        session.flush()
+        return method
+    if result.outcome == "requires_action":
+        raise ValidationFailed({"first": result.message or "Those amounts don't match."})
+    # Kept (committed): the processor won't take another try. The page says so.
+    method.verification = MethodVerification.FAILED
+    session.flush()
+    return method
+
+
+VERIFY_FAILED = ("Those amounts didn't match three times: the bank account can't be "
+                 "verified. Remove it and add it again.")
+
+
+def _deposit_cents(value: str) -> int | None:
+    value = (value or "").strip().lstrip("$")
+    if value.isdigit() and len(value) <= 2:
+        return int(value)
+    whole, dot, frac = value.partition(".")
+    if dot and whole in ("", "0") and frac.isdigit() and len(frac) == 2:
+        return int(frac)
+    return None
+
+
 def _add(session: Session, account: Account, kind: MethodKind, brand: str, last4: str,
          holder: str, token: str, exp_month: int | None = None,
          exp_year: int | None = None) -> PaymentMethod:
@@ -206,6 +367,11 @@ def set_role(session: Session, account: Account, method_id: int, role: str,
     if method.role == MethodRole.PRIMARY:
         raise ValidationFailed({"role": "Make another method Primary first: the account "
                                         "needs one."})
+    if role != MethodRole.OTHER and method.verification != MethodVerification.VERIFIED:
+        raise ValidationFailed({"role": "Verify this bank account's micro-deposits first: "
+                                        "until then it can't pay." if method.verification
+                                        == MethodVerification.PENDING else
+                                        "This method can't pay: add it again."})
     if role == MethodRole.PRIMARY and not confirmed:
         check_primary(session, method, today)
     holder = session.scalar(select(PaymentMethod).where(

@@ -196,3 +196,18 @@ document.addEventListener("click", (event) => {
   if (!button) return;
   button.closest(".flash")?.remove();
 });
+
+// Card entry (issue 16): a page or dialog with the processor's form ([data-card-entry]) or
+// its challenge ([data-next-action]) loads static/card-entry.js once; that script mounts
+// the processor's frame and handles the rest.
+function loadCardEntry() {
+  const holder = document.querySelector("[data-card-entry-script]");
+  if (!holder || window.CardEntry || document.querySelector("script[data-card-entry-js]")) return;
+  const script = document.createElement("script");
+  script.src = holder.dataset.cardEntryScript;
+  script.dataset.cardEntryJs = "";
+  document.head.appendChild(script);
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", loadCardEntry);
+else loadCardEntry();
+document.addEventListener("htmx:afterSettle", loadCardEntry);

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 
 from portal.extensions import db
 from portal.models import BillingMode, Charge, OutboxMessage, PaymentMethod, Role
+from portal.sandbox.testing import bank_account, paying_card
 from portal.services import charges, lifecycle, payment_methods
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
@@ -29,9 +30,18 @@ DINERS = "36227206271667"
 ROUTING = "110000000"  # passes the ABA checksum
 BANK_ACCOUNT = "000123456789"
 
-CARD_FORM = {"holder": "Pat Doe", "number": VISA, "exp_month": "12", "exp_year": "2030",
-             "cvc": "987"}
-ACH_FORM = {"holder": "Pat Doe", "routing": ROUTING, "account_number": BANK_ACCOUNT}
+DECLINES_WHEN_CHARGED = "4000000000000341"  # saves fine, every charge is declined
+AUTHENTICATE_ONCE = "4000002500003155"  # its bank asks the holder to confirm, once
+
+
+def card_form(number=VISA, *, holder="Pat Doe", exp_month=12, exp_year=2030, **card) -> dict:
+    """What New Credit Card posts once the processor's frame took the card: its pm id."""
+    return {"payment_method": paying_card(number, holder=holder, exp_month=exp_month,
+                                          exp_year=exp_year, **card)}
+
+
+def ach_form(account=BANK_ACCOUNT, *, routing=ROUTING, holder="Pat Doe") -> dict:
+    return {"payment_method": bank_account(account, routing=routing, holder=holder)}
 ADDRESS = {"address_line1": "1 Market St", "address_line2": "Suite 400",
            "city": "San Francisco", "region": "CA", "postal_code": "94105"}
 

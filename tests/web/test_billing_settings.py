@@ -10,25 +10,32 @@ from sqlalchemy import select
 
 from portal import clock
 from portal.extensions import db
-from portal.models import BillingEmailRecipient, BillingSettings, Charge, OutboxMessage
+from portal.models import (
+    BillingEmailRecipient,
+    BillingSettings,
+    Charge,
+    OutboxMessage,
+    PaymentMethod,
+)
+from portal.sandbox import core
 from tests.conftest import HX
 from tests.web.billing_world import (
-    ACH_FORM,
     ADDRESS,
     AGENCY_BILLED,
     AMEX,
+    AUTHENTICATE_ONCE,
     BANK_ACCOUNT,
     BILLING_ONLY,
-    CARD_FORM,
     DECLINED,
-    DINERS,
     MASTERCARD,
     NOW,
     READ_ONLY,
     ROUTING,
     VISA,
+    ach_form,
     build,
     card,
+    card_form,
     field_error,
     flash,
     form_error,
@@ -137,7 +144,7 @@ def test_new_card_dialog_is_a_fragment_for_htmx_and_a_page_otherwise(client, bw)
 
 def test_adding_cards_the_first_is_primary(client, session, bw):
     sign_in_as(client, bw.ann)
-    response = post(client, url(bw.solo, "payment-methods/new-card"), CARD_FORM)
+    response = post(client, url(bw.solo, "payment-methods/new-card"), card_form())
     assert response.status_code == 303
     assert response.location == url(bw.solo)
     html = body(client.get(response.location))
@@ -145,8 +152,7 @@ def test_adding_cards_the_first_is_primary(client, session, bw):
                             "method.") in html
     assert VISA not in html
     response = post(client, url(bw.solo, "payment-methods/new-card"),
-                    {**CARD_FORM, "number": "5555 5555 5555 4444", "exp_month": "3",
-                     "exp_year": "29", "holder": "  Lee   Roe "},
+                    card_form(MASTERCARD, exp_month=3, exp_year=2029, holder="  Lee   Roe "),
                     headers={**HX, "HX-Target": "dialog-slot"})
     # htmx (issue 14): no reload; the sections that changed, swapped where they are (out of
     # band), the dialog closed, the message in the Payment Methods section
@@ -172,30 +178,52 @@ def test_adding_cards_the_first_is_primary(client, session, bw):
                                          ("Mastercard", "4444", "other", False)]
 
 
-CARD_ERRORS = [
-    pytest.param({"number": "4242424242424241"}, "number",
-                 "This card number isn't valid: check the digits.", id="bad-luhn"),
-    pytest.param({"number": DINERS}, "number",
-                 "Diners Club cards are not accepted. We accept Visa, Mastercard, American "
-                 "Express and Discover.", id="diners-club"),
-    pytest.param({"number": "4242 4242 4242"}, "number",
-                 "Visa card numbers have 13, 16 or 19 digits.", id="too-short"),
-    pytest.param({"number": ""}, "number", "Enter the card number.", id="no-number"),
-    pytest.param({"exp_month": "10", "exp_year": "2026"}, "exp_year",
-                 "This card has expired.", id="expired-last-month"),
-    pytest.param({"exp_month": "13"}, "exp_month", "Choose the expiry month.", id="month-13"),
-    pytest.param({"cvc": "98"}, "cvc", CVC_MESSAGE, id="cvc-2-digits"),
-    pytest.param({"cvc": "9876"}, "cvc", CVC_MESSAGE, id="cvc-4-digits-on-visa"),
-    pytest.param({"number": AMEX, "cvc": "987"}, "cvc", CVC_MESSAGE, id="cvc-3-digits-on-amex"),
-    pytest.param({"holder": " "}, "holder", "Enter the name on the card.", id="no-holder"),
+def card_entry_error(html: str) -> str:
+    """The message shown beside the processor's card entry."""
+    match = re.search(r'<p class="field-error" id="payment_method-error" data-card-entry-error '
+                      r'role="alert"( hidden)?>([^<]*)</p>', html)
+    assert match, "no card-entry error element"
+    return "" if match.group(1) else match.group(2)
+
+
+def test_the_new_card_form_has_the_processors_frame_and_no_card_field(client, bw):
+    """Issue 16: the processor's form is mounted in the page; the portal's form carries only
+    the hidden payment_method, and the page's CSP lets the sandbox's frame in."""
+    sign_in_as(client, bw.ann)
+    for path, kind in [("payment-methods/new-card", "card"),
+                       ("payment-methods/new-ach", "us_bank_account")]:
+        response = client.get(url(bw.solo, path))
+        html = assert_full_page(response)
+        assert f'data-card-entry data-kind="{kind}"' in html
+        assert 'data-processor-script="/sandbox/v1/sandbox.js"' in html
+        assert 'data-processor-factory="SandboxStripe"' in html
+        assert '<div class="card-entry" data-card-entry-mount></div>' in html
+        assert '<input type="hidden" name="payment_method" value="">' in html
+        names = set(re.findall(r'<input[^>]* name="([^"]+)"', html))
+        assert names <= {"csrf_token", "payment_method", "q", "next", "dark_mode"}, names
+        assert "autocomplete=\"cc-" not in html
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "frame-src" in client.get(url(bw.solo)).headers["Content-Security-Policy"]
+    assert "frame-src" not in client.get(url(bw.solo, "logs")).headers[
+        "Content-Security-Policy"]
+
+
+REFUSALS = [
+    pytest.param(lambda: {}, "Enter the card details.", id="no-payment-method"),
+    pytest.param(lambda: {"payment_method": "pm_sbx_doesnotexist"},
+                 "Those details can't be used any more: enter them again.", id="unknown-pm"),
+    pytest.param(lambda: card_form(DECLINED), "The card was declined.", id="0002-at-setup"),
+    pytest.param(lambda: ach_form(), "Those details can't be used any more: enter them again.",
+                 id="bank-account-on-the-card-form"),
 ]
 
 
-@pytest.mark.parametrize("change,field,message", CARD_ERRORS)
-def test_a_bad_card_is_refused_beside_its_field_and_nothing_is_stored(
-        client, session, bw, change, field, message):
+@pytest.mark.parametrize("form,message", REFUSALS)
+def test_a_card_the_processor_refuses_is_said_beside_the_entry_and_nothing_is_stored(
+        client, session, bw, form, message):
     sign_in_as(client, bw.ann)
-    form = {**CARD_FORM, **change}
+    form = form()
     before = snapshot(session)
     for headers in (HX, {}):
         response = post(client, url(bw.solo, "payment-methods/new-card"), form,
@@ -203,14 +231,9 @@ def test_a_bad_card_is_refused_beside_its_field_and_nothing_is_stored(
         assert response.status_code == 422, headers
         html = (assert_fragment(response, "<dialog") if headers
                 else assert_full_page(response))
-        assert field_error(field, message) in html
-        assert f'aria-invalid="true" aria-describedby="{field}-error"' in tag(html, field)
-        # the number and the CVC are never sent back; the rest of the form is
-        number = form["number"].replace(" ", "")
-        assert not number or number not in html.replace(" ", "")
-        assert "value=" not in tag(html, "number")
-        assert "value=" not in tag(html, "cvc")
-        assert f'value="{form["exp_month"]}"' in tag(html, "exp_month")
+        assert card_entry_error(html).startswith(shown(message).rstrip(".")), html
+        # the form starts again: a new entry, never the refused id
+        assert '<input type="hidden" name="payment_method" value="">' in html
         assert snapshot(session) == before
 
 
@@ -218,14 +241,13 @@ def test_card_numbers_and_cvcs_are_stored_nowhere(client, session, bw):
     """Cards and a bank account added through the dialogs, then every row of every table
     read back: only the last 4 digits are there."""
     sign_in_as(client, bw.ann)
-    for form, headers in [({**CARD_FORM, "cvc": "987"}, {}),
-                          ({**CARD_FORM, "number": AMEX, "cvc": "4321"}, HX),
-                          ({**CARD_FORM, "number": MASTERCARD, "cvc": "765"}, HX)]:
+    for form, headers in [(card_form(cvc="987"), {}),
+                          (card_form(AMEX, cvc="4321"), HX),
+                          (card_form(MASTERCARD, cvc="765"), HX)]:
         response = post(client, url(bw.solo, "payment-methods/new-card"), form,
                         headers=headers)
         assert response.status_code == (200 if headers else 303)
-        assert form["number"] not in body(response)
-    assert post(client, url(bw.solo, "payment-methods/new-ach"), ACH_FORM).status_code == 303
+    assert post(client, url(bw.solo, "payment-methods/new-ach"), ach_form()).status_code == 303
     page = body(client.get(url(bw.solo)))
     for secret in (VISA, AMEX, MASTERCARD, BANK_ACCOUNT, ROUTING):
         assert secret not in page
@@ -250,46 +272,78 @@ def test_card_numbers_and_cvcs_are_stored_nowhere(client, session, bw):
         ("Mastercard", "4444", "other", False), ("Bank account", "6789", "other", False)]
 
 
+def test_a_card_whose_bank_asks_is_saved_after_the_challenge(client, session, bw):
+    """3155: the setup asks the holder to authenticate. The dialog hands the processor's
+    script the client secret; after the challenge the portal reads the setup's answer."""
+    sign_in_as(client, bw.ann)
+    for complete in (False, True):
+        response = post(client, url(bw.solo, "payment-methods/new-card"),
+                        card_form(AUTHENTICATE_ONCE), headers=HX)
+        assert response.status_code == 200
+        html = assert_fragment(response, "<dialog")
+        secret = re.search(r'data-next-action data-client-secret="([^"]+)"', html).group(1)
+        assert "_secret_" in secret
+        assert methods(session, bw.solo) == []
+        intent = secret.split("_secret_")[0]
+        assert core.authenticate(intent, secret, complete) is not None
+        response = post(client, url(bw.solo, "payment-methods/confirm"), {}, headers=HX)
+        if not complete:
+            assert response.status_code == 422
+            assert shown("couldn't confirm it's you") in card_entry_error(body(response))
+            assert methods(session, bw.solo) == []
+    assert response.status_code == 200
+    assert json.loads(response.headers["HX-Trigger"]) == {"close-dialog": True}
+    assert methods(session, bw.solo) == [("Visa", "3155", "primary", False)]
+    # nothing is waiting any more: a second confirm saves nothing
+    again = post(client, url(bw.solo, "payment-methods/confirm"), {}, headers=HX)
+    assert again.status_code == 422
+    assert methods(session, bw.solo) == [("Visa", "3155", "primary", False)]
+
+
 # --- Payment Methods: New ACH --------------------------------------------------------------------
 
-def test_a_bank_account_is_added(client, session, bw):
+def test_a_bank_account_waits_for_its_micro_deposits(client, session, bw):
     sign_in_as(client, bw.ann)
-    response = post(client, url(bw.solo, "payment-methods/new-ach"), ACH_FORM)
+    response = post(client, url(bw.solo, "payment-methods/new-ach"), ach_form())
     assert response.status_code == 303
     html = body(client.get(response.location))
-    assert flash("success", "Bank account ending 6789 was added as the Primary method.") in html
+    assert "Bank account ending 6789 was added. In 1–2 business days" in html
     assert [r.cells[:4] for r in table_rows(section(html, "payment-methods"))] == [
-        ["Bank account ending 6789", "Pat Doe", "—", "Primary"]]
-
-
-ACH_ERRORS = [
-    pytest.param({"routing": "110000001"}, "routing",
-                 "This routing number isn't valid: check the 9 digits.", id="bad-checksum"),
-    pytest.param({"routing": "11000000"}, "routing",
-                 "This routing number isn't valid: check the 9 digits.", id="8-digits"),
-    pytest.param({"routing": ""}, "routing", "Enter the 9-digit routing number.",
-                 id="no-routing"),
-    pytest.param({"holder": ""}, "holder", "Enter the account holder's name.", id="no-holder"),
-    pytest.param({"account_number": "12"}, "account_number",
-                 "An account number has 4 to 17 digits.", id="short-account-number"),
-    pytest.param({"account_number": ""}, "account_number", "Enter the account number.",
-                 id="no-account-number"),
-]
-
-
-@pytest.mark.parametrize("change,field,message", ACH_ERRORS)
-def test_a_bad_bank_account_is_refused_beside_its_field(client, session, bw, change, field,
-                                                        message):
-    sign_in_as(client, bw.ann)
-    before = snapshot(session)
-    response = post(client, url(bw.solo, "payment-methods/new-ach"), {**ACH_FORM, **change},
-                    headers=HX)
+        ["Bank account ending 6789 Waiting for micro-deposits", "Pat Doe", "—", "—"]]
+    method = session.scalars(select(PaymentMethod).where(
+        PaymentMethod.account_id == bw.solo.id)).one()
+    assert method.verification.value == "pending"
+    # it can't be Primary or Backup until verified
+    response = post(client, url(bw.solo, f"payment-methods/{method.id}/edit"),
+                    {"role": "backup"}, headers=HX)
     assert response.status_code == 422
-    html = assert_fragment(response, "<dialog")
-    assert field_error(field, message) in html
-    assert "value=" not in tag(html, "account_number")
-    assert BANK_ACCOUNT not in html
-    assert snapshot(session) == before
+    verify = url(bw.solo, f"payment-methods/{method.id}/verify")
+    for first, second, field, message in [
+            ("0.3", "0.45", "first", "Enter the deposit as it shows on the statement"),
+            ("0.10", "0.45", "first", "Those amounts don't match"),
+    ]:
+        response = post(client, verify, {"first": first, "second": second}, headers=HX)
+        assert response.status_code == 422
+        assert f'<p class="field-error" id="{field}-error">{shown(message)}' in body(response)
+    response = post(client, verify, {"first": "0.45", "second": "0.32"}, headers=HX)
+    assert response.status_code == 200
+    assert methods(session, bw.solo) == [("Bank account", "6789", "primary", False)]
+    session.refresh(method)
+    assert method.verification.value == "verified"
+
+
+def test_three_wrong_micro_deposits_fail_the_bank_account(client, session, bw):
+    sign_in_as(client, bw.ann)
+    post(client, url(bw.solo, "payment-methods/new-ach"), ach_form())
+    method = session.scalars(select(PaymentMethod).where(
+        PaymentMethod.account_id == bw.solo.id)).one()
+    verify = url(bw.solo, f"payment-methods/{method.id}/verify")
+    for _ in range(3):
+        response = post(client, verify, {"first": "0.01", "second": "0.02"}, headers=HX)
+        assert response.status_code == 422
+    assert shown("can't be verified") in body(response)
+    session.refresh(method)
+    assert method.verification.value == "failed"
 
 
 # --- Payment Methods: the pencil and remove ------------------------------------------------------
@@ -820,8 +874,8 @@ def test_the_chosen_recipients_get_the_next_receipt(client, session, bw):
 def billing_posts(method_id: int, other_id: int, user_id: int) -> list[tuple[str, dict]]:
     """Every state-changing billing request, with a form that works for the admin."""
     return [
-        ("payment-methods/new-card", CARD_FORM),
-        ("payment-methods/new-ach", ACH_FORM),
+        ("payment-methods/new-card", card_form()),
+        ("payment-methods/new-ach", ach_form()),
         (f"payment-methods/{other_id}/edit", {"role": "backup"}),
         (f"payment-methods/{other_id}/remove", {"confirm": "yes"}),
         # Confirmed (issue 14): on a zero balance, saving these charges $100.00 to the Primary.
@@ -1014,7 +1068,7 @@ def test_an_agency_admin_manages_a_customer_billed_subs_billing(client, session,
     html = assert_full_page(client.get(url(bw.harbor)))
     assert "Billing Settings <span class=\"muted\">· Harbor Law</span>" in html
     assert headings(html) == sorted(SECTIONS)
-    response = post(client, url(bw.harbor, "payment-methods/new-card"), CARD_FORM)
+    response = post(client, url(bw.harbor, "payment-methods/new-card"), card_form())
     assert response.status_code == 303
     assert response.location == url(bw.harbor)
     assert methods(session, bw.harbor) == [("Visa", "4242", "primary", False)]

@@ -28,14 +28,13 @@ from portal.services import charges, ledger
 from portal.services.gateway import SandboxGateway
 from tests.conftest import HX
 from tests.web.billing_world import (
-    CARD_FORM,
     DECLINED,
     INSUFFICIENT,
     MASTERCARD,
     NOW,
     build,
     card,
-    field_error,
+    card_form,
     flash,
     paid,
     post,
@@ -247,17 +246,21 @@ def test_the_service_asks_for_what_start_recharge_would_charge(session, bw):
 # --- item 8: failing cards ----------------------------------------------------------------------
 
 def test_an_expired_card_is_refused_at_entry_and_nothing_is_saved(client, session, bw):
-    sign_in_as(client, bw.ann)
+    """Issue 16: the expiry is typed into the processor's form, which refuses it there (no
+    payment-method id, so nothing reaches the portal); this month is still good."""
     before = snapshot(session)
-    for headers in (HX, {}):
-        response = post(client, url(bw.solo, "payment-methods/new-card"),
-                        {**CARD_FORM, "exp_month": "10", "exp_year": "2026"}, headers=headers)
-        assert response.status_code == 422
-        assert field_error("exp_year", "This card has expired.") in body(response)
+    response = client.post("/sandbox/v1/payment_methods", data={
+        "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "10",
+        "card[exp_year]": "2026",
+        "card[cvc]": "987", "billing_details[name]": "Pat Doe"})
+    assert response.status_code == 402
+    assert response.get_json()["error"]["message"] == "This card has expired."
+    assert response.get_json()["error"]["param"] == "card[exp_year]"
     assert snapshot(session) == before
     # This month is still good (through its last day): saved.
+    sign_in_as(client, bw.ann)
     response = post(client, url(bw.solo, "payment-methods/new-card"),
-                    {**CARD_FORM, "exp_month": "11", "exp_year": "2026"})
+                    card_form(exp_month=11, exp_year=2026, today=NOW.date()))
     assert response.status_code == 303
     assert session.scalars(select(PaymentMethod.exp_month).where(
         PaymentMethod.account_id == bw.solo.id)).all() == [11]

@@ -16,6 +16,7 @@ from portal.models import AccountStatus, PaymentMethod, Role, SigninAttempt
 from portal.services import security
 from tests import factories as f
 from tests.conftest import HX, csrf_token
+from tests.web.billing_world import card_form
 from tests.web.conftest import sign_in_as
 from tests.web.lifecycle_world import post, token
 from tests.web.pages import body, login_location, shown, table_rows
@@ -31,8 +32,6 @@ IDLE = ("You were signed out after 30 minutes without activity. Sign in again to
 REAUTH = "For your security, enter your password again to continue."
 NOT_FIRST = "Turn on two-factor sign-in for yourself first, so you are not locked out."
 SECRET_RE = re.compile(r'data-testid="totp-secret">([A-Z2-7 ]+)<')
-CARD_FORM = {"holder": "Pat Doe", "number": "4242424242424242", "exp_month": "12",
-             "exp_year": "2030", "cvc": "987"}
 
 
 def code_at(moment: datetime, secret: str = SECRET) -> str:
@@ -544,7 +543,7 @@ def test_an_old_sign_in_gives_the_password_again_for_a_new_card(client, session,
     assert right.status_code == 303
     assert right.location == path
     assert client.get(path).status_code == 200
-    added = post(client, path, CARD_FORM)
+    added = post(client, path, card_form())  # issue 16: the processor's pm id
     assert added.status_code == 303
     assert session.scalar(select(func.count()).select_from(PaymentMethod)) == 1
 
@@ -562,7 +561,7 @@ def test_a_post_with_an_old_sign_in_adds_no_card(client, session, world):
     token(client)
     clock.freeze(T0 + timedelta(minutes=16))
     billing = f"/accounts/{world.acme.id}/billing/"
-    response = post(client, NEW_CARD.format(world.acme.id), CARD_FORM,
+    response = post(client, NEW_CARD.format(world.acme.id), card_form(),
                     headers={"Referer": f"http://localhost{billing}"})
     assert response.status_code == 303
     assert target(response) == confirm_location(billing)

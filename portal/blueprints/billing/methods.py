@@ -1,7 +1,7 @@
 """Payment Methods: add a card or a bank account, the pencil (Primary, Backup or neither),
 remove. Each a dialog; a page without JavaScript."""
 
-from flask import g, request
+from flask import g, request, session
 
 from portal.blueprints.billing import bp
 from portal.blueprints.billing.settings import changed
@@ -9,13 +9,14 @@ from portal.blueprints.security import recent_signin_required
 from portal.blueprints.views import CONFIRM, confirmed, own_billing, submit
 from portal.errors import ConfirmationNeeded
 from portal.extensions import db, payment_gateway
+from portal.headers import card_entry_page
+from portal.models import MethodVerification
 from portal.rendering import render
 from portal.services import payment_methods
 from portal.services.inputs import to_id
 
-NEW, EDIT, REMOVE = "billing/method_new.html", "billing/method_edit.html", \
-    "billing/method_remove.html"
-SECRET_FIELDS = ("number", "cvc", "account_number")  # never echoed back into the page
+NEW, EDIT, REMOVE, VERIFY = "billing/method_new.html", "billing/method_edit.html", \
+    "billing/method_remove.html", "billing/method_verify.html"
 
 
 def _to_settings(message: str):
@@ -27,6 +28,7 @@ def _to_settings(message: str):
 @bp.route("/payment-methods/new-card", methods=["GET", "POST"])
 @recent_signin_required
 @own_billing
+@card_entry_page
 def new_card():
     return _new_method("card")
 
@@ -34,33 +36,88 @@ def new_card():
 @bp.route("/payment-methods/new-ach", methods=["GET", "POST"])
 @recent_signin_required
 @own_billing
+@card_entry_page
 def new_ach():
     return _new_method("ach")
 
 
 def _new_method(kind: str):
+    """The processor's card entry (its frame) gives this page a payment-method id; only that
+    id reaches the portal, which saves it to the account's processor customer."""
     if request.method == "GET":
-        return render(NEW, "dialog", kind=kind, form={}, errors={})
-    form = request.form
+        return _new_dialog(kind)
 
     def add():
-        if kind == "card":
-            return payment_methods.add_card(
-                db.session, g.account, payment_gateway(), number=form.get("number", ""),
-                exp_month=form.get("exp_month", ""), exp_year=form.get("exp_year", ""),
-                cvc=form.get("cvc", ""), holder=form.get("holder", ""))
-        return payment_methods.add_bank_account(
-            db.session, g.account, payment_gateway(), routing=form.get("routing", ""),
-            account_number=form.get("account_number", ""), holder=form.get("holder", ""))
+        return payment_methods.add(db.session, g.account, payment_gateway(),
+                                   request.form.get("payment_method", ""), kind)
 
-    def added(method):
-        role = {"primary": " as the Primary method", "backup": " as the Backup"}.get(
-            method.role.value, ": use the pencil to make it Primary or Backup")
-        return _to_settings(f"{method.label} was added{role}.")
+    return submit(add, lambda errors: _new_dialog(kind, 422, errors), _added_or_action)
 
-    safe = {k: v for k, v in form.items() if k not in SECRET_FIELDS}
-    return submit(add, lambda errors: render(NEW, "dialog", status=422, kind=kind, form=safe,
-                                             errors=errors), added)
+
+def _new_dialog(kind: str, status: int = 200, errors=None, action=None):
+    return render(NEW, "dialog", status=status, kind=kind, errors=errors or {},
+                  browser=payment_gateway().browser(), action=action)
+
+
+def _added_or_action(result):
+    if isinstance(result, payment_methods.ActionNeeded):
+        # The bank asks to confirm it's the card holder: the page runs the processor's
+        # challenge, then posts to confirm_setup. The setup's id stays on the server.
+        session.setdefault("pending_setups", {})[str(g.account.id)] = [result.setup,
+                                                                       result.kind]
+        session.modified = True
+        return _new_dialog(result.kind, action=result)
+    method = result
+    if method.verification == MethodVerification.PENDING:
+        return _to_settings(f"{method.short_label} was added. In 1–2 business days two small "
+                            "deposits appear on its statement: enter them with Verify to "
+                            "use it.")
+    role = {"primary": " as the Primary method", "backup": " as the Backup"}.get(
+        method.role.value, ": use the pencil to make it Primary or Backup")
+    return _to_settings(f"{method.label} was added{role}.")
+
+
+@bp.post("/payment-methods/confirm")
+@recent_signin_required
+@own_billing
+@card_entry_page
+def confirm_setup():
+    """After the processor's challenge: its answer for the setup this account started."""
+    pending = session.get("pending_setups", {}).pop(str(g.account.id), None)
+    session.modified = True
+    if not pending:
+        return _new_dialog("card", 422, {"payment_method": "Nothing is waiting to be "
+                                                           "saved: enter the card again."})
+    setup, kind = pending
+    return submit(
+        lambda: payment_methods.confirm_setup(db.session, g.account, payment_gateway(),
+                                              setup, kind),
+        lambda errors: _new_dialog(kind, 422, errors), _added_or_action)
+
+
+@bp.route("/payment-methods/<id:method_id>/verify", methods=["GET", "POST"])
+@recent_signin_required
+@own_billing
+def verify_method(method_id: int):
+    """A bank account's two micro-deposits (the amounts on its statement)."""
+    method = payment_methods.get(db.session, g.account, method_id)
+
+    def dialog(status=200, errors=None):
+        return render(VERIFY, "dialog", status=status, method=method, errors=errors or {},
+                      form=request.form)
+
+    if request.method == "GET":
+        return dialog()
+    return submit(
+        lambda: payment_methods.verify(db.session, g.account, payment_gateway(), method_id,
+                                       request.form.get("first", ""),
+                                       request.form.get("second", "")),
+        lambda errors: dialog(422, errors),
+        lambda m: dialog(422, {"": payment_methods.VERIFY_FAILED})
+        if m.verification == MethodVerification.FAILED else
+        _to_settings(f"{m.short_label} is verified" + (
+            " and is the Primary method." if m.is_primary else
+            ": use the pencil to make it Primary or Backup.")))
 
 
 @bp.route("/payment-methods/<id:method_id>/edit", methods=["GET", "POST"])

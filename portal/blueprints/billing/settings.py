@@ -10,6 +10,7 @@ from portal.blueprints.billing import bp
 from portal.blueprints.views import agency_only, back, confirmed, own_billing, submit
 from portal.errors import ConfirmationNeeded
 from portal.extensions import db, payment_gateway
+from portal.headers import card_entry_page
 from portal.models import ChargeStatus
 from portal.rendering import is_partial, render, see_other
 from portal.services import billing, charges, payment_methods
@@ -51,6 +52,7 @@ def page_context(**overrides):
 
 
 @bp.get("/")
+@card_entry_page  # its dialogs and Make a Payment may hold the processor's frame
 def index():
     return render(SETTINGS, **page_context())
 

@@ -1,0 +1,51 @@
+"""The portal's side of the processor (issue 16): an account's processor customer, and a
+charge as the processor is asked for it. No Flask here."""
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.models import Account, Charge, ChargePurpose, ProcessorCustomer
+from portal.services.gateway import ChargeRequest
+
+# The payer is present for these (Make a Payment, an opening balance): the processor may ask
+# for authentication. Auto recharge and the plan fee run with nobody there.
+ON_SESSION = frozenset({ChargePurpose.PAYMENT, ChargePurpose.OPENING_BALANCE})
+
+
+def gateway_name(gateway) -> str:
+    return getattr(gateway, "name", "sandbox")
+
+
+def customer_for(session: Session, account: Account, gateway) -> str:
+    """The account's customer at this gateway, made on first use (keyed, so a retry or two
+    requests at once make one customer: the processor answers the same key the same way)."""
+    name = gateway_name(gateway)
+    found = session.scalar(select(ProcessorCustomer.customer_ref).where(
+        ProcessorCustomer.account_id == account.id, ProcessorCustomer.gateway == name))
+    if found:
+        return found
+    ref = gateway.create_customer(f"account-{account.id}", account.name,
+                                  f"customer:{account.id}:{name}")
+    try:
+        with session.begin_nested():
+            session.add(ProcessorCustomer(account_id=account.id, gateway=name,
+                                          customer_ref=ref))
+    except IntegrityError:  # made at the same moment by another request
+        return session.scalar(select(ProcessorCustomer.customer_ref).where(
+            ProcessorCustomer.account_id == account.id, ProcessorCustomer.gateway == name))
+    return ref
+
+
+def request_for(charge: Charge) -> ChargeRequest:
+    """The charge as the processor is asked for it: a pure function of the row (and its
+    method), so every retry sends the same parameters under the same key."""
+    method = charge.method
+    return ChargeRequest(
+        method=method.token, customer=method.customer_ref, kind=charge.purpose.value,
+        amount_cents=charge.amount_cents, idempotency_key=charge.idempotency_key,
+        description=charge.description, on_session=charge.purpose in ON_SESSION,
+        reference=charge.gateway_reference,
+        first_tried_at=charge.created_at,
+        metadata=(("account_id", str(charge.account_id)),
+                  ("charge_key", charge.idempotency_key)))
