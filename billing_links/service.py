@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing_links import tokens
+from billing_links import card_entry, tokens
 from billing_links.models import BillingRequest, LinkHit, RequestStatus
 from portal import rules, signed_links
 from portal.clock import now as clock_now
@@ -37,8 +37,8 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import cards, charges, ledger, lifecycle, payment_methods, people
-from portal.services.gateway import PaymentGateway
+from portal.services import charges, ledger, lifecycle, payment_methods, people
+from portal.services.gateway import PaymentGateway, SavedMethod
 from portal.services.inputs import clean_email, clean_text
 from portal.services.lifecycle import record
 from portal.services.money import dollars, parse_cents, plain
@@ -281,6 +281,9 @@ def open_link(session: Session, settings: LinkSettings, token: str,
 class Payment:
     charge: Charge
     switched: bool  # the sub-account now pays from its own balance
+    # The processor asks the payer to authenticate (3-D Secure): the client secret the
+    # page's processor script needs (handed to the browser, never stored or logged).
+    action: str = ""
 
 
 def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token: str,
@@ -301,10 +304,12 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
         if e.errors.get("amount", "").startswith("The payment must be at least"):
             errors["amount"] = (f"The payment must be at least {dollars(request.amount_cents)}"
                                 f", the starting balance {link.agency.name} asked for.")
+    # The link was read: end that read (its connection goes back to the pool) before the
+    # processor is asked about the card.
+    session.commit()
+    method = None
     try:
-        card = cards.check_card(form.get("number", ""), form.get("exp_month", ""),
-                                form.get("exp_year", ""), form.get("cvc", ""),
-                                form.get("holder", ""), now.date())
+        method = card_entry.entered_card(gateway, form)
     except ValidationFailed as e:
         errors.update(e.errors)
     if errors:
@@ -312,19 +317,38 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
     key = f"billing-link:{request.link_id}:{request.failed_attempts}"
     charge = charges.by_key(session, key)
     if charge is None:
-        token_ = gateway.tokenize_card(cards.digits(form.get("number", "")), card.exp_month,
-                                       card.exp_year, form.get("cvc", "").strip(), card.holder)
-        charge = _record(session, link, card, token_, cents, key, now)
+        begin_write(session)
+        customer = card_entry.customer_for(session, gateway, link.sub)
+        charge = _record(session, link, method, customer, card_entry.gateway_name(gateway),
+                         cents, key, now)
     session.commit()
     # Settled in the charge's own transaction: _paid (switch, or refund if the request can't
-    # be honoured any more) or _declined.
-    charge = charges.attempt(session, gateway, charge, now)
+    # be honoured any more) or _declined. A card that asks for authentication (3-D Secure)
+    # leaves it pending: the page shows the processor's challenge, then confirm() settles.
+    charge, action = card_entry.charge_on_session(session, gateway, charge, now)
     session.refresh(request)
-    return Payment(charge, request.status == RequestStatus.PAID)
+    return Payment(charge, request.status == RequestStatus.PAID, action)
 
 
-def _record(session: Session, link: OpenLink, card, token: str, cents: int, key: str,
-            now: datetime) -> Charge:
+def confirm(session: Session, gateway: PaymentGateway, settings: LinkSettings, token: str,
+            now: datetime | None = None) -> Payment | None:
+    """Back from the processor's challenge (3-D Secure): the pending charge of this link's
+    current attempt, settled from the processor's answer (completed → paid and switched;
+    failed → declined, the next attempt gets a new key). None when there is nothing waiting
+    (the form is shown again). The browser sends nothing but the link."""
+    now = now or clock_now()
+    link = open_link(session, settings, token, now)
+    request = link.request
+    charge = charges.by_key(session, f"billing-link:{request.link_id}:{request.failed_attempts}")
+    if charge is None or not charge.gateway_reference:
+        return None
+    charge, action = card_entry.confirm_on_session(session, gateway, charge, now)
+    session.refresh(request)
+    return Payment(charge, request.status == RequestStatus.PAID, action)
+
+
+def _record(session: Session, link: OpenLink, card: SavedMethod, customer: str,
+            gateway: str, cents: int, key: str, now: datetime) -> Charge:
     """The card (not yet Primary: nothing changes on the account until the payment
     succeeds) and the pending charge, together; a twin submit finds the charge by its key."""
     begin_write(session)
@@ -335,7 +359,8 @@ def _record(session: Session, link: OpenLink, card, token: str, cents: int, key:
         with session.begin_nested():
             method = PaymentMethod(account_id=link.sub.id, kind=MethodKind.CARD,
                                    brand=card.brand, last4=card.last4, holder=card.holder,
-                                   token=token, exp_month=card.exp_month,
+                                   token=card.reference, customer_ref=customer,
+                                   gateway=gateway, exp_month=card.exp_month,
                                    exp_year=card.exp_year, role=MethodRole.OTHER,
                                    created_at=now)
             session.add(method)

@@ -2,8 +2,11 @@
 
 GET  /billing-link/<token>   the customer's page: the agency, the sub-account, the amount
                              asked, a card form (opening it never uses the link up)
-POST /billing-link/<token>   pay: on success (or while the processor hasn't answered) a 303
-                             to the thank-you page; a decline or bad input shows the form again
+POST /billing-link/<token>   pay with the payment-method id the processor's card form gave
+                             (never card data): on success (or while the processor hasn't
+                             answered) a 303 to the thank-you page; a decline or bad input
+                             shows the form again; a 3-D Secure card gets the challenge
+POST /billing-link/<token>/confirm   back from the challenge: settled from the processor
 GET  /billing-link/paid/<receipt token>          the thank-you page: the receipt's link,
                              what happens next and the payer's invitation to manage billing
                              (safe to reload: it only reads)
@@ -24,7 +27,8 @@ from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.rendering import pdf_response, render, see_other
 
-bp = Blueprint("billing_links", __name__, template_folder="templates")
+bp = Blueprint("billing_links", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/billing-link-static")
 
 PAGE = "billing_links/pay.html"
 PAYER = "billing_link_paid"  # the session key: the charge this browser paid
@@ -75,6 +79,13 @@ def public_link_pages(blueprint: Blueprint, problem_template: str) -> None:
 public_link_pages(bp, "billing_links/problem.html")
 
 
+@bp.context_processor
+def processor_setup() -> dict:
+    """The processor's card-entry script for the pages that mount it (pay, task card/pay)."""
+    browser = getattr(payment_gateway(), "browser", None)
+    return {"processor": browser() if browser is not None else None}
+
+
 def _problem(error: tokens.LinkError, token: str | None = None):
     db.session.rollback()
     status, title, message = PROBLEMS[error.reason]
@@ -107,12 +118,37 @@ def pay(token: str):
         return _problem(e, token)
     except ValidationFailed as e:
         db.session.rollback()
-        safe = {k: v for k, v in request.form.items() if k not in ("number", "cvc")}
-        return render(PAGE, status=422, link=link, form=safe, errors=e.errors)
+        return render(PAGE, status=422, link=link, form=_echo(), errors=e.errors)
+    return _answer(token, settings, link, payment)
+
+
+@bp.post("/billing-link/<token>/confirm")
+def confirm(token: str):
+    """Back from the processor's challenge: settle the payment from the processor's answer
+    (the browser sends nothing but the link and its CSRF token)."""
+    settings = billing_links.settings(current_app)
+    try:
+        link = link_service.open_link(db.session, settings, token)
+        payment = link_service.confirm(db.session, payment_gateway(), settings, token)
+    except tokens.LinkError as e:
+        return _problem(e, token)
+    if payment is None:
+        return render(PAGE, link=link, form={}, errors={})
+    return _answer(token, settings, link, payment)
+
+
+def _echo() -> dict:
+    """What the form shows again: the amount only (the card is the processor's)."""
+    return {"amount": request.form.get("amount", "")[:32]}
+
+
+def _answer(token: str, settings, link, payment):
     charge = payment.charge
+    if payment.action:  # 3-D Secure: the page runs the processor's challenge, then confirms
+        return render(PAGE, link=link, form=_echo(), errors={}, action=payment.action,
+                      confirm_url=url_for("billing_links.confirm", token=token))
     if charge.status.value == "failed":
-        safe = {k: v for k, v in request.form.items() if k not in ("number", "cvc")}
-        return render(PAGE, status=402, link=link, form=safe, errors={
+        return render(PAGE, status=402, link=link, form=_echo(), errors={
             "": f"The payment didn't go through: {charge.failure_message} Nothing was "
                 "charged. Try again, or use another card."})
     # Paid, or waiting for the processor's answer: the thank-you page is a GET (reloading it,

@@ -270,6 +270,10 @@ class SandboxGateway:
                description: str = "") -> ChargeResult:
         if isinstance(token, ChargeRequest):  # the Processor's charge(request)
             return self._charge_request(token)
+        if token.startswith("pm_"):  # a processor id asked the old way (a retry): by its key
+            return self._charge_request(ChargeRequest(
+                method=token, customer="", kind="", amount_cents=amount_cents,
+                idempotency_key=idempotency_key, description=description))
         # "tok_<behaviour>_<random>"; anything else is not a sandbox token: declined
         behaviour = token[4:].rsplit("_", 1)[0] if token.startswith("tok_") else "card_declined"
         table = SandboxCharge.__table__

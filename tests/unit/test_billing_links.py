@@ -37,6 +37,7 @@ from portal.models import (
     SandboxCharge,
     SandboxRefund,
 )
+from portal.sandbox.testing import paying_card
 from portal.services import agency, charges, ledger, lifecycle, refunds
 from portal.services.gateway import ChargeResult, GatewayTimeout, SandboxGateway
 from tests import factories as f
@@ -91,10 +92,21 @@ def token(url: str) -> str:
 
 
 def pay(session, gw, url, amount="25.00", **fields):
-    result = service.pay(session, gw, SETTINGS, token(url), {**CARD, "amount": amount,
-                                                             **fields})
+    result = service.pay(session, gw, SETTINGS, token(url), {"amount": amount,
+                                                             **entered(fields)})
     session.expire_all()
     return result
+
+
+def entered(fields: dict) -> dict:
+    """The sandbox's card form turns CARD (overridden by `fields`) into a payment-method id:
+    what the page posts (issue 16); a given `payment_method` is posted as it is."""
+    card = {**CARD, **{k: fields.pop(k) for k in list(fields) if k in CARD}}
+    if "payment_method" not in fields:
+        fields["payment_method"] = paying_card(
+            card["number"], exp_month=int(card["exp_month"]), exp_year=int(card["exp_year"]),
+            cvc=card["cvc"], holder=card["holder"])
+    return fields
 
 
 def state(session, sub) -> tuple:
@@ -641,7 +653,7 @@ def test_a_late_decline_frees_the_link_for_another_card(session, w):
     class _DeclineOnRetry(SandboxGateway):
         calls = 0
 
-        def charge(self, token, amount_cents, idempotency_key, description):
+        def charge(self, request, *_old_signature):  # ChargeRequest (or today's jobs' call)
             self.calls += 1
             if self.calls == 1:
                 raise GatewayTimeout("no answer")

@@ -63,6 +63,7 @@ from portal.models import (
     SandboxRefund,
     User,
 )
+from portal.sandbox.testing import paying_card
 from portal.services import charges, ledger, lifecycle, refunds, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
@@ -270,8 +271,9 @@ class Money(RuleBasedStateMachine):
         self.tick()
         url = self.urls[self.rng.choice(sorted(self.urls))]
         number = self.rng.choice([GOOD, LATE])
-        form = {"holder": "Pat Doe", "number": number, "exp_month": "12",
-                "exp_year": "2030", "cvc": "123", "amount": "30"}
+        # typed into the sandbox's card form: the page posts its payment-method id
+        form = {"payment_method": paying_card(number, exp_month=12, exp_year=2030),
+                "amount": "30"}
         try:
             links.pay(self.session, self.gw, SETTINGS, url.rsplit("/", 1)[1], form)
         except (DomainError, links.tokens.LinkError):

@@ -24,6 +24,7 @@ from portal.models import (
     LedgerEntry,
     LedgerKind,
 )
+from portal.sandbox.testing import paying_card
 from portal.services import ledger, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
@@ -31,8 +32,9 @@ from tests import factories as f
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SETTINGS = links.LinkSettings(keys=["unit-key"], ttl=timedelta(days=7),
                               base_url="https://portal.example/")
-CARD = {"holder": "Pat Doe", "number": "4242424242424242", "exp_month": "12",
-        "exp_year": "2030", "cvc": "123"}
+def card_form() -> dict:
+    """What the billing link's page posts: the id the sandbox's card form gave (issue 16)."""
+    return {"payment_method": paying_card(), "amount": "25"}
 
 
 @pytest.fixture
@@ -121,8 +123,8 @@ def test_usage_after_the_customer_paid_the_link_is_not_paid_by_the_agency(w, ses
     stale = session.get(Account, w.bayside.id)
     assert stale.billing_mode == BillingMode.AGENCY
     token = url.rsplit("/", 1)[1]
-    elsewhere(w.app, lambda s: links.pay(s, SandboxGateway(), SETTINGS, token,
-                                         {**CARD, "amount": "25"}))
+    form = card_form()
+    elsewhere(w.app, lambda s: links.pay(s, SandboxGateway(), SETTINGS, token, form))
     posted = usage.post(session, stale, {"minutes": 20}, "k1")
     session.commit()
     assert (posted.entry.account_id, posted.entry.for_account_id) == (w.bayside.id, None)
@@ -245,8 +247,7 @@ def test_a_key_retried_after_the_customer_paid_the_link_is_a_duplicate(w, sessio
     _request, url = links.request_removal(session, SETTINGS, w.agency, w.bayside, w.avery,
                                           "pat@example.test", "25", "")
     session.commit()
-    links.pay(session, SandboxGateway(), SETTINGS, url.rsplit("/", 1)[1],
-              {**CARD, "amount": "25"})
+    links.pay(session, SandboxGateway(), SETTINGS, url.rsplit("/", 1)[1], card_form())
     again = usage.post(session, session.get(Account, w.bayside.id), {"minutes": 20}, "k1")
     session.commit()
     assert (again.duplicate, again.entry.id) == (True, first.entry.id)

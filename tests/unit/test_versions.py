@@ -32,6 +32,7 @@ from portal.models import (
     User,
     Version,
 )
+from portal.sandbox.testing import paying_card
 from portal.services import (
     agency,
     billing,
@@ -632,8 +633,8 @@ def test_billing_mode_agency_to_customer_through_the_billing_link_is_by_the_cust
     # The public page's request: the app's actor provider names the customer.
     with app.test_request_context(f"/billing-link/{token}", method="POST"):
         payment = link_service.pay(session, gw, LINK_SETTINGS, token, {
-            "holder": "Pat Doe", "number": VISA, "exp_month": "12", "exp_year": "2030",
-            "cvc": VISA_CVC, "amount": "25.00"})
+            "payment_method": paying_card(VISA, exp_month=12, exp_year=2030, cvc=VISA_CVC),
+            "amount": "25.00"})
     session.commit()
     assert payment.switched
     method_id = payment.charge.method_id

@@ -28,6 +28,7 @@ from portal.models import (
     Role,
     SandboxCharge,
 )
+from portal.sandbox.testing import paying_card
 from tests import factories as f
 from tests.conftest import csrf_token
 from tests.web.pages import body, shown
@@ -128,6 +129,20 @@ def emailed_links(session, kind="billing_link") -> list[str]:
 
 # --- the customer's browser ----------------------------------------------------------------------
 
+def entered(app, fields: dict) -> dict:
+    """What the page posts (issue 16): the card fields (CARD, overridden by `fields`) go to
+    the sandbox's card form, which gives a payment-method id; the portal gets that id and
+    the other fields. A given `payment_method` is posted as it is."""
+    card = {k: fields.pop(k) for k in list(fields) if k in CARD}
+    if "payment_method" not in fields:
+        card = {**CARD, **card}
+        with app.app_context():
+            fields["payment_method"] = paying_card(
+                card["number"], exp_month=int(card["exp_month"]),
+                exp_year=int(card["exp_year"]), cvc=card["cvc"], holder=card["holder"])
+    return fields
+
+
 class Customer:
     """The customer's browser: no sign-in, its own client address."""
 
@@ -148,7 +163,7 @@ class Customer:
         """Submit the form. A payment made (or processing) answers 303 to the thank-you page,
         which the browser then GETs: with `follow`, that page is returned (the 303 is kept in
         `self.redirect`); without it, the POST's own answer."""
-        data = {**CARD, "amount": amount, **fields}
+        data = {"amount": amount, **entered(self.client.application, fields)}
         if csrf:
             data["csrf_token"] = self.token()
         response = self.client.post(path_of(url), data=data)

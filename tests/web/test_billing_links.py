@@ -33,6 +33,8 @@ from portal.models import (
     RequestStatus,
     SandboxCharge,
 )
+from portal.sandbox import core
+from portal.sandbox.cards import EnteredMethod
 from portal.services import agency, charges, ledger, lifecycle
 from portal.services.gateway import SandboxGateway
 from tests.conftest import make_app
@@ -140,7 +142,9 @@ def test_paying_switches_the_sub_account_to_customer_billing(session, w, custome
     method = session.get(PaymentMethod, charge.method_id)
     assert (method.account_id, method.brand, method.last4, method.role, method.removed_at) == (
         w.bayside.id, "Visa", "4242", MethodRole.PRIMARY, None)
-    assert method.token.startswith("tok_approved_")
+    # the processor's id for the card the sandbox's form gave, saved to the sub-account's
+    # customer there (issue 16: no card data crossed to the portal)
+    assert method.token.startswith("pm_sbx_") and method.customer_ref.startswith("cus_sbx_")
     [sandbox] = session.scalars(select(SandboxCharge)).all()
     assert (sandbox.token, sandbox.amount_cents, sandbox.succeeded) == (method.token, 2500, True)
     assert (charge.account_id, charge.purpose, charge.status, charge.amount_cents) == (
@@ -237,8 +241,8 @@ def test_a_decline_shows_the_reason_changes_nothing_and_the_same_link_works_agai
     html = body(response)
     assert form_error("The payment didn't go through: The card was declined. Nothing was "
                       "charged. Try again, or use another card.") in html
-    assert 'value="Pat Doe"' in html  # the form is kept, but never the card number or CVC
-    assert DECLINED not in html
+    assert 'value="25.00"' in html  # the amount is kept; the card is the processor's form's
+    assert DECLINED not in html and "payment_method\" value=\"pm_" not in html
     assert sub_state(session, w.bayside) == agency_billed()
     assert request_of(session, url).status == RequestStatus.PENDING
     assert count(session, OutboxMessage, OutboxMessage.kind == "billing_switched") == 0
@@ -282,14 +286,29 @@ def test_amounts_below_the_request_or_not_dollars_are_refused(session, w, custom
     assert customer.pay(url, amount="30").status_code == 200
 
 
-def test_card_errors_are_shown_beside_their_fields(session, w, customer):
+@pytest.mark.parametrize("payment_method,message", [
+    ("", "Enter your card in the card form (it needs JavaScript), then pay."),
+    ("4242424242424242", "Enter your card in the card form (it needs JavaScript), then pay."),
+    ("pm_sbx_unknown", "We couldn't read that card from the payment processor. Enter it again."),
+    ("diners", "Diners Club cards are not accepted. We accept Visa, Mastercard, American "
+               "Express and Discover."),
+])
+def test_card_errors_are_shown_beside_the_card_entry(app, session, w, customer, payment_method,
+                                                     message):
+    """Only a payment-method id of the processor's is taken: none (no JavaScript), a card
+    number, an id the processor doesn't know, or a brand the portal doesn't take is refused
+    beside the card entry, and nothing is charged or kept."""
+    if payment_method == "diners":  # the sandbox's form refuses Diners; a processor might not
+        with app.app_context():
+            payment_method = core.create_payment_method(EnteredMethod(
+                "card", "approved", "Diners Club", "0004", 12, 2030, "Pat Doe"))["id"]
     url = issue(session, w)
-    response = customer.pay(url, number="4242424242424241", exp_month="13", cvc="")
+    response = customer.pay(url, payment_method=payment_method)
     assert response.status_code == 422
     html = body(response)
-    assert 'id="number-error"' in html and 'id="exp_month-error"' in html
-    assert 'id="cvc-error"' in html
+    assert field_error("payment_method", message) in html
     assert money_moved(session) == nothing_charged(session)
+    assert count(session, PaymentMethod) == 0
 
 
 def test_the_public_form_needs_its_csrf_token(session, w, customer):

@@ -30,6 +30,7 @@ from portal.models import (
     Role,
     User,
 )
+from portal.sandbox.testing import paying_card
 from portal.services import charges, lifecycle
 from portal.services.gateway import SandboxGateway
 from tests.conftest import csrf_token
@@ -202,9 +203,11 @@ def test_accepting_makes_a_billing_user_of_that_sub_account_only(app, session, w
 
     # the card: add one, make it Primary (the paid card becomes Backup... or stays as set)
     token = csrf_token(client, f"/accounts/{w.bayside.id}/billing/")
+    with app.app_context():  # typed into the sandbox's card form: the page posts its id
+        pm = paying_card("5555555555554444", exp_month=11, exp_year=2031, cvc="321",
+                         holder="Pat Lee")
     added = client.post(f"/accounts/{w.bayside.id}/billing/payment-methods/new-card", data={
-        "csrf_token": token, "holder": "Pat Lee", "number": "5555555555554444",
-        "exp_month": "11", "exp_year": "2031", "cvc": "321"})
+        "csrf_token": token, "payment_method": pm})
     assert added.status_code in (302, 303), body(added)[:500]
     session.expire_all()
     card = session.scalars(select(PaymentMethod).where(
