@@ -37,7 +37,9 @@ from portal.models import (
     SandboxCharge,
     SandboxRefund,
 )
-from portal.sandbox.testing import paying_card
+from portal.sandbox import core
+from portal.sandbox.cards import EnteredMethod
+from portal.sandbox.testing import AUTHENTICATE_ONCE, paying_card
 from portal.services import agency, charges, ledger, lifecycle, refunds
 from portal.services.gateway import ChargeResult, GatewayTimeout, SandboxGateway
 from tests import factories as f
@@ -752,3 +754,73 @@ def test_the_rate_limit_counts_each_address_in_its_window(session, gw):
     assert service.throttled(session, "192.0.2.1", 2, window, now=later) is False
     session.commit()
     assert count(session, LinkHit) == 6
+
+
+# --- 3-D Secure on the link's page (issue 16) ----------------------------------------------------
+
+def test_a_card_that_asks_for_authentication_pays_once_the_challenge_is_completed(session, w):
+    gw = SandboxGateway()
+    request, url = send(session, w)
+    waiting = pay(session, gw, url, number=AUTHENTICATE_ONCE)
+    assert waiting.action.startswith(waiting.charge.gateway_reference + "_secret_")
+    assert (waiting.charge.status, waiting.switched) == (ChargeStatus.PENDING, False)
+    # waiting: the card is on record beside the pending charge, nothing else moved
+    assert state(session, w.bayside) == (BillingMode.AGENCY, 0,
+                                         [("3155", MethodRole.OTHER)], [])
+    # nothing waits to be confirmed for another attempt: confirming before the challenge
+    # settles nothing
+    early = service.confirm(session, gw, SETTINGS, token(url))
+    assert (early.charge.status, early.action != "") == (ChargeStatus.PENDING, True)
+
+    core.authenticate(waiting.charge.gateway_reference, waiting.action, True)
+    done = service.confirm(session, gw, SETTINGS, token(url))
+    assert (done.charge.id, done.charge.status, done.switched) == (
+        waiting.charge.id, ChargeStatus.SUCCEEDED, True)
+    assert state(session, w.bayside) == (BillingMode.CUSTOMER, 2500,
+                                         [("3155", MethodRole.PRIMARY)],
+                                         [(LedgerKind.PAYMENT, 2500)])
+    assert count(session, SandboxCharge) == 1
+    assert ledger.check(session) == []
+
+
+def test_a_failed_challenge_is_a_decline_and_the_link_works_again(session, w):
+    gw = SandboxGateway()
+    request, url = send(session, w)
+    waiting = pay(session, gw, url, number=AUTHENTICATE_ONCE)
+    core.authenticate(waiting.charge.gateway_reference, waiting.action, False)
+    failed = service.confirm(session, gw, SETTINGS, token(url))
+    assert (failed.charge.status, failed.switched, failed.charge.failure_code) == (
+        ChargeStatus.FAILED, False, "authentication_failed")
+    session.refresh(request)
+    assert (request.status, request.failed_attempts) == (RequestStatus.PENDING, 1)
+    assert state(session, w.bayside) == AGENCY_BILLED
+    assert service.confirm(session, gw, SETTINGS, token(url)) is None  # nothing waits now
+    assert pay(session, gw, url).switched is True
+
+
+def test_the_challenge_completed_after_the_page_was_left_is_settled_by_confirm_once(
+        session, w):
+    """The payer completes the challenge, but the page's confirm comes twice (a reload): the
+    second finds the link used, and one charge, one entry."""
+    gw = SandboxGateway()
+    _request, url = send(session, w)
+    waiting = pay(session, gw, url, number=AUTHENTICATE_ONCE)
+    core.authenticate(waiting.charge.gateway_reference, waiting.action, True)
+    assert service.confirm(session, gw, SETTINGS, token(url)).switched is True
+    with pytest.raises(service.LinkUsed):
+        service.confirm(session, gw, SETTINGS, token(url))
+    assert count(session, Charge) == count(session, SandboxCharge) == 1
+    assert ledger.check(session) == []
+
+
+def test_a_card_brand_the_portal_does_not_take_is_refused_before_anything_is_kept(session, w):
+    diners = core.create_payment_method(EnteredMethod(
+        "card", "approved", "Diners Club", "0004", 12, 2030, "Pat Doe"))["id"]
+    _request, url = send(session, w)
+    with pytest.raises(ValidationFailed) as e:
+        pay(session, SandboxGateway(), url, payment_method=diners)
+    assert e.value.errors == {"payment_method": "Diners Club cards are not accepted. We accept "
+                                                "Visa, Mastercard, American Express and "
+                                                "Discover."}
+    session.rollback()
+    assert count(session, Charge) == count(session, PaymentMethod) == 0
