@@ -50,6 +50,7 @@
     if (form.cardEntry) return;
     var state = {ready: null, elements: null, client: null, busy: false};
     form.cardEntry = state;
+    form.querySelectorAll("[data-card-entry-needs-js]").forEach(function (p) { p.hidden = true; });
     state.ready = processor(form).then(function (client) {
       state.client = client;
       state.elements = client.elements({mode: "setup", kind: form.dataset.kind || "card"});
