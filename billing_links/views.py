@@ -26,6 +26,7 @@ from billing_links import tokens
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.rendering import pdf_response, render, see_other
+from portal.services.money import plain
 
 bp = Blueprint("billing_links", __name__, template_folder="templates", static_folder="static",
                static_url_path="/billing-link-static")
@@ -144,11 +145,12 @@ def _echo() -> dict:
 
 def _answer(token: str, settings, link, payment):
     charge = payment.charge
+    form = _echo() if "amount" in request.form else {"amount": plain(charge.amount_cents)}
     if payment.action:  # 3-D Secure: the page runs the processor's challenge, then confirms
-        return render(PAGE, link=link, form=_echo(), errors={}, action=payment.action,
+        return render(PAGE, link=link, form=form, errors={}, action=payment.action,
                       confirm_url=url_for("billing_links.confirm", token=token))
     if charge.status.value == "failed":
-        return render(PAGE, status=402, link=link, form=_echo(), errors={
+        return render(PAGE, status=402, link=link, form=form, errors={
             "": f"The payment didn't go through: {charge.failure_message} Nothing was "
                 "charged. Try again, or use another card."})
     # Paid, or waiting for the processor's answer: the thank-you page is a GET (reloading it,

@@ -113,13 +113,19 @@ def open_pencil(page: Page, name: str = SUB):
     return dialog
 
 
+def card_frame(page: Page):
+    """The processor's card entry (the sandbox's frame, issue 16): the page itself has no
+    card field."""
+    return page.frame_locator("iframe[title='Secure card entry']")
+
+
 def fill_card(page: Page, number: str, holder: str = "Pat Lee", month: str = "12",
               year: str = EXP_YEAR, cvc: str = "123") -> None:
-    page.get_by_label("Name on card").fill(holder)
-    page.get_by_label("Card number").fill(number)
-    page.get_by_label("Expiry month").fill(month)
-    page.get_by_label("Expiry year").fill(year)
-    page.get_by_label("Security code (CVC)").fill(cvc)
+    frame = card_frame(page)
+    frame.get_by_label("Name on card").fill(holder)
+    frame.get_by_label("Card number").fill(number)
+    frame.get_by_label("Expiry (MM/YY)").fill(f"{month}/{year[-2:]}")
+    frame.get_by_label("Security code (CVC)").fill(cvc)
 
 
 def pay_button(page: Page):
@@ -250,9 +256,10 @@ def test_remove_from_agency_billing_by_email_link_then_add_back(
     expect(customer.locator("#amount-error")).to_have_text(message)
     expect(amount_field).to_have_accessible_description(message)
     expect(amount_field).to_have_value("30")
-    expect(customer.get_by_label("Name on card")).to_have_value("Pat Lee")
-    expect(customer.get_by_label("Card number")).to_have_value("")
-    expect(customer.get_by_label("Security code (CVC)")).to_have_value("")
+    # the card is entered again in the processor's frame: nothing of it came back
+    expect(customer.get_by_label("Card number")).to_have_count(0)
+    expect(card_frame(customer).get_by_label("Card number")).to_have_value("")
+    expect(card_frame(customer).get_by_label("Security code (CVC)")).to_have_value("")
     screenshots(customer, "billing-link-customer-amount-error", problems)
 
     # Pays $50.00 (more than asked is fine): thank you.
@@ -346,8 +353,7 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
     alert = customer.get_by_role("alert")
     expect(alert).to_have_text("The payment didn't go through: The card was declined. Nothing "
                                "was charged. Try again, or use another card.")
-    expect(customer.get_by_label("Card number")).to_have_value("")
-    expect(customer.get_by_label("Name on card")).to_have_value("Pat Lee")
+    expect(card_frame(customer).get_by_label("Card number")).to_have_value("")
     expect(customer.get_by_label("Payment amount ($)")).to_have_value("25.00")
     screenshots(customer, "billing-link-customer-declined", problems)
 
@@ -370,3 +376,41 @@ def test_a_declined_card_shows_the_reason_and_the_link_still_works(
     expect(page.get_by_test_id(f"billing-{agency.sub_id}")).to_have_text(
         "Balance from: customer")
     assert not problems, "UI problems along the way:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["complete", "fail"])
+def test_a_card_that_asks_for_authentication_shows_the_challenge_on_the_link_page(
+        customer_page: Page, agency, session, app, complete):
+    """Issue 16: 4000 0025 0000 3155 asks the payer to authenticate (3-D Secure). The page
+    opens the processor's challenge; completing it pays and switches billing, failing it is
+    a decline and the same link works again."""
+    problems: list[str] = []
+    settings = billing_links.settings(app)
+    request, url = link_service.request_removal(
+        session, settings, agency.account, agency.sub, agency.owner, CUSTOMER_EMAIL, "25", "")
+    session.commit()
+    path = link_path(url, app.config["EXTERNAL_BASE_URL"])
+    customer = customer_page
+    goto(customer, path, heading=PAY_PAGE)
+    fill_card(customer, "4000002500003155")
+    click_and_wait(customer, pay_button(customer), url=path, heading=PAY_PAGE)
+    dialog = customer.get_by_role("dialog", name="Confirm it's you")
+    expect(dialog).to_be_visible()
+    check = customer.frame_locator("iframe[title=\"Your bank's check\"]")
+    expect(check.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    if complete:
+        screenshots(customer, "i16-billing-link-3ds-challenge", problems, full_page=False)
+        with navigation(customer, PAID_PAGE, DONE):
+            check.get_by_role("button", name="Complete authentication").click()
+        done = customer.get_by_test_id("link-done")
+        expect(done).to_contain_text("$25.00 was charged to Visa ending 3155")
+        screenshots(customer, "i16-billing-link-3ds-done", problems)
+    else:
+        with navigation(customer, f"{path}/confirm", PAY_PAGE):
+            check.get_by_role("button", name="Fail authentication").click()
+        expect(customer.get_by_role("alert").first).to_contain_text(
+            "The payment didn't go through")
+        screenshots(customer, "i16-billing-link-3ds-failed", problems)
+        fill_card(customer, VISA)  # the same link, another card (the form posts to the link)
+        click_and_wait(customer, pay_button(customer), url=PAID_PAGE, heading=DONE)
+    assert problems == []
