@@ -16,7 +16,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,8 +38,8 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import billing, ledger, payment_methods
-from portal.services.gateway import GatewayTimeout, PaymentGateway
+from portal.services import billing, ledger, payment_methods, processor
+from portal.services.gateway import ChargeResult, GatewayTimeout, PaymentGateway
 from portal.services.money import dollars, parse_cents
 from portal.services.paging import Page
 from portal.transactions import begin_write, retry_when_locked
@@ -90,28 +90,105 @@ def start(session: Session, account: Account, method: PaymentMethod, purpose: Ch
 
 def attempt(session: Session, gateway: PaymentGateway, charge: Charge,
             now: datetime | None = None) -> Charge:
-    """Ask the processor to charge a pending charge, settle it, commit. Leaves it pending
-    when the processor doesn't answer."""
+    """Ask the processor to charge a pending charge, resolve its answer, commit. Leaves it
+    pending when the processor doesn't answer, or while the payer authenticates (then the
+    answer's client secret is on `charge.action`, for the page: never stored)."""
     if charge.status != ChargeStatus.PENDING:
         return charge
     now = now or clock_now()
-    method = session.get(PaymentMethod, charge.method_id)
     # What the processor gets, read before the commit: nothing touches the database between
-    # the commit and the processor's answer.
-    request = (method.token, charge.amount_cents, charge.idempotency_key, charge.description)
-    result = ask(session, Charge, charge.id, now, lambda: gateway.charge(*request))
+    # the commit and the processor's answer. A pure function of the row: a retry sends the
+    # same parameters under the same key, and a known intent is looked up, not re-created.
+    request = processor.request_for(charge)
+    result = ask(session, Charge, charge.id, now, lambda: gateway.charge(request))
     if result is None:
+        return charge
+    return resolve(session, gateway, charge, result, now)
+
+
+def resolve(session: Session, gateway: PaymentGateway | None, charge: Charge, result,
+            now: datetime | None = None) -> Charge:
+    """The one settle path (issue 16): the processor's answer for a pending charge, from
+    `attempt`, the jobs' retry, a webhook or the payer's challenge (`confirm`). Succeeded
+    or failed → settle (credit once); requires_action → the intent is recorded and the
+    charge waits for the payer (expire_actions cancels it after ACTION_TIMEOUT);
+    processing → recorded, still pending. Commits."""
+    now = now or clock_now()
+    outcome = result.outcome
+    charge.action = None
+    if outcome in ("requires_action", "processing"):
+        def record() -> None:
+            begin_write(session)
+            values = {"gateway_reference": result.reference[:64],
+                      "processor_status": outcome}
+            if outcome == "requires_action":
+                values["action_required_at"] = func.coalesce(Charge.action_required_at, now)
+            session.execute(update(Charge).where(
+                Charge.id == charge.id, Charge.status == ChargeStatus.PENDING).values(**values))
+            session.commit()
+
+        retry_when_locked(session, record, f"charge {charge.id}: {outcome}")
+        session.refresh(charge)
+        if outcome == "requires_action" and charge.is_pending:
+            charge.action = result
         return charge
 
     def settle_and_commit() -> None:
-        settle(session, charge, result.succeeded, result.reference, result.code,
+        settle(session, charge, outcome == "succeeded", result.reference, result.code,
                result.message, now=now)
         session.commit()
 
     # The money has moved (or not): its answer is settled now, not lost to a busy moment.
     retry_when_locked(session, settle_and_commit, f"charge {charge.id}: settle")
-    _refund_if_started(session, gateway, charge, now)
+    if gateway is not None:
+        _refund_if_started(session, gateway, charge, now)
     return charge
+
+
+def confirm(session: Session, gateway: PaymentGateway, account: Account,
+            charge_id: int) -> Charge:
+    """After the payer's challenge (Make a Payment): the intent's answer, read from the
+    processor (never from the browser), resolved. Still waiting → left pending (the jobs
+    cancel it after ACTION_TIMEOUT)."""
+    charge = get(session, account, charge_id)
+    if not charge.is_pending or not charge.gateway_reference:
+        return charge
+    try:
+        result = gateway.payment_status(charge.gateway_reference)
+    except GatewayTimeout:
+        return charge
+    charge = resolve(session, gateway, charge, result)
+    charge.action = None  # the payer left the challenge: not shown again
+    return charge
+
+
+ACTION_TIMEOUT = getattr(rules, "ACTION_TIMEOUT", timedelta(hours=1))
+
+
+def expire_actions(session: Session, gateway: PaymentGateway,
+                   now: datetime | None = None) -> list[Charge]:
+    """Challenges abandoned for ACTION_TIMEOUT: canceled at the processor, the charge
+    failed ("succeeded" if the payer completed it first: then it is credited). Commits."""
+    now = now or clock_now()
+    waiting = session.scalars(select(Charge).where(
+        Charge.status == ChargeStatus.PENDING, Charge.action_required_at.is_not(None),
+        Charge.action_required_at <= now - ACTION_TIMEOUT).order_by(Charge.id).limit(100)).all()
+    done = []
+    for charge in waiting:
+        try:
+            result = gateway.cancel_payment(charge.gateway_reference)
+        except GatewayTimeout:
+            continue
+        if result.outcome == "requires_action":  # not canceled: try again next run
+            continue
+        if result.outcome != "succeeded":
+            result = ChargeResult(False, result.reference, "authentication_abandoned",
+                                  ABANDONED, status="failed")
+        done.append(resolve(session, gateway, charge, result, now))
+    return done
+
+
+ABANDONED = "The payment was not confirmed with the card's bank in time: nothing was charged."
 
 
 def ask(session: Session, model, row_id: int, now: datetime, call: Callable):

@@ -86,7 +86,7 @@ def test_a_payment_credits_the_ledger_once_and_emails_a_receipt_to_each_recipien
     assert (charge.purpose, charge.amount_cents, charge.attempts, charge.actor_id) == (
         ChargePurpose.PAYMENT, 123456, 1, admin.id)
     assert (charge.failure_code, charge.failure_message) == ("", "")
-    assert charge.gateway_reference.startswith("ch_")
+    assert charge.gateway_reference.startswith("pi_")  # a payment intent (issue 16)
     assert (charge.settled_at, charge.last_attempt_at) == (NOW, NOW)
     assert charge.description == "Payment to Harbor Dental"
     entry = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id))
@@ -229,7 +229,7 @@ class SilentGateway(SandboxGateway):
     def __init__(self):
         self.calls = 0
 
-    def charge(self, token, amount_cents, idempotency_key, description):
+    def charge(self, request):  # the Processor's charge(ChargeRequest) (issue 16)
         self.calls += 1
         raise GatewayTimeout("no answer")
 
@@ -297,7 +297,7 @@ class AnsweringGateway(SandboxGateway):
     def __init__(self, result):
         self.result = result
 
-    def charge(self, token, amount_cents, idempotency_key, description):
+    def charge(self, request):  # the Processor's charge(ChargeRequest) (issue 16)
         return self.result
 
 

@@ -32,6 +32,7 @@ BANK_ACCOUNT = "000123456789"
 
 DECLINES_WHEN_CHARGED = "4000000000000341"  # saves fine, every charge is declined
 AUTHENTICATE_ONCE = "4000002500003155"  # its bank asks the holder to confirm, once
+AUTHENTICATE_ALWAYS = "4000002760003184"  # its bank asks on every payment made on session
 
 
 def card_form(number=VISA, *, holder="Pat Doe", exp_month=12, exp_year=2030, **card) -> dict:
@@ -98,6 +99,21 @@ def build(session):
 def card(session, account, number=VISA, cvc="123", holder="Pat Doe") -> PaymentMethod:
     method = payment_methods.add_card(session, account, SandboxGateway(), number=number,
                                       exp_month="12", exp_year="2030", cvc=cvc, holder=holder)
+    session.commit()
+    return method
+
+
+def processor_card(session, account, number=VISA, holder="Pat Doe") -> PaymentMethod:
+    """A card saved as New Credit Card saves it (issue 16): typed into the sandbox's form,
+    saved to the account's processor customer, its bank's challenge completed if it asks."""
+    from portal.sandbox import core
+
+    gateway = SandboxGateway()
+    method = payment_methods.add(session, account, gateway, paying_card(number, holder=holder),
+                                 "card")
+    if isinstance(method, payment_methods.ActionNeeded):
+        assert core.authenticate(method.setup, method.client_secret, True) is not None
+        method = payment_methods.confirm_setup(session, account, gateway, method.setup, "card")
     session.commit()
     return method
 

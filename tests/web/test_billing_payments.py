@@ -13,6 +13,7 @@ from portal.models import AccountStatus, Charge, LedgerEntry, OutboxMessage
 from portal.services import usage
 from tests.conftest import HX
 from tests.web.billing_world import (
+    AUTHENTICATE_ALWAYS,
     DECLINED,
     INSUFFICIENT,
     MASTERCARD,
@@ -26,6 +27,7 @@ from tests.web.billing_world import (
     form_key,
     paid,
     post,
+    processor_card,
     section,
     snapshot,
     tag,
@@ -490,3 +492,98 @@ def test_a_declined_payment_leaves_the_pause(client, session, bw):
     assert pay(client, bw.solo, declined, "100").status_code == 402
     session.refresh(bw.solo)
     assert (bw.solo.status, bw.solo.balance_cents) == (AccountStatus.BILLING_PAUSED, -1500)
+
+
+# --- issue 16: a payment whose card's bank asks the payer to confirm (3-D Secure) ------------
+
+def challenge_of(html: str) -> tuple[str, str]:
+    """(client secret, confirm URL) of the Make a Payment challenge the page hands the
+    processor's script."""
+    secret = re.search(r'data-next-action data-client-secret="([^"]+)"', html).group(1)
+    confirm = re.search(r'<form method="post" action="([^"]+/confirm)"', html).group(1)
+    return secret, confirm
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["completed", "failed"])
+def test_a_payment_the_cards_bank_asks_about_is_settled_after_the_challenge(
+        client, session, bw, complete):
+    from portal.sandbox import core
+
+    card_3184 = processor_card(session, bw.solo, AUTHENTICATE_ALWAYS)
+    sign_in_as(client, bw.ann)
+    response = pay(client, bw.solo, card_3184, "40", headers=HX)
+    assert response.status_code == 200
+    html = assert_fragment(response, '<section class="card" id="make-payment"')
+    secret, confirm = challenge_of(html)
+    [charge] = all_charges(session, bw.solo)
+    assert charge.is_pending and charge.processor_status == "requires_action"
+    assert charge.action_required_at is not None
+    assert secret.startswith(charge.gateway_reference + "_secret_")
+    assert ledger_of(session, bw.solo) == []
+    assert core.authenticate(charge.gateway_reference, secret, complete) is not None
+    response = post(client, confirm, {}, headers=HX)
+    [charge] = all_charges(session, bw.solo)
+    if complete:
+        assert response.status_code == 200
+        assert charge.is_succeeded
+        assert ledger_of(session, bw.solo) == [("payment", 4000, 4000)]
+        assert "Thank you: $40.00 was charged to Visa ending 3184" in body(response)
+    else:
+        assert response.status_code == 402
+        assert charge.is_failed and charge.failure_code == "authentication_failed"
+        assert ledger_of(session, bw.solo) == []
+    # confirming again changes nothing (settled once)
+    post(client, confirm, {}, headers=HX)
+    assert len(ledger_of(session, bw.solo)) == (1 if complete else 0)
+
+
+def test_an_abandoned_challenge_is_canceled_by_the_jobs_and_credits_nothing(
+        client, session, bw):
+    from datetime import timedelta
+
+    from portal.services import charges
+    from portal.services.gateway import SandboxGateway
+
+    card_3184 = processor_card(session, bw.solo, AUTHENTICATE_ALWAYS)
+    sign_in_as(client, bw.ann)
+    response = pay(client, bw.solo, card_3184, "40", headers=HX)
+    _secret, confirm = challenge_of(body(response))
+    # the payer closed the challenge: still waiting, said so, nothing charged
+    response = post(client, confirm, {}, headers=HX)
+    assert response.status_code == 402
+    assert shown("was not confirmed with the card's bank") in body(response)
+    [charge] = all_charges(session, bw.solo)
+    assert charge.is_pending
+    # within the hour nothing happens; after it, the jobs cancel it at the processor
+    assert charges.expire_actions(session, SandboxGateway(), NOW + timedelta(minutes=59)) == []
+    done = charges.expire_actions(session, SandboxGateway(), NOW + timedelta(hours=1))
+    assert [c.id for c in done] == [charge.id]
+    [charge] = all_charges(session, bw.solo)
+    assert charge.is_failed and charge.failure_code == "authentication_abandoned"
+    assert ledger_of(session, bw.solo) == []
+
+
+def test_a_retry_never_creates_a_known_intent_again(client, session, bw):
+    """The jobs' retry of a charge whose intent is known looks it up (payment_status), it
+    never sends the charge again."""
+    from portal.services import charges
+    from portal.services.gateway import SandboxGateway
+
+    card_3184 = processor_card(session, bw.solo, AUTHENTICATE_ALWAYS)
+    sign_in_as(client, bw.ann)
+    pay(client, bw.solo, card_3184, "40", headers=HX)
+    [charge] = all_charges(session, bw.solo)
+
+    class Watching(SandboxGateway):
+        requests = []
+
+        def charge(self, request, *rest):
+            self.requests.append(request)
+            return super().charge(request, *rest)
+
+    gateway = Watching()
+    charges.attempt(session, gateway, charge)
+    assert [r.reference for r in gateway.requests] == [charge.gateway_reference]
+    assert [r.idempotency_key for r in gateway.requests] == [charge.idempotency_key]
+    assert gateway.requests[0].on_session is True
+    assert len(all_charges(session, bw.solo)) == 1

@@ -8,6 +8,7 @@ from portal.blueprints.billing.settings import SETTINGS, changed, invalid, page_
 from portal.blueprints.views import own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
+from portal.headers import card_entry_page
 from portal.models import ChargeStatus
 from portal.rendering import pdf_response, render
 from portal.services import billing, charges
@@ -17,6 +18,7 @@ from portal.services.paging import parse_page
 
 @bp.post("/payments")
 @own_billing
+@card_entry_page
 def pay():
     form = request.form
     return submit(
@@ -28,7 +30,29 @@ def pay():
 
 def _charge(charge):
     """The payment is stored (committed): now ask the processor."""
-    charge = charges.attempt(db.session, payment_gateway(), charge)
+    return _outcome(charges.attempt(db.session, payment_gateway(), charge))
+
+
+@bp.post("/payments/<id:charge_id>/confirm")
+@own_billing
+@card_entry_page
+def confirm_payment(charge_id: int):
+    """After the card's bank challenge: the payment's answer, from the processor."""
+    return _outcome(charges.confirm(db.session, payment_gateway(), g.account, charge_id))
+
+
+def _outcome(charge):
+    if charge.is_pending and getattr(charge, "action", None) is not None:
+        # The card's bank asks the payer to confirm (3-D Secure, on session): its challenge.
+        return render(SETTINGS, "payment_section", **page_context(
+            payment_action=charge, browser=payment_gateway().browser()))
+    if charge.is_pending and charge.processor_status == "requires_action":
+        return render(SETTINGS, "payment_section", status=402,
+                      trigger={"payments-changed": charge.id}, **page_context(
+                          form=request.form, failed="payment_section",
+                          errors={"": "The payment was not confirmed with the card's bank, so "
+                                      "nothing was charged. Try again or use another "
+                                      "method."}))
     if charge.status == ChargeStatus.FAILED:
         return render(SETTINGS, "payment_section", status=402,
                       trigger={"payments-changed": charge.id}, **page_context(
