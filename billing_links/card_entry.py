@@ -60,27 +60,28 @@ def gateway_name(gateway) -> str:
     return getattr(gateway, "name", "sandbox")
 
 
-def request_for(charge: Charge, method: PaymentMethod) -> ChargeRequest:
+def request_for(charge: Charge, method: PaymentMethod, save_method: bool = True) -> ChargeRequest:
     """The on-session charge, saving the card to the method's customer for later
     off-session recharges: a pure function of the rows, the same on every retry (the
     processor compares the parameters under one key)."""
     return ChargeRequest(method=method.token, customer=method.customer_ref,
                          kind=charge.purpose.value, amount_cents=charge.amount_cents,
                          idempotency_key=charge.idempotency_key,
-                         description=charge.description, on_session=True, save_method=True,
+                         description=charge.description, on_session=True,
+                         save_method=save_method,
                          reference=charge.gateway_reference, first_tried_at=charge.created_at,
                          metadata=(("account_id", str(charge.account_id)),
                                    ("charge_key", charge.idempotency_key)))
 
 
-def charge_on_session(session: Session, gateway, charge: Charge,
-                      now: datetime) -> tuple[Charge, str]:
+def charge_on_session(session: Session, gateway, charge: Charge, now: datetime,
+                      save_method: bool = True) -> tuple[Charge, str]:
     """Ask the processor for a pending link charge (counted first, like charges.attempt) and
     settle its answer. Returns (charge, client secret): the secret only when the processor
     asks the payer to authenticate (the charge stays pending with its intent's id)."""
     if charge.status != ChargeStatus.PENDING:
         return charge, ""
-    request = request_for(charge, session.get(PaymentMethod, charge.method_id))
+    request = request_for(charge, session.get(PaymentMethod, charge.method_id), save_method)
     result = charges.ask(session, Charge, charge.id, now, lambda: gateway.charge(request))
     return settle_answer(session, gateway, charge, result, now)
 

@@ -3,15 +3,18 @@ limit and its no-referrer, no-store headers apply):
 
 GET  /task-link/<token>                 the task's page: whose account, the agency, and a card
                                         form (update the card, or pay the amount asked)
-POST /task-link/<token>                 do the task: 303 to the done page; bad input or a
-                                        decline shows the form again, changing nothing
+POST /task-link/<token>                 do the task with the payment-method id the processor's
+                                        card form gave (never card data): 303 to the done
+                                        page; bad input or a decline shows the form again,
+                                        changing nothing; a 3-D Secure card gets the challenge
+POST /task-link/<token>/confirm         back from the challenge: settled from the processor
 GET  /task-link/done/<done token>       what was done (safe to reload: it only reads)
 GET  /task-link/receipt/<done token>[/pdf]  a payment's receipt (HTML, PDF)
 
 No sign-in; the forms carry the CSRF token like the billing link's.
 """
 
-from flask import current_app, render_template, request, url_for
+from flask import current_app, render_template, request, session, url_for
 
 import billing_links
 from billing_links import tasks, tokens
@@ -71,7 +74,11 @@ def _problem(error: tokens.LinkError, token: str | None = None):
 
 
 def _safe(form) -> dict:
-    return {k: v for k, v in form.items() if k not in ("number", "cvc")}
+    """Nothing of the card comes back into the page (it is the processor's form's)."""
+    return {}
+
+
+SETUP = "task_card_setup"  # the signed session: the card setup waiting for its challenge
 
 
 @bp.get("/task-link/<token>")
@@ -89,20 +96,62 @@ def task_do(token: str):
     try:
         task = tasks.open_task(db.session, settings, token)
         if task.link.kind == TaskKind.CARD:
-            link, method = tasks.update_card(db.session, payment_gateway(), settings, token,
-                                             request.form)
-            db.session.commit()
-            return see_other(url_for("billing_links.task_done",
-                                     token=tasks.sign_done(settings.keys, link, method.id)))
-        charge = tasks.pay(db.session, payment_gateway(), settings, token, request.form)
+            saved = tasks.update_card(db.session, payment_gateway(), settings, token,
+                                      request.form)
+            if not isinstance(saved, tuple):  # the card's bank asks to authenticate first
+                session[SETUP] = {"link": task.link.link_id, "setup": saved.reference}
+                return _challenge(task, token, saved.client_secret)
+            return _card_saved(settings, *saved)
+        charge, action = tasks.pay(db.session, payment_gateway(), settings, token,
+                                   request.form)
     except tokens.LinkError as e:
         return _problem(e, token)
     except ValidationFailed as e:
         db.session.rollback()
-        return render(PAGES[task.link.kind], status=422, task=task, form=_safe(request.form),
-                      errors=e.errors)
+        return render(PAGES[task.link.kind], status=422, task=task, form={}, errors=e.errors)
+    return _paid_answer(settings, task, token, charge, action)
+
+
+@bp.post("/task-link/<token>/confirm")
+def task_confirm(token: str):
+    """Back from the processor's challenge (3-D Secure): the card saved, or the payment
+    settled, from the processor's answer (the browser sends nothing but the link)."""
+    settings = _settings()
+    try:
+        task = tasks.open_task(db.session, settings, token)
+        if task.link.kind == TaskKind.CARD:
+            waiting = session.get(SETUP) or {}
+            setup = waiting.get("setup") if waiting.get("link") == task.link.link_id else None
+            saved = tasks.confirm_setup(db.session, payment_gateway(), settings, token, setup)
+            session.pop(SETUP, None)
+            return _card_saved(settings, *saved)
+        answer = tasks.confirm_payment(db.session, payment_gateway(), settings, token)
+    except tokens.LinkError as e:
+        return _problem(e, token)
+    except ValidationFailed as e:
+        db.session.rollback()
+        return render(PAGES[task.link.kind], status=422, task=task, form={}, errors=e.errors)
+    if answer is None:
+        return render(PAGES[task.link.kind], task=task, form={}, errors={})
+    return _paid_answer(settings, task, token, *answer)
+
+
+def _challenge(task, token: str, client_secret: str):
+    return render(PAGES[task.link.kind], task=task, form={}, errors={}, action=client_secret,
+                  confirm_url=url_for("billing_links.task_confirm", token=token))
+
+
+def _card_saved(settings, link, method):
+    db.session.commit()
+    return see_other(url_for("billing_links.task_done",
+                             token=tasks.sign_done(settings.keys, link, method.id)))
+
+
+def _paid_answer(settings, task, token: str, charge, action: str):
+    if action:
+        return _challenge(task, token, action)
     if charge.is_failed:
-        return render(PAGES[task.link.kind], status=402, task=task, form=_safe(request.form),
+        return render(PAGES[task.link.kind], status=402, task=task, form={},
                       errors={"": f"The payment didn't go through: {charge.failure_message} "
                                   "Nothing was charged. Try again, or use another card."})
     return see_other(url_for("billing_links.task_done",

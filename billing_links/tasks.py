@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from billing_links import tokens
+from billing_links import card_entry, tokens
 from billing_links.models import BillingRequest, TaskKind, TaskLink, TaskStatus
 from billing_links.service import LinkRevoked, LinkSettings, LinkUsed
 from portal import rules, signed_links
@@ -43,8 +43,8 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import cards, charges
-from portal.services.gateway import PaymentGateway
+from portal.services import charges
+from portal.services.gateway import ChargeResult, PaymentGateway, SavedMethod
 from portal.services.inputs import clean_email
 from portal.services.money import parse_cents
 from portal.transactions import begin_write
@@ -209,26 +209,58 @@ def open_task(session: Session, settings: LinkSettings, token: str,
     return OpenTask(link, sub, agency, *_methods(session, sub))
 
 
-def _card(form, now: datetime):
-    return cards.check_card(form.get("number", ""), form.get("exp_month", ""),
-                            form.get("exp_year", ""), form.get("cvc", ""),
-                            form.get("holder", ""), now.date())
+def _save(session: Session, gateway: PaymentGateway, task: OpenTask, form) -> ChargeResult:
+    """The card the processor's form gave, saved to the sub-account's processor customer (a
+    $0 authorization: a card the processor refuses is refused here, with its reason). Its
+    answer: succeeded with .method, or requires_action (3-D Secure: the page challenges)."""
+    entered = card_entry.entered_card(gateway, form)  # ValidationFailed: nothing written
+    customer = card_entry.customer_for(session, gateway, task.sub)
+    session.commit()  # the customer is on record before the processor saves the card
+    answer = gateway.save_method(customer, entered.reference, "card",
+                                 f"task-card:{task.link.link_id}:{entered.reference}")
+    if answer.outcome == "failed":
+        raise ValidationFailed({"payment_method": f"The card was refused: {answer.message}"})
+    return answer
 
 
-def _tokenize(gateway: PaymentGateway, form, card) -> str:
-    return gateway.tokenize_card(cards.digits(form.get("number", "")), card.exp_month,
-                                 card.exp_year, form.get("cvc", "").strip(), card.holder)
+def confirm_setup(session: Session, gateway: PaymentGateway, settings: LinkSettings,
+                  token: str, setup: str, now: datetime | None = None):
+    """Back from the card's challenge: the setup's answer, saved as update_card does when
+    it succeeded. `setup` is the one update_card started for this link (the view keeps it
+    in the signed session: never an id the form sends)."""
+    task = open_task(session, settings, token, now)
+    if not setup:
+        raise ValidationFailed({"payment_method": card_entry.NO_CARD})
+    answer = gateway.setup_status(setup)
+    customer = card_entry.customer_for(session, gateway, task.sub)
+    method = answer.method
+    if answer.outcome != "succeeded" or method is None:
+        raise ValidationFailed({"payment_method": "The card's bank couldn't confirm it was "
+                                                  "you, so the card was not saved. Try "
+                                                  "again, or use another card."})
+    return _keep(session, task, method, customer, gateway, now or clock_now())
 
 
 def update_card(session: Session, gateway: PaymentGateway, settings: LinkSettings,
-                token: str, form, now: datetime | None = None) -> tuple[TaskLink, PaymentMethod]:
-    """Save the card as the sub-account's Primary and use the link up, in one transaction
-    (the view commits). Only the processor's token, the brand, the last 4 digits, the expiry
-    and the holder are kept. The form's other fields are never read."""
+                token: str, form, now: datetime | None = None):
+    """Save the card (the processor's payment-method id: the processor saves it to the
+    sub-account's customer) as the sub-account's Primary and use the link up, in one
+    transaction (the view commits). Returns (link, method), or the processor's
+    requires_action answer when the card's bank asks to authenticate first (the page shows
+    the challenge, then confirm_setup saves it). Only the processor's id, the brand, the
+    last 4 digits, the expiry and the holder are kept."""
     now = now or clock_now()
     task = open_task(session, settings, token, now)
-    card = _card(form, now)  # ValidationFailed: nothing written
-    card_token = _tokenize(gateway, form, card)
+    answer = _save(session, gateway, task, form)
+    if answer.outcome == "requires_action":
+        return answer
+    customer = card_entry.customer_for(session, gateway, task.sub)
+    return _keep(session, open_task(session, settings, token, now), answer.method, customer,
+                 gateway, now)
+
+
+def _keep(session: Session, task: OpenTask, card: SavedMethod, customer: str, gateway,
+          now: datetime) -> tuple[TaskLink, PaymentMethod]:
     begin_write(session)
     consumed = session.execute(update(TaskLink).where(
         TaskLink.id == task.link.id, TaskLink.status == TaskStatus.PENDING)
@@ -240,7 +272,8 @@ def update_card(session: Session, gateway: PaymentGateway, settings: LinkSetting
         primary.role = MethodRole.BACKUP if backup is None else MethodRole.OTHER
         session.flush()
     method = PaymentMethod(account_id=task.sub.id, kind=MethodKind.CARD, brand=card.brand,
-                           last4=card.last4, holder=card.holder, token=card_token,
+                           last4=card.last4, holder=card.holder, token=card.reference,
+                           customer_ref=customer, gateway=card_entry.gateway_name(gateway),
                            exp_month=card.exp_month, exp_year=card.exp_year,
                            role=MethodRole.PRIMARY, created_at=now)
     session.add(method)
@@ -254,18 +287,21 @@ def update_card(session: Session, gateway: PaymentGateway, settings: LinkSetting
 
 
 def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token: str, form,
-        now: datetime | None = None) -> Charge:
-    """Charge the amount the agency asked, once; commits (the charge is on record before the
-    processor is asked). The settlement (_paid, in the charge's transaction) credits the
-    balance and uses the link up; a decline (_declined) leaves the link usable."""
+        now: datetime | None = None) -> tuple[Charge, str]:
+    """Charge the amount the agency asked, once, to the card the processor's form gave (its
+    payment-method id), on-session; commits (the charge is on record before the processor
+    is asked). The settlement (_paid, in the charge's transaction) credits the balance and
+    uses the link up; a decline (_declined) leaves the link usable. Returns (charge, client
+    secret): the secret when the card's bank asks to authenticate (the page challenges,
+    then confirm_payment settles it)."""
     now = now or clock_now()
     task = open_task(session, settings, token, now)
     link = task.link
-    card = _card(form, now)
     key = f"{KEY_PREFIX}{link.link_id}:{link.failed_attempts}"
+    session.commit()  # the link was read: its connection back before the processor is asked
+    card = card_entry.entered_card(gateway, form)  # ValidationFailed: nothing written
     charge = charges.by_key(session, key)
     if charge is None:
-        card_token = _tokenize(gateway, form, card)
         begin_write(session)
         # The link's row, locked (PostgreSQL; SQLite's write lock is the database's): a twin
         # submit waits here, then finds the charge recorded.
@@ -274,7 +310,8 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
     if charge is None:
         # The card pays this once: it is on record for the receipt, not kept on the account.
         method = PaymentMethod(account_id=task.sub.id, kind=MethodKind.CARD, brand=card.brand,
-                               last4=card.last4, holder=card.holder, token=card_token,
+                               last4=card.last4, holder=card.holder, token=card.reference,
+                               gateway=card_entry.gateway_name(gateway),
                                exp_month=card.exp_month, exp_year=card.exp_year,
                                role=MethodRole.OTHER, created_at=now, removed_at=now)
         session.add(method)
@@ -284,7 +321,20 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
                                f"Payment to {task.sub.name} (asked by {task.agency.name})",
                                now=now)
     session.commit()
-    return charges.attempt(session, gateway, charge, now)
+    return card_entry.charge_on_session(session, gateway, charge, now, save_method=False)
+
+
+def confirm_payment(session: Session, gateway: PaymentGateway, settings: LinkSettings,
+                    token: str, now: datetime | None = None) -> tuple[Charge, str] | None:
+    """Back from the challenge: the link's waiting charge, settled from the processor's
+    answer; None when nothing waits."""
+    now = now or clock_now()
+    task = open_task(session, settings, token, now)
+    charge = charges.by_key(session, f"{KEY_PREFIX}{task.link.link_id}:"
+                                     f"{task.link.failed_attempts}")
+    if charge is None or not charge.gateway_reference:
+        return None
+    return card_entry.confirm_on_session(session, gateway, charge, now)
 
 
 def _link_of(session: Session, charge: Charge) -> TaskLink:

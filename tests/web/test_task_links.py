@@ -5,6 +5,7 @@ only that task and names the sub-account and the agency; it expires like a billi
 used up by the task, replaced by a newer link of the same kind and revoked by closing.
 Refused links, bad input and refused agency requests change nothing."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -29,6 +30,9 @@ from portal.models import (
     TaskLink,
     TaskStatus,
 )
+from portal.sandbox import core
+from portal.sandbox.cards import EnteredMethod
+from portal.sandbox.testing import AUTHENTICATE_ONCE
 from portal.services import lifecycle
 from tests.web.conftest import sign_in_as
 from tests.web.lifecycle_world import post
@@ -41,6 +45,7 @@ from tests.web.link_world import (
     build,
     configure,
     count,
+    entered,
     path_of,
 )
 from tests.web.pages import body, shown
@@ -151,12 +156,10 @@ def assert_problem(response, reason):
     assert_private(response)
 
 
-CARD = {"holder": "Pat Doe", "number": "4242424242424242", "exp_month": "12",
-        "exp_year": "2030", "cvc": "123"}
-
-
 def submit(customer, url, csrf=True, **fields):
-    data = {**CARD, **fields}
+    """Post the task's form: the card fields (link_world.CARD, overridden) are typed into the
+    sandbox's card form, whose payment-method id is what the page posts (issue 16)."""
+    data = entered(customer.client.application, fields)
     if csrf:
         data["csrf_token"] = customer.token()
     return customer.client.post(path_of(url), data=data)
@@ -305,7 +308,8 @@ def test_updating_the_card_makes_it_primary_and_the_old_one_backup(client, sessi
     assert after["methods"] == [("4444", MethodRole.BACKUP), ("4242", MethodRole.PRIMARY)]
     assert after["ledger"] == [] and after["charges"] == 0  # nothing charged
     new = session.scalars(select(PaymentMethod).where(PaymentMethod.last4 == "4242")).one()
-    assert new.token.startswith("tok_") and "4242424242424242" not in new.token
+    # the processor's id, saved to the sub-account's customer there (issue 16)
+    assert new.token.startswith("pm_sbx_") and new.customer_ref.startswith("cus_sbx_")
     link = link_of(session, w.harbor, TaskKind.CARD)
     assert (link.status, link.method_id) == (TaskStatus.DONE, new.id)
     told = session.scalars(select(OutboxMessage.to_address).where(
@@ -330,22 +334,35 @@ def test_with_a_backup_already_the_old_primary_stays_on_file(client, session, w,
         ("4444", MethodRole.OTHER), ("1881", MethodRole.BACKUP), ("4242", MethodRole.PRIMARY)]
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"number": "4242424242424241"}, "number"),
-    ({"number": ""}, "number"),
-    ({"exp_month": "13"}, "exp_month"),
-    ({"exp_year": "2020"}, "exp_"),
-    ({"cvc": "1"}, "cvc"),
-    ({"holder": ""}, "holder"),
+def _pm(behaviour: str, brand: str = "Visa") -> str:
+    """A payment method as only a processor could give it (the sandbox's form refuses
+    these at entry): a Diners card, or one its bank refuses when it is saved."""
+    return core.create_payment_method(EnteredMethod("card", behaviour, brand, "0004", 12, 2030,
+                                                    "Pat Doe"))["id"]
+
+
+@pytest.mark.parametrize("payment_method, message", [
+    ("", "Enter your card in the card form (it needs JavaScript), then pay."),
+    ("4242424242424241", "Enter your card in the card form (it needs JavaScript), then pay."),
+    ("pm_sbx_unknown", "We couldn't read that card from the payment processor. Enter it again."),
+    ("diners", "Diners Club cards are not accepted. We accept Visa, Mastercard, American "
+               "Express and Discover."),
+    ("declined", "The card was refused: "),
 ])
-def test_a_bad_card_says_why_and_changes_nothing(client, session, w, customer, fields, field):
+def test_a_bad_card_says_why_and_changes_nothing(app, client, session, w, customer,
+                                                 payment_method, message):
+    with app.app_context():
+        if payment_method == "diners":
+            payment_method = _pm("approved", "Diners Club")
+        elif payment_method == "declined":
+            payment_method = _pm("card_declined")
     url = issued(client, session, w)
     before = state(session, w.harbor)
-    response = submit(customer, url, **fields)
+    response = submit(customer, url, payment_method=payment_method)
     assert response.status_code == 422
     html = body(response)
-    assert 'class="field-error" id="' + field in html
-    assert "4242424242424241" not in html  # the number is never echoed
+    assert '<p class="field-error" id="payment_method-error">' + shown(message) in html
+    assert "4242424242424241" not in html  # nothing of the card is echoed
     assert state(session, w.harbor) == before
 
 
@@ -545,3 +562,40 @@ def test_one_pay_link_submitted_at_once_in_many_tabs_charges_once(app, client, s
     after = state(session, w.harbor)
     assert after["ledger"] == [(LedgerKind.PAYMENT, 4000)] and after["balance"] == 4000
     assert link_of(session, w.harbor, TaskKind.PAY).status == TaskStatus.DONE
+
+
+# --- 3-D Secure (issue 16) -----------------------------------------------------------------------
+
+def test_a_card_that_asks_for_authentication_is_saved_once_the_challenge_completes(
+        app, client, session, w, customer):
+    url = issued(client, session, w)
+    before = state(session, w.harbor)
+    response = submit(customer, url, number=AUTHENTICATE_ONCE)
+    assert response.status_code == 200
+    html = body(response)
+    secret = re.search(r'data-client-secret="([^"]+)"', html).group(1)
+    assert "data-confirm-url=" in html
+    assert state(session, w.harbor) == before  # nothing saved before the challenge
+    with app.app_context():
+        core.authenticate(secret.split("_secret_")[0], secret, True)
+    done = customer.client.post(path_of(url) + "/confirm",
+                                data={"csrf_token": customer.token()})
+    assert done.status_code == 303
+    assert ("3155", MethodRole.PRIMARY) in state(session, w.harbor)["methods"]
+    assert link_of(session, w.harbor, TaskKind.CARD).status == TaskStatus.DONE
+
+
+def test_a_failed_challenge_saves_nothing_and_the_link_still_works(
+        app, client, session, w, customer):
+    url = issued(client, session, w)
+    before = state(session, w.harbor)
+    html = body(submit(customer, url, number=AUTHENTICATE_ONCE))
+    secret = re.search(r'data-client-secret="([^"]+)"', html).group(1)
+    with app.app_context():
+        core.authenticate(secret.split("_secret_")[0], secret, False)
+    refused = customer.client.post(path_of(url) + "/confirm",
+                                   data={"csrf_token": customer.token()})
+    assert refused.status_code == 422
+    assert "couldn&#39;t confirm it was you" in body(refused)
+    assert state(session, w.harbor) == before
+    assert submit(customer, url).status_code == 303
