@@ -777,3 +777,35 @@ def test_without_javascript_add_a_card_and_make_a_payment(no_js_page: Page, cust
     expect(payment_rows(page)).to_have_count(1)
     expect(payment_rows(page).first).to_contain_text("Paid")
     screenshot(page, "billing-settings-no-js")
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["complete", "fail"])
+def test_make_a_payment_with_the_cards_bank_challenge(page: Page, session, customer, sign_in,
+                                                      complete):
+    """Issue 16: a card whose bank asks on every payment (3184): Make a Payment opens the
+    processor's challenge; completed, the payment is charged; failed, nothing is."""
+    from tests.web.billing_world import AUTHENTICATE_ALWAYS, processor_card
+
+    processor_card(session, customer.account, AUTHENTICATE_ALWAYS)
+    sign_in(customer.email)
+    open_billing(page)
+    make_payment(page, "Visa ending 3184 (Primary)", "30")
+    challenge = page.get_by_role("dialog", name="Confirm it's you")
+    expect(challenge).to_be_visible()
+    check = page.frame_locator("iframe[title=\"Your bank's check\"]")
+    expect(check.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    if complete:
+        viewport_screenshot_of_dialog(page, "i16-billing-payment-3ds")
+    with htmx_swap(page):
+        check.get_by_role("button", name="Complete authentication" if complete
+                          else "Fail authentication").click()
+    expect(challenge).to_have_count(0)
+    if complete:
+        expect(flash(page, "Thank you")).to_contain_text("$30.00 was charged to Visa ending 3184")
+        expect(balance(page)).to_have_text("$30.00")
+    else:
+        expect(section(page, "Make a Payment").locator(".form-error")).to_contain_text(
+            "The payment failed")
+        expect(balance(page)).to_have_text("$0.00")
+    outcome = "done" if complete else "failed"
+    viewport_screenshot_of_dialog(page, f"i16-billing-payment-3ds-{outcome}")

@@ -57,8 +57,9 @@ def _outcome(charge):
         return render(SETTINGS, "payment_section", status=402,
                       trigger={"payments-changed": charge.id}, **page_context(
                           form=request.form, failed="payment_section",
-                          errors={"": f"The payment failed: {charge.failure_message} Nothing "
-                                      "was charged."}))
+                          errors={"": f"The payment failed: {charge.failure_message}" + (
+                              "" if "not charged" in charge.failure_message
+                              else " Nothing was charged.")}))
     # Done: Make a Payment again (a new form key), the balance and the payment history drawn
     # again where they are (htmx); else back to the page.
     if charge.status == ChargeStatus.PENDING:
