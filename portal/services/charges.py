@@ -381,12 +381,19 @@ def recharge_due(session: Session, account: Account,
     primary = _role(session, account, MethodRole.PRIMARY)
     if primary is None:
         return None
+    chosen = primary
+    if payment_methods.standing(session, primary).flagged:
+        # Card health (issue 16): a Primary declined twice in a row, expired or unusable is
+        # skipped for a healthy Backup (else it is still tried: better than nothing).
+        backup = _role(session, account, MethodRole.BACKUP)
+        if backup is not None and not payment_methods.standing(session, backup).flagged:
+            chosen = backup
     pending = session.scalar(select(Charge.id).where(
         Charge.account_id == account.id, Charge.purpose == ChargePurpose.RECHARGE,
         Charge.status == ChargeStatus.PENDING))
     if pending is not None:
         return None
-    return RechargeDue(min(needed, rules.MAX_CHARGE_CENTS), primary, balance,
+    return RechargeDue(min(needed, rules.MAX_CHARGE_CENTS), chosen, balance,
                        settings.recharge_threshold_cents, settings.recharge_amount_cents)
 
 

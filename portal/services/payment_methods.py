@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import ConfirmationNeeded, NotAllowed, NotFound, ValidationFailed
 from portal.models import (
@@ -58,6 +59,18 @@ class Standing:
     expired: bool = False
     expires_this_month: bool = False
     last_this_year: bool = True  # the date is said without its year
+    # Card health (issue 16): failed charges since its last success, days to its expiry
+    # (cards; None otherwise), and whether it can pay at all (verified, this gateway's).
+    declines_in_a_row: int = 0
+    expires_in_days: int | None = None
+    usable: bool = True
+
+    @property
+    def flagged(self) -> bool:
+        """Not to be relied on: declined DECLINES_TO_FLAG times in a row, expired, or not
+        usable. Auto recharge skips a flagged Primary for a healthy Backup."""
+        return (self.declines_in_a_row >= DECLINES_TO_FLAG or self.expired
+                or not self.usable)
 
     @property
     def declined(self) -> bool:
@@ -89,6 +102,18 @@ class Standing:
         return " and ".join(reasons)
 
 
+DECLINES_TO_FLAG = getattr(rules, "DECLINES_TO_FLAG", 2)
+
+
+def _expires_in_days(method: PaymentMethod, today: date) -> int | None:
+    """Days until the card's last good day (the end of its expiry month); None: no expiry."""
+    if method.kind != MethodKind.CARD or not method.exp_year or not method.exp_month:
+        return None
+    first_after = date(method.exp_year + (method.exp_month == 12),
+                       method.exp_month % 12 + 1, 1)
+    return (first_after - today).days - 1
+
+
 def _expiry(method: PaymentMethod, today: date) -> tuple[bool, bool]:
     """(expired, expires this month): a card is good through the last day of its month."""
     if method.kind != MethodKind.CARD or not method.exp_year or not method.exp_month:
@@ -98,23 +123,38 @@ def _expiry(method: PaymentMethod, today: date) -> tuple[bool, bool]:
 
 
 def _last_charge_columns():
-    """The newest settled charge of each method (ix_charges_method), as columns."""
+    """The newest settled charge of each method (ix_charges_method), as columns, and how
+    many of its charges failed since its last success."""
     last = aliased(Charge)
     newest = (select(func.max(Charge.id))
               .where(Charge.method_id == PaymentMethod.id,
                      Charge.status != ChargeStatus.PENDING)
               .correlate(PaymentMethod).scalar_subquery())
+    paid = aliased(Charge)
+    last_paid = (select(func.coalesce(func.max(paid.id), 0))
+                 .where(paid.method_id == PaymentMethod.id,
+                        paid.status == ChargeStatus.SUCCEEDED)
+                 .correlate(PaymentMethod).scalar_subquery())
+    failed = aliased(Charge)
+    in_a_row = (select(func.count(failed.id))
+                .where(failed.method_id == PaymentMethod.id,
+                       failed.status == ChargeStatus.FAILED, failed.id > last_paid)
+                .correlate(PaymentMethod).scalar_subquery())
     return last, newest, (last.status, last.settled_at, last.created_at, last.failure_code,
-                          last.failure_message)
+                          last.failure_message, in_a_row)
 
 
 def _standing(method: PaymentMethod, status, settled_at, created_at, code, message,
-              today: date) -> Standing:
+              in_a_row=0, today: date | None = None) -> Standing:
+    today = today or clock_now().date()
     expired, this_month = _expiry(method, today)
     at = settled_at or created_at
     return Standing(last_status=status, last_at=at, last_code=code or "",
                     last_message=message or "", expired=expired, expires_this_month=this_month,
-                    last_this_year=at is None or at.year == today.year)
+                    last_this_year=at is None or at.year == today.year,
+                    declines_in_a_row=int(in_a_row or 0),
+                    expires_in_days=_expires_in_days(method, today),
+                    usable=method.verification == MethodVerification.VERIFIED)
 
 
 def listed(session: Session, account: Account, today: date | None = None

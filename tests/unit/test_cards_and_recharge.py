@@ -65,7 +65,9 @@ def test_standing_reads_the_newest_settled_charge_and_the_expiry(session, gw):
     session.commit()
     methods, standing = payment_methods.listed(session, account)
     assert [m.id for m in methods][:2] == [visa.id, ach.id]
-    assert standing[visa.id] == payment_methods.Standing()
+    assert standing[visa.id] == payment_methods.Standing(  # issue 16: days to its expiry
+        expires_in_days=standing[visa.id].expires_in_days)
+    assert standing[visa.id].expires_in_days > 30
     # A pending charge is no result yet; a failed one is, until a newer one settles.
     for status, code in ((ChargeStatus.FAILED, "insufficient_funds"),
                          (ChargeStatus.PENDING, "")):
@@ -134,3 +136,62 @@ def test_a_backup_paying_a_one_time_payment_tells_nobody_extra(session, gw):
     session.commit()
     charges.attempt(session, gw, charge)
     assert set(kinds(session)) == {"receipt"}
+
+
+# --- issue 16: card health ------------------------------------------------------------------
+
+def _settle(session, account, method, status, key):
+    charge = charges.start(session, account, method, charges.ChargePurpose.PAYMENT, 100, key,
+                           "Payment")
+    session.execute(update(Charge).where(Charge.id == charge.id).values(
+        status=status, failure_code="card_declined" if status == ChargeStatus.FAILED else "",
+        settled_at=NOW))
+    session.commit()
+
+
+def test_declines_in_a_row_count_since_the_last_success_and_flag_at_two(session, gw):
+    account = f.standalone(session)
+    visa = f.card(session, account)
+    session.commit()
+    health = lambda: payment_methods.standing(session, visa)  # noqa: E731
+    assert (health().declines_in_a_row, health().flagged) == (0, False)
+    _settle(session, account, visa, ChargeStatus.FAILED, "a")
+    assert (health().declines_in_a_row, health().flagged) == (1, False)
+    _settle(session, account, visa, ChargeStatus.FAILED, "b")
+    assert (health().declines_in_a_row, health().flagged) == (2, True)
+    _settle(session, account, visa, ChargeStatus.SUCCEEDED, "c")  # a success resets it
+    assert (health().declines_in_a_row, health().flagged) == (0, False)
+    _settle(session, account, visa, ChargeStatus.FAILED, "d")
+    _methods, standing = payment_methods.listed(session, account)
+    assert standing[visa.id].declines_in_a_row == 1  # the page's one query agrees
+
+
+def test_expires_in_days_counts_to_the_last_day_of_its_month(session, gw):
+    account = f.standalone(session)
+    visa = f.card(session, account)
+    session.execute(update(PaymentMethod).where(PaymentMethod.id == visa.id).values(
+        exp_month=12, exp_year=2026))
+    session.commit()
+    days = lambda today: payment_methods.standing(session, visa, today).expires_in_days  # noqa
+    assert days(date(2026, 12, 31)) == 0
+    assert days(date(2026, 12, 1)) == 30
+    assert days(date(2026, 11, 30)) == 31
+    assert days(date(2027, 1, 1)) == -1
+
+
+def test_auto_recharge_skips_a_flagged_primary_for_a_healthy_backup(session, gw):
+    account = recharge_world(session, primary="4242424242424242",
+                             backup="5555555555554444")
+    primary, backup = (charges._role(session, account, role)
+                       for role in (MethodRole.PRIMARY, MethodRole.BACKUP))
+    for key in ("x", "y"):
+        _settle(session, account, primary, ChargeStatus.FAILED, key)
+    posted = usage.post(session, account, {"minutes": 300}, "batch-1")
+    assert posted.recharge is not None
+    assert posted.recharge.method_id == backup.id  # the Primary was skipped
+    session.rollback()
+    # a Backup that is flagged too: the Primary is still tried (better than nothing)
+    for key in ("p", "q"):
+        _settle(session, account, backup, ChargeStatus.FAILED, key)
+    due = charges.recharge_due(session, account, balance=500)
+    assert due is not None and due.method.id == primary.id

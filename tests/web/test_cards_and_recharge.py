@@ -299,6 +299,26 @@ def test_each_method_shows_its_last_result_and_expiry(client, session, bw):
         "Discover ending 1117 · Expired"]]
 
 
+def test_a_card_declined_twice_in_a_row_and_one_expiring_soon_say_so(client, session, bw):
+    """Issue 16, card health: two declines in a row flag the card (auto recharge tries the
+    Backup first); a card expiring within 30 days says in how many."""
+    short = card(session, bw.solo, INSUFFICIENT)
+    soon = card(session, bw.solo, MASTERCARD)
+    paid(session, bw.solo, short, "30")
+    session.execute(update(PaymentMethod).where(PaymentMethod.id == soon.id)
+                    .values(exp_month=12, exp_year=2026))  # NOW is Nov 23: 38 days
+    session.commit()
+    sign_in_as(client, bw.ann)
+    html = body(client.get(url(bw.solo)))
+    assert "method-flagged" not in html
+    assert rows_of(html)[1][2] == "12/2026 Expires in 38 days"
+    paid(session, bw.solo, short, "31")
+    html = body(client.get(url(bw.solo)))
+    assert rows_of(html)[0][0] == (
+        "Visa ending 9995 Declined Nov 23: insufficient funds Declined 2 times in a row: "
+        "auto recharge tries the Backup first")
+
+
 def test_the_last_result_is_the_newest_settled_charge(client, session, bw):
     visa = card(session, bw.solo)
     declined = paid(session, bw.solo, visa, "30")
