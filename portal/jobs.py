@@ -139,6 +139,47 @@ def _checkpoint_line(done: bool | None) -> str | None:
                                         "left for the next run (readers on it)")
 
 
+def card_expiry_notices(session: Session, now: datetime | None = None) -> int:
+    """Issue 16: each Primary or Backup card expiring within 30 days, then within 7
+    (rules.EXPIRY_NOTICE_DAYS), emails the account's billing recipients once per threshold
+    (the outbox's dedupe key card-expiry:<method>:<days>; a missed day catches up, a card
+    already past its expiry gets none). A card works through the last day of its expiry
+    month. Returns how many notices were queued."""
+    import calendar
+    from datetime import date
+
+    from portal import rules
+    from portal.models import (
+        AccountStatus,
+        MethodKind,
+        MethodRole,
+        OutboxMessage,
+        PaymentMethod,
+    )
+
+    today = (now or clock_now()).date()
+    month = today.year * 12 + today.month
+    cards = session.scalars(select(PaymentMethod).join(
+        Account, Account.id == PaymentMethod.account_id).where(
+        PaymentMethod.kind == MethodKind.CARD, PaymentMethod.removed_at.is_(None),
+        PaymentMethod.role.in_((MethodRole.PRIMARY, MethodRole.BACKUP)),
+        # expiring this month or in the next two (the rest can't be 30 days away)
+        (PaymentMethod.exp_year * 12 + PaymentMethod.exp_month).between(month, month + 2),
+        Account.status != AccountStatus.CANCELED).order_by(PaymentMethod.id)).all()
+    queued = 0
+    for card in cards:
+        last_day = calendar.monthrange(card.exp_year, card.exp_month)[1]
+        expires_on = date(card.exp_year, card.exp_month, last_day)
+        left = (expires_on - today).days
+        due = [days for days in sorted(rules.EXPIRY_NOTICE_DAYS) if 0 <= left <= days]
+        if due and not session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.dedupe_key.startswith(f"card-expiry:{card.id}:{due[0]}:"))
+                .limit(1)):
+            queued += notices.card_expiring(session, card, due[0], expires_on)
+    session.commit()
+    return queued
+
+
 # In order: money first (answers the processor owes us, then the month's fees), the purges,
 # then what is mailed, then the SQLite log.
 JOBS: tuple[Job, ...] = (
@@ -153,6 +194,8 @@ JOBS: tuple[Job, ...] = (
     Job("link-hits", purge_link_hits, lambda _removed: None),
     Job("versions", purge_versions,
         lambda removed: f"versions: {removed} version(s) past 7/120 days removed"),
+    Job("card-expiry", card_expiry_notices,
+        lambda queued: f"card-expiry: {queued} expiry notice(s) queued" if queued else None),
     Job("statements", statement_schedules,
         lambda sent: f"statements: {sent} recurring statement(s) queued"),
     Job("mail", deliver_mail, _mail_line),

@@ -107,3 +107,7 @@ TAX_RATES_BPS = {
     "TX": 625,
     "WA": 650,
 }
+
+# Issue 16, card health: the billing recipients are told this many days before the Primary
+# or Backup card expires (a daily job; once per card and threshold).
+EXPIRY_NOTICE_DAYS = (30, 7)

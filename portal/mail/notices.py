@@ -418,3 +418,18 @@ def task_receipt(session: Session, agency: Account, sub: Account, link, charge: 
                   template="billing_links/task_email_receipt",
                   context={"agency": agency, "sub": sub, "link": link, "charge": charge},
                   html=False, account_id=sub.id, dedupe_key=f"task-receipt:{charge.id}")
+
+
+# --------------------------------------------------------------- issue 16: card health
+
+def card_expiring(session: Session, method, days: int, expires_on) -> int:
+    """The Primary or Backup card expires within `days` (30, then 7): to the account's
+    billing-email recipients, once per card and threshold (the job runs daily)."""
+    account = session.get(Account, method.account_id)
+    context = {"method": method, "account": account, "days": days,
+               "expires_on": expires_on}
+    role = "Primary" if method.is_primary else "Backup"
+    subject = (f"Your {role} card for {account.name}, {method.short_label}, expires "
+               f"{expires_on:%B %-d, %Y}")
+    return _to_recipients(session, account, "card_expiry", f"card-expiry:{method.id}:{days}",
+                          subject, "mail/card_expiring", context)

@@ -189,8 +189,8 @@ def test_the_recurring_statement_is_the_periods_statement(app, session, world):
 def test_jobs_run_runs_the_registry_in_order(app, session):
     """`flask jobs run` is the registry (portal/jobs.py JOBS), one line per job that reports."""
     assert [job.name for job in jobs.JOBS] == [
-        "charges", "refunds", "fees", "purge", "link-hits", "versions", "statements", "mail",
-        "sqlite-checkpoint"]
+        "charges", "refunds", "fees", "purge", "link-hits", "versions", "card-expiry",
+        "statements", "mail", "sqlite-checkpoint"]
     result = app.test_cli_runner().invoke(args=["jobs", "run"])
     assert result.exit_code == 0, result.output
     printed = [line.split(":")[0].split(" ")[0] for line in result.output.splitlines()]
