@@ -23,9 +23,8 @@ Content-Security-Policy and X-Frame-Options; they are kept.
 """
 
 from collections.abc import Mapping
-from functools import wraps
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 
 DIRECTIVES = (
     ("default-src", ("'self'",)),
@@ -58,11 +57,13 @@ CSP = policy()
 def card_entry_page(view):
     """Mark a view whose page hosts the processor's card entry or challenge (its CSP then
     allows the gateway's script and frame)."""
-    @wraps(view)
-    def marked(*args, **kwargs):
-        g.card_entry_page = True
-        return view(*args, **kwargs)
-    return marked
+    view.card_entry_page = True  # read by apply() (and the headers walk) from the endpoint
+    return view
+
+
+def _is_card_entry_page() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "card_entry_page", False))
 
 
 def _card_entry_csp() -> str:
@@ -78,7 +79,7 @@ HSTS = "max-age=31536000"
 def apply(response: Response, *, secure: bool) -> Response:
     headers = response.headers
     headers.setdefault("Content-Security-Policy",
-                       _card_entry_csp() if g.get("card_entry_page") else CSP)
+                       _card_entry_csp() if _is_card_entry_page() else CSP)
     headers.setdefault("X-Frame-Options", "DENY")
     headers["X-Content-Type-Options"] = "nosniff"
     rule = request.url_rule

@@ -188,6 +188,20 @@ class PaymentMethod(db.Model):
     def is_backup(self) -> bool:
         return self.role == MethodRole.BACKUP
 
+    @property
+    def awaits_verification(self) -> bool:
+        """An ACH account waiting for its micro-deposits."""
+        return self.verification == MethodVerification.PENDING
+
+    @property
+    def verification_failed(self) -> bool:
+        return self.verification == MethodVerification.FAILED
+
+    @property
+    def is_detached(self) -> bool:
+        """Removed at the processor: it can't pay."""
+        return self.verification == MethodVerification.DETACHED
+
 
 class ChargePurpose(enum.StrEnum):
     PAYMENT = "payment"  # Make a Payment

@@ -250,9 +250,11 @@ def add(session: Session, account: Account, gateway, payment_method: str, kind: 
     if not payment_method or len(payment_method) > 64 or not payment_method.isascii():
         raise ValidationFailed({"payment_method": "Enter the card details." if kind == "card"
                                 else "Enter the bank account details."})
-    customer = processor.customer_for(session, account, gateway)
+    customer, known = processor.customer_ref(session, account, gateway)
     key = f"save:{account.id}:{payment_method}"
     result = gateway.save_method(customer, payment_method, kind, key)
+    if not known:  # written after the processor's call (see processor.customer_ref)
+        customer = processor.remember_customer(session, account, gateway, customer)
     return _saved_or_action(session, account, gateway, customer, result, kind,
                             payment_method)
 

@@ -17,24 +17,37 @@ def gateway_name(gateway) -> str:
     return getattr(gateway, "name", "sandbox")
 
 
-def customer_for(session: Session, account: Account, gateway) -> str:
-    """The account's customer at this gateway, made on first use (keyed, so a retry or two
-    requests at once make one customer: the processor answers the same key the same way)."""
+def customer_ref(session: Session, account: Account, gateway) -> tuple[str, bool]:
+    """(the account's customer at this gateway, whether the portal has it on record yet).
+    A new one is made at the processor (keyed: a retry or two requests at once name one
+    customer) but not written here: call remember_customer after the processor's calls, so
+    no portal write is held open while the processor works (on SQLite the sandbox writes
+    through its own connection)."""
     name = gateway_name(gateway)
     found = session.scalar(select(ProcessorCustomer.customer_ref).where(
         ProcessorCustomer.account_id == account.id, ProcessorCustomer.gateway == name))
     if found:
-        return found
-    ref = gateway.create_customer(f"account-{account.id}", account.name,
-                                  f"customer:{account.id}:{name}")
+        return found, True
+    return gateway.create_customer(f"account-{account.id}", account.name,
+                                   f"customer:{account.id}:{name}"), False
+
+
+def remember_customer(session: Session, account: Account, gateway, ref: str) -> str:
+    name = gateway_name(gateway)
     try:
         with session.begin_nested():
             session.add(ProcessorCustomer(account_id=account.id, gateway=name,
                                           customer_ref=ref))
-    except IntegrityError:  # made at the same moment by another request
+    except IntegrityError:  # recorded at the same moment by another request
         return session.scalar(select(ProcessorCustomer.customer_ref).where(
             ProcessorCustomer.account_id == account.id, ProcessorCustomer.gateway == name))
     return ref
+
+
+def customer_for(session: Session, account: Account, gateway) -> str:
+    """The account's customer at this gateway, made and recorded on first use."""
+    ref, known = customer_ref(session, account, gateway)
+    return ref if known else remember_customer(session, account, gateway, ref)
 
 
 def request_for(charge: Charge) -> ChargeRequest:

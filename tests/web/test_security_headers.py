@@ -198,6 +198,11 @@ def assert_headers(response, rule, secure: bool):
     elif rule.endpoint.startswith("sandbox."):  # the sandbox processor's frames (issue 16)
         assert policy == {**CSP_DIRECTIVES, "frame-ancestors": "'self'"}, where
         assert h.get("X-Frame-Options") == "SAMEORIGIN", where
+    elif getattr(current_app.view_functions.get(rule.endpoint), "card_entry_page", False):
+        # issue 16: a page hosting the processor's card entry lets its frame in (the
+        # sandbox: frame-src 'self'), nothing else
+        assert policy == {**CSP_DIRECTIVES, "frame-src": "'self'"}, where
+        assert h.get("X-Frame-Options") == "DENY", where
     else:
         assert policy == CSP_DIRECTIVES, where
         assert h.get("X-Frame-Options") == "DENY", where
