@@ -54,11 +54,32 @@
     state.ready = processor(form).then(function (client) {
       state.client = client;
       state.elements = client.elements({mode: "setup", kind: form.dataset.kind || "card"});
-      state.elements.create("payment").mount(form.querySelector("[data-card-entry-mount]"));
+      var host = form.querySelector("[data-card-entry-mount]");
+      state.elements.create("payment").mount(host);
+      escapeCloses(form, host.querySelector("iframe"));
     }).catch(function () {
       showError(form, "Our payment processor's form could not be loaded. Reload the page " +
                       "and try again.");
     });
+  }
+
+  /* Escape typed in the processor's frame closes the dialog around the form, as it does
+     everywhere else in the dialog (a same-origin frame, the sandbox's; a cross-origin
+     frame keeps its keys to itself). */
+  function escapeCloses(form, frame) {
+    var dialog = form.closest("dialog");
+    if (!dialog || !frame) return;
+    function hook() {
+      try {
+        frame.contentWindow.document.addEventListener("keydown", function (event) {
+          if (event.key === "Escape" && dialog.open) {
+            event.preventDefault();
+            dialog.close();
+          }
+        });
+      } catch (e) { /* another origin's frame */ }
+    }
+    frame.addEventListener("load", hook);
   }
 
   function submitted(event) {

@@ -585,8 +585,9 @@ def test_focus_goes_back_after_a_dialog_is_redrawn_or_its_opener_replaced(page: 
     enter_and_swap(page)
     expect(dialog).to_be_visible()
     tab_to_in(page, dialog.get_by_role("button", name="Save"))
-    enter_and_swap(page)
-    expect(dialog.locator("[aria-invalid=true]").first).to_be_visible()
+    # issue 16: the processor's frame refuses it in place (no redraw), said in the dialog
+    page.keyboard.press("Enter")
+    expect(dialog.locator("[data-card-entry-error]")).to_be_visible()
     assert dialog.evaluate(FOCUS_INSIDE), focused(page)
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
@@ -596,10 +597,11 @@ def test_focus_goes_back_after_a_dialog_is_redrawn_or_its_opener_replaced(page: 
     tab_to(page, opener)
     enter_and_swap(page)
     expect(dialog).to_be_visible()
+    frame = dialog.frame_locator("iframe[title='Secure card entry']")  # the processor's
+    expiry = f"09/{(datetime.now(UTC).year + 2) % 100:02d}"
     for label, text in (("Name on card", "Sam Solo"), ("Card number", "5105105105105100"),
-                        ("Expiry month", "09"), ("Expiry year", str(datetime.now(UTC).year + 2)),
-                        ("Security code (CVC)", "321")):
-        tab_to_in(page, dialog.get_by_label(label, exact=True))
+                        ("Expiry (MM/YY)", expiry), ("Security code (CVC)", "321")):
+        frame.get_by_label(label, exact=True).focus()
         page.keyboard.type(text)
     tab_to_in(page, dialog.get_by_role("button", name="Save"))
     page.keyboard.press("Enter")
