@@ -433,3 +433,49 @@ def card_expiring(session: Session, method, days: int, expires_on) -> int:
                f"{expires_on:%B %-d, %Y}")
     return _to_recipients(session, account, "card_expiry", f"card-expiry:{method.id}:{days}",
                           subject, "mail/card_expiring", context)
+
+
+# --------------------------------------------------------------- issue 16: the processor's news
+
+def processor_refund(session: Session, charge: Charge, amount_cents: int, key: str) -> int:
+    """A refund made at the payment processor (its dashboard), now on the ledger: to the
+    billing recipients of whoever paid (an agency-billed sub-account's agency)."""
+    from portal.services import ledger
+
+    account = session.get(Account, charge.account_id)
+    paying = ledger.paying_account(session, account)
+    context = {"charge": charge, "account": account, "amount_cents": amount_cents}
+    subject = (f"Refunded {dollars(amount_cents)} ({charge.receipt_number}) for "
+               f"{account.name} at the payment processor")
+    return _to_recipients(session, paying, "processor_refund", key, subject,
+                          "mail/processor_refund", context)
+
+
+def dispute_opened(session: Session, dispute) -> int:
+    """A cardholder disputed a payment: the processor took it back (a ledger debit)."""
+    from portal.services import ledger
+
+    charge = session.get(Charge, dispute.charge_id)
+    account = session.get(Account, dispute.account_id)
+    paying = ledger.paying_account(session, account)
+    context = {"dispute": dispute, "charge": charge, "account": account}
+    subject = (f"Action needed: a payment of {dollars(dispute.amount_cents)} for "
+               f"{account.name} is disputed ({charge.receipt_number})")
+    return _to_recipients(session, paying, "dispute", f"dispute-opened:{dispute.reference}",
+                          subject, "mail/dispute_opened", context)
+
+
+def dispute_closed(session: Session, dispute) -> int:
+    """The dispute is closed: won (the amount came back) or lost."""
+    from portal.services import ledger
+
+    charge = session.get(Charge, dispute.charge_id)
+    account = session.get(Account, dispute.account_id)
+    paying = ledger.paying_account(session, account)
+    context = {"dispute": dispute, "charge": charge, "account": account,
+               "won": dispute.status == "won"}
+    outcome = "won: the payment is back" if dispute.status == "won" else "lost"
+    subject = f"The dispute of {charge.receipt_number} for {account.name} was {outcome}"
+    return _to_recipients(session, paying, "dispute",
+                          f"dispute-closed:{dispute.reference}", subject,
+                          "mail/dispute_closed", context)

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
+from portal.mail import notices
 from portal.models import (
     Cause,
     Charge,
@@ -173,6 +174,7 @@ def _refunded(session: Session, obj: Mapping, now: datetime) -> str:
                 f"processor", f"processor-refund:{charge.id}:{refunded}", Cause.CHARGE,
                 cause_ref=str(charge.id),
                 for_account=locked.account if locked.on_behalf else None, now=now)
+    notices.processor_refund(session, charge, debit, f"processor-refund:{charge.id}:{refunded}")
     return "applied"
 
 
@@ -219,6 +221,7 @@ def _open_dispute(session: Session, obj: Mapping, now: datetime) -> Dispute | No
                 f"bank took the payment back", f"dispute:{reference}", Cause.CHARGE,
                 cause_ref=str(charge.id),
                 for_account=locked.account if locked.on_behalf else None, now=now)
+    notices.dispute_opened(session, dispute)
     return dispute
 
 
@@ -239,4 +242,5 @@ def _dispute_closed(session: Session, obj: Mapping, now: datetime) -> str:
                     cause_ref=str(charge.id),
                     for_account=locked.account if locked.on_behalf else None, now=now)
     session.flush()
+    notices.dispute_closed(session, dispute)
     return "applied"
