@@ -22,6 +22,7 @@ from billing_links.models import TaskKind
 from billing_links.views import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
+from portal.headers import card_entry_page
 from portal.rendering import pdf_response, render, see_other
 
 PAGES = {TaskKind.CARD: "billing_links/task_card.html", TaskKind.PAY: "billing_links/task_pay.html"}
@@ -82,6 +83,7 @@ SETUP = "task_card_setup"  # the signed session: the card setup waiting for its 
 
 
 @bp.get("/task-link/<token>")
+@card_entry_page  # the processor's card entry or challenge: its CSP
 def task_show(token: str):
     try:
         task = tasks.open_task(db.session, _settings(), token)
@@ -91,6 +93,7 @@ def task_show(token: str):
 
 
 @bp.post("/task-link/<token>")
+@card_entry_page  # the processor's card entry or challenge: its CSP
 def task_do(token: str):
     settings = _settings()
     try:
@@ -113,6 +116,7 @@ def task_do(token: str):
 
 
 @bp.post("/task-link/<token>/confirm")
+@card_entry_page  # the processor's card entry or challenge: its CSP
 def task_confirm(token: str):
     """Back from the processor's challenge (3-D Secure): the card saved, or the payment
     settled, from the processor's answer (the browser sends nothing but the link)."""

@@ -25,6 +25,7 @@ from billing_links import service as link_service
 from billing_links import tokens
 from portal.errors import ValidationFailed
 from portal.extensions import db, payment_gateway
+from portal.headers import card_entry_page
 from portal.rendering import pdf_response, render, see_other
 from portal.services.money import plain
 
@@ -100,6 +101,7 @@ def _problem(error: tokens.LinkError, token: str | None = None):
 
 
 @bp.get("/billing-link/<token>")
+@card_entry_page  # the processor's card entry or challenge: its CSP
 def show(token: str):
     try:
         link = link_service.open_link(db.session, billing_links.settings(current_app), token)
@@ -109,6 +111,7 @@ def show(token: str):
 
 
 @bp.post("/billing-link/<token>")
+@card_entry_page  # the processor's card entry or challenge: its CSP
 def pay(token: str):
     settings = billing_links.settings(current_app)
     try:
@@ -124,6 +127,7 @@ def pay(token: str):
 
 
 @bp.post("/billing-link/<token>/confirm")
+@card_entry_page  # the processor's card entry or challenge: its CSP
 def confirm(token: str):
     """Back from the processor's challenge: settle the payment from the processor's answer
     (the browser sends nothing but the link and its CSRF token)."""
