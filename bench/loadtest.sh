@@ -70,6 +70,7 @@ USAGE_API_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
 export SECRET_KEY USAGE_API_TOKEN
 export EXTERNAL_BASE_URL="http://127.0.0.1:${PORTS[0]}"
 export BILLING_LINK_RATE_LIMIT=1000000  # every simulated customer comes from 127.0.0.1
+export SANDBOX_RATE_LIMIT=1000000  # their cards typed into the sandbox's form, too
 export MAIL_SERVER=127.0.0.1 MAIL_PORT=$SMTP_PORT
 export LOG_LEVEL=${LOG_LEVEL:-INFO}
 unset FLASK_DEBUG DEV_OUTBOX SECRET_KEY_FILE

@@ -122,6 +122,8 @@ class Config:
                                                str(rules.BILLING_LINK_TTL.days)))
     # The public link pages: at most this many requests per client address per window.
     BILLING_LINK_RATE_LIMIT = int(os.environ.get("BILLING_LINK_RATE_LIMIT", "30"))
+    # The sandbox's public POST /payment_methods, per address per 10 minutes (issue 16)
+    SANDBOX_RATE_LIMIT = int(os.environ.get("SANDBOX_RATE_LIMIT", "30"))
     BILLING_LINK_RATE_WINDOW_MINUTES = 10
 
     # SMTP delivery of the outbox (unset MAIL_SERVER: no delivery, the dev outbox shows it).
