@@ -324,13 +324,8 @@ def test_a_billing_request_message_keeps_its_line_breaks(client, session, lw):
 
 
 @pytest.mark.parametrize("fields,field,message", [
-    ({"number": "4²42424242424242"}, "number", DIGITS_ONLY.format("The card number")),
-    ({"number": VISA_FULLWIDTH}, "number", DIGITS_ONLY.format("The card number")),
     ({"amount": "２５"}, "amount",
      "The payment must be written with the digits 0-9, like 25 or 25.00."),
-    ({"exp_month": "1_2"}, "exp_month", "Choose the expiry month."),
-    ({"holder": "Pat\x00Doe"}, "holder",
-     "The name can't contain control characters or line breaks."),
 ])
 def test_the_public_link_page_refuses_other_digits_and_control_characters(
         app, session, lw, fields, field, message):
@@ -339,6 +334,30 @@ def test_the_public_link_page_refuses_other_digits_and_control_characters(
     response = customer.pay(url, **fields)
     assert response.status_code == 422
     assert field_error(field, message) in body(response)
+    assert count(session, Charge) == 0
+    assert count(session, PaymentMethod) == 0
+
+
+@pytest.mark.parametrize("fields,field,message", [
+    ({"number": "4²42424242424242"}, "number", DIGITS_ONLY.format("The card number")),
+    ({"number": VISA_FULLWIDTH}, "number", DIGITS_ONLY.format("The card number")),
+    ({"exp_month": "1_2"}, "exp_month", "Choose the expiry month."),
+    ({"holder": "Pat\x00Doe"}, "holder",
+     "The name can't contain control characters or line breaks."),
+])
+def test_the_link_payers_card_form_refuses_other_digits_and_control_characters(
+        app, client, session, lw, fields, field, message):
+    """Issue 16: the link's payer types the card into the processor's form (the sandbox's
+    POST /payment_methods), which refuses these beside the field: no method, no charge."""
+    from portal.models import SandboxPaymentMethod
+
+    link_world.issue(session, lw)
+    form = {**SANDBOX_CARD, **{SANDBOX_PARAMS[k]: v for k, v in fields.items()}}
+    response = client.post("/sandbox/v1/payment_methods", data=form)
+    assert response.status_code in (400, 402)
+    error = response.get_json()["error"]
+    assert (error["param"], error["message"]) == (SANDBOX_PARAMS[field], message)
+    assert count(session, SandboxPaymentMethod) == 0
     assert count(session, Charge) == 0
     assert count(session, PaymentMethod) == 0
 
