@@ -272,6 +272,8 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
         return True
     credit(session, charge, now)
     notices.receipt(session, charge)
+    if charge.purpose == ChargePurpose.RECHARGE:
+        _recharge_again(session, charge, now)
     if charge.purpose == ChargePurpose.RECHARGE and charge.idempotency_key.endswith(BACKUP):
         # The Backup paid because the Primary declined: the receipt alone would hide that
         # the Primary needs fixing before the next recharge.
@@ -279,6 +281,14 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
         if first is not None and first.is_failed:
             notices.primary_declined(session, first, charge)
     return True
+
+
+def _recharge_again(session: Session, charge: Charge, now: datetime) -> None:
+    """A recharge's amount was set when it started; usage posted while it was in flight
+    found it pending and started none. So the balance its credit leaves can still be below
+    the threshold: the next recharge starts now, in the credit's transaction (run_recharge
+    runs it; else the jobs do)."""
+    start_recharge(session, ledger.lock_payer(session, charge.account_id).payer, now)
 
 
 def credit(session: Session, charge: Charge, now: datetime) -> None:
@@ -444,9 +454,26 @@ def save_auto_recharge(session: Session, account: Account, threshold: str, amoun
 def run_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
                  now: datetime | None = None) -> Charge:
     """Charge the Primary; if it declines, the Backup; if that declines too (or there is
-    none), email the decline to every billing-email recipient. Commits."""
-    charge = attempt(session, gateway, charge, now)
-    return _after_recharge(session, gateway, charge, now)
+    none), email the decline to every billing-email recipient; then the recharge its
+    success started (`_recharge_again`), if any. Commits. Returns this recharge's outcome
+    (the Backup's when the Primary declined)."""
+    done = _after_recharge(session, gateway, attempt(session, gateway, charge, now), now)
+    last = done
+    while last.status == ChargeStatus.SUCCEEDED:
+        after = _unasked_recharge(session, last)
+        if after is None:
+            break
+        last = _after_recharge(session, gateway, attempt(session, gateway, after, now), now)
+    return done
+
+
+def _unasked_recharge(session: Session, settled: Charge) -> Charge | None:
+    """The pending recharge nobody has asked the processor for yet, recorded on the account
+    that `settled` credited (at most one is pending per account)."""
+    payer = ledger.paying_account(session, session.get(Account, settled.account_id))
+    return session.scalar(select(Charge).where(
+        Charge.account_id == payer.id, Charge.purpose == ChargePurpose.RECHARGE,
+        Charge.status == ChargeStatus.PENDING, Charge.attempts == 0))
 
 
 def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,

@@ -511,6 +511,55 @@ def test_only_one_recharge_is_pending_per_account(session, gw):
         5000 - (balance - 4200))
 
 
+def test_usage_debited_while_a_recharge_is_in_flight_is_recharged_when_it_settles(session, gw):
+    """A recharge is pending; another posting lowers the balance further and, finding it in
+    flight, starts none. The recharge's credit was sized before that debit, so the balance
+    it leaves is still below the threshold: its settlement starts the next recharge, and
+    running the first runs that one too. Without it the account stayed below the threshold
+    with nothing to recharge it until the next posting (the usage bench caught one ending at
+    -$13.20)."""
+    account = recharge_world(session, primary="4242424242424242")
+    first = usage.post(session, account, {"minutes": 300}, "b1").recharge  # $20 -> $5
+    assert first.amount_cents == 4500
+    assert usage.post(session, account, {"minutes": 1000}, "b2").recharge is None  # -> -$45
+    session.commit()
+    assert charges.run_recharge(session, gw, first).id == first.id
+    session.expire_all()
+    assert first.status == ChargeStatus.SUCCEEDED
+    made = session.scalars(select(Charge).order_by(Charge.id)).all()
+    assert [(c.amount_cents, c.status) for c in made] == [
+        (4500, ChargeStatus.SUCCEEDED), (5000 - 0, ChargeStatus.SUCCEEDED)]
+    # $50 - $50 (b2) = $0 after the first credit: below $10, recharged by $50 to $50
+    assert entries(session, account)[-3:] == [(LedgerKind.USAGE, -5000, -4500),
+                                              (LedgerKind.RECHARGE, 4500, 0),
+                                              (LedgerKind.RECHARGE, 5000, 5000)]
+    assert count(session, SandboxCharge) == 2
+    assert ledger.check(session) == []
+
+
+def test_a_recharge_settled_above_the_threshold_starts_no_other(session, gw):
+    account = recharge_world(session, primary="4242424242424242")
+    first = usage.post(session, account, {"minutes": 300}, "b1").recharge  # $20 -> $5
+    assert usage.post(session, account, {"minutes": 100}, "b2").recharge is None  # -> $0
+    session.commit()
+    charges.run_recharge(session, gw, first)
+    session.expire_all()
+    assert count(session, Charge) == 1
+    assert session.get(Account, account.id).balance_cents == 5000 - 500
+
+
+def test_no_next_recharge_after_a_declined_one(session, gw):
+    """A decline leaves the balance low and tells the recipients; the settlement of a failed
+    recharge starts nothing (no loop of declines)."""
+    account = recharge_world(session, primary=DECLINES)
+    first = usage.post(session, account, {"minutes": 300}, "b1").recharge
+    usage.post(session, account, {"minutes": 1000}, "b2")
+    session.commit()
+    assert charges.run_recharge(session, gw, first).status == ChargeStatus.FAILED
+    session.expire_all()
+    assert count(session, Charge) == 1
+
+
 def test_a_recharge_started_while_the_primary_was_declining_does_not_break_the_backup_step(
         app, session, gw, monkeypatch):
     """Between the Primary's decline (committed) and the Backup's charge being recorded, a

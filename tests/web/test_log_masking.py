@@ -259,3 +259,23 @@ def test_gunicorn_conf_gives_gunicorn_the_masking_logger_even_without_the_app(tm
     assert f'"GET {MASKED} HTTP/1.1" 200 1234 "https://x.example{MASKED}"' in written
     assert f"worker failed on {MASKED}" in error_file.read_text()
     assert token not in written + error_file.read_text()
+
+
+def test_every_one_time_link_of_the_app_is_masked(app):
+    """Each route whose path carries a token (billing and task links, their receipts,
+    invitations, password reset, set password, email change) logs as <token>: a route
+    added with another argument name would show here."""
+    import re
+
+    masking = logmask.MaskTokens(logmask.token_routes(app) | set(logmask.TOKEN_ROUTES))
+    secret = "SECRETsecret123"
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if not any("token" in name for name in rule.arguments):
+            continue
+        path = re.sub(r"<[^>]+>", secret, rule.rule)
+        assert secret not in masking.mask(f"GET {path} HTTP/1.1"), rule.rule
+        checked.append(rule.rule)
+    for prefix in ("/billing-link/", "/task-link/", "/invitations/", "/reset-password/",
+                   "/security/email/"):
+        assert any(r.startswith(prefix) for r in checked), prefix

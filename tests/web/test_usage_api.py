@@ -301,7 +301,8 @@ def test_concurrent_postings_keep_the_exact_balance_and_recharge_within_the_rule
     exceeds A: the final balance F = A - usage + credits <= A, hence credits <= usage = $50.00
     and the number of recharges R satisfies R * $10.00 < $50.00, i.e. R <= 4. And R >= 1:
     the first posting that took the balance below T found no recharge in flight. (One after
-    another, the postings would make exactly 4.)
+    another, the postings would make exactly 4.) And F >= T: a recharge whose credit usage
+    outran (debits posted while it was in flight start none) starts the next as it settles.
     """
     clock.freeze(NOW)
     owner = f.user(session, "owner@example.test")
@@ -359,11 +360,14 @@ def test_concurrent_postings_keep_the_exact_balance_and_recharge_within_the_rule
     credited = session.scalars(select(LedgerEntry.amount_cents).where(
         LedgerEntry.account_id == account_id, LedgerEntry.kind == LedgerKind.RECHARGE)).all()
     assert sorted(credited) == sorted(c.amount_cents for c in recharges)
-    assert len([r for r in results.values() if r[1]["recharge"]]) == len(recharges)
+    # each recharge was started by a posting, or by the settlement of one that usage had
+    # outrun (run in the same request): never more answers naming one than recharges
+    assert 1 <= len([r for r in results.values() if r[1]["recharge"]]) <= len(recharges)
 
     balance = session.get(Account, account_id).balance_cents
     assert balance == START - POSTINGS * POSTING_CENTS + sum(credited)
     assert balance <= RECHARGE_TO
+    assert balance >= THRESHOLD  # nothing left below it with no recharge to come
     assert balance == session.scalar(select(func.sum(LedgerEntry.amount_cents)).where(
         LedgerEntry.account_id == account_id))
     assert ledger.check(session) == []
