@@ -11,15 +11,13 @@ challenge and `confirm_on_session` settles it from the processor's answer.
 import re
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from portal.errors import ValidationFailed
-from portal.models import Account, Charge, ChargeStatus, PaymentMethod
+from portal.models import Account, Charge
 from portal.services import charges
 from portal.services.cards import ACCEPTED, ACCEPTED_TEXT
-from portal.services.gateway import ChargeRequest, GatewayTimeout, SavedMethod
-from portal.transactions import begin_write, retry_when_locked
+from portal.services.gateway import GatewayTimeout, SavedMethod
 
 PM_ID = re.compile(r"pm_[A-Za-z0-9_]{1,60}")
 NO_CARD = "Enter your card in the card form (it needs JavaScript), then pay."
@@ -60,71 +58,25 @@ def gateway_name(gateway) -> str:
     return getattr(gateway, "name", "sandbox")
 
 
-def request_for(charge: Charge, method: PaymentMethod, save_method: bool = True) -> ChargeRequest:
-    """The on-session charge, saving the card to the method's customer for later
-    off-session recharges: a pure function of the rows, the same on every retry (the
-    processor compares the parameters under one key)."""
-    return ChargeRequest(method=method.token, customer=method.customer_ref,
-                         kind=charge.purpose.value, amount_cents=charge.amount_cents,
-                         idempotency_key=charge.idempotency_key,
-                         description=charge.description, on_session=True,
-                         save_method=save_method,
-                         reference=charge.gateway_reference, first_tried_at=charge.created_at,
-                         metadata=(("account_id", str(charge.account_id)),
-                                   ("charge_key", charge.idempotency_key)))
-
-
-def charge_on_session(session: Session, gateway, charge: Charge, now: datetime,
-                      save_method: bool = True) -> tuple[Charge, str]:
-    """Ask the processor for a pending link charge (counted first, like charges.attempt) and
-    settle its answer. Returns (charge, client secret): the secret only when the processor
-    asks the payer to authenticate (the charge stays pending with its intent's id)."""
-    if charge.status != ChargeStatus.PENDING:
-        return charge, ""
-    request = request_for(charge, session.get(PaymentMethod, charge.method_id), save_method)
-    result = charges.ask(session, Charge, charge.id, now, lambda: gateway.charge(request))
-    return settle_answer(session, gateway, charge, result, now)
+def charge_on_session(session: Session, gateway, charge: Charge,
+                      now: datetime) -> tuple[Charge, str]:
+    """Ask the processor for a pending link charge and resolve its answer: the path every
+    charge takes (`charges.attempt`: the request is a function of the row, so a retry by
+    the jobs sends the same parameters under the same key). Returns (charge, client
+    secret): the secret only when the processor asks the payer to authenticate (the charge
+    stays pending with its intent's id)."""
+    charge = charges.attempt(session, gateway, charge, now)
+    return charge, _secret(charge)
 
 
 def confirm_on_session(session: Session, gateway, charge: Charge,
                        now: datetime) -> tuple[Charge, str]:
-    """After the challenge: the processor's answer for the charge's intent, settled."""
-    if charge.status != ChargeStatus.PENDING or not charge.gateway_reference:
-        return charge, ""
-    try:
-        result = gateway.payment_status(charge.gateway_reference)
-    except GatewayTimeout:
-        return charge, ""
-    return settle_answer(session, gateway, charge, result, now)
+    """After the challenge: the processor's answer for the charge's intent, resolved (the
+    secret again when the intent still waits for the payer)."""
+    charge = charges.check_intent(session, gateway, charge, now)
+    return charge, _secret(charge)
 
 
-def settle_answer(session: Session, gateway, charge: Charge, result,
-                  now: datetime) -> tuple[Charge, str]:
-    if result is None or result.outcome == "processing":  # no answer yet: the jobs ask again
-        return charge, ""
-    if result.outcome == "requires_action":
-        reference = result.reference[:64]
-
-        def remember() -> None:
-            begin_write(session)
-            session.execute(update(Charge).where(
-                Charge.id == charge.id, Charge.status == ChargeStatus.PENDING)
-                .values(gateway_reference=reference))
-            session.commit()
-
-        retry_when_locked(session, remember, f"charge {charge.id}: intent")
-        session.refresh(charge)
-        return charge, result.client_secret
-
-    def settle_and_commit() -> None:
-        charges.settle(session, charge, result.succeeded, result.reference, result.code,
-                       result.message, now=now)
-        session.commit()
-
-    retry_when_locked(session, settle_and_commit, f"charge {charge.id}: settle")
-    from portal.services import refunds
-
-    refund = refunds.pending_for_charge(session, charge.id)
-    if refund is not None:  # a payment that can't be honoured: its refund, asked now
-        refunds.attempt(session, gateway, refund, now)
-    return charge, ""
+def _secret(charge: Charge) -> str:
+    action = getattr(charge, "action", None)
+    return action.client_secret if action is not None and charge.is_pending else ""

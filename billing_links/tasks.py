@@ -321,7 +321,7 @@ def pay(session: Session, gateway: PaymentGateway, settings: LinkSettings, token
                                f"Payment to {task.sub.name} (asked by {task.agency.name})",
                                now=now)
     session.commit()
-    return card_entry.charge_on_session(session, gateway, charge, now, save_method=False)
+    return card_entry.charge_on_session(session, gateway, charge, now)
 
 
 def confirm_payment(session: Session, gateway: PaymentGateway, settings: LinkSettings,

@@ -150,16 +150,22 @@ def confirm(session: Session, gateway: PaymentGateway, account: Account,
     """After the payer's challenge (Make a Payment): the intent's answer, read from the
     processor (never from the browser), resolved. Still waiting → left pending (the jobs
     cancel it after ACTION_TIMEOUT)."""
-    charge = get(session, account, charge_id)
+    charge = check_intent(session, gateway, get(session, account, charge_id))
+    charge.action = None  # the payer left the challenge: not shown again
+    return charge
+
+
+def check_intent(session: Session, gateway: PaymentGateway, charge: Charge,
+                 now: datetime | None = None) -> Charge:
+    """A pending charge whose intent the processor knows: its answer now, read from the
+    processor (never from the browser), resolved."""
     if not charge.is_pending or not charge.gateway_reference:
         return charge
     try:
         result = gateway.payment_status(charge.gateway_reference)
     except GatewayTimeout:
         return charge
-    charge = resolve(session, gateway, charge, result)
-    charge.action = None  # the payer left the challenge: not shown again
-    return charge
+    return resolve(session, gateway, charge, result, now)
 
 
 ACTION_TIMEOUT = getattr(rules, "ACTION_TIMEOUT", timedelta(hours=1))
@@ -453,11 +459,21 @@ def save_auto_recharge(session: Session, account: Account, threshold: str, amoun
 
 def run_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
                  now: datetime | None = None) -> Charge:
-    """Charge the Primary; if it declines, the Backup; if that declines too (or there is
-    none), email the decline to every billing-email recipient; then the recharge its
-    success started (`_recharge_again`), if any. Commits. Returns this recharge's outcome
-    (the Backup's when the Primary declined)."""
-    done = _after_recharge(session, gateway, attempt(session, gateway, charge, now), now)
+    """Charge the Primary, then what follows its answer (`finish_recharge`). Commits.
+    Returns this recharge's outcome (the Backup's when the Primary declined)."""
+    return finish_recharge(session, gateway, attempt(session, gateway, charge, now), now)
+
+
+def finish_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
+                    now: datetime | None = None) -> Charge:
+    """What follows a recharge's answer, whoever got it (the request that started it, the
+    jobs' retry, a webhook): declined → the Backup; declined too (or no Backup) → the
+    decline emailed to every billing-email recipient; succeeded → the recharge its credit
+    started (`_recharge_again`), if any, run the same way. Commits. Any other charge is
+    returned as it is."""
+    if charge.purpose != ChargePurpose.RECHARGE:
+        return charge
+    done = _after_recharge(session, gateway, charge, now)
     last = done
     while last.status == ChargeStatus.SUCCEEDED:
         after = _unasked_recharge(session, last)
@@ -465,6 +481,17 @@ def run_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
             break
         last = _after_recharge(session, gateway, attempt(session, gateway, after, now), now)
     return done
+
+
+def after_event(session: Session, gateway: PaymentGateway, charge: Charge,
+                now: datetime | None = None) -> Charge:
+    """A charge the processor's webhook settled (in the event's transaction, committed):
+    the refund its settlement decided on, asked now, and a recharge's next step, as
+    `attempt` and `run_recharge` do after their own answer. Commits."""
+    if charge.is_pending:
+        return charge
+    _refund_if_started(session, gateway, charge, now or clock_now())
+    return finish_recharge(session, gateway, charge, now)
 
 
 def _unasked_recharge(session: Session, settled: Charge) -> Charge | None:
@@ -516,10 +543,8 @@ def retry_pending(session: Session, gateway: PaymentGateway,
     now = now or clock_now()
     done = []
     for charge in due_for_retry(session, Charge, ChargeStatus.PENDING, now):
-        charge = attempt(session, gateway, charge, now)
-        if charge.purpose == ChargePurpose.RECHARGE:
-            charge = _after_recharge(session, gateway, charge, now)
-        done.append(charge)
+        done.append(finish_recharge(session, gateway, attempt(session, gateway, charge, now),
+                                    now))
     return done
 
 

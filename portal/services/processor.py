@@ -11,6 +11,9 @@ from portal.services.gateway import ChargeRequest
 # The payer is present for these (Make a Payment, an opening balance): the processor may ask
 # for authentication. Auto recharge and the plan fee run with nobody there.
 ON_SESSION = frozenset({ChargePurpose.PAYMENT, ChargePurpose.OPENING_BALANCE})
+# The customer taking a sub-account off agency billing pays with the card its auto recharge
+# will use: the payment saves it for off-session use. (A task link's payment pays once.)
+SAVES_METHOD = frozenset({ChargePurpose.OPENING_BALANCE})
 
 
 def gateway_name(gateway) -> str:
@@ -58,6 +61,7 @@ def request_for(charge: Charge) -> ChargeRequest:
         method=method.token, customer=method.customer_ref, kind=charge.purpose.value,
         amount_cents=charge.amount_cents, idempotency_key=charge.idempotency_key,
         description=charge.description, on_session=charge.purpose in ON_SESSION,
+        save_method=charge.purpose in SAVES_METHOD,
         reference=charge.gateway_reference,
         first_tried_at=charge.created_at,
         metadata=(("account_id", str(charge.account_id)),

@@ -8,13 +8,15 @@ once (the second's insert of the same id fails: nothing of it is committed), and
 effect is keyed besides: a settlement is a conditional update from pending, ledger entries
 have keys, a dispute's reference is unique, and refunded amounts are cumulative.
 
-The events, and what each does in this round (the portal's flows move onto the new
-interface next round, when `charges.resolve` replaces the settle below):
+The events, and what each does:
 - payment_intent.succeeded / payment_failed / canceled / processing / requires_action: the
   pending Charge with this PaymentIntent (its gateway_reference, else its key in
   metadata.charge_key) is settled from what the processor says *now* (`payment_status`,
   so events out of order or replayed can't undo a success) with `charges.settle`, the code
-  the jobs' retries settle through; a charge already settled is left as it is;
+  every answer settles through (`charges.resolve`: the request's own, the jobs' retries,
+  the payer's challenge); a charge already settled is left as it is. After the commit the
+  webhook hands it to `charges.after_event`: a declined recharge goes on to the Backup, as
+  after the jobs' retry (`settled_charge`);
 - charge.refunded: the refunded amount is cumulative; what is not yet on the ledger (the
   portal's own refunds and earlier events) is debited, kind `refund`, key
   `processor-refund:<charge>:<amount refunded>`;
@@ -106,6 +108,17 @@ def apply(session: Session, gateway, event: ProcessorEvent,
     record.outcome = outcome
     log.info("processor event %s (%s): %s", event.id, event.type, outcome)
     return outcome
+
+
+def settled_charge(session: Session, event: ProcessorEvent) -> Charge | None:
+    """The portal's charge a payment event was about, once the event is committed: the
+    caller hands it to `charges.after_event` (a declined recharge goes on to the Backup,
+    a recharge usage outran starts the next), outside the event's transaction since that
+    asks the processor again."""
+    if event.type not in PAYMENT_EVENTS:
+        return None
+    charge = _charge_for(session, event.object)
+    return None if charge is None or charge.is_pending else charge
 
 
 def purge(session: Session, now: datetime | None = None) -> int:

@@ -28,7 +28,7 @@ from portal.services.gateway import ChargeResult, GatewayTimeout, SandboxGateway
 from tests import factories as f
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-DECLINES = "4000000000000002"
+DECLINES = "4000000000000341"  # saves fine, every charge is declined (0002: refused at entry)
 NO_FUNDS = "4000000000009995"
 TIMEOUT = "4000000000000259"
 
@@ -66,6 +66,19 @@ def mail(session, kind=None):
     if kind:
         query = query.where(OutboxMessage.kind == kind)
     return sorted(tuple(row) for row in session.execute(query))
+
+
+def legacy_card(session, account, token: str):
+    """A card saved before issue 16, by the sandbox's old token (tok_<behaviour>_…), which
+    it still charges: a card saved fine can expire later (0069 is refused at entry now)."""
+    from portal.models import MethodKind, PaymentMethod
+
+    method = PaymentMethod(account_id=account.id, kind=MethodKind.CARD, brand="Visa",
+                           last4="0069", holder="Pat Doe", token=f"{token}_0a1b2c3d",
+                           exp_month=12, exp_year=2030, role=MethodRole.PRIMARY)
+    session.add(method)
+    session.commit()
+    return method
 
 
 def pay(session, gw, account, actor, method, amount, form_key=None):
@@ -131,12 +144,13 @@ def test_a_new_form_is_a_new_payment(session, gw, people):
 @pytest.mark.parametrize("number,code,message", [
     (DECLINES, "card_declined", "The card was declined."),
     (NO_FUNDS, "insufficient_funds", "The card was declined: insufficient funds."),
-    ("4000000000000069", "expired_card", "The card has expired."),
+    ("tok_expired_card", "expired_card", "The card has expired."),
 ])
 def test_a_declined_payment_fails_with_the_reason_and_credits_nothing(
         session, gw, people, number, code, message):
     account, _owner, admin = people
-    method = f.card(session, account, number)
+    method = f.card(session, account, number) if number.isdigit() else \
+        legacy_card(session, account, number)
     charge = pay(session, gw, account, admin, method, "50")
     assert (charge.status, charge.failure_code, charge.failure_message) == (
         ChargeStatus.FAILED, code, message)
@@ -428,7 +442,7 @@ def test_when_both_cards_decline_every_recipient_gets_a_decline_email(session, g
     text = session.scalar(select(OutboxMessage.text_body).where(
         OutboxMessage.to_address == "admin@example.test"))
     assert "We tried to charge $45.00 (auto recharge)" in text
-    assert "- Visa ending 0002: The card was declined." in text
+    assert "- Visa ending 0341: The card was declined." in text
     assert "- Visa ending 9995: The card was declined: insufficient funds." in text
     assert "Available balance: $5.00" in text
 
@@ -558,6 +572,40 @@ def test_no_next_recharge_after_a_declined_one(session, gw):
     assert charges.run_recharge(session, gw, first).status == ChargeStatus.FAILED
     session.expire_all()
     assert count(session, Charge) == 1
+
+
+def test_a_recharge_a_webhook_declined_goes_on_to_the_backup(session, gw):
+    """The processor's webhook settles a recharge (processor_events, in the event's
+    transaction); after its commit `after_event` takes the step the request's own answer
+    would have: a declined Primary goes on to the Backup."""
+    account = recharge_world(session, primary="4242424242424242", backup="5555555555554444")
+    first = usage.post(session, account, {"minutes": 300}, "b1").recharge  # $20 -> $5
+    session.commit()
+    assert charges.settle(session, first, False, "pi_elsewhere", "card_declined",
+                          "The card was declined.")
+    session.commit()
+    after = charges.after_event(session, gw, first)
+    assert (after.idempotency_key, after.status) == (
+        f"{first.idempotency_key}{charges.BACKUP}", ChargeStatus.SUCCEEDED)
+    assert after.method.role == MethodRole.BACKUP
+    assert entries(session, account)[-1] == (LedgerKind.RECHARGE, 4500, 5000)
+    assert [m[1] for m in mail(session, "primary_declined")] == ["primary_declined"] * 2
+
+
+def test_a_recharge_a_webhook_settled_after_usage_outran_it_starts_the_next(session, gw):
+    account = recharge_world(session, primary="4242424242424242")
+    first = usage.post(session, account, {"minutes": 300}, "b1").recharge  # $20 -> $5
+    usage.post(session, account, {"minutes": 1000}, "b2")  # -> -$45, none started
+    session.commit()
+    assert charges.settle(session, first, True, "pi_elsewhere", "", "")
+    session.commit()
+    assert charges.after_event(session, gw, first).id == first.id
+    session.expire_all()
+    assert [(c.amount_cents, c.status) for c in session.scalars(
+        select(Charge).order_by(Charge.id))] == [(4500, ChargeStatus.SUCCEEDED),
+                                                 (5000, ChargeStatus.SUCCEEDED)]
+    assert session.get(Account, account.id).balance_cents == 5000
+    assert ledger.check(session) == []
 
 
 def test_a_recharge_started_while_the_primary_was_declining_does_not_break_the_backup_step(

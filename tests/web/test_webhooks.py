@@ -378,3 +378,23 @@ def test_events_older_than_90_days_are_purged_and_a_late_duplicate_still_changes
     assert event_rows(session) == 0
     assert deliver(client, event).json["outcome"] == "already_settled"
     assert world.balance() == 3500
+
+
+def test_a_settled_payment_goes_on_to_its_next_step_after_the_commit(client, world, fake,
+                                                                    monkeypatch):
+    """The charge an applied payment event settled is handed to charges.after_event (a
+    declined recharge goes on to the Backup there, tests/unit/test_charges.py), once: a
+    replay is a duplicate and hands nothing; a failing next step still answers 200 (the
+    event is applied; a 500 would have Stripe send it again)."""
+    handed = []
+
+    def after_event(session, gateway, charge, now=None):
+        handed.append((charge.id, charge.status))
+        raise RuntimeError("the Backup's processor is down")
+
+    monkeypatch.setattr(charges, "after_event", after_event)
+    event = fake.event("payment_intent.succeeded")
+    assert deliver(client, event).json == {"received": True, "outcome": "applied"}
+    assert deliver(client, event).json["outcome"] == "duplicate"
+    assert handed == [(world.charge.id, ChargeStatus.SUCCEEDED)]
+    assert world.status() == ChargeStatus.SUCCEEDED

@@ -4,7 +4,7 @@ from flask import current_app, jsonify, request
 
 from portal.blueprints.webhooks import bp
 from portal.extensions import db
-from portal.services import processor_events
+from portal.services import charges, processor_events
 from portal.services.gateway import BadSignature
 
 log = logging.getLogger("portal.webhooks")
@@ -46,4 +46,19 @@ def stripe_event():
         log.exception("webhook %s (%s) failed; the processor will deliver it again",
                       event.id, event.type)
         return jsonify(error="Not applied; deliver it again."), 500
+    if outcome == "applied":
+        _after(gateway, event)
     return jsonify(received=True, outcome=outcome), 200
+
+
+def _after(gateway, event) -> None:
+    """The settled charge's next step (charges.after_event), after the event's commit. The
+    event is applied whatever happens here: an error is logged (the jobs' retries and the
+    next usage catch up), not answered 500, which would have the processor resend it."""
+    try:
+        charge = processor_events.settled_charge(db.session, event)
+        if charge is not None:
+            charges.after_event(db.session, gateway, charge)
+    except Exception:
+        db.session.rollback()
+        log.exception("webhook %s (%s): applied; its next step failed", event.id, event.type)
