@@ -42,6 +42,13 @@ def monthly_fees(session: Session):
     return fees.run_monthly(session, payment_gateway())
 
 
+def expire_actions(session: Session) -> list:
+    """Issue 16: 3-D Secure challenges nobody finished within ACTION_TIMEOUT (an hour),
+    canceled at the processor and their charges failed ("succeeded" when the payer
+    finished first: then credited). charges.expire_actions commits."""
+    return charges.expire_actions(session, payment_gateway())
+
+
 def purge_closed_accounts(session: Session) -> list[int]:
     """Call data of accounts closed over 60 days ago."""
     purged = lifecycle.purge_expired(session)
@@ -55,6 +62,17 @@ def purge_link_hits(session: Session) -> int:
     from billing_links import service as link_service
 
     removed = link_service.purge_hits(session)
+    session.commit()
+    return removed
+
+
+def purge_processor_events(session: Session, now: datetime | None = None) -> int:
+    """Issue 16: the processor's webhook events received over 90 days ago (their ids only
+    guard against a replay; every effect stays keyed, so a later duplicate changes
+    nothing)."""
+    from portal.services import processor_events
+
+    removed = processor_events.purge(session, now)
     session.commit()
     return removed
 
@@ -187,11 +205,17 @@ JOBS: tuple[Job, ...] = (
         lambda retried: f"charges: {len(retried)} pending charge(s) asked again"),
     Job("refunds", retry_refunds,
         lambda refunded: f"refunds: {len(refunded)} pending refund(s) asked again"),
+    Job("actions", expire_actions,
+        lambda expired: (f"actions: {len(expired)} unfinished 3-D Secure challenge(s) "
+                         "canceled") if expired else None),
     Job("fees", monthly_fees, _fees_line),
     Job("purge", purge_closed_accounts,
         lambda purged: f"purge: call data removed from {len(purged)} account(s) closed over "
                        "60 days ago"),
     Job("link-hits", purge_link_hits, lambda _removed: None),
+    Job("processor-events", purge_processor_events,
+        lambda removed: (f"processor-events: {removed} webhook event(s) over 90 days "
+                         "removed") if removed else None),
     Job("versions", purge_versions,
         lambda removed: f"versions: {removed} version(s) past 7/120 days removed"),
     Job("card-expiry", card_expiry_notices,

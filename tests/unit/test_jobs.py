@@ -189,8 +189,8 @@ def test_the_recurring_statement_is_the_periods_statement(app, session, world):
 def test_jobs_run_runs_the_registry_in_order(app, session):
     """`flask jobs run` is the registry (portal/jobs.py JOBS), one line per job that reports."""
     assert [job.name for job in jobs.JOBS] == [
-        "charges", "refunds", "fees", "purge", "link-hits", "versions", "card-expiry",
-        "statements", "mail", "sqlite-checkpoint"]
+        "charges", "refunds", "actions", "fees", "purge", "link-hits", "processor-events",
+        "versions", "card-expiry", "statements", "mail", "sqlite-checkpoint"]
     result = app.test_cli_runner().invoke(args=["jobs", "run"])
     assert result.exit_code == 0, result.output
     printed = [line.split(":")[0].split(" ")[0] for line in result.output.splitlines()]
@@ -400,3 +400,61 @@ def test_statement_schedules_takes_the_time_it_is_given(app, session, world):
     assert jobs.statement_schedules(session, NOW) == 0
     assert date(2026, 10, 1) not in {date.fromisoformat(p) for _, p, _ in
                                      statement_mail(session)}
+
+
+# --------------------------------------------------------------- issue 16
+
+def test_the_jobs_cancel_a_challenge_nobody_finished_after_an_hour(app, session):
+    """A Make a Payment whose card asked for 3-D Secure and was left waiting: the jobs
+    cancel it at the processor after rules.ACTION_TIMEOUT (an hour), once; nothing is
+    credited. Before the hour nothing happens."""
+    from portal.sandbox.testing import AUTHENTICATE_ALWAYS
+    from portal.services import charges
+    from portal.services.gateway import SandboxGateway
+
+    clock.freeze(NOW)
+    ann = f.user(session, "ann@example.test")
+    acme = f.standalone(session, "Acme Plumbing", admin=ann)
+    method = f.card(session, acme, AUTHENTICATE_ALWAYS)
+    charge = charges.pay(session, acme, ann, str(method.id), "40", charges.new_form_key())
+    session.commit()
+    charge = charges.attempt(session, SandboxGateway(), charge)
+    assert charge.is_pending and charge.processor_status == "requires_action"
+
+    clock.freeze(NOW + timedelta(minutes=59))
+    assert jobs.expire_actions(session) == []
+    clock.freeze(NOW + timedelta(hours=1))
+    assert [c.id for c in jobs.expire_actions(session)] == [charge.id]
+    session.expire_all()
+    charge = session.get(Charge, charge.id)
+    assert charge.is_failed and charge.failure_code == "authentication_abandoned"
+    assert count(session, LedgerEntry, LedgerEntry.account_id == acme.id) == 0
+    # the next run finds nothing more to do
+    assert jobs.expire_actions(session) == []
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert "actions:" not in result.output  # nothing canceled: no line
+
+
+def test_the_jobs_purge_processor_events_over_90_days(app, session):
+    """The webhook events' ids are kept 90 days (a replay inside them is recognised), then
+    purged; the run after that removes nothing more."""
+    from portal.models import ProcessorEventRecord
+
+    clock.freeze(NOW)
+    for name, age in (("old", timedelta(days=90, seconds=1)), ("older", timedelta(days=400)),
+                      ("edge", timedelta(days=90)), ("recent", timedelta(days=3))):
+        session.add(ProcessorEventRecord(id=f"evt_{name}", gateway="stripe",
+                                         type="payment_intent.succeeded", object_ref="pi_1",
+                                         outcome="applied", received_at=NOW - age))
+    session.commit()
+    assert jobs.purge_processor_events(session) == 2
+    session.expire_all()
+    assert sorted(session.scalars(select(ProcessorEventRecord.id))) == ["evt_edge",
+                                                                        "evt_recent"]
+    assert jobs.purge_processor_events(session) == 0
+    clock.freeze(NOW + timedelta(days=1))
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert "processor-events: 1 webhook event(s) over 90 days removed" in result.output
+    assert sorted(session.scalars(select(ProcessorEventRecord.id))) == ["evt_recent"]
