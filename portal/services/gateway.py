@@ -77,6 +77,16 @@ class ChargeRequest:
 
 
 @dataclass(frozen=True)
+class Mandate:
+    """A bank account's debit authorization, as the payer gave it on the page (ACH only):
+    Stripe keeps it with the SetupIntent for the later off-session debits. Stored nowhere
+    by the portal."""
+
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
 class BrowserSetup:
     """What a card-entry page loads: the processor's script (the sandbox's own, or Stripe.js)
     and the extra Content-Security-Policy sources that page needs."""
@@ -119,8 +129,8 @@ class Processor(Protocol):
 
     def describe_method(self, method: str) -> SavedMethod: ...
 
-    def save_method(self, customer: str, method: str, kind: str,
-                    idempotency_key: str) -> ChargeResult: ...  # SetupIntent, off_session
+    def save_method(self, customer: str, method: str, kind: str, idempotency_key: str,
+                    mandate: Mandate | None = None) -> ChargeResult: ...  # off_session
 
     def setup_status(self, setup: str) -> ChargeResult: ...
 
@@ -206,7 +216,7 @@ class SandboxGateway:
         return core.describe_method(method)
 
     def save_method(self, customer: str, method: str, kind: str, idempotency_key: str,
-                    mandate: object = None) -> ChargeResult:
+                    mandate: Mandate | None = None) -> ChargeResult:
         from portal.sandbox import core
 
         return core.save_method(customer, method, kind, idempotency_key)

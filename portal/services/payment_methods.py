@@ -22,7 +22,7 @@ from portal.models import (
     PaymentMethod,
 )
 from portal.services import cards, processor
-from portal.services.gateway import ChargeResult, PaymentGateway, SavedMethod
+from portal.services.gateway import ChargeResult, Mandate, PaymentGateway, SavedMethod
 
 
 def in_use(session: Session, account: Account) -> list[PaymentMethod]:
@@ -236,12 +236,14 @@ def _setup_failed(result: ChargeResult, field: str = "payment_method") -> Valida
                              or "The card was not saved."})
 
 
-def add(session: Session, account: Account, gateway, payment_method: str, kind: str
-        ) -> "PaymentMethod | ActionNeeded":
+def add(session: Session, account: Account, gateway, payment_method: str, kind: str,
+        mandate: Mandate | None = None) -> "PaymentMethod | ActionNeeded":
     """Save the method the processor's card entry gave (a pm_… id, never card data) to the
     account's processor customer: a SetupIntent with a $0 authorization. A card saved is
     stored; one whose bank asks for authentication gives ActionNeeded (confirm_setup after
-    the challenge); a bank account is stored pending its micro-deposits (verify)."""
+    the challenge); a bank account is stored pending its micro-deposits (verify), its
+    debit authorization (`mandate`: the payer's address and browser) given to the
+    processor with it."""
     _check_own_billing(account)
     method_kind = KINDS.get(kind)
     payment_method = (payment_method or "").strip()
@@ -252,7 +254,8 @@ def add(session: Session, account: Account, gateway, payment_method: str, kind: 
                                 else "Enter the bank account details."})
     customer, known = processor.customer_ref(session, account, gateway)
     key = f"save:{account.id}:{payment_method}"
-    result = gateway.save_method(customer, payment_method, kind, key)
+    result = gateway.save_method(customer, payment_method, kind, key,
+                                 mandate if kind == "ach" else None)
     if not known:  # written after the processor's call (see processor.customer_ref)
         customer = processor.remember_customer(session, account, gateway, customer)
     return _saved_or_action(session, account, gateway, customer, result, kind,

@@ -1091,3 +1091,24 @@ def test_a_sub_accounts_admin_never_sees_the_agencys_billing(client, session, bw
     sign_in_as(client, bw.hal)  # nor a customer-billed sibling's admin
     assert client.get(url(bw.agency)).status_code == 404
     assert client.get(url(bw.bayside)).status_code == 404
+
+
+def test_a_bank_account_is_saved_with_the_payers_debit_authorization(app, client, bw,
+                                                                     monkeypatch):
+    """New ACH hands the processor the payer's authorization (address and browser, what
+    Stripe's mandate_data takes) with the bank account's setup; a card's setup has none."""
+    gateway = app.extensions["payment_gateway"]
+    real, given = gateway.save_method, []
+
+    def save_method(customer, method, kind, key, mandate=None):
+        given.append((kind, mandate))
+        return real(customer, method, kind, key, mandate)
+
+    monkeypatch.setattr(gateway, "save_method", save_method)
+    sign_in_as(client, bw.ann)
+    assert post(client, url(bw.solo, "payment-methods/new-ach"), ach_form(),
+                headers={"User-Agent": "Browser/1.0"}).status_code == 303
+    assert post(client, url(bw.solo, "payment-methods/new-card"),
+                card_form()).status_code == 303
+    assert [(kind, mandate and (mandate.ip, mandate.user_agent)) for kind, mandate in given] \
+        == [("ach", ("127.0.0.1", "Browser/1.0")), ("card", None)]

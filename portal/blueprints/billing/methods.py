@@ -13,6 +13,7 @@ from portal.headers import card_entry_page
 from portal.models import MethodVerification
 from portal.rendering import render
 from portal.services import payment_methods
+from portal.services.gateway import Mandate
 from portal.services.inputs import to_id
 
 NEW, EDIT, REMOVE, VERIFY = "billing/method_new.html", "billing/method_edit.html", \
@@ -48,8 +49,10 @@ def _new_method(kind: str):
         return _new_dialog(kind)
 
     def add():
-        return payment_methods.add(db.session, g.account, payment_gateway(),
-                                   request.form.get("payment_method", ""), kind)
+        return payment_methods.add(
+            db.session, g.account, payment_gateway(), request.form.get("payment_method", ""),
+            kind, Mandate(request.remote_addr or "",
+                          request.headers.get("User-Agent", "")[:300]))
 
     return submit(add, lambda errors: _new_dialog(kind, 422, errors), _added_or_action)
 
