@@ -45,8 +45,10 @@ _COMPILED = _CompiledTemplates()
 
 
 def make_app(database_url, **overrides):
+    # The sandbox's card API allows 30 POSTs per address in 10 minutes; every test posts
+    # from 127.0.0.1 (tests/web/test_sandbox.py sets it low to test the limit itself).
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-              "SECRET_KEY": "test-secret"}
+              "SECRET_KEY": "test-secret", "SANDBOX_RATE_LIMIT": 100_000}
     config.update(overrides)
     app = create_app(config)
     app.jinja_env.bytecode_cache = _COMPILED
