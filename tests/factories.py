@@ -106,17 +106,63 @@ def call(session, account: Account, started_at: datetime, caller_name: str = "Pa
 
 def card(session, account: Account, number: str = "4242424242424242", role: str | None = None,
          gateway=None):
-    """A card added through the payment methods service and the sandbox gateway (the first
-    one becomes Primary); `role` ("primary", "backup", "other") sets it with the pencil."""
+    """A card saved as New Credit Card saves it (issue 16): typed into the sandbox's form
+    (a pm_sbx_ id, expiring 12/2030), then payment_methods.add (a SetupIntent to the
+    account's processor customer; 3155's challenge completed). The first one becomes
+    Primary; `role` ("primary", "backup", "other") sets it with the pencil.
+
+    The test session is committed first: the sandbox writes its own tables through its own
+    connection (as the processor's host would), which on SQLite waits for any write the
+    session holds open. The app fixture empties every table after the test anyway."""
+    from portal.sandbox.testing import paying_card
+
+    gateway = gateway or _sandbox()
+    session.commit()
+    method = _saved(session, account, gateway,
+                    paying_card(number, exp_month=12, exp_year=2030), "card")
+    if role is not None and role != method.role:
+        from portal.services import payment_methods
+
+        payment_methods.set_role(session, account, method.id, role)
+    return method
+
+
+def bank_account(session, account: Account, account_number: str = "000123456789",
+                 routing: str = "110000000", verify: bool = True, gateway=None):
+    """A bank account saved through New ACH (issue 16): the sandbox's bank form gives a
+    pm_sbx_ id, payment_methods.add stores it pending, and (`verify`) its two
+    micro-deposits are confirmed. Committed first, as `card` is."""
+    from portal.sandbox import cards
+    from portal.sandbox.testing import bank_account as entered_bank_account
     from portal.services import payment_methods
+
+    gateway = gateway or _sandbox()
+    session.commit()
+    method = _saved(session, account, gateway,
+                    entered_bank_account(account_number, routing=routing), "ach")
+    if verify:
+        first, second = cards.MICRODEPOSITS
+        session.commit()
+        method = payment_methods.verify(session, account, gateway, method.id, str(first),
+                                        str(second))
+    return method
+
+
+def _sandbox():
     from portal.services.gateway import SandboxGateway
 
-    method = payment_methods.add_card(session, account, gateway or SandboxGateway(),
-                                      number=number, exp_month="12", exp_year="2030",
-                                      cvc="1234" if len(number) == 15 else "123",
-                                      holder="Pat Doe")
-    if role is not None and role != method.role:
-        payment_methods.set_role(session, account, method.id, role)
+    return SandboxGateway()
+
+
+def _saved(session, account: Account, gateway, payment_method: str, kind: str):
+    from portal.sandbox.testing import complete_challenge
+    from portal.services import payment_methods
+
+    method = payment_methods.add(session, account, gateway, payment_method, kind)
+    if isinstance(method, payment_methods.ActionNeeded):  # 3155/3184: the bank's challenge
+        session.commit()
+        complete_challenge(gateway.setup_status(method.setup))
+        method = payment_methods.confirm_setup(session, account, gateway, method.setup, kind)
     return method
 
 

@@ -234,7 +234,7 @@ def test_direct_charge_pays_the_plan_fee_with_the_primary_card(session, gw):
 
 
 def test_a_declined_direct_charge_takes_the_fee_from_the_balance_and_says_so(session, gw):
-    account = direct_world(session, "4000000000000002")
+    account = direct_world(session, "4000000000000341")
     result = run(session, gw)
     assert (result.fees, result.direct_charges) == (1, 0)
     charge = session.scalar(select(Charge))

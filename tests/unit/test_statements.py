@@ -138,7 +138,7 @@ def test_a_range_with_no_activity_is_empty_and_keeps_the_balance(session, solo):
 def test_card_charges_in_the_range_succeeded_and_failed_but_not_pending(session, solo):
     gateway = SandboxGateway()
     visa = f.card(session, solo)
-    declines = f.card(session, solo, "4000000000000002", role="backup")
+    declines = f.card(session, solo, "4000000000000341", role="backup")
     slow = f.card(session, solo, "4000000000000259", role="other")
     session.commit()
 

@@ -213,7 +213,7 @@ def test_a_posting_below_the_threshold_runs_the_recharge(client, session, accoun
 
 
 def test_a_declined_recharge_is_reported_with_its_reason(client, session, account):
-    f.card(session, account, "4000000000000002")
+    f.card(session, account, "4000000000000341")
     f.recharge_settings(session, account, "10", "50")
     session.commit()
     response = client.post(url(account.id), headers=AUTH,
