@@ -49,6 +49,7 @@ from portal.models import (
     LedgerKind,
     ProcessorEventRecord,
     Refund,
+    RefundSource,
     RefundStatus,
 )
 from portal.services import charges, ledger, refunds
@@ -173,7 +174,8 @@ def _refunded(session: Session, obj: Mapping, now: datetime) -> str:
     refunded = int(obj.get("amount_refunded") or 0)
     by_portal = session.scalar(
         select(func.coalesce(func.sum(Refund.amount_cents), 0))
-        .where(Refund.charge_id == charge.id, Refund.status != RefundStatus.FAILED)) or 0
+        .where(Refund.charge_id == charge.id, Refund.source == RefundSource.PORTAL,
+               Refund.status != RefundStatus.FAILED)) or 0
     by_events = -(session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
         .where(LedgerEntry.kind == LedgerKind.REFUND,
@@ -187,8 +189,29 @@ def _refunded(session: Session, obj: Mapping, now: datetime) -> str:
                 f"processor", f"processor-refund:{charge.id}:{refunded}", Cause.CHARGE,
                 cause_ref=str(charge.id),
                 for_account=locked.account if locked.on_behalf else None, now=now)
+    _show_refund(session, charge, debit, now)
     notices.processor_refund(session, charge, debit, f"processor-refund:{charge.id}:{refunded}")
     return "applied"
+
+
+PROCESSOR_REFUND_REASON = "it was refunded at the payment processor"
+
+
+def _show_refund(session: Session, charge: Charge, debit: int, now: datetime) -> None:
+    """Payment History and the receipt show a charge refunded at the processor as refunded
+    (a Refund of source processor, settled: nothing for the portal to ask), its amount the
+    total refunded there so far. A charge the portal refunded itself keeps that refund."""
+    shown = session.scalar(select(Refund).where(Refund.charge_id == charge.id))
+    if shown is None:
+        session.add(Refund(charge_id=charge.id, account_id=charge.account_id,
+                           amount_cents=debit, reason=PROCESSOR_REFUND_REASON,
+                           status=RefundStatus.SUCCEEDED, source=RefundSource.PROCESSOR,
+                           idempotency_key=f"processor-refund:{charge.id}",
+                           created_at=now, settled_at=now))
+        session.flush()
+    elif shown.source == RefundSource.PROCESSOR:
+        shown.amount_cents += debit
+        shown.settled_at = now
 
 
 def _refund_settled(session: Session, obj: Mapping, now: datetime) -> str:

@@ -6,8 +6,10 @@ closed (charge.dispute.*). Each notice once per event, whatever the deliveries."
 import pytest
 from sqlalchemy import select
 
-from portal.models import OutboxMessage, Role
+from portal.models import OutboxMessage, Refund, RefundSource, RefundStatus, Role, User
 from tests import factories
+from tests.web.conftest import sign_in_as
+from tests.web.pages import body
 from tests.web.test_webhooks import (  # noqa: F401  (fixtures)
     copy_of,
     deliver,
@@ -61,3 +63,26 @@ def test_a_dispute_is_told_when_opened_and_when_closed(client, session, world, f
     [opened] = session.scalars(select(OutboxMessage).where(
         OutboxMessage.subject.startswith("Action needed: a payment"))).all()
     assert "(reason: fraudulent)" in opened.text_body
+
+
+def test_payment_history_and_the_receipt_show_a_refund_made_at_the_processor(
+        client, session, world, fake, told):
+    """Refunded in the processor's dashboard: Payment History's row and the receipt say so
+    (partly: the amount), the amount growing with each refund there; nothing for the jobs
+    to ask the processor (the refund is settled)."""
+    deliver(client, fake.event("payment_intent.succeeded"))
+    for cents in ("1000", "500"):
+        fake._create_refund({"payment_intent": world.pi, "amount": cents})
+        deliver(client, fake.event("charge.refunded"))
+    session.expire_all()
+    refund = session.scalars(select(Refund).where(Refund.charge_id == world.charge.id)).one()
+    assert (refund.amount_cents, refund.source, refund.status) == (
+        1500, RefundSource.PROCESSOR, RefundStatus.SUCCEEDED)
+    owner = session.scalars(select(User).where(User.email == "owner@acme.example")).one()
+    sign_in_as(client, owner)
+    history = body(client.get(f"/accounts/{world.account.id}/billing/payments"))
+    assert "Refunded $15.00" in history
+    assert "it was refunded at the payment processor" in history
+    receipt = body(client.get(f"/accounts/{world.account.id}/billing/payments/"
+                              f"{world.charge.id}"))
+    assert "Refunded:</strong>" in receipt and "$15.00" in receipt
