@@ -59,8 +59,7 @@ def test_nothing_is_due_while_a_recharge_is_in_flight(session, gw):
 def test_standing_reads_the_newest_settled_charge_and_the_expiry(session, gw):
     account = f.standalone(session)
     visa = f.card(session, account)
-    ach = payment_methods.add_bank_account(session, account, gw, routing="110000000",
-                                           account_number="000123456789", holder="Pat")
+    ach = f.bank_account(session, account, "000123456789", routing="110000000", gateway=gw)
     f.card(session, account, NO_FUNDS)
     session.commit()
     methods, standing = payment_methods.listed(session, account)

@@ -1,16 +1,13 @@
-from datetime import date
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import BillingMode, MethodRole, PaymentMethod
+from portal.sandbox.cards import EntryError
 from portal.services import payment_methods as pm
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
-
-TODAY = date(2026, 11, 23)
 
 
 @pytest.fixture
@@ -18,9 +15,9 @@ def gw(app):
     return SandboxGateway()
 
 
-def card(session, account, gw, number="4242424242424242", cvc="123"):
-    return pm.add_card(session, account, gw, number=number, exp_month="12", exp_year="2030",
-                       cvc=cvc, holder="Pat Doe", today=TODAY)
+def card(session, account, gw, number="4242424242424242"):
+    """Typed into the sandbox's card form (12/2030), saved through payment_methods.add."""
+    return f.card(session, account, number, gateway=gw)
 
 
 def roles(session, account):
@@ -36,7 +33,7 @@ def test_only_brand_last4_expiry_holder_and_token_are_stored(session, gw):
     assert "4242424242424242" not in values and " 123 " not in f" {values} "
     assert (method.brand, method.last4, method.exp_month, method.exp_year) == (
         "Visa", "4242", 12, 2030)
-    assert method.token.startswith("tok_")
+    assert method.token.startswith("pm_sbx_")  # the processor's id, not the card
     assert method.label == "Visa ending 4242, expires 12/2030"
 
 
@@ -44,8 +41,7 @@ def test_the_first_method_is_primary_and_the_pencil_sets_backup(session, gw):
     account = f.standalone(session)
     visa = card(session, account, gw)
     mc = card(session, account, gw, "5555555555554444")
-    bank = pm.add_bank_account(session, account, gw, routing="021000021",
-                               account_number="000123456789", holder="Pat Doe")
+    bank = f.bank_account(session, account, "000123456789", routing="021000021", gateway=gw)
     assert roles(session, account) == [("4242", MethodRole.PRIMARY), ("4444", MethodRole.OTHER),
                                        ("6789", MethodRole.OTHER)]
     pm.set_role(session, account, mc.id, "backup")
@@ -101,8 +97,9 @@ def test_an_agency_billed_sub_account_has_no_methods(session, gw):
 
 
 def test_bad_cards_store_nothing(session, gw):
+    """Refused on the processor's form (the sandbox's checks): no id, nothing stored."""
     account = f.standalone(session)
-    with pytest.raises(ValidationFailed) as e:
+    with pytest.raises(EntryError) as e:
         card(session, account, gw, "30569309025904")
     assert "Diners Club cards are not accepted" in e.value.errors["number"]
     assert pm.in_use(session, account) == []

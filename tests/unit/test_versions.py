@@ -32,11 +32,11 @@ from portal.models import (
     User,
     Version,
 )
-from portal.sandbox.testing import paying_card
+from portal.sandbox import cards
+from portal.sandbox.testing import bank_account, paying_card
 from portal.services import (
     agency,
     billing,
-    cards,
     history,
     ledger,
     lifecycle,
@@ -333,10 +333,11 @@ def test_a_tracking_number_added_and_relabelled(session, w):
 
 def test_adding_a_card_keeps_brand_and_last4_only(session, w):
     m = mark(session)
+    session.commit()  # the sandbox writes through its own connection
     with as_user(w.ann):
-        method = payment_methods.add_card(session, w.solo, SandboxGateway(), number=AMEX,
-                                          exp_month="12", exp_year="2030", cvc=AMEX_CVC,
-                                          holder="Pat Doe")
+        method = payment_methods.add(session, w.solo, SandboxGateway(),
+                                     paying_card(AMEX, exp_month=12, exp_year=2030,
+                                                 cvc=AMEX_CVC), "card")
     session.commit()
     brand = cards.brand_of(AMEX)
     assert rows(session, m) == [
@@ -349,15 +350,16 @@ def test_adding_a_card_keeps_brand_and_last4_only(session, w):
 def test_no_version_ever_holds_a_card_number_cvc_token_account_number_or_password_hash(
         session, w):
     gw = SandboxGateway()
+    entered = [paying_card(AMEX, exp_month=12, exp_year=2030, cvc=AMEX_CVC),
+               paying_card("4242 4242 4242 4242", exp_month=11, exp_year=2031, cvc=VISA_CVC),
+               bank_account(BANK_ACCOUNT, routing=ROUTING)]  # on the sandbox's forms
+    session.commit()  # the sandbox writes through its own connection
     with as_user(w.ann):
-        amex = payment_methods.add_card(session, w.solo, gw, number=AMEX, exp_month="12",
-                                        exp_year="2030", cvc=AMEX_CVC, holder="Pat Doe")
-        visa = payment_methods.add_card(session, w.solo, gw, number="4242 4242 4242 4242",
-                                        exp_month="11", exp_year="2031", cvc=VISA_CVC,
-                                        holder="Pat Doe")
-        bank = payment_methods.add_bank_account(session, w.solo, gw, routing=ROUTING,
-                                                account_number=BANK_ACCOUNT,
-                                                holder="Pat Doe")
+        saved = []
+        for pm, kind in zip(entered, ("card", "card", "ach"), strict=True):
+            saved.append(payment_methods.add(session, w.solo, gw, pm, kind))
+            session.commit()
+        amex, visa, bank = saved
         payment_methods.set_role(session, w.solo, visa.id, "backup")
         payment_methods.remove(session, w.solo, bank.id)
         old_hash = w.ann.password_hash

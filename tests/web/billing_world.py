@@ -24,7 +24,8 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 VISA = "4242424242424242"  # approves
 MASTERCARD = "5555555555554444"  # approves
 AMEX = "378282246310005"  # approves, 4-digit CVC
-DECLINED = "4000000000000002"
+DECLINED = "4000000000000341"  # saves fine, every charge is declined: "The card was declined."
+REFUSED_AT_ENTRY = "4000000000000002"  # the processor refuses it when it is saved
 INSUFFICIENT = "4000000000009995"
 DINERS = "36227206271667"
 ROUTING = "110000000"  # passes the ABA checksum
@@ -96,22 +97,25 @@ def build(session):
 
 # --- data through the services (set-up, not what is tested) ----------------------------------
 
-def card(session, account, number=VISA, cvc="123", holder="Pat Doe") -> PaymentMethod:
-    method = payment_methods.add_card(session, account, SandboxGateway(), number=number,
-                                      exp_month="12", exp_year="2030", cvc=cvc, holder=holder)
-    session.commit()
-    return method
+def card(session, account, number=VISA, cvc=None, holder="Pat Doe") -> PaymentMethod:
+    """A card saved as New Credit Card saves it, expiring 12/2030 (see processor_card)."""
+    return processor_card(session, account, number, holder, cvc=cvc, exp_year=2030)
 
 
-def processor_card(session, account, number=VISA, holder="Pat Doe") -> PaymentMethod:
+def processor_card(session, account, number=VISA, holder="Pat Doe", **entered
+                   ) -> PaymentMethod:
     """A card saved as New Credit Card saves it (issue 16): typed into the sandbox's form,
-    saved to the account's processor customer, its bank's challenge completed if it asks."""
+    saved to the account's processor customer, its bank's challenge completed if it asks.
+    Committed before (the sandbox writes through its own connection, which on SQLite waits
+    on any write the session holds) and after."""
     from portal.sandbox import core
 
     gateway = SandboxGateway()
-    method = payment_methods.add(session, account, gateway, paying_card(number, holder=holder),
-                                 "card")
+    session.commit()
+    method = payment_methods.add(session, account, gateway,
+                                 paying_card(number, holder=holder, **entered), "card")
     if isinstance(method, payment_methods.ActionNeeded):
+        session.commit()
         assert core.authenticate(method.setup, method.client_secret, True) is not None
         method = payment_methods.confirm_setup(session, account, gateway, method.setup, "card")
     session.commit()

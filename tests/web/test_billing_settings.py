@@ -30,6 +30,7 @@ from tests.web.billing_world import (
     MASTERCARD,
     NOW,
     READ_ONLY,
+    REFUSED_AT_ENTRY,
     ROUTING,
     VISA,
     ach_form,
@@ -213,7 +214,8 @@ REFUSALS = [
     pytest.param(lambda: {}, "Enter the card details.", id="no-payment-method"),
     pytest.param(lambda: {"payment_method": "pm_sbx_doesnotexist"},
                  "Those details can't be used any more: enter them again.", id="unknown-pm"),
-    pytest.param(lambda: card_form(DECLINED), "The card was declined.", id="0002-at-setup"),
+    pytest.param(lambda: card_form(REFUSED_AT_ENTRY), "The card was declined.",
+                 id="0002-at-setup"),
     pytest.param(lambda: ach_form(), "Those details can't be used any more: enter them again.",
                  id="bank-account-on-the-card-form"),
 ]

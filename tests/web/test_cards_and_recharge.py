@@ -392,12 +392,12 @@ def test_promoting_a_declining_card_when_removing_the_primary_asks_first(client,
     sign_in_as(client, bw.ann)
     remove = url(bw.solo, f"payment-methods/{visa.id}/remove")
     dialog = body(client.get(remove, headers=HX))
-    assert "Visa ending 0002 · Declined Nov 23: the bank gave no reason" in dialog
+    assert "Visa ending 0341 · Declined Nov 23: the bank gave no reason" in dialog
     before = snapshot(session)
     response = post(client, remove, {"confirm": "yes", "promote": str(bad.id)}, headers=HX)
     assert response.status_code == 200
     html = body(response)
-    assert "Visa ending 0002 may not pay: its last charge was declined on Nov 23" in text(html)
+    assert "Visa ending 0341 may not pay: its last charge was declined on Nov 23" in text(html)
     assert '<input type="hidden" name="promote_confirm" value="yes">' in html
     assert snapshot(session) == before
     response = post(client, remove, {"confirm": "yes", "promote": str(bad.id),

@@ -117,7 +117,7 @@ def test_a_decline_notice_is_in_the_outbox(client, session, bw):
     assert (message.kind, message.to_address) == ("decline", "ann@example.test")
     html = body(client.get(f"/dev/outbox/{message.id}"))
     assert "<h1>Action needed: your card was declined for Acme Plumbing</h1>" in html
-    assert "- Visa ending 0002: The card was declined." in html
+    assert "- Visa ending 0341: The card was declined." in html
 
 
 @pytest.mark.parametrize("path", ["/dev/outbox/999999", "/dev/outbox/2147483648",

@@ -290,7 +290,7 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
     assert rows == [
         ["2026-11-02 09:30", november.receipt_number, "Payment", "Visa ending 4242", "Paid",
          "$250.00"],
-        ["2026-11-03 10:00", failed.receipt_number, "Payment", "Visa ending 0002",
+        ["2026-11-03 10:00", failed.receipt_number, "Payment", "Visa ending 0341",
          "Failed: The card was declined.", "$30.00"],
         ["2026-11-01 00:00", "Plan fee", "Plan fee: Pro, November 2026", "-$179.00",
          "-$84.00"],
