@@ -113,3 +113,46 @@ class TaskLink(db.Model):
     def is_card(self) -> bool:
         """"Ask the client to update their card" (else "Ask the client to pay")."""
         return self.kind == TaskKind.CARD
+
+
+class AuthenticationStatus(enum.StrEnum):
+    PENDING = "pending"  # emailed, waiting for the card holder
+    USED = "used"  # the card holder used it (a charge or a setup on-session)
+    REVOKED = "revoked"  # a newer link for the same card was sent
+
+
+class AuthenticationRequest(db.Model):
+    """Issue 16, 3-D Secure off-session: an auto recharge's card asked its holder to
+    authenticate while nobody was there (`charge`, failure authentication_required). The
+    billing recipients get a signed one-time link (billing_links/authenticate.py) to do it
+    on-session: the recharge still due when the link is used, or, when nothing is due any
+    more, the card confirmed with its bank for the next recharges. The link names only
+    `link_id`; the account, card and amount are read from the rows."""
+
+    __tablename__ = "authentication_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(32), unique=True)  # random, what is signed
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"))  # the off-session one
+    method_id: Mapped[int] = mapped_column(ForeignKey("payment_methods.id"), index=True)
+    status: Mapped[AuthenticationStatus] = mapped_column(
+        _enum(AuthenticationStatus), default=AuthenticationStatus.PENDING)
+    # On-session attempts that failed (a challenge failed or abandoned): each use charges
+    # under its own key ("sca:<link_id>:<attempt>"), and a failed one frees the link again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    payment_charge_id: Mapped[int | None] = mapped_column(ForeignKey("charges.id"))
+    setup_reference: Mapped[str] = mapped_column(String(64), default="")  # seti_… if no charge
+    last_error: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the setup succeeded
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == AuthenticationStatus.PENDING
+
+    @property
+    def is_used(self) -> bool:
+        return self.status == AuthenticationStatus.USED

@@ -211,4 +211,5 @@ def receipt_pdf(token: str):
     return pdf_response(_receipt_html(paid, token), f"receipt-{paid.charge.receipt_number}.pdf")
 
 
-from billing_links import task_views  # noqa: E402,F401  (the single-task links' pages, on this blueprint)
+# The single-task links' pages and the 3-D Secure link's page, on this blueprint.
+from billing_links import authenticate_views, task_views  # noqa: E402,F401

@@ -111,3 +111,7 @@ TAX_RATES_BPS = {
 # Issue 16, card health: the billing recipients are told this many days before the Primary
 # or Backup card expires (a daily job; once per card and threshold).
 EXPIRY_NOTICE_DAYS = (30, 7)
+
+# Issue 16, 3-D Secure off-session: the link emailed to authenticate a recharge's card works
+# this long (once).
+SCA_LINK_TTL = timedelta(days=7)

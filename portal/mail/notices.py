@@ -85,7 +85,11 @@ def refund(session: Session, refund: Refund) -> int:
 
 
 def declined(session: Session, charges: list[Charge]) -> int:
-    """The last card (or every card tried) declined: tell the recipients, once per charge."""
+    """The last card (or every card tried) declined: tell the recipients, once per charge.
+    A card whose bank asked its holder to authenticate gets authentication_needed instead
+    (the same facts, and the link to do it)."""
+    if any(_asks_authentication(charge) for charge in charges):
+        return authentication_needed(session, charges, None)
     last = charges[-1]
     account = session.get(Account, last.account_id)
     context = {"charges": charges, "account": account}
@@ -96,7 +100,10 @@ def declined(session: Session, charges: list[Charge]) -> int:
 
 def primary_declined(session: Session, declined: Charge, paid: Charge) -> int:
     """An auto recharge's Primary declined and the Backup paid: besides the receipt, tell
-    the recipients the Primary needs fixing (the next recharge tries it first again)."""
+    the recipients the Primary needs fixing (the next recharge tries it first again). When
+    its bank asked its holder to authenticate: authentication_needed instead."""
+    if _asks_authentication(declined):
+        return authentication_needed(session, [declined], paid)
     account = session.get(Account, paid.account_id)
     context = {"declined": declined, "paid": paid, "account": account}
     subject = (f"Your Primary card was declined for {account.name}: the Backup paid "
@@ -479,3 +486,36 @@ def dispute_closed(session: Session, dispute) -> int:
     return _to_recipients(session, paying, "dispute",
                           f"dispute-closed:{dispute.reference}", subject,
                           "mail/dispute_closed", context)
+
+
+# --------------------------------------------------------------- issue 16: 3-D Secure
+
+def _asks_authentication(charge: Charge) -> bool:
+    from billing_links import authenticate
+
+    return authenticate.asks_authentication(charge)
+
+
+def authentication_needed(session: Session, tried: list[Charge], paid: Charge | None) -> int:
+    """An auto recharge's card asked its holder to authenticate while nobody was there
+    (authentication_required): to every billing-email recipient, in the decline handling's
+    transaction, with a one-time link to do it (billing_links/authenticate.py: issued here,
+    once per charge). `tried`: the cards tried and declined, in order; `paid`: the Backup's
+    charge when it paid instead (the link then confirms the card for next time)."""
+    from billing_links import authenticate
+
+    asked = [charge for charge in tried if _asks_authentication(charge)]
+    requests = [(charge, authenticate.issue(session, charge)) for charge in asked]
+    first = asked[0]
+    account = session.get(Account, first.account_id)
+    context = {"tried": tried, "paid": paid, "account": account, "requests": requests,
+               "asked": first, "days": authenticate.TTL.days}
+    if paid is not None:
+        subject = (f"Confirm your card with your bank for {account.name}: the Backup paid "
+                   f"{dollars(paid.amount_cents)}")
+    else:
+        subject = (f"Action needed: confirm your card with your bank to recharge "
+                   f"{account.name}")
+    return _to_recipients(session, account, "authentication_needed",
+                          f"authentication-needed:{first.id}", subject,
+                          "mail/authentication_needed", context)
