@@ -14,7 +14,8 @@ The 20 metered accounts:
   auto recharge (below $20, back up to $40) and a $40 opening balance. Most have an approving
   Primary; 03 and 07 a Primary whose answer times out (4000 0000 0000 0259: the recharge stays
   pending until the jobs ask again) with an approving Backup; 05 a Primary that declines with
-  an approving Backup (every recharge goes to the Backup).
+  an approving Backup (4000 0000 0000 0341: saved fine, every charge declined; every
+  recharge goes to the Backup).
 - 4 agencies ("Load Agency 1".."4"), each with an owner, an approving Primary and Backup, auto
   recharge (below $100, back up to $200) and a $200 opening balance, and 3 sub-accounts each
   (the 12 other metered accounts), each with its own admin. Sub 1 of every agency and sub 3 of
@@ -48,6 +49,7 @@ from portal.models import (  # noqa: E402
     TrackingNumber,
     User,
 )
+from portal.sandbox import testing  # noqa: E402
 from portal.services import accounts, billing, ledger, numbers, payment_methods  # noqa: E402
 from portal.services.gateway import SandboxGateway  # noqa: E402
 
@@ -57,7 +59,7 @@ AGENCIES = 4
 SUBS_PER_AGENCY = 3
 CALLS_PER_ACCOUNT = 60
 APPROVE, APPROVE_2, AMEX = "4242424242424242", "5555555555554444", "378282246310005"
-TIMEOUT, DECLINE = "4000000000000259", "4000000000000002"
+TIMEOUT, DECLINE = "4000000000000259", "4000000000000341"  # 0341: saved, charges declined
 # Standalone account number -> (Primary, Backup or None)
 STANDALONE_CARDS = {3: (TIMEOUT, APPROVE_2), 5: (DECLINE, APPROVE_2), 7: (TIMEOUT, APPROVE_2)}
 # (agency number, sub number) that start on customer billing
@@ -103,10 +105,13 @@ def seed(session) -> dict:
         return u
 
     def card(account: Account, number: str, role: MethodRole | None = None):
-        method = payment_methods.add_card(
-            session, account, gateway, number=number, exp_month="12",
-            exp_year=str(today.year + 3), cvc="1234" if len(number) == 15 else "123",
-            holder=f"{account.name} Payer", today=today)
+        # Typed into the sandbox's form (its test helper gives the pm_sbx_ id), saved as New
+        # Credit Card saves it. The sandbox writes through its own connection (the
+        # processor's host), which on SQLite waits for this session's open writes: commit.
+        session.commit()
+        entered = testing.paying_card(number, exp_month=12, exp_year=today.year + 3,
+                                      holder=f"{account.name} Payer", today=today)
+        method = payment_methods.add(session, account, gateway, entered, "card")
         if role is not None and method.role != role:
             payment_methods.set_role(session, account, method.id, role.value)
         return method

@@ -5,7 +5,8 @@
 
 Builds a throwaway database (a temporary SQLite file, or DATABASE_URL when set). For every
 run, a fresh standalone account with an owner (who receives the receipts) and a Primary
-card from the sandbox gateway (payment_methods.add_card with SandboxGateway), then
+card saved through the sandbox gateway (the sandbox's test helper types it into its form,
+payment_methods.add saves the pm_sbx_ id it gives, as New Credit Card does), then
 --postings usage postings through the JSON endpoint (Authorization: Bearer <token>, a new
 idempotency key each), through the Flask test client:
 
@@ -46,7 +47,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -73,6 +73,7 @@ from portal.models import (  # noqa: E402
     SandboxCharge,
     User,
 )
+from portal.sandbox import testing  # noqa: E402
 from portal.services import billing, ledger, payment_methods, usage  # noqa: E402
 from portal.services.gateway import SandboxGateway  # noqa: E402
 from portal.services.money import dollars  # noqa: E402
@@ -139,10 +140,11 @@ def new_account(app, label: str, recharge: bool, opening: int, threshold: int, a
         session.add_all([owner, account])
         session.flush()
         session.add(Membership(user_id=owner.id, account_id=account.id, role=Role.OWNER))
-        payment_methods.add_card(session, account, SandboxGateway(),
-                                 number="4242424242424242", exp_month="12",
-                                 exp_year=str(datetime.now(UTC).year + 3), cvc="123",
-                                 holder=f"Owner {label}")
+        # The sandbox writes through its own connection (the processor's host), which on
+        # SQLite waits for this session's open writes: commit before the card is entered.
+        session.commit()
+        entered = testing.paying_card("4242424242424242", holder=f"Owner {label}")
+        payment_methods.add(session, account, SandboxGateway(), entered, "card")
         if recharge:
             billing.set_auto_recharge(session, account, f"{threshold / 100:.2f}",
                                       f"{amount / 100:.2f}")

@@ -32,6 +32,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
+from portal.sandbox import testing
 from portal.services import (
     accounts,
     agents,
@@ -90,7 +91,8 @@ def _dated(session: Session, moment: datetime) -> Iterator[None]:
 
 def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None = None) -> dict:
     """Create the demo users, accounts, numbers and calls, each dated where its history puts
-    it (_dated): nothing is created after its first event. Returns counts."""
+    it (_dated): nothing is created after its first event. Returns counts. Commits before
+    each card (the sandbox writes through its own connection); the caller commits the rest."""
     now = now or clock_now()
     rng = random.Random(20261123)
     password_hash = hash_password(PASSWORD)
@@ -226,10 +228,14 @@ def _billing(session: Session, solo: Account, northwind: Account, created: list[
     today = now.date()
 
     def card(account: Account, number: str, holder: str, role: MethodRole | None = None):
-        method = payment_methods.add_card(session, account, gateway, number=number,
-                                          exp_month="08", exp_year=str(today.year + 3),
-                                          cvc="1234" if number.startswith("3") else "123",
-                                          holder=holder, today=today)
+        """Typed into the sandbox's card form (its test helper: a pm_sbx_ id), then saved as
+        New Credit Card saves it. The sandbox, as the processor's host, writes its own
+        tables through its own connection, which on SQLite waits for any write this
+        session holds open: what is seeded so far is committed first."""
+        session.commit()
+        entered = testing.paying_card(number, exp_month=8, exp_year=today.year + 3,
+                                      holder=holder, today=today)
+        method = payment_methods.add(session, account, gateway, entered, "card")
         if role is not None:
             payment_methods.set_role(session, account, method.id, role.value)
         return method
@@ -249,7 +255,7 @@ def _billing(session: Session, solo: Account, northwind: Account, created: list[
         card(cedar, "6011111111111117", "Casey Cedar")
         ledger.post(session, cedar, LedgerKind.PAYMENT, 8000, "Opening balance",
                     "demo-opening", Cause.USER, now=now - timedelta(days=50))
-        declining = card(solo, "4000000000000002", "Sam Solo")
+        declining = card(solo, testing.DECLINES_WHEN_CHARGED, "Sam Solo")
     on_agency = [a for a in created if a.is_sub and a.billing_mode == BillingMode.AGENCY
                  and not a.is_canceled]
 
