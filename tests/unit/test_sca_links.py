@@ -5,6 +5,7 @@ when it is used (under the payer's lock), charges that on-session (the bank's ch
 or, when nothing is due, confirms the card with a setup; it is one-time, revoked by a newer
 link for the card or the card's removal, expires after 7 days, and two tabs charge once."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -83,12 +84,14 @@ def test_the_backup_pays_and_the_recipients_get_the_link_instead_of_the_plain_no
     sent = mail(session, "authentication_needed")
     assert sorted(m.to_address for m in sent) == ["admin@example.test", "owner@example.test"]
     assert mail(session, "primary_declined") == [] and mail(session, "decline") == []
-    request, token = link_of(session, settings, first)
+    request, _token = link_of(session, settings, first)
     assert (request.status, request.method_id, request.account_id) == (
         "pending", first.method_id, account.id)
     assert request.expires_at - request.created_at == timedelta(days=7)
     text = sent[0].text_body
-    assert f"/authenticate/{token}" in text
+    emailed = re.search(r"https?://\S+/authenticate/(\S+)", text).group(1)
+    assert authenticate.verify(settings.keys, emailed) == request.link_id
+    assert authenticate.open_link(session, settings, emailed).request.id == request.id
     assert "Your Backup, Visa ending 4242, paid it instead" in text
     assert sent[0].subject == ("Confirm your card with your bank for Harbor Dental: the Backup "
                                "paid $45.00")

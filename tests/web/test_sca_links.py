@@ -62,7 +62,7 @@ def test_the_page_shows_the_account_card_and_amount_privately(session, world, ho
     assert "Harbor Dental's auto recharge of" in html
     assert 'data-testid="asked-amount">$45.00<' in html
     assert 'data-testid="card">Visa ending 3184<' in html
-    assert shown("There was no other card to try.") in html
+    assert shown("There was no Backup card to try instead.") in html
     assert shown("$45.00: the balance, $5.00, is below the $10.00 threshold") in html
     assert "Confirm and pay $45.00</button>" in html
     assert 'name="csrf_token"' in html
