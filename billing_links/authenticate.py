@@ -344,10 +344,11 @@ def confirm(session: Session, gateway, settings: LinkSettings, token: str,
 
 def _on_recharge_failure(default):
     def failed(session: Session, charge: Charge, now: datetime) -> None:
-        if charge.idempotency_key.startswith(KEY_PREFIX):
+        link_id, _, attempt = charge.idempotency_key.removeprefix(KEY_PREFIX).partition(":")
+        if charge.idempotency_key.startswith(KEY_PREFIX) and attempt.isdigit():
             # The link's own charge declined or its challenge failed: the link is free
-            # again (in the settlement's transaction).
-            link_id, attempt = charge.idempotency_key[len(KEY_PREFIX):].rsplit(":", 1)
+            # again (in the settlement's transaction). Not its Backup try (a ":backup"
+            # key, when the jobs' retry settled it and _after_recharge went on).
             request_id = session.scalar(select(AuthenticationRequest.id).where(
                 AuthenticationRequest.link_id == link_id))
             if request_id is not None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from portal.models import LedgerEntry, OutboxMessage
 from portal.services.gateway import SandboxGateway
-from tests.browser.conftest import click_and_wait, goto, navigation, shots
+from tests.browser.conftest import axe, click_and_wait, goto, navigation, shots
 from tests.unit.test_sca_links import declined_recharge
 
 ASK = "Confirm your card with your bank"
@@ -35,6 +35,7 @@ def test_the_emailed_link_pays_the_recharge_after_the_banks_challenge(
     expect(card.get_by_test_id("asked-amount")).to_have_text("$45.00")
     expect(card.get_by_test_id("due")).to_contain_text("$45.00")
     shots(page, screenshot, "i16-sca-link", problems)
+    assert axe(page) == []
 
     click_and_wait(page, page.get_by_role("button", name="Confirm and pay $45.00"),
                    url=re.compile(re.escape(path) + "$"), heading=ASK)
@@ -49,6 +50,7 @@ def test_the_emailed_link_pays_the_recharge_after_the_banks_challenge(
     expect(page.get_by_test_id("authenticate")).to_contain_text(
         "$45.00 was charged to Visa ending 3184")
     shots(page, screenshot, "i16-sca-paid", problems)
+    assert axe(page) == []
     session.expire_all()
     assert session.scalar(select(func.sum(LedgerEntry.amount_cents)).where(
         LedgerEntry.account_id == account.id)) == 5000

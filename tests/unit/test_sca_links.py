@@ -250,3 +250,42 @@ def test_two_tabs_using_it_at_once_charge_once(app, session, gw, settings):
     authenticate.confirm(session, gw, settings, token)
     authenticate.confirm(session, gw, settings, token)  # twice: settled once
     assert balance(session, account) == 5000
+
+
+def test_a_closed_setup_check_can_be_started_again(session, gw, settings):
+    """Nothing due, the card's check opened and the window closed: confirming finds the
+    setup still waiting and gives the link back."""
+    _account, first = declined_recharge(session, gw, backup=VISA)
+    _request, token = link_of(session, settings, first)
+    _opened, secret = authenticate.use(session, gw, settings, token)
+    assert secret.startswith("seti_")
+    opened = authenticate.confirm(session, gw, settings, token)
+    assert opened.request.status == "pending" and opened.request.attempts == 1
+    _opened, secret = authenticate.use(session, gw, settings, token)
+    complete(secret)
+    assert authenticate.confirm(session, gw, settings, token).confirmed
+
+
+def test_the_jobs_retry_of_a_link_charge_tries_the_backup_and_keeps_the_link(
+        session, gw, settings):
+    """A link charge whose challenge failed while nobody confirmed on the page: the jobs'
+    retry settles it and goes on to the Backup (key sca:…:backup) like any recharge; the
+    link is free again, the Backup's try doesn't touch it."""
+    from portal.models import MethodRole, PaymentMethod
+
+    account, first = declined_recharge(session, gw)
+    request, token = link_of(session, settings, first)
+    _opened, secret = authenticate.use(session, gw, settings, token)
+    complete(secret, done=False)
+    f.card(session, account, "4000000000000341", role="backup")  # declines when charged
+    session.commit()
+    assert session.scalar(select(PaymentMethod.role).where(
+        PaymentMethod.last4 == "0341")) == MethodRole.BACKUP
+    clock.freeze(NOW + timedelta(hours=2))
+    charges.retry_pending(session, gw)
+    session.expire_all()
+    keys = session.scalars(select(Charge.idempotency_key).where(
+        Charge.idempotency_key.like("sca:%")).order_by(Charge.id)).all()
+    assert keys == [f"sca:{request.link_id}:0", f"sca:{request.link_id}:0:backup"]
+    request = session.get(AuthenticationRequest, request.id)
+    assert (request.status, request.attempts) == ("pending", 1)

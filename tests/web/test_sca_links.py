@@ -168,3 +168,19 @@ def test_nothing_due_confirms_the_card(session, world, holder):
     assert "<h1>Your card is confirmed</h1>" in html
     assert ledger_sum(session, account) == 6500
     assert authenticate.TTL == timedelta(days=7)
+
+
+def test_a_challenge_left_open_can_be_checked_again_and_started_over(session, world, holder):
+    account, _first, url = world
+    response = holder.client.post(path_of(url), data={"csrf_token": holder.token()})
+    challenge_of(body(response))  # the window opened; the holder closes the tab
+    html = body(holder.open(url))
+    assert "<h1>Waiting for your bank</h1>" in html
+    assert "Check again</button>" in html
+    response = holder.client.post(path_of(url) + "/confirm",
+                                  data={"csrf_token": holder.token()})
+    assert response.status_code == 303
+    html = body(holder.open(url))
+    assert "<h1>Confirm your card with your bank</h1>" in html
+    assert "Confirm and pay $45.00</button>" in html
+    assert ledger_sum(session, account) == 500
