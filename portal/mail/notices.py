@@ -4,7 +4,9 @@ links, billing_links/templates/billing_links/email_*):
 
 - receipt, refund, declined, primary_declined (the Backup paid a recharge the Primary
   declined): a charge or refund settled, to the billing-email recipients of
-  the paying account (and whoever else it concerns);
+  the paying account (and whoever else it concerns); authentication_needed instead of the
+  last two when a card's bank asked its holder to authenticate an off-session recharge
+  (with the one-time link of billing_links/authenticate.py);
 - statement: a statement as a PDF attachment, to one address;
 - new_owner: a transferred account's new owner;
 - link_request, link_switched, link_receipt: the billing links' request to the customer,
