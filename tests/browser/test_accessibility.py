@@ -153,10 +153,12 @@ def open_filter(page: Page) -> None:
 
 
 def new_card_with_errors(page: Page) -> None:
-    """New Credit Card, saved empty: the dialog again with each field's error."""
+    """New Credit Card, saved empty: refused in the processor's frame (issue 16: nothing is
+    posted), each of its fields marked with its error."""
     dialog = open_dialog(page, page.get_by_role("link", name="New Credit Card"))
-    click_and_swap(page, dialog.get_by_role("button", name="Save"))
-    expect(page.locator("#dialog-slot dialog[open] [aria-invalid=true]").first).to_be_visible()
+    dialog.get_by_role("button", name="Save").click()
+    card = dialog.frame_locator("iframe[title='Secure card entry']")
+    expect(card.locator("[aria-invalid=true]").first).to_be_visible()
 
 
 def send_empty_support_request(page: Page) -> None:
@@ -228,10 +230,10 @@ def save_recharge_that_charges(page: Page) -> None:
 
 def make_declining_card_primary(page: Page) -> None:
     """The pencil on the card that declined, Primary, Save: the warning dialog."""
-    dialog = open_dialog(page, page.get_by_role("link", name="Edit Visa ending 0002"))
+    dialog = open_dialog(page, page.get_by_role("link", name="Edit Visa ending 0341"))
     dialog.get_by_role("radio", name=re.compile(r"^Primary\b")).check()
     click_and_swap(page, dialog.get_by_role("button", name="Save"))
-    expect(page.get_by_role("dialog", name="Make Visa ending 0002 Primary?")).to_be_visible()
+    expect(page.get_by_role("dialog", name="Make Visa ending 0341 Primary?")).to_be_visible()
 
 
 def agency_pages(w) -> list[State]:

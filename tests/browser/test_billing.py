@@ -4,7 +4,8 @@ approved and declined, with the receipt behind the eye icon; the Billing Logs se
 filtered, paged and exported to CSV; the keyboard alone; and the page without JavaScript.
 
 Cards are the sandbox gateway's test numbers: 4242424242424242 (Visa) and 5555555555554444
-(Mastercard) approve, 4000000000000002 declines.
+(Mastercard) approve, 4000000000000341 is saved but every charge declines (issue 16: a card
+is typed into the processor's frame; 0002 is refused there).
 """
 
 import csv
@@ -19,7 +20,6 @@ from playwright.sync_api import Browser, Page, expect
 
 from portal.models import Cause, LedgerKind
 from portal.services import billing, ledger, payment_methods, usage
-from portal.services.gateway import SandboxGateway
 from tests import factories as f
 from tests.browser.conftest import (
     ARTIFACTS,
@@ -34,10 +34,11 @@ from tests.browser.conftest import (
     navigation,
     open_menu,
 )
+from tests.web.billing_world import processor_card
 
 pytestmark = pytest.mark.browser
 
-VISA, MASTERCARD, DECLINED = "4242424242424242", "5555555555554444", "4000000000000002"
+VISA, MASTERCARD, DECLINED = "4242424242424242", "5555555555554444", "4000000000000341"
 EXP_YEAR = str(datetime.now(UTC).year + 3)
 CSV_HEADER = "created_at_utc,kind,description,amount,balance_after,cause,reference"
 RECEIPT = re.compile(r"R-\d{8}")
@@ -159,8 +160,9 @@ def viewport_screenshot(page: Page, screenshot, name: str, width: int, height: i
 # ----------------------------------------------------------------------------- data
 
 def card(session, account, number: str, holder: str = "Dana Reyes"):
-    return payment_methods.add_card(session, account, SandboxGateway(), number=number,
-                                    exp_month="12", exp_year=EXP_YEAR, cvc="123", holder=holder)
+    """Saved as New Credit Card saves it: the sandbox's form gives the pm id (committed)."""
+    return processor_card(session, account, number, holder, exp_month=12,
+                          exp_year=int(EXP_YEAR))
 
 
 @pytest.fixture
@@ -516,7 +518,7 @@ def test_a_declined_payment_explains_why_and_leaves_the_balance(page: Page,
     sign_in(with_declining_card.email)
     open_billing(page)
     mark_not_reloaded(page)
-    make_payment(page, "Visa ending 0002 (Primary)", "30", declined=True)
+    make_payment(page, "Visa ending 0341 (Primary)", "30", declined=True)
     payment = section(page, "Make a Payment")
     expect(payment.get_by_role("alert")).to_have_text(
         "The payment failed: The card was declined. Nothing was charged.")

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from portal.models import Cause, LedgerKind
-from portal.services import ledger, payment_methods, usage
+from portal.services import ledger, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
 from tests.browser.conftest import (
@@ -34,6 +34,7 @@ from tests.browser.conftest import (
     open_menu,
     shots,
 )
+from tests.web.billing_world import processor_card
 
 pytestmark = pytest.mark.browser
 
@@ -271,9 +272,8 @@ def customer(session):
     """Harbor Dental with a Visa (Primary) and a balance of $0.00; Dana is its admin."""
     user = f.user(session, email="dana@example.test", name="Dana Reyes")
     account = f.standalone(session, "Harbor Dental", admin=user)
-    payment_methods.add_card(session, account, SandboxGateway(), number="4242424242424242",
-                             exp_month="12", exp_year=EXP_YEAR, cvc="123", holder="Dana Reyes")
-    session.commit()
+    processor_card(session, account, "4242424242424242", "Dana Reyes", exp_month=12,
+                   exp_year=int(EXP_YEAR))  # as New Credit Card saves it (committed)
     return SimpleNamespace(email="dana@example.test", id=account.id)
 
 
