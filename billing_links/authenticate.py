@@ -24,7 +24,6 @@ one-time link to /authenticate/<token>. The link names only a random id (its own
 No Flask here: the views (authenticate_views.py) parse the request and render.
 """
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,7 +43,7 @@ from portal.services.money import dollars
 from portal.transactions import begin_write, retry_when_locked
 
 SALT = "authenticate"
-KEY_PREFIX = "sca:"  # the on-session recharge's key: "sca:<link_id>:<attempt>"
+KEY_PREFIX = processor.HOLDER_PRESENT_KEY  # the on-session recharge: "sca:<link>:<attempt>"
 SETUP_PREFIX = "sca-setup:"  # the card's setup when nothing is due: "sca-setup:<link>:<n>"
 TTL = getattr(rules, "SCA_LINK_TTL", timedelta(days=7))
 ASKED = "authentication_required"  # the processor's code for "the bank asks its holder"
@@ -244,14 +243,9 @@ def _charge(session: Session, gateway, charge: Charge, method: PaymentMethod,
             now: datetime) -> str:
     """The recharge on-session (the holder is here: the bank may challenge), saved for
     off-session use again (setup_future_usage); the one settle path (charges.resolve).
-    The request is processor.request_for's, on-session: the jobs' retry of this key finds
-    the intent by its reference and only reads it."""
-    request = dataclasses.replace(processor.request_for(charge), on_session=True,
-                                  save_method=True)
-    result = charges.ask(session, Charge, charge.id, now, lambda: gateway.charge(request))
-    if result is None:  # no answer yet: pending, the jobs ask again with the same key
-        return ""
-    charge = charges.resolve(session, gateway, charge, result, now)
+    The request is processor.request_for's (on-session by the key's prefix), so the jobs'
+    retry of this key asks the same; charges.attempt is every charge's path."""
+    charge = charges.attempt(session, gateway, charge, now)
     action = getattr(charge, "action", None)
     return action.client_secret if action is not None else ""
 

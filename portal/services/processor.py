@@ -14,6 +14,10 @@ ON_SESSION = frozenset({ChargePurpose.PAYMENT, ChargePurpose.OPENING_BALANCE})
 # The customer taking a sub-account off agency billing pays with the card its auto recharge
 # will use: the payment saves it for off-session use. (A task link's payment pays once.)
 SAVES_METHOD = frozenset({ChargePurpose.OPENING_BALANCE})
+# A recharge the card's holder confirms through the emailed 3-D Secure link
+# (billing_links/authenticate.py) is on-session, and saves the card for off-session use
+# again: its key says so, so the jobs' retry of it asks the same.
+HOLDER_PRESENT_KEY = "sca:"
 
 
 def gateway_name(gateway) -> str:
@@ -57,11 +61,12 @@ def request_for(charge: Charge) -> ChargeRequest:
     """The charge as the processor is asked for it: a pure function of the row (and its
     method), so every retry sends the same parameters under the same key."""
     method = charge.method
+    present = charge.idempotency_key.startswith(HOLDER_PRESENT_KEY)
     return ChargeRequest(
         method=method.token, customer=method.customer_ref, kind=charge.purpose.value,
         amount_cents=charge.amount_cents, idempotency_key=charge.idempotency_key,
-        description=charge.description, on_session=charge.purpose in ON_SESSION,
-        save_method=charge.purpose in SAVES_METHOD,
+        description=charge.description, on_session=charge.purpose in ON_SESSION or present,
+        save_method=charge.purpose in SAVES_METHOD or present,
         reference=charge.gateway_reference,
         first_tried_at=charge.created_at,
         metadata=(("account_id", str(charge.account_id)),
