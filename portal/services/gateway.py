@@ -1,14 +1,15 @@
 """The payment gateway: an interface, and the built-in sandbox that is the default.
 
-A real processor plugs in as one class with the same four methods, named by the
-PAYMENT_GATEWAY setting ("module:Class"). Card numbers and CVCs go to the gateway and
-nowhere else; the portal keeps the token it returns.
+A real processor plugs in as one class (the Processor protocol), named by the
+PAYMENT_GATEWAY setting ("module:Class"). Card numbers and CVCs never reach the portal:
+they are entered on the processor's own form (Stripe Elements; the sandbox's frame), and the
+portal keeps the payment-method id it gives.
 
 The sandbox behaves like the big processors' test modes: documented test numbers approve or
-decline with each reason (the table in the README), tokens carry that behaviour, and every
-charge is remembered by its idempotency key in the sandbox's own table, written outside the
-portal's transaction as a processor's would be, so a retry after a timeout returns the first
-answer and never charges twice.
+decline with each reason (the table in the README), and every charge is remembered by its
+idempotency key in the sandbox's own table, written outside the portal's transaction as a
+processor's would be, so a retry after a timeout returns the first answer and never charges
+twice.
 """
 
 import importlib
@@ -153,11 +154,6 @@ class Processor(Protocol):
 
 
 class PaymentGateway(Protocol):
-    def tokenize_card(self, number: str, exp_month: int, exp_year: int, cvc: str,
-                      holder: str) -> str: ...
-
-    def tokenize_bank_account(self, routing: str, account: str, holder: str) -> str: ...
-
     def charge(self, token: str, amount_cents: int, idempotency_key: str,
                description: str) -> ChargeResult: ...
 
@@ -175,27 +171,10 @@ DECLINES = {
     "amount_too_large": "The refund is more than what is left of the charge.",
 }
 
-# Test numbers (any future expiry, any CVC of the right length). Any other valid card
-# number is approved.
-SANDBOX_CARDS = {
-    "4242424242424242": "approved",
-    "5555555555554444": "approved",
-    "378282246310005": "approved",
-    "6011111111111117": "approved",
-    "4000000000000002": "card_declined",
-    "4000000000009995": "insufficient_funds",
-    "4000000000000069": "expired_card",
-    "4000000000000127": "incorrect_cvc",
-    "4000000000000119": "processing_error",
-    "4000000000000259": "timeout",  # charged, but the answer never arrives (first try)
-}
-SANDBOX_BANK_ACCOUNTS = {"000111111116": "insufficient_funds"}
-
-
 class SandboxGateway:
-    """The built-in processor. Its old methods (tokenize_*, charge(token, …)) serve today's
-    flows; the Processor methods (issue 16) call portal/sandbox/core.py, whose card-entry form
-    is the sandbox blueprint's (/sandbox/v1)."""
+    """The built-in processor: the Processor methods (issue 16) call portal/sandbox/core.py,
+    whose card-entry form is the sandbox blueprint's (/sandbox/v1). charge(token, …) still
+    answers the tokens the old sandbox gave (tok_…), which older local databases hold."""
 
     name = "sandbox"
 
@@ -263,28 +242,15 @@ class SandboxGateway:
                            request.idempotency_key, on_session=request.on_session,
                            save_method=request.save_method)
 
-    # ------------------------------------------------------------ today's flows (kept)
-
-    def tokenize_card(self, number: str, exp_month: int, exp_year: int, cvc: str,
-                      holder: str) -> str:
-        return self._token(SANDBOX_CARDS.get(number, "approved"))
-
-    def tokenize_bank_account(self, routing: str, account: str, holder: str) -> str:
-        return self._token(SANDBOX_BANK_ACCOUNTS.get(account, "approved"))
-
-    @staticmethod
-    def _token(behaviour: str) -> str:
-        return f"tok_{behaviour}_{secrets.token_hex(8)}"
+    # -------------------------------------- methods saved before issue 16 (tok_ tokens)
 
     def charge(self, token, amount_cents: int | None = None, idempotency_key: str = "",
                description: str = "") -> ChargeResult:
         if isinstance(token, ChargeRequest):  # the Processor's charge(request)
             return self._charge_request(token)
-        if token.startswith("pm_"):  # a processor id asked the old way (a retry): by its key
-            return self._charge_request(ChargeRequest(
-                method=token, customer="", kind="", amount_cents=amount_cents,
-                idempotency_key=idempotency_key, description=description))
-        # "tok_<behaviour>_<random>"; anything else is not a sandbox token: declined
+        # The old call, by a token the old sandbox gave (cards are entered on the sandbox's
+        # form now, which gives pm_sbx_ ids): "tok_<behaviour>_<random>"; anything else
+        # (a pm_ id asked the old way included: nobody does) is not a sandbox token: declined
         behaviour = token[4:].rsplit("_", 1)[0] if token.startswith("tok_") else "card_declined"
         table = SandboxCharge.__table__
         # The processor's own storage: its own connection and transaction.

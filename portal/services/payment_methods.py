@@ -1,6 +1,8 @@
-"""Payment Methods: add a card or bank account (checked here, tokenized by the gateway),
-make one Primary or Backup (at most one of each), remove one; each method's standing (its
-last charge's result, its expiry), and a warning before a failing one is made Primary."""
+"""Payment Methods: add a card or bank account (the processor's card entry gives a
+payment-method id, saved to the account's processor customer: the portal never sees a
+number), make one Primary or Backup (at most one of each), remove one; each method's
+standing (its last charge's result, its expiry), and a warning before a failing one is made
+Primary."""
 
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,8 +23,8 @@ from portal.models import (
     MethodVerification,
     PaymentMethod,
 )
-from portal.services import cards, processor
-from portal.services.gateway import ChargeResult, Mandate, PaymentGateway, SavedMethod
+from portal.services import processor
+from portal.services.gateway import ChargeResult, Mandate, SavedMethod
 
 
 def in_use(session: Session, account: Account) -> list[PaymentMethod]:
@@ -184,28 +186,6 @@ def _check_own_billing(account: Account) -> None:
     if account.is_sub and account.billing_mode == BillingMode.AGENCY:
         raise NotAllowed(f"{account.name} is paid from the agency balance: it has no payment "
                          "methods of its own.")
-
-
-def add_card(session: Session, account: Account, gateway: PaymentGateway, *, number: str,
-             exp_month: str, exp_year: str, cvc: str, holder: str,
-             today: date | None = None) -> PaymentMethod:
-    _check_own_billing(account)
-    details = cards.check_card(number, exp_month, exp_year, cvc, holder,
-                               today or clock_now().date())
-    token = gateway.tokenize_card(cards.digits(number), details.exp_month, details.exp_year,
-                                  cvc.strip(), details.holder)
-    return _add(session, account, MethodKind.CARD, details.brand, details.last4,
-                details.holder, token, details.exp_month, details.exp_year)
-
-
-def add_bank_account(session: Session, account: Account, gateway: PaymentGateway, *,
-                     routing: str, account_number: str, holder: str) -> PaymentMethod:
-    _check_own_billing(account)
-    details = cards.check_bank_account(routing, account_number, holder)
-    token = gateway.tokenize_bank_account(cards.digits(routing), cards.digits(account_number),
-                                          details.holder)
-    return _add(session, account, MethodKind.ACH, "Bank account", details.last4,
-                details.holder, token)
 
 
 # ------------------------------------------------------- the processor's card entry (issue 16)
@@ -371,20 +351,6 @@ def _deposit_cents(value: str) -> int | None:
     if dot and whole in ("", "0") and frac.isdigit() and len(frac) == 2:
         return int(frac)
     return None
-
-
-def _add(session: Session, account: Account, kind: MethodKind, brand: str, last4: str,
-         holder: str, token: str, exp_month: int | None = None,
-         exp_year: int | None = None) -> PaymentMethod:
-    # The first method in use becomes Primary: an account with a method always has one.
-    first = not in_use(session, account)
-    method = PaymentMethod(account_id=account.id, kind=kind, brand=brand, last4=last4,
-                           holder=holder, token=token, exp_month=exp_month,
-                           exp_year=exp_year,
-                           role=MethodRole.PRIMARY if first else MethodRole.OTHER)
-    session.add(method)
-    session.flush()
-    return method
 
 
 def get(session: Session, account: Account, method_id: int) -> PaymentMethod:

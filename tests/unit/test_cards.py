@@ -1,9 +1,12 @@
+"""The sandbox's card and bank-account checks (portal/sandbox/cards.py, the processor's side
+of card entry since issue 16: the portal never sees a number)."""
+
 from datetime import date
 
 import pytest
 
 from portal.errors import ValidationFailed
-from portal.services import cards
+from portal.sandbox import cards
 
 TODAY = date(2026, 11, 23)
 ACCEPTED = "We accept Visa, Mastercard, American Express and Discover."

@@ -24,7 +24,7 @@ from portal.models import (
     SandboxCharge,
 )
 from portal.models.mail import MailStatus
-from portal.services import charges, ledger, usage
+from portal.services import charges, ledger, processor, usage
 from portal.services.gateway import SandboxGateway
 from tests import factories as f
 
@@ -157,8 +157,7 @@ def test_money_at_the_processor_without_a_credit_fails_the_charge_check(
         charge = charges.pay(session, world["solo"], world["admin"], str(world["method"].id),
                              "30", "b" * 32)
         session.commit()
-        SandboxGateway().charge(world["method"].token, charge.amount_cents,
-                                charge.idempotency_key, charge.description)
+        SandboxGateway().charge(processor.request_for(charge))  # as charges.attempt asks
         if violation == "failed but charged":
             session.execute(update(Charge).where(Charge.id == charge.id)
                             .values(status=ChargeStatus.FAILED))
