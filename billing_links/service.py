@@ -202,7 +202,8 @@ def agency_move(session: Session, agency: Account, sub: Account) -> AgencyMove:
 def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor: User,
                           now: datetime | None = None) -> int:
     """Its payment methods and recharge settings are removed, its balance moves to the
-    agency (a pair of entries naming each other), billing becomes agency; its owners and
+    agency (a pair of entries naming each other), billing becomes agency, its pending
+    billing-role invitations are revoked (no billing of its own to manage); its owners and
     admins and the customer on its last billing request are emailed what moved (its
     payment history and billing logs stay readable). Returns the cents moved."""
     now = now or clock_now()
@@ -227,6 +228,7 @@ def add_to_agency_billing(session: Session, agency: Account, sub: Account, actor
         settings.recharge_threshold_cents = settings.recharge_amount_cents = None
         settings.direct_charge = False
     _close_pending(session, sub, RequestStatus.CANCELED, now)
+    people.revoke_billing_invitations(session, sub, now)
     balance = session.scalar(select(Account.balance_cents).where(Account.id == sub.id))
     if balance:
         key = f"to-agency:{sub.id}:{now:%Y%m%dT%H%M%S.%f}"

@@ -356,6 +356,17 @@ def revoke(session: Session, account: Account, actor_role: Role, invitation_id,
     return invitation
 
 
+def revoke_billing_invitations(session: Session, account: Account, now: datetime) -> int:
+    """A sub-account back on agency billing has no billing of its own to manage: its pending
+    billing-role invitations (the customer who paid its link, or one an admin sent) are
+    revoked in the switch's transaction; a link opened later reads "revoked". Returns how
+    many."""
+    return session.execute(update(Invitation).where(
+        Invitation.account_id == account.id, Invitation.status == InvitationStatus.PENDING,
+        Invitation.role == Role.BILLING)
+        .values(status=InvitationStatus.REVOKED, closed_at=now)).rowcount
+
+
 def revoke_for_closed(session: Session, account: Account, now: datetime) -> int:
     """Closing an account (lifecycle.close_out: a close, and each sub-account an agency's
     cancel closes) revokes its pending invitations, in the closing transaction; they stay

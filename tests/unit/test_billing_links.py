@@ -24,6 +24,8 @@ from portal.models import (
     ChargePurpose,
     ChargeStatus,
     EventKind,
+    Invitation,
+    InvitationStatus,
     LedgerEntry,
     LedgerKind,
     LinkHit,
@@ -40,7 +42,7 @@ from portal.models import (
 from portal.sandbox import core
 from portal.sandbox.cards import EnteredMethod
 from portal.sandbox.testing import AUTHENTICATE_ONCE, paying_card
-from portal.services import agency, charges, ledger, lifecycle, refunds
+from portal.services import agency, charges, ledger, lifecycle, people, refunds
 from portal.services.gateway import ChargeResult, GatewayTimeout, SandboxGateway
 from tests import factories as f
 
@@ -731,6 +733,26 @@ def test_add_to_agency_billing_revokes_a_pending_request(session, gw, w):
     with pytest.raises(service.LinkRevoked):  # agency billing again, but the link stays dead
         service.open_link(session, SETTINGS, token(url))
 
+
+
+def test_add_to_agency_billing_revokes_its_pending_billing_invitations_only(session, gw, w):
+    """Back on agency billing, a sub-account has no billing to manage: an invitation to be
+    its billing user is revoked with the switch (the link then says so); one to be its
+    admin stays."""
+    session.execute(update(Account).where(Account.id == w.bayside.id)
+                    .values(billing_mode=BillingMode.CUSTOMER))
+    billing, _ = people.invite(session, SETTINGS, w.bayside, w.avery, Role.OWNER,
+                               "payer@bayside.example", "billing")
+    admin, _ = people.invite(session, SETTINGS, w.bayside, w.avery, Role.OWNER,
+                             "office@bayside.example", "admin")
+    session.commit()
+    service.add_to_agency_billing(session, w.agency, session.get(Account, w.bayside.id),
+                                  w.avery)
+    session.commit()
+    session.expire_all()
+    assert (session.get(Invitation, billing.id).status,
+            session.get(Invitation, admin.id).status) == (InvitationStatus.REVOKED,
+                                                          InvitationStatus.PENDING)
 
 def test_add_to_agency_billing_is_refused_for_a_canceled_or_foreign_sub_account(session, gw,
                                                                               w):
