@@ -12,8 +12,11 @@ from portal.models.accounts import (
 )
 from portal.models.agents import BUILTIN_STATUSES, AgentStatus
 from portal.models.billing import (
+    ALERT_LABELS,
     CHARGE_LABELS,
     LEDGER_LABELS,
+    Alert,
+    AlertKind,
     BillingEmailRecipient,
     BillingSettings,
     Cause,
@@ -83,3 +86,4 @@ from billing_links.models import (  # noqa: E402
 
 __all__ += ["BillingRequest", "LinkHit", "RequestStatus", "TaskKind", "TaskLink",
             "TaskStatus"]
+__all__ += ["ALERT_LABELS", "Alert", "AlertKind"]  # issue 17

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -369,7 +370,9 @@ class BillingSettings(db.Model):
         Spec("billing_settings", ("critical_phone", "address_line1", "address_line2", "city",
                                   "region", "postal_code", "country", "direct_charge"),
              label=lambda _c, _v: "Billing settings"),
-        Spec("recharge_settings", ("recharge_threshold_cents", "recharge_amount_cents"),
+        Spec("recharge_settings", ("recharge_threshold_cents", "recharge_amount_cents",
+                                   "recharge_cap_cents", "recharge_daily_limit",
+                                   "low_balance_cents"),
              label=lambda _c, _v: "Balance Auto Recharge Settings"),
     )
 
@@ -385,6 +388,21 @@ class BillingSettings(db.Model):
     postal_code: Mapped[str] = mapped_column(String(10), default="")
     country: Mapped[str] = mapped_column(String(2), default="US")
     direct_charge: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Recharge guardrails (issue 17): no recharge past the month's cap (None: no cap), at
+    # most recharge_daily_limit recharges a UTC day, and none after 3 declined recharges in a
+    # row (recharge_declines counts them; recharge_stopped_at is when the third stopped it,
+    # cleared by a successful payment or a new card). recharge_cap_month: the month ("2026-12")
+    # whose cap reached the recipients were told of (the reset is told once, at its turn).
+    recharge_cap_cents: Mapped[int | None] = mapped_column(BigInteger)
+    recharge_daily_limit: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    recharge_declines: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    recharge_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recharge_cap_month: Mapped[str] = mapped_column(String(7), default="", server_default="")
+    # "Email me when the balance drops below $X" (None: off); low_balance_below: the balance
+    # is below it and the alert for this crossing has gone (cleared when it is back up).
+    low_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
+    low_balance_below: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
 
     @property
@@ -433,3 +451,42 @@ class StatementSchedule(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     # The start of the last period whose statement was sent (None: none yet).
     last_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertKind(enum.StrEnum):
+    LOW_BALANCE = "low_balance"
+    CAP_REACHED = "recharge_cap_reached"
+    CAP_RESET = "recharge_cap_reset"
+    RECHARGE_STOPPED = "recharge_stopped"
+
+
+ALERT_LABELS = {
+    AlertKind.LOW_BALANCE: "Low balance",
+    AlertKind.CAP_REACHED: "Monthly recharge cap reached",
+    AlertKind.CAP_RESET: "Monthly recharge cap reset",
+    AlertKind.RECHARGE_STOPPED: "Auto recharge stopped",
+}
+
+
+class Alert(db.Model):
+    """An alert sent to an account's billing recipients (Billing Settings → Recent alerts);
+    each is also an outbox email. `key` makes it once: once per crossing, per month, ..."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_account_created", "account_id", "created_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))  # whose recipients
+    # The sub-account it is about, when an agency is told (budgets, next round).
+    for_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # an AlertKind value (plain: more to come)
+    message: Mapped[str] = mapped_column(String(300))
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    @property
+    def label(self) -> str:
+        try:
+            return ALERT_LABELS[AlertKind(self.kind)]
+        except ValueError:
+            return self.kind.replace("_", " ").capitalize()
