@@ -23,8 +23,12 @@ from portal.models import (
     TrackingNumber,
     User,
 )
+from portal.services.fees import month_start
 from portal.services.inputs import clean_text
 from portal.services.paging import Page, contains
+from portal.services.spend import month_spend_query
+
+SORTS = ("name", "spend", "spend_asc")  # Settings → Accounts: by name, or this month's spend
 
 
 class SubAccountFilter(enum.StrEnum):
@@ -57,11 +61,17 @@ class SubAccountRow:
     billing_mode: BillingMode
     canceled_at: datetime | None
     number_count: int
+    balance_cents: int = 0  # its own balance: shown for customer billing only
+    month_spend: int = 0  # cents spent this month, from either balance (issue 17)
     closed_for_good: bool = False  # canceled over 60 days ago: data removed, no Edit
 
     @property
     def status_label(self) -> str:
         return STATUS_LABELS[self.status]
+
+    @property
+    def customer_billed(self) -> bool:
+        return self.billing_mode == BillingMode.CUSTOMER
 
 
 def _check_name(name: str) -> str:
@@ -139,8 +149,10 @@ _SUB_ACCOUNT_COUNT = select(func.count()).select_from(Account.__table__)
 
 def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
                       status: SubAccountFilter = SubAccountFilter.ACTIVE,
-                      page: int = 1, per_page: int = 25, now: datetime | None = None) -> Page:
-    """One page of an agency's sub-accounts with their active number counts.
+                      page: int = 1, per_page: int = 25, now: datetime | None = None,
+                      sort: str = "name") -> Page:
+    """One page of an agency's sub-accounts with their active number counts, balances and
+    this month's spend (issue 17), by name or by spend (`sort`, one of SORTS).
 
     At most two queries whatever the agency's size: the page, with the number counts as a
     correlated subquery evaluated for the page's rows only, and the total (skipped on the
@@ -156,8 +168,15 @@ def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
     if q.strip():
         conditions.append(contains(_accounts.name, q.strip()))
 
+    spend = month_spend_query(agency.id, month_start(now or clock_now()))
+    spent = func.coalesce(spend.c.by_agency + spend.c.by_customer, 0)
+    statement = (_SUB_ACCOUNT_ROWS.add_columns(_accounts.balance_cents, spent)
+                 .select_from(Account.__table__.outerjoin(spend, spend.c.sub_id == _accounts.id)))
+    if sort in ("spend", "spend_asc"):
+        statement = statement.order_by(None).order_by(
+            spent.desc() if sort == "spend" else spent.asc(), _accounts.name, _accounts.id)
     rows = session.execute(
-        _SUB_ACCOUNT_ROWS.where(*conditions)
+        statement.where(*conditions)
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()

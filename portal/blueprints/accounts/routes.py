@@ -35,18 +35,23 @@ def index():
     except ValidationFailed as e:
         errors.update(e.errors)
         page = 1
+    sort = request.args.get("sort", "name")
+    if sort not in accounts.SORTS:
+        sort = "name"  # a link's parameter: an unknown one sorts by name
     result = accounts.list_sub_accounts(
         db.session, g.account, q=q, status=status, page=page,
-        per_page=current_app.config["ACCOUNTS_PER_PAGE"],
+        per_page=current_app.config["ACCOUNTS_PER_PAGE"], sort=sort,
     )
     pending = link_service.pending_for(db.session, [row.id for row in result.items])
     return render("accounts/index.html", "results", status=422 if errors else 200,
-                  **index_context(result, q=q, status=status, errors=errors, pending=pending))
+                  **index_context(result, q=q, status=status, errors=errors, pending=pending,
+                                  sort=sort))
 
 
-def index_context(result, *, q: str, status, errors: dict, pending: dict) -> dict:
+def index_context(result, *, q: str, status, errors: dict, pending: dict,
+                  sort: str = "name") -> dict:
     """What accounts/index.html renders besides g and current_user: the page of rows, the
     search and filter as asked, and each row's pending billing request (the Billing
     column). bench/accounts_list.py renders its baseline with it, so the two stay alike."""
     return {"result": result, "q": q, "current_filter": status, "errors": errors,
-            "filters": accounts.FILTER_LABELS, "pending": pending}
+            "filters": accounts.FILTER_LABELS, "pending": pending, "sort": sort}

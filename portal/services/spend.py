@@ -1,0 +1,293 @@
+"""Where the money goes (issue 17): spend by day and item, balance over time, upcoming
+charges, and an agency's spend by sub-account, all read from the ledger.
+
+Spend is what the ledger debited for usage, plan fees and sales tax (payments, recharges,
+refunds, transfers and adjustments are not spend). A usage entry is one posting of several
+items ("Usage: 1,284 minutes, 2 numbers"); its items are read back from its description
+(the text `usage.describe` wrote) and priced at the list prices; what a description no
+longer tells (cut at 200 characters, or prices changed since) is "Other usage", so every
+day's items add up to exactly what the ledger debited.
+
+Each picture is one grouped query over the ledger (per day, kind and usage description),
+whatever the number of days, items or sub-accounts.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from portal import rules
+from portal.clock import now as clock_now
+from portal.models import Account, BillingMode, LedgerEntry, LedgerKind
+from portal.services.fees import month_start, previous_month_start
+
+PERIODS = (30, 90)  # the chart's choices, in days
+DEFAULT_PERIOD = 30
+BURN_DAYS = 30  # the burn rate is the spend of the last 30 days
+SPEND_KINDS = (LedgerKind.USAGE, LedgerKind.PLAN_FEE, LedgerKind.TAX)
+
+# Items in the order the chart stacks them: usage items, then fees, tax, the rest.
+ITEM_LABELS = {
+    "minutes": "Minutes",
+    "numbers": "Numbers",
+    "transcriptions": "Transcriptions",
+    "enhanced_caller_id": "Enhanced caller ID",
+    "encrypted_recording": "Encrypted recording",
+    "plan_fee": "Plan fees",
+    "tax": "Sales tax",
+    "other": "Other usage",
+}
+ITEMS = tuple(ITEM_LABELS)
+_BY_LABEL = {label: name for name, labels in rules.USAGE_LABELS.items() for label in labels}
+_PART = re.compile(r"^([0-9][0-9,]*) (.+)$")
+
+
+def parse_period(raw: str | None) -> int:
+    """30 or 90 days: anything else is the default (a link's parameter, not a form)."""
+    try:
+        days = int(raw or "")
+    except ValueError:
+        return DEFAULT_PERIOD
+    return days if days in PERIODS else DEFAULT_PERIOD
+
+
+def usage_items(description: str, debited: int) -> dict[str, int]:
+    """The cents per item of a usage entry that debited `debited` cents (positive), from its
+    description; the items add up to `debited`, the difference being "other"."""
+    text = description.rpartition("): ")[2] if description.startswith("Usage (") \
+        else description.partition(": ")[2]
+    found: dict[str, int] = {}
+    for part in text.split(", "):
+        match = _PART.match(part)
+        name = _BY_LABEL.get(match.group(2)) if match else None
+        if name is None:
+            continue  # a part cut short, or not an item
+        cents = int(match.group(1).replace(",", "")) * rules.USAGE_PRICES[name]
+        found[name] = found.get(name, 0) + cents
+    if sum(found.values()) > debited:  # priced otherwise than today: tell no item wrong
+        return {"other": debited}
+    if debited - sum(found.values()):
+        found["other"] = debited - sum(found.values())
+    return found
+
+
+def _day(session: Session, column):
+    """The UTC calendar day of a timestamp, as text "YYYY-MM-DD", on either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+@dataclass
+class Day:
+    day: date
+    items: dict[str, int] = field(default_factory=dict)  # cents spent per item
+    net: int = 0  # every entry's amount that day (+ credits, - debits)
+    balance: int = 0  # at the end of the day (UTC)
+
+    @property
+    def total(self) -> int:
+        return sum(self.items.values())
+
+
+@dataclass
+class Projection:
+    """When the balance is expected to reach the recharge threshold (or zero without auto
+    recharge), at the last 30 days' burn rate."""
+
+    burn_per_day: int  # cents, rounded
+    when: date | None  # None: no spend to project from
+    target: int  # the balance it crosses: the threshold, or 0
+    auto_recharge: bool
+    already: bool = False  # the balance is below it now
+
+
+@dataclass
+class UpcomingFee:
+    due: date
+    amount: int
+    method: object | None  # the Primary card it is charged to (Opt-in Direct Charge), else None
+
+
+@dataclass
+class Picture:
+    account_id: int
+    period: int
+    days: list[Day]  # the period's days, oldest first, each one there even without spend
+    totals: dict[str, int]  # cents per item over the period, items with spend only
+    this_month: int
+    last_month: int
+    last_month_to_date: int  # last month up to the same day of the month
+    month_label: str
+    last_month_label: str
+    projection: Projection | None = None
+    next_fee: UpcomingFee | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    @property
+    def items(self) -> list[str]:
+        return [name for name in ITEMS if name in self.totals]
+
+    @property
+    def peak(self) -> int:
+        return max((d.total for d in self.days), default=0)
+
+    @property
+    def balance_range(self) -> tuple[int, int]:
+        values = [d.balance for d in self.days] or [0]
+        return min(0, *values), max(0, *values)
+
+
+def picture(session: Session, account: Account, period: int = DEFAULT_PERIOD,
+            now: datetime | None = None) -> Picture:
+    """The last `period` days (today included, UTC) of `account`'s own ledger, by day and
+    item, with its balance at each day's end and this month against last month. One query.
+    """
+    now = now or clock_now()
+    today = now.astimezone(UTC).date()
+    first = today - timedelta(days=period - 1)
+    this_start = month_start(now)
+    last_start = previous_month_start(this_start)
+    since = min(datetime(first.year, first.month, first.day, tzinfo=UTC), last_start)
+    day = _day(session, LedgerEntry.created_at)
+    described = case((LedgerEntry.kind == LedgerKind.USAGE, LedgerEntry.description),
+                     else_=literal(""))
+    rows = session.execute(
+        select(day, LedgerEntry.kind, described, func.sum(LedgerEntry.amount_cents))
+        .where(LedgerEntry.account_id == account.id, LedgerEntry.created_at >= since)
+        .group_by(day, LedgerEntry.kind, described)).all()
+    by_day: dict[date, Day] = {}
+    for text, kind, description, amount in rows:
+        on = date.fromisoformat(text)
+        entry = by_day.setdefault(on, Day(on))
+        amount = int(amount)  # PostgreSQL sums a BIGINT as NUMERIC
+        entry.net += amount
+        if kind not in SPEND_KINDS:
+            continue
+        if kind == LedgerKind.USAGE:
+            parts = usage_items(description, -amount)
+        else:
+            parts = {"plan_fee" if kind == LedgerKind.PLAN_FEE else "tax": -amount}
+        for name, cents in parts.items():
+            entry.items[name] = entry.items.get(name, 0) + cents
+    # The balance at each day's end: today's is the balance now, each day before it the
+    # next day's less what that day moved.
+    days = []
+    balance = account.balance_cents
+    on = today
+    while on >= first:
+        entry = by_day.get(on, Day(on))
+        entry.balance = balance
+        days.append(entry)
+        balance -= entry.net
+        on -= timedelta(days=1)
+    days.reverse()
+    totals: dict[str, int] = {}
+    for entry in days:
+        for name, cents in entry.items.items():
+            totals[name] = totals.get(name, 0) + cents
+    totals = {name: totals[name] for name in ITEMS if totals.get(name)}
+    this_first, last_first = this_start.date(), last_start.date()
+    same_day = last_first + (today - this_first)  # e.g. Nov 1-3 against Dec 1-3
+
+    def spent(start: date, end: date) -> int:  # end inclusive
+        return sum(d.total for on, d in by_day.items() if start <= on <= end)
+
+    return Picture(
+        account_id=account.id, period=period, days=days, totals=totals,
+        this_month=spent(this_first, today),
+        last_month=spent(last_first, this_first - timedelta(days=1)),
+        last_month_to_date=spent(last_first, min(same_day, this_first - timedelta(days=1))),
+        month_label=f"{this_start:%B %Y}", last_month_label=f"{last_start:%B %Y}")
+
+
+def project(balance: int, spent_30_days: int, threshold: int | None, now: datetime) -> Projection:
+    """The day the balance, falling at the last 30 days' rate, goes below `threshold` (the
+    auto recharge threshold: the recharge is made then), or below zero without one."""
+    target = threshold if threshold is not None else 0
+    burn = (spent_30_days + BURN_DAYS // 2) // BURN_DAYS
+    if balance < target:
+        return Projection(burn, now.date(), target, threshold is not None, already=True)
+    if spent_30_days <= 0:
+        return Projection(0, None, target, threshold is not None)
+    # Below the target once it has fallen more than (balance - target): integer seconds.
+    seconds = ((balance - target) * BURN_DAYS * 86400) // spent_30_days + 1
+    when = (now + timedelta(seconds=seconds)).astimezone(UTC).date()
+    return Projection(burn, when, target, threshold is not None)
+
+
+def upcoming(account: Account, pic: Picture, settings, primary,
+             now: datetime | None = None) -> Picture:
+    """Add the next plan fee and the recharge projection to `pic`. `settings` are the
+    account's billing settings, `primary` its Primary method (or None)."""
+    now = now or clock_now()
+    today = now.astimezone(UTC).date()
+    first = today - timedelta(days=BURN_DAYS - 1)
+    spent = sum(d.total for d in pic.days if first <= d.day <= today)
+    pic.projection = project(account.balance_cents, spent,
+                             settings.recharge_threshold_cents if settings.auto_recharge
+                             else None, now)
+    fee = rules.PLAN_FEES.get(account.plan, 0) if not account.is_sub else 0
+    if fee and not account.is_canceled:
+        nxt = month_start(month_start(now) + timedelta(days=32)).date()
+        pic.next_fee = UpcomingFee(nxt, fee, primary if settings.direct_charge else None)
+    return pic
+
+
+@dataclass
+class SubSpend:
+    id: int
+    name: str
+    billing_mode: BillingMode
+    balance: int  # its own balance (customer billing); 0 on agency billing
+    by_agency: int  # spent this month from the agency's balance
+    by_customer: int  # spent this month from its own balance
+
+    @property
+    def total(self) -> int:
+        return self.by_agency + self.by_customer
+
+    @property
+    def customer_billed(self) -> bool:
+        return self.billing_mode == BillingMode.CUSTOMER
+
+
+def month_spend_query(agency_id: int, start: datetime):
+    """A subquery of each sub-account's spend since `start` (cents, positive): `sub_id`,
+    `by_agency` (debits on the agency's ledger naming it) and `by_customer` (its own
+    ledger's). One pass over the month's entries of the agency and its sub-accounts."""
+    subs = select(Account.id).where(Account.parent_id == agency_id)
+    sub_id = func.coalesce(LedgerEntry.for_account_id, LedgerEntry.account_id)
+    on_agency = LedgerEntry.account_id == agency_id
+    return (
+        select(sub_id.label("sub_id"),
+               func.sum(case((on_agency, -LedgerEntry.amount_cents), else_=0)).label("by_agency"),
+               func.sum(case((on_agency, 0), else_=-LedgerEntry.amount_cents)).label("by_customer"))
+        .where(LedgerEntry.kind.in_(SPEND_KINDS), LedgerEntry.created_at >= start,
+               or_(on_agency & LedgerEntry.for_account_id.is_not(None),
+                   LedgerEntry.account_id.in_(subs)))
+        .group_by(sub_id).subquery("month_spend"))
+
+
+def by_sub_account(session: Session, agency: Account, now: datetime | None = None
+                   ) -> list[SubSpend]:
+    """This month's spend of each of the agency's sub-accounts with any, most first. One
+    query."""
+    start = month_start(now or clock_now())
+    spend = month_spend_query(agency.id, start)
+    rows = session.execute(
+        select(Account.id, Account.name, Account.billing_mode, Account.balance_cents,
+               spend.c.by_agency, spend.c.by_customer)
+        .join(spend, spend.c.sub_id == Account.id)
+        .where(Account.parent_id == agency.id)
+        .order_by((spend.c.by_agency + spend.c.by_customer).desc(), Account.name, Account.id)
+    ).all()
+    return [SubSpend(id_, name, mode, balance if mode == BillingMode.CUSTOMER else 0,
+                     int(a or 0), int(c or 0))
+            for id_, name, mode, balance, a, c in rows if int(a or 0) + int(c or 0)]
