@@ -115,3 +115,12 @@ EXPIRY_NOTICE_DAYS = (30, 7)
 # Issue 16, 3-D Secure off-session: the link emailed to authenticate a recharge's card works
 # this long (once).
 SCA_LINK_TTL = timedelta(days=7)
+
+# Issue 17, recharge guardrails (Balance Auto Recharge Settings): at most this many auto
+# recharges a UTC day by default (a person may choose 1 to RECHARGE_DAILY_LIMIT_MAX); after
+# RECHARGE_DECLINES_TO_STOP declined recharges in a row, auto recharge stops until a payment
+# succeeds or a card is added; a monthly recharge cap of at most RECHARGE_CAP_MAX_CENTS.
+RECHARGE_DAILY_LIMIT_DEFAULT = 5
+RECHARGE_DAILY_LIMIT_MAX = 50
+RECHARGE_DECLINES_TO_STOP = 3
+RECHARGE_CAP_MAX_CENTS = 100_000_000  # $1,000,000

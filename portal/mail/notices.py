@@ -127,8 +127,9 @@ def _to_recipients(session: Session, account: Account, kind: str, key: str, subj
 
 
 def statement(session: Session, account: Account, built, recipient: str, pdf: bytes,
-              dedupe_key: str | None = None) -> None:
-    """The statement as a PDF attachment, to one address."""
+              dedupe_key: str | None = None, postings: bytes | None = None) -> None:
+    """The statement as a PDF attachment, to one address; with `postings`, the period's
+    postings as a CSV attachment beside it (issue 17)."""
     period = f"{built.start:%b %-d, %Y} – {built.end:%b %-d, %Y}"
     message = compose.queue(session, to=recipient, kind="statement",
                             subject=f"Statement for {account.name}: {period}",
@@ -141,6 +142,11 @@ def statement(session: Session, account: Account, built, recipient: str, pdf: by
         session.add(OutboxAttachment(
             message_id=message.id, content_type="application/pdf", data=pdf,
             filename=f"statement-{account.id}-{built.start:%Y%m%d}-{built.end:%Y%m%d}.pdf"))
+        if postings is not None:
+            session.add(OutboxAttachment(
+                message_id=message.id, content_type="text/csv", data=postings,
+                filename=f"statement-{account.id}-{built.start:%Y%m%d}-{built.end:%Y%m%d}"
+                         "-postings.csv"))
         session.flush()
 
 
@@ -521,3 +527,18 @@ def authentication_needed(session: Session, tried: list[Charge], paid: Charge | 
     return _to_recipients(session, account, "authentication_needed",
                           f"authentication-needed:{first.id}", subject,
                           "mail/authentication_needed", context)
+
+
+# --------------------------------------------------------------- issue 17: alerts
+
+def alert(session: Session, account: Account, alert, people: list[User], subject: str,
+          context: dict) -> int:
+    """An alert (services/alerts.py: low balance, a recharge cap reached or reset, auto
+    recharge stopped): to `people` (alerts.people), once per alert and person."""
+    for user in people:
+        compose.queue(session, to=user.email, subject=subject, kind="alert",
+                      template="mail/alert",
+                      context={**context, "alert": alert, "account": account,
+                               "recipient": user},
+                      account_id=account.id, dedupe_key=f"alert:{alert.id}:{user.id}")
+    return len(people)

@@ -38,7 +38,7 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import billing, ledger, payment_methods, processor
+from portal.services import billing, guardrails, ledger, payment_methods, processor
 from portal.services.gateway import ChargeResult, GatewayTimeout, PaymentGateway
 from portal.services.money import dollars, parse_cents
 from portal.services.paging import Page
@@ -267,6 +267,8 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
     session.refresh(charge)
     if changed != 1:
         return False
+    if succeeded:  # a payment that succeeds restarts auto recharge stopped by declines
+        guardrails.restart(session, charge.account_id)
     if not succeeded:
         then = ON_FAILURE.get(charge.purpose)
         if then is not None:
@@ -279,6 +281,7 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
     credit(session, charge, now)
     notices.receipt(session, charge)
     if charge.purpose == ChargePurpose.RECHARGE:
+        _cap_check(session, charge)
         _recharge_again(session, charge, now)
     if charge.purpose == ChargePurpose.RECHARGE and charge.idempotency_key.endswith(BACKUP):
         # The Backup paid because the Primary declined: the receipt alone would hide that
@@ -287,6 +290,17 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
         if first is not None and first.is_failed:
             notices.primary_declined(session, first, charge)
     return True
+
+
+def _cap_check(session: Session, charge: Charge) -> None:
+    """A recharge that brings its month's recharges to the cap (exactly, or past it: a cap
+    lowered meanwhile) tells the recipients the cap is reached (once a month)."""
+    settings = session.get(BillingSettings, charge.account_id)
+    if settings is not None and settings.recharge_cap_cents is not None and \
+            guardrails.recharged_this_month(session, charge.account_id, charge.created_at) \
+            >= settings.recharge_cap_cents:
+        guardrails.cap_reached(session, session.get(Account, charge.account_id),
+                               charge.created_at)
 
 
 def _recharge_again(session: Session, charge: Charge, now: datetime) -> None:
@@ -383,20 +397,28 @@ class RechargeDue:
         return f"{self.amount_cents}:{self.method.id}"
 
 
-def recharge_due(session: Session, account: Account,
-                 balance: int | None = None) -> RechargeDue | None:
+def recharge_due(session: Session, account: Account, balance: int | None = None,
+                 now: datetime | None = None) -> RechargeDue | None:
     """The recharge start_recharge would record now, or None: the balance is at or above
-    the threshold (or recharge is off), there is no Primary, or a recharge is in flight."""
+    the threshold (or recharge is off), there is no Primary, a recharge is in flight, or a
+    guardrail holds it back (issue 17: the month's cap, the day's limit, declines in a row;
+    near the cap, what is left under it is charged)."""
+    return _decide(session, account, balance, now)[0]
+
+
+def _decide(session: Session, account: Account, balance: int | None,
+            now: datetime | None) -> tuple[RechargeDue | None, guardrails.Stop | None]:
+    """recharge_due, and the guardrail that held a needed recharge back (else None)."""
     settings = billing.settings_for(session, account)
     if balance is None:  # else: what the caller's posting left, in this same transaction
         balance = session.scalar(select(Account.balance_cents).where(Account.id == account.id))
     needed = billing.recharge_needed(balance, settings.recharge_threshold_cents,
                                      settings.recharge_amount_cents)
     if needed <= 0:
-        return None
+        return None, None
     primary = _role(session, account, MethodRole.PRIMARY)
     if primary is None:
-        return None
+        return None, None
     chosen = primary
     if payment_methods.standing(session, primary).flagged:
         # Card health (issue 16): a Primary declined twice in a row, expired or unusable is
@@ -408,17 +430,30 @@ def recharge_due(session: Session, account: Account,
         Charge.account_id == account.id, Charge.purpose == ChargePurpose.RECHARGE,
         Charge.status == ChargeStatus.PENDING))
     if pending is not None:
-        return None
-    return RechargeDue(min(needed, rules.MAX_CHARGE_CENTS), chosen, balance,
-                       settings.recharge_threshold_cents, settings.recharge_amount_cents)
+        return None, None
+    allowed = guardrails.check(session, account, settings, needed, now)
+    if allowed.stop is not None:
+        return None, allowed.stop
+    amount = min(allowed.amount_cents, rules.MAX_CHARGE_CENTS)
+    target = settings.recharge_amount_cents if allowed.amount_cents == needed \
+        else balance + amount  # what is left under the month's cap
+    return RechargeDue(amount, chosen, balance, settings.recharge_threshold_cents,
+                       target), None
 
 
 def start_recharge(session: Session, account: Account, now: datetime | None = None,
                    balance: int | None = None) -> Charge | None:
     """After the balance moved down: if it is below the threshold, record a pending recharge
     on the Primary for what brings it back to the recharge amount. At most one recharge is
-    pending per account (a unique index), so concurrent usage starts one."""
-    due = recharge_due(session, account, balance)
+    pending per account (a unique index), so concurrent usage starts one. A recharge held
+    back by the month's cap tells the recipients (once a month); a month whose cap was
+    reached is over: they are told it reset (once), if the jobs haven't yet."""
+    settings = session.get(BillingSettings, account.id)
+    if settings is not None and settings.recharge_cap_month:
+        guardrails.cap_reset(session, settings, now)
+    due, stop = _decide(session, account, balance, now)
+    if stop is not None and stop.reason == "cap":
+        guardrails.cap_reached(session, account, now)
     return None if due is None else _start_due(session, account, due, now)
 
 
@@ -530,6 +565,8 @@ def _after_recharge(session: Session, gateway: PaymentGateway, charge: Charge,
         first = by_key(session, charge.idempotency_key.removesuffix(BACKUP))
         tried = [c for c in (first, charge) if c is not None]
     notices.declined(session, tried)
+    # The third declined recharge in a row stops auto recharge (and tells the recipients).
+    guardrails.declined(session, account, tried[-1], now)
     session.commit()
     return tried[-1]
 

@@ -133,6 +133,10 @@ def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int
         return _same(existing, kind, amount_cents)
     session.expire(account, ["balance_cents"])
     _billing_pause(session, account, balance, status, actor, now)
+    # Issue 17: "email me when the balance drops below $X", once per crossing.
+    from portal.services import alerts
+
+    alerts.balance_moved(session, account, balance - amount_cents, balance, str(entry.id), now)
     return entry
 
 
