@@ -114,11 +114,13 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
         with current_app.test_request_context(base_url=current_app.config["EXTERNAL_BASE_URL"]):
             statement = pdf.statement(session, account, *period)
         built, document = statement.statement, statement.pdf
+        postings = statements.postings_csv_bytes(session, account, *period)
         if statements.claim_due(session, schedule, now) != period:
             session.rollback()  # another run sent this period meanwhile
             continue
         notices.statement(session, account, built, schedule.recipient, document,
-                          dedupe_key=f"statement:{schedule.id}:{period[0]:%Y-%m-%d}")
+                          dedupe_key=f"statement:{schedule.id}:{period[0]:%Y-%m-%d}",
+                          postings=postings)
         session.commit()
         sent += 1
     return sent

@@ -3,16 +3,24 @@ balance in a date range (UTC, both ends inclusive), with the opening and closing
 from the ledger and totals by kind. An agency's statement itemizes the usage of its
 sub-accounts on agency billing.
 
+A statement is for people (issue 17): usage is summed per day and item ("Nov 3 - Minutes:
+1,284 min, $64.20"), payments, recharges, fees, taxes, refunds and adjustments keep a line
+each; every posting, one a row, is the CSV beside it (`postings_csv`), so a 10,000-entry
+quarter is a few pages, not 400.
+
 And the recurring schedules: weekly or monthly, each period's statement sent once.
 """
 
+import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from portal import rules
 from portal.clock import now as clock_now
 from portal.errors import NotFound, ValidationFailed
 from portal.models import (
@@ -27,11 +35,88 @@ from portal.models import (
     User,
 )
 from portal.services import billing
-from portal.services.calls import parse_range
+from portal.services.calls import _csv_safe, csv_chunks, parse_range
 from portal.services.inputs import clean_email
+from portal.services.money import dollars, plain
 from portal.transactions import begin_write
 
 MAX_DAYS = 366 * 3
+
+# The usage items as a statement names them: the column's heading and the quantity's unit.
+ITEM_NAMES = {
+    "minutes": ("Minutes", "min"),
+    "transcriptions": ("Transcriptions", "min"),
+    "enhanced_caller_id": ("Enhanced caller ID", "lookups"),
+    "encrypted_recording": ("Encrypted recording", "min"),
+    "numbers": ("Numbers", "numbers"),
+}
+_ONE = {"lookups": "lookup", "numbers": "number"}
+OTHER = "other"  # a usage posting whose items can't be read from its description
+ITEM_ORDER = (*ITEM_NAMES, OTHER)
+_QUANTITY = re.compile(r"^(\d[\d,]*) (.+)$")
+_LABEL_ITEMS = {label: name for name, labels in rules.USAGE_LABELS.items() for label in labels}
+
+
+@dataclass
+class UsageDay:
+    """One day's usage: per item, the quantity and the cents (positive: what was spent)."""
+
+    day: date
+    items: dict = field(default_factory=dict)  # item -> [quantity, cents]
+    postings: int = 0
+
+    @property
+    def cents(self) -> int:
+        return sum(cents for _, cents in self.items.values())
+
+    def line(self, item: str) -> str:
+        """"Minutes: 1,284 min, $64.20" (the phone's and the screen reader's line)."""
+        quantity, cents = self.items[item]
+        amount = dollars(cents)
+        if not quantity:
+            return f"{item_name(item)[0]}: {amount}"
+        return f"{item_name(item)[0]}: {quantity_text(item, quantity)}, {amount}"
+
+
+def item_name(item: str) -> tuple[str, str]:
+    return ITEM_NAMES.get(item, ("Other usage", ""))
+
+
+def quantity_text(item: str, quantity: int) -> str:
+    """"1,284 min", "1 number", "3 numbers"; "" for other usage (no quantity)."""
+    if not quantity:
+        return ""
+    unit = item_name(item)[1]
+    return f"{quantity:,} {_ONE.get(unit, unit) if quantity == 1 else unit}"
+
+
+def usage_items(description: str, cents: int) -> dict[str, list[int]]:
+    """A usage posting's items from its description ("Usage: 100 minutes, 3 transcription
+    minutes" or "Usage (Bayside Dental): ..."), each with its share of `cents` (positive).
+    The shares add up to `cents` exactly: priced at today's prices when they do, else split
+    in proportion (prices changed since), the cents left over to the largest item; a
+    description that names no item (cut short, or written by hand) is "other usage"."""
+    if description.startswith("Usage ("):
+        text = description.rpartition("): ")[2]
+    else:
+        text = description.partition(": ")[2]
+    found: dict[str, int] = {}
+    for part in text.split(", "):
+        match = _QUANTITY.match(part)
+        item = match and _LABEL_ITEMS.get(match.group(2))
+        if not item:
+            continue
+        found[item] = found.get(item, 0) + int(match.group(1).replace(",", ""))
+    priced = {item: rules.USAGE_PRICES[item] * quantity for item, quantity in found.items()}
+    total = sum(priced.values())
+    if not found or total <= 0:
+        return {OTHER: [0, cents]}
+    if total != cents:  # another price then: split the posting's own amount
+        shares = {item: cents * value // total for item, value in priced.items()}
+        largest = max(priced, key=priced.get)
+        shares[largest] += cents - sum(shares.values())
+        priced = shares
+    return {item: [found[item], priced[item]] for item in found}
 
 
 @dataclass
@@ -45,10 +130,33 @@ class Statement:
     charges: list  # card charges in the range (succeeded and failed)
     totals: dict = field(default_factory=dict)  # LedgerKind -> cents
     by_sub: dict = field(default_factory=dict)  # sub-account name -> usage cents (agency)
+    usage_days: list = field(default_factory=list)  # UsageDay, oldest first
+    items: list = field(default_factory=list)  # the usage items of the period, in order
+    lines: list = field(default_factory=list)  # every entry but usage, oldest first
 
     @property
     def empty(self) -> bool:
         return not self.entries and not self.charges
+
+    def item_name(self, item: str) -> tuple[str, str]:
+        return item_name(item)
+
+    def quantity(self, item: str, quantity: int) -> str:
+        return quantity_text(item, quantity)
+
+    @property
+    def usage_postings(self) -> int:
+        return sum(day.postings for day in self.usage_days)
+
+    @property
+    def item_totals(self) -> dict:
+        """Per item of the period, [quantity, cents] (positive) over every day."""
+        out = {item: [0, 0] for item in self.items}
+        for day in self.usage_days:
+            for item, (quantity, cents) in day.items.items():
+                out[item][0] += quantity
+                out[item][1] += cents
+        return out
 
     @property
     def net_cents(self) -> int:
@@ -140,8 +248,71 @@ def build(session: Session, account: Account, start: date, end: date) -> Stateme
         .order_by(settled, Charge.id)))
     closing = opening + sum(row.amount_cents for row in rows)
     ordered = {kind: totals[kind] for kind in LedgerKind if kind in totals}
+    days, items, lines = summarize(rows)
     return Statement(account, start, end, opening, closing, rows, card_charges, ordered,
-                     dict(sorted(by_sub.items())))
+                     dict(sorted(by_sub.items())), days, items, lines)
+
+
+def summarize(rows) -> tuple[list[UsageDay], list[str], list]:
+    """The usage summed per UTC day and item, the items seen, and every other entry."""
+    days: dict[date, UsageDay] = {}
+    lines = []
+    seen = set()
+    for row in rows:
+        if row.kind != LedgerKind.USAGE:
+            lines.append(row)
+            continue
+        when = row.created_at.date()
+        day = days.get(when)
+        if day is None:
+            day = days[when] = UsageDay(when)
+        day.postings += 1
+        for item, (quantity, cents) in usage_items(row.description, -row.amount_cents).items():
+            seen.add(item)
+            total = day.items.setdefault(item, [0, 0])
+            total[0] += quantity
+            total[1] += cents
+    for day in days.values():
+        day.items = {item: day.items[item] for item in ITEM_ORDER if item in day.items}
+    return list(days.values()), [item for item in ITEM_ORDER if item in seen], lines
+
+
+# --------------------------------------------------------------- the postings as CSV
+
+CSV_HEADER = ["posted_at_utc", "kind", "description", "sub_account", "amount",
+              "balance_after", "reference"]
+
+
+def postings_csv(session: Session, account: Account, start: date, end: date,
+                 batch: int = 2000) -> Iterator[str]:
+    """Every ledger entry of the statement's period (the same bounds as `build`), one a
+    row, oldest first, in chunks: amounts in dollars (-12.34), times UTC; free text
+    neutralised for spreadsheets (CSV injection)."""
+    lower, upper = _bounds(start, end)
+    sub = aliased(Account)
+    result = session.execute(
+        select(LedgerEntry.created_at, LedgerEntry.kind, LedgerEntry.description, sub.name,
+               LedgerEntry.amount_cents, LedgerEntry.balance_after_cents,
+               LedgerEntry.cause_ref)
+        .outerjoin(sub, sub.id == LedgerEntry.for_account_id)
+        .where(LedgerEntry.account_id == account.id, LedgerEntry.created_at >= lower,
+               LedgerEntry.created_at < upper)
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)
+        .execution_options(yield_per=batch))
+    rows = ((created.strftime("%Y-%m-%dT%H:%M:%SZ"), LEDGER_LABELS[kind],
+             _csv_safe(description), _csv_safe(name or ""), plain(amount), plain(after),
+             _csv_safe(ref))
+            for created, kind, description, name, amount, after, ref in result)
+    yield from csv_chunks(CSV_HEADER, rows, batch)
+
+
+def postings_csv_bytes(session: Session, account: Account, start: date, end: date) -> bytes:
+    """The whole CSV (an email's attachment), UTF-8."""
+    return "".join(postings_csv(session, account, start, end)).encode()
+
+
+def csv_filename(account: Account, start: date, end: date) -> str:
+    return f"statement-{account.id}-{start:%Y%m%d}-{end:%Y%m%d}-postings.csv"
 
 
 # --------------------------------------------------------------- recipients and schedules

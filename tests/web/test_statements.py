@@ -113,7 +113,7 @@ def statement_mail(session):
 
 def attachments(session, message):
     return session.scalars(select(OutboxAttachment).where(
-        OutboxAttachment.message_id == message.id)).all()
+        OutboxAttachment.message_id == message.id).order_by(OutboxAttachment.id)).all()
 
 
 def dialog(client, account, headers=None):
@@ -184,12 +184,18 @@ def test_send_statement_queues_the_pdf_to_the_chosen_recipient(client, session, 
     for line in ("Statement for Acme Plumbing: November 1, 2026 to November 23, 2026 (UTC)",
                  "Opening balance: $95.00", "Payment: $250.00", "Usage: -$8.00",
                  "Plan fee: -$179.00", "Tax: -$0.36", "Closing balance: $157.64",
-                 "The full statement is attached as a PDF."):
+                 "The full statement is attached as a PDF, and every posting of the period "
+                 "as a CSV."):
         assert line in message.text_body, (line, message.text_body)
     assert "Auto recharge" not in message.text_body  # only the kinds in the range
-    [attachment] = attachments(session, message)
+    attachment, postings = attachments(session, message)
     assert attachment.content_type == "application/pdf"
     assert attachment.filename == f"statement-{bw.solo.id}-20261101-20261123.pdf"
+    # beside it, every posting of the period (issue 17), as the download gives it
+    assert postings.content_type == "text/csv"
+    assert postings.filename == f"statement-{bw.solo.id}-20261101-20261123-postings.csv"
+    assert postings.data == client.get(url(bw.solo, "statements.csv"), query_string=NOV).data
+    assert len(postings.data.decode().splitlines()) == 1 + 5
     words = pdf_text(attachment.data)
     for fact in ("Account Portal", f"Statement for Acme Plumbing (#{bw.solo.id})",
                  "November 1, 2026 – November 23, 2026", "Dates and times in UTC",
@@ -223,7 +229,12 @@ def test_send_statement_to_another_address(client, session, bw, activity):
     [message] = statement_mail(session)
     assert message.to_address == "books@acme.example"
     assert message.subject == "Statement for Acme Plumbing: Oct 1, 2026 – Oct 31, 2026"
-    [attachment] = attachments(session, message)
+    attachment, postings = attachments(session, message)
+    assert postings.data.decode().splitlines()[1:] == [
+        "2026-10-20T12:00:00Z,Payment,"
+        f"Payment: Visa ending 4242 ({activity['october'].receipt_number}),,100.00,100.00,"
+        f"{activity['october'].id}",
+        "2026-10-31T23:59:00Z,Usage,Usage: 100 minutes,,-5.00,95.00,oct-usage"]
     words = pdf_text(attachment.data)
     assert "Opening balance $0.00" in words and "Closing balance $95.00" in words
     assert activity["october"].receipt_number in words
@@ -287,33 +298,55 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
                              "Closing balance"]
     rows = [r.cells for r in table_rows(html)]
     november, failed = activity["november"], activity["failed"]
-    assert rows == [
-        ["2026-11-02 09:30", november.receipt_number, "Payment", "Visa ending 4242", "Paid",
-         "$250.00"],
-        ["2026-11-03 10:00", failed.receipt_number, "Payment", "Visa ending 0341",
-         "Failed: The card was declined.", "$30.00"],
+    # Usage summed per day and item (issue 17): the items of the period as columns (a
+    # quantity and an amount each), then the day's total; every other entry its own line.
+    usage_rows = [
+        ["100 min", "$5.00", "", "", "$5.00"],
+        ["", "", "1 number", "$3.00", "$3.00"],
+    ]
+    entry_rows = [
         ["2026-11-01 00:00", "Plan fee", "Plan fee: Pro, November 2026", "-$179.00",
          "-$84.00"],
         ["2026-11-01 00:00", "Tax", "Sales tax (CA 7.25%) on October 2026 usage of $5.00",
          "-$0.36", "-$84.36"],
         ["2026-11-02 09:30", "Payment",
          f"Payment: Visa ending 4242 ({november.receipt_number})", "$250.00", "$165.64"],
-        ["2026-11-05 08:15", "Usage", "Usage: 100 minutes", "-$5.00", "$160.64"],
-        ["2026-11-23 11:00", "Usage", "Usage: 1 number", "-$3.00", "$157.64"],
     ]
-    assert ('<tfoot><tr><th colspan="3">Net change (5 entries)</th>'
+    assert rows == [
+        ["2026-11-02 09:30", november.receipt_number, "Payment", "Visa ending 4242", "Paid",
+         "$250.00"],
+        ["2026-11-03 10:00", failed.receipt_number, "Payment", "Visa ending 0341",
+         "Failed: The card was declined.", "$30.00"],
+        *usage_rows,
+        *entry_rows,
+    ]
+    assert re.findall(r'<th scope="row" class="nowrap day">([^<]+)</th>', html) == [
+        "Nov 5", "Nov 23"]
+    assert re.findall(r'<th scope="colgroup" colspan="2" class="num">([^<]+)</th>', html) == [
+        "Minutes", "Numbers"]
+    assert ('<tfoot><tr><th scope="row">Total</th><td class="num qty" data-label="Minutes">'
+            '100 min</td><td class="num amount">$5.00</td><td class="num qty" '
+            'data-label="Numbers">1 number</td><td class="num amount">$3.00</td>'
+            '<td class="num" data-label="Usage">$8.00</td></tr></tfoot>') in html
+    assert ('<tfoot><tr><th colspan="3">Net change, usage included (5 entries)</th>'
             '<td class="num" data-label="Amount">$62.64</td>'
             '<td class="num" data-label="Balance">$157.64</td></tr></tfoot>') in html
+    assert "2 usage postings in 2 days" in text(html)
     session.refresh(bw.solo)
     assert bw.solo.balance_cents == 15_764  # the closing balance is the ledger's
     assert "No activity in this period" not in html
     assert (f'<a href="{url(bw.solo, "statements.pdf")}?from=2026-11-01&amp;to=2026-11-23">'
             "Download PDF</a>") in html
+    assert (f'<a href="{url(bw.solo, "statements.csv")}?from=2026-11-01&amp;to=2026-11-23" '
+            "download>Download postings (CSV)</a>") in html
     # the PDF says the same
     words = pdf_text(client.get(url(bw.solo, "statements.pdf"), query_string=NOV).data)
-    for row in rows:
+    for row in entry_rows:
         assert " ".join(row[-2:]) in words, row
-    assert "Net change (5 entries) $62.64 $157.64" in words
+    assert "Nov 5 100 min $5.00 $5.00" in words and "Nov 23 1 number $3.00 $3.00" in words
+    assert "Total 100 min $5.00 1 number $3.00 $8.00" in words
+    assert "Net change, usage included (5 entries) $62.64 $157.64" in words
+    assert "Usage: 100 minutes" not in words  # the postings are in the CSV
 
 
 def test_a_range_with_no_activity_says_so(client, session, bw, activity):
@@ -330,7 +363,8 @@ def test_a_range_with_no_activity_says_so(client, session, bw, activity):
                 {**quiet, "recipient": "ann@example.test"}).status_code == 303
     [message] = statement_mail(session)
     assert "No activity in this period." in message.text_body
-    [attachment] = attachments(session, message)
+    attachment, postings = attachments(session, message)
+    assert postings.data.decode().splitlines() == [",".join(statements.CSV_HEADER)]
     assert "No activity in this period" in pdf_text(attachment.data)
 
 
@@ -354,9 +388,14 @@ def test_an_agencys_statement_itemizes_its_agency_billed_sub_accounts(client, se
     rows = [r.cells for r in table_rows(html)]
     assert ["Bayside Dental", "-$10.00"] in rows
     assert not any("Harbor Law" in " ".join(r) for r in rows)
-    assert ["2026-11-10 09:00", "Usage", "Usage (Bayside Dental): 200 minutes", "-$10.00",
-            "-$10.00"] in rows
-    assert ["2026-11-10 09:00", "Usage", "Usage: 2 numbers", "-$6.00", "-$16.00"] in rows
+    # the day's usage summed per item, the sub-account's and the agency's own together;
+    # the CSV names whose each posting was
+    assert ["200 min", "$10.00", "2 numbers", "$6.00", "$16.00"] in rows
+    csv_text = client.get(url(bw.agency, "statements.csv"), query_string=NOV).data.decode()
+    assert csv_text.splitlines()[1:] == [
+        "2026-11-10T09:00:00Z,Usage,Usage (Bayside Dental): 200 minutes,Bayside Dental,"
+        "-10.00,-10.00,bayside-1",
+        "2026-11-10T09:00:00Z,Usage,Usage: 2 numbers,,-6.00,-16.00,agency-1"]
     words = pdf_text(client.get(url(bw.agency, "statements.pdf"), query_string=NOV).data)
     assert "Usage by sub-account (agency billing)" in words
     assert "Bayside Dental -$10.00" in words

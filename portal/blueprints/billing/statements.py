@@ -1,7 +1,7 @@
 """Payment History → Printable Statements: the dialog, the statement as a page and as a PDF,
 Send Statement, recurring statements."""
 
-from flask import g, request, url_for
+from flask import Response, g, request, stream_with_context, url_for
 from flask_login import current_user
 
 from portal import clock, pdf
@@ -58,6 +58,23 @@ def statement_pdf():
                         f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf")
 
 
+@bp.get("/statements.csv")
+@own_billing
+def statement_csv():
+    """The statement's postings, one a row, for ?from=&to= (issue 17: the PDF sums the
+    usage per day and item; this itemizes it)."""
+    try:
+        start, end = statements.parse_period(request.args.get("from"), request.args.get("to"),
+                                             clock.now().date())
+    except ValidationFailed as e:
+        return _statement_dialog(422, request.args, e.errors)
+    return Response(
+        stream_with_context(statements.postings_csv(db.session, g.account, start, end)),
+        mimetype="text/csv",
+        headers={"Content-Disposition":
+                 f'attachment; filename="{statements.csv_filename(g.account, start, end)}"'})
+
+
 @bp.get("/statements/view")
 @own_billing
 def statement_view():
@@ -90,7 +107,8 @@ def send_statement():
     from portal.mail import notices
 
     document = _document(start, end)
-    notices.statement(db.session, g.account, document.statement, recipient, document.pdf)
+    notices.statement(db.session, g.account, document.statement, recipient, document.pdf,
+                      postings=statements.postings_csv_bytes(db.session, g.account, start, end))
     db.session.commit()
     return _done(f"The statement for {start:%B %-d, %Y} – {end:%B %-d, %Y} was sent to "
                  f"{recipient}.", form)
