@@ -291,3 +291,79 @@ def by_sub_account(session: Session, agency: Account, now: datetime | None = Non
     return [SubSpend(id_, name, mode, balance if mode == BillingMode.CUSTOMER else 0,
                      int(a or 0), int(c or 0))
             for id_, name, mode, balance, a, c in rows if int(a or 0) + int(c or 0)]
+
+
+# The charts' geometry (drawn by templates/macros/charts.html): an SVG viewBox of
+# BAR_STEP units a day by CHART_HEIGHT, stretched to the page's width; its labels are HTML
+# around it, so they keep their size on a phone.
+BAR_STEP, CHART_HEIGHT = 10, 100
+
+
+def nice_top(cents: int) -> int:
+    """The axis's top: 1, 2, 2.5 or 5 times a power of ten dollars (cents), at least
+    `cents`, so the gridlines at a quarter, half and three quarters read evenly."""
+    if cents <= 0:
+        return 100
+    step = 100
+    while True:
+        for factor in (1, 2, 2.5, 5):
+            top = int(step * factor)
+            if top >= cents:
+                return top
+        step *= 10
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: int
+    y: float
+    height: float
+    item: str
+    cents: int
+    day: date
+
+
+@dataclass(frozen=True)
+class Chart:
+    width: int
+    top: int  # the spend axis's top, cents
+    bars: list[Bar]
+    balance_low: int
+    balance_high: int
+    balance_points: str  # the polyline's points
+    zero_y: float | None  # where the balance axis crosses $0 (None: off the chart)
+    threshold_y: float | None  # the auto recharge threshold's line
+
+    @property
+    def gridlines(self) -> list[float]:
+        return [CHART_HEIGHT * k / 4 for k in (1, 2, 3)]
+
+
+def chart(pic: Picture) -> Chart:
+    top = nice_top(pic.peak)
+    bars = []
+    for i, day in enumerate(pic.days):
+        base = float(CHART_HEIGHT)
+        for name in ITEMS:
+            cents = day.items.get(name, 0)
+            if cents <= 0:
+                continue
+            height = cents * CHART_HEIGHT / top
+            base -= height
+            bars.append(Bar(i * BAR_STEP + 1, base, height, name, cents, day.day))
+    low, high = pic.balance_range
+    threshold = pic.projection.target if pic.projection and pic.projection.auto_recharge \
+        else None
+    if threshold is not None:
+        high = max(high, threshold)
+    high = nice_top(high) if high > 0 else 0
+    low = -nice_top(-low) if low < 0 else 0
+    span = (high - low) or 100
+
+    def y(cents: int) -> float:
+        return round(CHART_HEIGHT - (cents - low) * CHART_HEIGHT / span, 2)
+
+    points = " ".join(f"{i * BAR_STEP + BAR_STEP / 2:g},{y(d.balance):g}"
+                      for i, d in enumerate(pic.days))
+    return Chart(len(pic.days) * BAR_STEP, top, bars, low, high, points,
+                 y(0) if low < 0 else None, y(threshold) if threshold is not None else None)

@@ -10,6 +10,7 @@ methods.py    Payment Methods: add a card or bank account, Primary/Backup, remov
 payments.py   Make a Payment, the payment history, receipts
 statements.py Printable Statements: view, PDF, send, recurring schedules
 logs.py       Billing Logs and their CSV export
+spend.py      Where the money goes: spend by day and item, upcoming charges (issue 17)
 """
 
 from portal.tenancy import account_blueprint
@@ -22,5 +23,6 @@ from portal.blueprints.billing import (  # noqa: E402,F401
     methods,
     payments,
     settings,
+    spend,
     statements,
 )
