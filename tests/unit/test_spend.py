@@ -69,7 +69,8 @@ def test_sums_per_day_and_item_equal_the_ledger(session):
     p = rules.USAGE_PRICES
     assert pic.totals == {
         "minutes": 107 * p["minutes"], "numbers": 2 * p["numbers"],
-        "transcriptions": 30 * p["transcriptions"], "enhanced_caller_id": 4 * p["enhanced_caller_id"],
+        "transcriptions": 30 * p["transcriptions"],
+        "enhanced_caller_id": 4 * p["enhanced_caller_id"],
         "encrypted_recording": 9 * p["encrypted_recording"], "plan_fee": 4_900, "tax": 123}
     assert pic.items == ["minutes", "numbers", "transcriptions", "enhanced_caller_id",
                          "encrypted_recording", "plan_fee", "tax"]
