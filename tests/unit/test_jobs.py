@@ -156,21 +156,23 @@ def test_the_recurring_statement_is_the_periods_statement(app, session, world):
         "ann@example.test", world["acme"].id, "pending")
     assert "Opening balance: $0.00" in message.text_body
     assert "Closing balance: $280.00" in message.text_body
-    [attachment] = session.scalars(select(OutboxAttachment).where(
-        OutboxAttachment.message_id == message.id)).all()
+    attachment, postings = session.scalars(select(OutboxAttachment).where(
+        OutboxAttachment.message_id == message.id).order_by(OutboxAttachment.id)).all()
     assert attachment.content_type == "application/pdf"
+    assert postings.content_type == "text/csv"  # issue 17: every posting beside the PDF
     assert attachment.filename == f"statement-{world['acme'].id}-20261001-20261031.pdf"
     words = pdf_text(attachment.data)
     for fact in ("October 1, 2026 – October 31, 2026", "Opening balance $0.00",
                  "Payment $300.00", "Usage -$20.00", "Closing balance $280.00",
-                 "Usage: 400 minutes"):
+                 "Oct 10 400 min $20.00 $20.00"):  # usage summed per day and item
         assert fact in words, (fact, words)
     assert "Plan fee" not in words  # November's, posted by this same run
     # the agency's itemizes its agency-billed sub-account
     agency_message = session.scalar(select(OutboxMessage).where(
         OutboxMessage.dedupe_key == f"statement:{world['agency_monthly']}:2026-10-01"))
-    [agency_pdf] = session.scalars(select(OutboxAttachment.data).where(
-        OutboxAttachment.message_id == agency_message.id)).all()
+    agency_pdf = session.scalar(select(OutboxAttachment.data).where(
+        OutboxAttachment.message_id == agency_message.id,
+        OutboxAttachment.content_type == "application/pdf"))
     words = pdf_text(agency_pdf)
     assert "Usage by sub-account (agency billing)" in words
     assert "Bayside Dental -$5.00" in words
@@ -272,7 +274,7 @@ def test_two_runs_at_once_send_each_period_once(app, session, world):
     assert [(s, p) for s, p, _ in first] == sorted([
         (world["acme_monthly"], "2026-10-01"), (world["acme_weekly"], "2026-11-16"),
         (world["agency_monthly"], "2026-10-01")])
-    assert count(session, OutboxAttachment) == 3
+    assert count(session, OutboxAttachment) == 3 * 2  # each a PDF and its postings' CSV
     assert concurrent_statement_runs(app) == [0, 0]
     assert statement_mail(session) == first
 
@@ -283,7 +285,7 @@ def test_two_runs_at_once_send_each_period_once(app, session, world):
     assert concurrent_statement_runs(app) == [0, 0]
     mail = statement_mail(session)
     assert len(mail) == 6 and len(set((s, p) for s, p, _ in mail)) == 6
-    assert count(session, OutboxAttachment) == 6
+    assert count(session, OutboxAttachment) == 6 * 2
 
 
 def test_four_runs_at_once_send_one_statement(app, session):
@@ -388,6 +390,35 @@ def test_a_run_that_loses_the_claim_while_rendering_sends_nothing(app, session, 
     assert jobs.statement_schedules(session) == 0
     assert statement_mail(session) == []
     assert count(session, OutboxAttachment) == 0
+
+
+def test_a_scheduled_statement_carries_the_periods_postings_as_csv(app, session, world):
+    """Issue 17: the PDF sums the usage per day and item; the email carries every posting of
+    the period beside it, as the statement's CSV download gives it."""
+    assert jobs.statement_schedules(session) == 3
+    session.expire_all()
+    acme = session.get(OutboxMessage, session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == (
+            f"statement:{world['acme_monthly']}:2026-10-01"))))
+    pdf_file, postings = session.scalars(select(OutboxAttachment).where(
+        OutboxAttachment.message_id == acme.id).order_by(OutboxAttachment.id)).all()
+    assert pdf_file.content_type == "application/pdf"
+    assert (postings.content_type, postings.filename) == (
+        "text/csv", f"statement-{world['acme'].id}-20261001-20261031-postings.csv")
+    lines = postings.data.decode().splitlines()
+    assert lines[0] == ",".join(statements.CSV_HEADER)
+    assert len(lines) == 1 + count(session, LedgerEntry,
+                                   LedgerEntry.account_id == world["acme"].id,
+                                   LedgerEntry.created_at < datetime(2026, 11, 1, tzinfo=UTC))
+    assert any(",Usage,Usage: 400 minutes,,-20.00," in line for line in lines)
+    assert postings.data == statements.postings_csv_bytes(
+        session, world["acme"], date(2026, 10, 1), date(2026, 10, 31))
+    # the agency's names the sub-account each usage posting was for
+    agency = session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == (
+        f"statement:{world['agency_monthly']}:2026-10-01")))
+    agency_csv = session.scalar(select(OutboxAttachment.data).where(
+        OutboxAttachment.message_id == agency, OutboxAttachment.content_type == "text/csv"))
+    assert ",Usage (Bayside Dental): 100 minutes,Bayside Dental,-5.00," in agency_csv.decode()
 
 
 def test_statement_schedules_takes_the_time_it_is_given(app, session, world):

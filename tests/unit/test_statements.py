@@ -266,6 +266,13 @@ def test_property_statement_totals_equal_the_ledger_for_random_ranges(session):
             if built.entries:
                 assert built.closing_cents == built.entries[-1].balance_after_cents, where
             assert built.empty == (count == 0), where  # no card charges here
+            # issue 17: the usage summed per day and item spends what the ledger says, and
+            # every other entry keeps its line
+            assert sum(day.cents for day in built.usage_days) == -built.totals.get(
+                LedgerKind.USAGE, 0), where
+            assert built.usage_postings + len(built.lines) == count, where
+            assert all(e.kind != LedgerKind.USAGE for e in built.lines), where
+            assert all(start <= day.day <= end for day in built.usage_days), where
         # the statement up to the last entry ends at the account's balance
         session.refresh(account)
         whole = statements.build(session, account, WINDOW_START - DAY,
@@ -439,3 +446,150 @@ def test_charges_are_not_counted_twice(session, solo):
     assert [c.amount_cents for c in built.charges] == [1234]
     assert built.totals == {LedgerKind.PAYMENT: 1234}
     assert session.scalar(select(func.count()).select_from(Charge)) == 1
+
+
+# --------------------------------------------------------------- issue 17: short statements
+
+def _usage(session, account, items, when, key):
+    clock.freeze(when)
+    entry = usage.post(session, account, items, key).entry
+    clock.freeze(NOW)
+    return entry
+
+
+def test_usage_is_summed_per_day_and_item_and_the_rest_keeps_its_lines(session, solo):
+    nov = lambda day, *hms: at(date(2026, 11, day), *hms)  # noqa: E731
+    post(session, solo, LedgerKind.PAYMENT, 50_000, nov(2, 9))
+    _usage(session, solo, {"minutes": 100}, nov(2, 23, 59, 59, 999_999) - TINY, "a")
+    _usage(session, solo, {"minutes": 1_000, "transcriptions": 40}, nov(3, 0), "b")
+    post(session, solo, LedgerKind.RECHARGE, 20_000, nov(3, 8))
+    _usage(session, solo, {"minutes": 184, "numbers": 1}, nov(3, 9), "c")
+    post(session, solo, LedgerKind.PLAN_FEE, -17_900, nov(3, 10))
+    post(session, solo, LedgerKind.TAX, -91, nov(3, 10, 0, 1))
+    post(session, solo, LedgerKind.ADJUSTMENT, 250, nov(3, 11))
+    post(session, solo, LedgerKind.REFUND, 500, nov(3, 12))
+    _usage(session, solo, {"enhanced_caller_id": 1, "encrypted_recording": 30}, nov(4, 1), "d")
+    session.commit()
+    before = statements.build(session, solo, date(2026, 11, 1), date(2026, 11, 4))
+
+    built = statements.build(session, solo, date(2026, 11, 2), date(2026, 11, 4))
+    assert [day.day for day in built.usage_days] == [date(2026, 11, d) for d in (2, 3, 4)]
+    assert [day.items for day in built.usage_days] == [
+        {"minutes": [100, 500]},
+        {"minutes": [1_184, 5_920], "transcriptions": [40, 120], "numbers": [1, 300]},
+        {"enhanced_caller_id": [1, 15], "encrypted_recording": [30, 60]},
+    ]
+    assert [day.postings for day in built.usage_days] == [1, 2, 1]
+    assert built.items == ["minutes", "transcriptions", "enhanced_caller_id",
+                           "encrypted_recording", "numbers"]
+    nov3 = built.usage_days[1]
+    assert nov3.line("minutes") == "Minutes: 1,184 min, $59.20"
+    assert nov3.line("numbers") == "Numbers: 1 number, $3.00"
+    assert built.usage_days[2].line("enhanced_caller_id") == "Enhanced caller ID: 1 lookup, $0.15"
+    assert nov3.cents == 5_920 + 120 + 300
+    assert built.item_totals == {"minutes": [1_284, 6_420], "transcriptions": [40, 120],
+                                 "enhanced_caller_id": [1, 15],
+                                 "encrypted_recording": [30, 60], "numbers": [1, 300]}
+    # the totals are the ledger's, and so are the balances
+    assert sum(day.cents for day in built.usage_days) == -built.totals[LedgerKind.USAGE] \
+        == 500 + 6_340 + 75
+    assert (built.opening_cents, built.closing_cents) == (0, before.closing_cents)
+    session.refresh(solo)
+    assert built.closing_cents == solo.balance_cents
+    # every other entry is its own line, with its own balance after it
+    assert [(e.kind, e.amount_cents) for e in built.lines] == [
+        (LedgerKind.PAYMENT, 50_000), (LedgerKind.RECHARGE, 20_000),
+        (LedgerKind.PLAN_FEE, -17_900), (LedgerKind.TAX, -91),
+        (LedgerKind.ADJUSTMENT, 250), (LedgerKind.REFUND, 500)]
+    assert [e.balance_after_cents for e in built.lines] == [
+        50_000, 50_000 - 500 - 5_120 + 20_000, 64_380 - 1_220 - 17_900,
+        45_260 - 91, 45_169 + 250, 45_419 + 500]
+    assert built.usage_postings + len(built.lines) == len(built.entries) == 10
+    # a day of the period's first instant counts in that day only
+    one = statements.build(session, solo, date(2026, 11, 3), date(2026, 11, 3))
+    assert [d.day for d in one.usage_days] == [date(2026, 11, 3)]
+    assert one.opening_cents == 50_000 - 500
+
+
+@pytest.mark.parametrize("description,cents,items", [
+    ("Usage: 100 minutes", 500, {"minutes": [100, 500]}),
+    ("Usage: 1,284 minutes, 1 number", 6_720, {"minutes": [1_284, 6_420],
+                                               "numbers": [1, 300]}),
+    ("Usage (Bayside Dental): 200 minutes", 1_000, {"minutes": [200, 1_000]}),
+    ("Usage (A: b, c): 3 transcription minutes", 9, {"transcriptions": [3, 9]}),
+    # priced otherwise then: the posting's own amount, split in proportion, exactly
+    ("Usage: 100 minutes, 100 transcription minutes", 1_001,
+     {"minutes": [100, 626], "transcriptions": [100, 375]}),
+    ("usage 123", 123, {"other": [0, 123]}),
+    ("Usage: 12 parsecs", 40, {"other": [0, 40]}),
+    ("Usage: ", -40, {"other": [0, -40]}),
+])
+def test_a_postings_items_and_their_share_of_its_amount(description, cents, items):
+    found = statements.usage_items(description, cents)
+    assert found == items
+    assert sum(share for _, share in found.values()) == cents
+
+
+def _csv(session, account, start, end):
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(
+        statements.postings_csv_bytes(session, account, start, end).decode())))
+
+
+def test_the_csv_has_every_posting_of_the_period_once(session, solo):
+    start, end = date(2026, 11, 10), date(2026, 11, 12)
+    post(session, solo, LedgerKind.PAYMENT, 10_000, at(start) - TINY)  # before: not in it
+    post(session, solo, LedgerKind.ADJUSTMENT, -1, at(start))  # the first instant
+    for i in range(7):
+        _usage(session, solo, {"minutes": i + 1}, at(date(2026, 11, 11), 9, i), f"u{i}")
+    post(session, solo, LedgerKind.TAX, -1_234_567, at(end + DAY) - TINY)  # the last instant
+    post(session, solo, LedgerKind.REFUND, 99, at(end + DAY))  # after: not in it
+    session.commit()
+    rows = _csv(session, solo, start, end)
+    assert rows[0] == statements.CSV_HEADER == [
+        "posted_at_utc", "kind", "description", "sub_account", "amount", "balance_after",
+        "reference"]
+    built = statements.build(session, solo, start, end)
+    assert len(rows) - 1 == len(built.entries) == 9
+    ids = [e.id for e in session.scalars(select(LedgerEntry).where(
+        LedgerEntry.account_id == solo.id).order_by(LedgerEntry.created_at, LedgerEntry.id))]
+    assert len(ids) == 11
+    assert rows[1] == [at(start).strftime("%Y-%m-%dT%H:%M:%SZ"), "Adjustment",
+                       "adjustment -1", "", "-0.01", "99.99", ""]
+    assert rows[2][:5] == ["2026-11-11T09:00:00Z", "Usage", "Usage: 1 minute", "", "-0.05"]
+    assert rows[-1][1:6] == ["Tax", "tax -1234567", "", "-12345.67",
+                             statements.plain(built.closing_cents)]
+    assert rows[-1][0] == "2026-11-12T23:59:59Z"
+    # the cents as dollars add up to the statement's net change
+    assert sum(round(float(r[4]) * 100) for r in rows[1:]) == built.net_cents
+    assert len({tuple(r) for r in rows[1:]}) == 9  # each once
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3", "@SUM(A1)",
+                                  "\tTab", "=cmd|' /C calc'!A0"])
+def test_the_csv_neutralises_spreadsheet_formulas(session, solo, text):
+    ledger.post(session, solo, LedgerKind.ADJUSTMENT, 100, text, "formula", Cause.USER,
+                now=at(date(2026, 11, 5), 9))
+    session.commit()
+    [_, row] = _csv(session, solo, date(2026, 11, 5), date(2026, 11, 5))
+    assert row[2] == "'" + text
+    assert row[4] == "1.00"
+
+
+def test_the_csv_names_the_sub_account_of_agency_billed_usage(session):
+    clock.freeze(NOW)
+    agency = f.agency(session, "Northwind Agency", owner=f.user(session))
+    bayside = f.sub(session, agency, "=Bayside", billing=BillingMode.AGENCY)
+    session.commit()
+    _usage(session, bayside, {"minutes": 20}, at(date(2026, 11, 5), 9), "bay-1")
+    _usage(session, agency, {"numbers": 1}, at(date(2026, 11, 5), 10), "own-1")
+    session.commit()
+    rows = _csv(session, agency, date(2026, 11, 5), date(2026, 11, 5))
+    assert [r[2:5] for r in rows[1:]] == [
+        ["Usage (=Bayside): 20 minutes", "'=Bayside", "-1.00"],
+        ["Usage: 1 number", "", "-3.00"]]
+    built = statements.build(session, agency, date(2026, 11, 5), date(2026, 11, 5))
+    assert built.usage_days[0].items == {"minutes": [20, 100], "numbers": [1, 300]}
+    assert built.by_sub == {"=Bayside": -100}
