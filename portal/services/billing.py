@@ -53,7 +53,10 @@ def _defaults(account: Account) -> BillingSettings:
     return BillingSettings(
         account_id=account.id, recharge_threshold_cents=None, recharge_amount_cents=None,
         critical_phone="", address_line1="", address_line2="", city="", region="",
-        postal_code="", country="US", direct_charge=False)
+        postal_code="", country="US", direct_charge=False, recharge_cap_cents=None,
+        recharge_daily_limit=rules.RECHARGE_DAILY_LIMIT_DEFAULT, recharge_declines=0,
+        recharge_stopped_at=None, recharge_cap_month="", low_balance_cents=None,
+        low_balance_below=False)
 
 
 def _stored(session: Session, account: Account) -> BillingSettings:
@@ -66,8 +69,12 @@ def _stored(session: Session, account: Account) -> BillingSettings:
 # --------------------------------------------------------------- auto recharge
 
 def set_auto_recharge(session: Session, account: Account, threshold: str, amount: str,
-                      enabled: bool = True) -> BillingSettings:
-    """Validated: both positive, the recharge amount above the threshold, at most $10,000."""
+                      enabled: bool = True, cap: str | None = None,
+                      daily_limit: str | None = None) -> BillingSettings:
+    """Validated: both positive, the recharge amount above the threshold, at most $10,000.
+    The guardrails (issue 17), when given (None: unchanged): `cap`, the monthly recharge cap
+    (blank: no cap; near it, what is left under it is charged); `daily_limit`, 1 to
+    rules.RECHARGE_DAILY_LIMIT_MAX recharges a UTC day."""
     check_own_billing(account)
     settings = _stored(session, account)
     if not enabled:
@@ -87,12 +94,40 @@ def set_auto_recharge(session: Session, account: Account, threshold: str, amount
         errors["amount"] = (f"The recharge amount must be more than the threshold "
                             f"({dollars(values['threshold'])}): the balance is recharged up "
                             "to it.")
+    cap_cents = settings.recharge_cap_cents
+    if cap is not None:
+        cap_cents = None
+        if cap.strip():
+            try:
+                cap_cents = parse_cents(cap, "cap", maximum=rules.RECHARGE_CAP_MAX_CENTS,
+                                        label="The monthly cap")
+            except ValidationFailed as e:
+                errors.update(e.errors)
+    limit = settings.recharge_daily_limit
+    if daily_limit is not None:
+        limit = _daily_limit(daily_limit, errors)
     if errors:
         raise ValidationFailed(errors)
     settings.recharge_threshold_cents = values["threshold"]
     settings.recharge_amount_cents = values["amount"]
+    settings.recharge_cap_cents = cap_cents
+    if limit is not None:
+        settings.recharge_daily_limit = limit
     session.flush()
     return settings
+
+
+def _daily_limit(text: str, errors: dict) -> int | None:
+    raw = (text or "").strip()
+    most = rules.RECHARGE_DAILY_LIMIT_MAX
+    message = f"Enter how many recharges a day: a whole number from 1 to {most}."
+    if not raw:
+        errors["daily_limit"] = message
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or not 1 <= int(raw) <= most:
+        errors["daily_limit"] = message
+        return None
+    return int(raw)
 
 
 def recharge_needed(balance_cents: int, threshold_cents: int | None,

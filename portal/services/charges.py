@@ -468,7 +468,8 @@ def _start_due(session: Session, account: Account, due: RechargeDue,
 
 
 def save_auto_recharge(session: Session, account: Account, threshold: str, amount: str,
-                       enabled: bool = True, confirmed: str | None = None
+                       enabled: bool = True, confirmed: str | None = None, *,
+                       cap: str | None = None, daily_limit: str | None = None
                        ) -> tuple[BillingSettings, Charge | None]:
     """Balance Auto Recharge Settings saved, and the recharge they call for now (the balance
     is below the new threshold) recorded pending, for `run_recharge` to charge.
@@ -481,7 +482,13 @@ def save_auto_recharge(session: Session, account: Account, threshold: str, amoun
     confirmation was compared with is the one the charge is made on."""
     billing.check_own_billing(account)
     ledger.lock_payer(session, account.id)
-    settings = billing.set_auto_recharge(session, account, threshold, amount, enabled)
+    settings = billing.set_auto_recharge(session, account, threshold, amount, enabled,
+                                         cap=cap, daily_limit=daily_limit)
+    if settings.recharge_cap_month and (
+            settings.recharge_cap_cents is None or settings.recharge_cap_cents
+            > guardrails.recharged_this_month(session, account.id, clock_now())):
+        # The cap raised (or removed) past this month's recharges: reaching it is told again.
+        settings.recharge_cap_month = ""
     due = recharge_due(session, account)
     if due is None:
         return settings, None

@@ -18,13 +18,14 @@ charges.recharge_due asks `check` before it proposes a recharge. No Flask here.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import rules
 from portal.clock import now as clock_now
 from portal.models import (
     Account,
+    Alert,
     AlertKind,
     BillingSettings,
     Charge,
@@ -32,7 +33,7 @@ from portal.models import (
     ChargeStatus,
     PaymentMethod,
 )
-from portal.services import alerts
+from portal.services import alerts, billing
 from portal.services.money import dollars
 
 BACKUP = ":backup"  # charges.BACKUP: a recharge's second try, on the Backup
@@ -79,30 +80,50 @@ class Standing:
         return self.stop is not None
 
 
-def recharged_this_month(session: Session, account_id: int, now: datetime) -> int:
-    return int(session.scalar(select(func.coalesce(func.sum(Charge.amount_cents), 0)).where(
+def _month_query(account_id, now: datetime):
+    return select(func.coalesce(func.sum(Charge.amount_cents), 0)).where(
         Charge.account_id == account_id, Charge.purpose == ChargePurpose.RECHARGE,
         Charge.status.in_((ChargeStatus.SUCCEEDED, ChargeStatus.PENDING)),
-        Charge.created_at >= month_start(now), Charge.created_at < next_month(now))) or 0)
+        Charge.created_at >= month_start(now), Charge.created_at < next_month(now))
+
+
+def _today_query(account_id, now: datetime):
+    start = day_start(now)
+    return select(func.count()).select_from(Charge).where(
+        Charge.account_id == account_id, Charge.purpose == ChargePurpose.RECHARGE,
+        Charge.created_at >= start, Charge.created_at < start + timedelta(days=1),
+        Charge.idempotency_key.not_like(f"%{BACKUP}"))
+
+
+def _paid_query(account_id):
+    return select(func.max(Charge.settled_at)).where(
+        Charge.account_id == account_id, Charge.status == ChargeStatus.SUCCEEDED)
+
+
+def _added_query(account_id):
+    return select(func.max(PaymentMethod.created_at)).where(
+        PaymentMethod.account_id == account_id, PaymentMethod.removed_at.is_(None))
+
+
+def recharged_this_month(session: Session, account_id: int, now: datetime) -> int:
+    """Recharged this UTC month: succeeded, or in flight."""
+    return int(session.scalar(_month_query(account_id, now)) or 0)
 
 
 def started_today(session: Session, account_id: int, now: datetime) -> int:
     """Recharges started this UTC day (a Backup's try of one is the same recharge)."""
-    start = day_start(now)
-    return session.scalar(select(func.count()).select_from(Charge).where(
-        Charge.account_id == account_id, Charge.purpose == ChargePurpose.RECHARGE,
-        Charge.created_at >= start, Charge.created_at < start + timedelta(days=1),
-        Charge.idempotency_key.not_like(f"%{BACKUP}"))) or 0
+    return session.scalar(_today_query(account_id, now)) or 0
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
 
 
 def _restarted_at(session: Session, account_id: int) -> datetime | None:
     """The last moment that restarts recharging: a charge that succeeded, a card added."""
-    paid = session.scalar(select(func.max(Charge.settled_at)).where(
-        Charge.account_id == account_id, Charge.status == ChargeStatus.SUCCEEDED))
-    added = session.scalar(select(func.max(PaymentMethod.created_at)).where(
-        PaymentMethod.account_id == account_id, PaymentMethod.removed_at.is_(None)))
-    moments = [m for m in (paid, added) if m is not None]
-    return max(moments) if moments else None
+    return _latest(session.scalar(_paid_query(account_id)),
+                   session.scalar(_added_query(account_id)))
 
 
 def declines_in_a_row(session: Session, account_id: int) -> int:
@@ -117,22 +138,32 @@ def declines_in_a_row(session: Session, account_id: int) -> int:
     return session.scalar(query) or 0
 
 
+def _stopped(settings: BillingSettings, restarted_at: datetime | None) -> bool:
+    return settings.recharge_stopped_at is not None and (
+        restarted_at is None or restarted_at <= settings.recharge_stopped_at)
+
+
 def is_stopped(session: Session, settings: BillingSettings) -> bool:
     """Stopped after declines, and neither a payment nor a new card since."""
     if settings.recharge_stopped_at is None:
         return False
-    since = _restarted_at(session, settings.account_id)
-    return since is None or since <= settings.recharge_stopped_at
+    return _stopped(settings, _restarted_at(session, settings.account_id))
 
 
 def standing(session: Session, account: Account, settings: BillingSettings,
              now: datetime | None = None) -> Standing:
     now = now or clock_now()
-    month = recharged_this_month(session, account.id, now)
-    today = started_today(session, account.id, now)
-    stopped = is_stopped(session, settings)
+    return _standing(settings, recharged_this_month(session, account.id, now),
+                     started_today(session, account.id, now),
+                     _restarted_at(session, account.id) if settings.recharge_stopped_at
+                     else None, now)
+
+
+def _standing(settings: BillingSettings, month: int, today: int,
+              restarted_at: datetime | None, now: datetime) -> Standing:
+    stopped = _stopped(settings, restarted_at)
     declines = max(settings.recharge_declines, rules.RECHARGE_DECLINES_TO_STOP) if stopped \
-        else declines_in_a_row(session, account.id)
+        else settings.recharge_declines
     stop = None
     if stopped:
         stop = Stop("declines", "Auto recharge stopped: declined cards",
@@ -274,3 +305,43 @@ def restart(session: Session, account_id: int) -> None:
         (BillingSettings.recharge_stopped_at.is_not(None))
         | (BillingSettings.recharge_declines != 0))
         .values(recharge_stopped_at=None, recharge_declines=0))
+
+
+# --------------------------------------------------------------- Billing Settings, in one query
+
+@dataclass(frozen=True)
+class PageFigures:
+    settings: BillingSettings
+    suggestion: "billing.Suggestion | None"
+    standing: Standing
+    alerts: list[Alert]
+
+
+def page(session: Session, account: Account, now: datetime | None = None) -> PageFigures:
+    """billing.settings_and_suggestion, the guardrails' standing and the recent alerts, in
+    one statement (the page's queries don't grow: tests/web/test_page_queries.py): a row per
+    recent alert (at least one row), each with the settings and the figures."""
+    now = now or clock_now()
+    recent_ids = select(Alert.id).where(Alert.account_id == account.id) \
+        .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(alerts.RECENT)
+    rows = session.execute(
+        select(BillingSettings,
+               billing._spent_lately(account, now).scalar_subquery(),
+               _month_query(account.id, now).scalar_subquery(),
+               _today_query(account.id, now).scalar_subquery(),
+               _paid_query(account.id).scalar_subquery(),
+               _added_query(account.id).scalar_subquery(),
+               Alert)
+        .select_from(Account)
+        .outerjoin(BillingSettings, BillingSettings.account_id == Account.id)
+        .outerjoin(Alert, and_(Alert.account_id == Account.id, Alert.id.in_(recent_ids)))
+        .where(Account.id == account.id)
+        .order_by(Alert.created_at.desc(), Alert.id.desc())).all()
+    first = rows[0]
+    settings = first[0] if first[0] is not None else billing._defaults(account)
+    return PageFigures(
+        settings=settings,
+        suggestion=billing._suggestion(first[1]),
+        standing=_standing(settings, int(first[2] or 0), int(first[3] or 0),
+                           _latest(first[4], first[5]), now),
+        alerts=[row[6] for row in rows if row[6] is not None])

@@ -65,7 +65,7 @@ from tests.web.pages import (
 SECTIONS = ["Payment Methods", "Balance Auto Recharge Settings", "Make a Payment",
             "Critical Billing Phone Number", "Opt-in Direct Charge for Plan Subscription",
             "Account Payment History", "Billing Logs", "Service Address", "Taxes and Fees",
-            "Where the money goes"]  # issue 17: loaded into the page (billing/_spend_slot.html)
+            "Low-Balance Alert", "Recent alerts", "Where the money goes"]  # issue 17
 RECIPIENTS = "Users who Receive Billing Emails"
 CVC_MESSAGE = "The security code is 4 digits on American Express cards and 3 on others."
 

@@ -13,7 +13,7 @@ from portal.extensions import db, payment_gateway
 from portal.headers import card_entry_page
 from portal.models import ChargeStatus
 from portal.rendering import is_partial, render, see_other
-from portal.services import billing, charges, payment_methods
+from portal.services import alerts, billing, charges, guardrails, payment_methods
 from portal.services.money import dollars
 
 SETTINGS = "billing/settings.html"
@@ -26,7 +26,9 @@ def page_context(**overrides):
     own = billing.has_own_billing(account)
     context = {"own_billing": own, "errors": {}, "form": {}, "saved": None}
     if own:
-        settings, suggestion = billing.settings_and_suggestion(db.session, account)
+        # Issue 17: the settings, suggestion, guardrails and recent alerts in one query.
+        figures = guardrails.page(db.session, account)
+        settings, suggestion = figures.settings, figures.suggestion
         people = billing.email_people(db.session, account)
         methods, standing = payment_methods.listed(db.session, account)
         context.update(
@@ -34,6 +36,8 @@ def page_context(**overrides):
             methods=methods,
             standing=standing,
             suggestion=suggestion,
+            guard=figures.standing,
+            recent_alerts=figures.alerts,
             payments=charges.history(db.session, account, 1,
                                      current_app.config["PAYMENTS_PER_PAGE"]),
             form_key=charges.new_form_key(),
@@ -124,7 +128,8 @@ def auto_recharge():
         return charges.save_auto_recharge(
             db.session, g.account, form.get("threshold", ""), form.get("amount", ""),
             form.get("enabled", "on") != "off",
-            confirmed=form.get("charge") if confirmed(form) else None)
+            confirmed=form.get("charge") if confirmed(form) else None,
+            cap=form.get("cap"), daily_limit=form.get("daily_limit"))
 
     try:
         return submit(save, invalid("recharge_section"), lambda saved: _recharge_saved(*saved))
@@ -205,3 +210,22 @@ def recipients():
         lambda: billing.set_recipients(db.session, g.account, request.form.getlist("users")),
         invalid("recipients_section"),
         lambda _: _section("recipients_section", "Saved: these users receive billing emails."))
+
+
+@bp.post("/low-balance-alert")
+@own_billing
+def low_balance_alert():
+    """Issue 17: "email me when the balance drops below $X" (with or without auto
+    recharge), or off."""
+    form = request.form
+    return submit(
+        lambda: alerts.set_low_balance(db.session, g.account, form.get("low_balance", ""),
+                                       form.get("enabled", "on") != "off"),
+        invalid("low_balance_section"),
+        lambda settings: _section(
+            "low_balance_section",
+            f"Saved: the billing contacts are emailed when the balance drops below "
+            f"{dollars(settings.low_balance_cents)}."
+            + (" It is below that now: the next drop below it is told."
+               if settings.low_balance_below else "")
+            if settings.low_balance_cents is not None else "The low-balance alert is off."))
