@@ -255,7 +255,7 @@ def test_the_statement_dialog_offers_presets_that_fill_the_range(client, bw):
     base = url(bw.solo, "statements")
     html = body(client.get(base, headers=hx("dialog-slot")))
     links = re.findall(r'<a class="button small" href="([^"]+)" hx-get="\1" hx-target="#st-period" '
-                       r'hx-select="#st-period" hx-select-oob="#st-pdf"\s+hx-swap="outerHTML" '
+                       r'hx-select="#st-period" hx-select-oob="#st-pdf,#st-csv"\s+hx-swap="outerHTML" '
                        r'hx-push-url="false" ?(aria-current="true")?>([^<]+)</a>', html)
     assert [(label, href) for href, _current, label in links] == [
         (label, f"{base}?from={start}&amp;to={end}") for label, start, end in PRESETS]
@@ -269,6 +269,9 @@ def test_the_statement_dialog_offers_presets_that_fill_the_range(client, bw):
     assert re.search(r'aria-current="true">Last month</a>', page)
     assert (f'id="st-pdf" class="button" href="{url(bw.solo, "statements.pdf")}'
             '?from=2026-10-01&amp;to=2026-10-31"') in page
+    # and the postings CSV beside it (issue 17), swapped in with it
+    assert (f'id="st-csv" class="button" href="{url(bw.solo, "statements.csv")}'
+            '?from=2026-10-01&amp;to=2026-10-31" download') in page
     # without JavaScript the preset link opens the dialog as a page with that range
     full = assert_full_page(client.get(base, query_string={"from": "2026-07-01",
                                                            "to": "2026-09-30"}))

@@ -150,6 +150,9 @@ def test_the_dialog_is_a_fragment_for_htmx_and_a_page_otherwise(client, bw):
         assert (f'<a id="st-pdf" class="button" href="{url(bw.solo, "statements.pdf")}'
                 '?from=2026-11-01&amp;to=2026-11-23" target="_blank" rel="noopener" '
                 'hx-boost="false">Download PDF</a>') in page
+        assert (f'<a id="st-csv" class="button" href="{url(bw.solo, "statements.csv")}'
+                '?from=2026-11-01&amp;to=2026-11-23" download hx-boost="false">'
+                'Download postings (CSV)</a>') in page
         assert "csrf_token=" not in page and 'formmethod="get"' not in page
         assert "Save recurring schedule</button>" in page
         assert 'data-testid="schedules"' not in page  # none yet
@@ -283,6 +286,27 @@ def test_download_returns_the_pdf_and_queues_nothing(client, session, bw, activi
     extra = client.get(url(bw.solo, "statements.pdf"), query_string={
         **NOV, "recipient": "other", "other": "", "frequency": "weekly", "csrf_token": "x"})
     assert extra.status_code == 200 and extra.mimetype == "application/pdf"
+
+
+def test_download_postings_csv_is_every_posting_of_the_period(client, session, bw, activity):
+    sign_in_as(client, bw.ann)
+    before = snapshot(session)
+    response = client.get(url(bw.solo, "statements.csv"), query_string=NOV)
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="statement-{bw.solo.id}-20261101-20261123-postings.csv"')
+    november = activity["november"]
+    assert response.data.decode().splitlines() == [
+        "posted_at_utc,kind,description,sub_account,amount,balance_after,reference",
+        "2026-11-01T00:00:00Z,Plan fee,\"Plan fee: Pro, November 2026\",,-179.00,-84.00,",
+        "2026-11-01T00:00:00Z,Tax,Sales tax (CA 7.25%) on October 2026 usage of $5.00,,-0.36,"
+        "-84.36,",
+        f"2026-11-02T09:30:00Z,Payment,Payment: Visa ending 4242 ({november.receipt_number}),,"
+        f"250.00,165.64,{november.id}",
+        "2026-11-05T08:15:00Z,Usage,Usage: 100 minutes,,-5.00,160.64,nov-usage-1",
+        "2026-11-23T11:00:00Z,Usage,Usage: 1 number,,-3.00,157.64,nov-usage-2",
+    ]
+    assert snapshot(session) == before and statement_mail(session) == []
 
 
 def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw, activity):
@@ -427,7 +451,7 @@ BAD_DATES = [
 def test_bad_dates_are_refused_with_messages(client, session, bw, dates, errors):
     sign_in_as(client, bw.ann)
     before = snapshot(session)
-    for path in ("statements.pdf", "statements/view"):
+    for path in ("statements.pdf", "statements/view", "statements.csv"):
         for headers in (HX, {}):
             response = client.get(url(bw.solo, path), query_string=dates, headers=headers)
             assert response.status_code == 422, (path, headers)
@@ -463,7 +487,8 @@ def test_dates_and_recipient_are_all_checked_at_once(client, session, bw):
 # --- who may --------------------------------------------------------------------------------------
 
 STATEMENT_GETS = ["statements", "statements.pdf?from=2026-11-01&to=2026-11-23",
-                  "statements/view?from=2026-11-01&to=2026-11-23"]
+                  "statements/view?from=2026-11-01&to=2026-11-23",
+                  "statements.csv?from=2026-11-01&to=2026-11-23"]
 
 
 def statement_posts(schedule_id):
@@ -519,6 +544,8 @@ def test_a_canceled_account_can_download_but_not_send(client, session, bw):
     sign_in_as(client, bw.ann)
     response = client.get(url(bw.closed, "statements.pdf"), query_string=NOV)
     assert response.status_code == 200 and response.mimetype == "application/pdf"
+    response = client.get(url(bw.closed, "statements.csv"), query_string=NOV)
+    assert response.status_code == 200 and response.mimetype == "text/csv"
     response = post(client, url(bw.closed, "statements"), {**NOV, "recipient": "ann@example.test"})
     assert response.status_code == 403
     assert statement_mail(session) == []
