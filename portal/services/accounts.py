@@ -4,7 +4,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
 from portal import rules
@@ -169,7 +169,8 @@ def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
         conditions.append(contains(_accounts.name, q.strip()))
 
     spend = month_spend_query(agency.id, month_start(now or clock_now()))
-    spent = func.coalesce(spend.c.by_agency + spend.c.by_customer, 0)
+    # A BIGINT again: PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal in Python).
+    spent = cast(func.coalesce(spend.c.by_agency + spend.c.by_customer, 0), BigInteger)
     statement = (_SUB_ACCOUNT_ROWS.add_columns(_accounts.balance_cents, spent)
                  .select_from(Account.__table__.outerjoin(spend, spend.c.sub_id == _accounts.id)))
     if sort in ("spend", "spend_asc"):
