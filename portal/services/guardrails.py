@@ -226,7 +226,8 @@ def cap_reached(session: Session, account: Account, now: datetime | None = None)
         return False
     session.refresh(settings)
     cap = settings.recharge_cap_cents
-    alerts.send(session, account, AlertKind.CAP_REACHED, f"cap-reached:{account.id}:{month}",
+    alerts.send(session, account, AlertKind.CAP_REACHED,
+                f"cap-reached:{account.id}:{month}:{cap}",  # a cap raised, then reached: told
                 f"Auto recharge reached its monthly cap of {dollars(cap)} for {now:%B %Y}: "
                 f"no more recharges until {next_month(now):%B %-d} (00:00 UTC).",
                 f"Monthly recharge cap reached for {account.name}",
