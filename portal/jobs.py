@@ -17,7 +17,16 @@ from portal.clock import now as clock_now
 from portal.extensions import payment_gateway
 from portal.mail import delivery, notices
 from portal.models import Account, StatementSchedule
-from portal.services import billing, charges, fees, history, lifecycle, refunds, statements
+from portal.services import (
+    billing,
+    charges,
+    fees,
+    guardrails,
+    history,
+    lifecycle,
+    refunds,
+    statements,
+)
 from portal.transactions import checkpoint
 
 
@@ -220,6 +229,8 @@ JOBS: tuple[Job, ...] = (
                          "removed") if removed else None),
     Job("versions", purge_versions,
         lambda removed: f"versions: {removed} version(s) past 7/120 days removed"),
+    Job("recharge-caps", lambda session: guardrails.cap_resets(session),
+        lambda told: (f"recharge-caps: {told} monthly cap reset(s) told") if told else None),
     Job("card-expiry", card_expiry_notices,
         lambda queued: f"card-expiry: {queued} expiry notice(s) queued" if queued else None),
     Job("statements", statement_schedules,

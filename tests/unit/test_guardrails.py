@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import clock
+from portal import clock, jobs
 from portal.errors import ConfirmationNeeded, ValidationFailed
 from portal.models import (
     Account,
@@ -147,7 +147,10 @@ def test_the_cap_resets_at_the_months_turn_in_utc_and_says_so_once(session, gw):
                                                              tzinfo=UTC)) is None
     # the jobs at the turn: one reset notice, once however often they run
     turn = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
-    assert guardrails.cap_resets(session, turn) == 1
+    clock.freeze(turn)
+    by_name = {job.name: job for job in jobs.JOBS}
+    assert by_name["recharge-caps"].run(session) == 1
+    assert by_name["recharge-caps"].report(1) == "recharge-caps: 1 monthly cap reset(s) told"
     assert guardrails.cap_resets(session, turn) == 0
     [reset] = alerts_of(session, AlertKind.CAP_RESET)
     assert reset.message == "A new month: auto recharge is back on, up to $45.00 in December 2026."
