@@ -889,6 +889,7 @@ def billing_posts(method_id: int, other_id: int, user_id: int) -> list[tuple[str
         ("direct-charge", {"direct_charge": "on"}),
         ("recipients", {"users": str(user_id)}),
         ("payments", {"method": str(method_id), "amount": "25", "form_key": "ab" * 16}),
+        ("low-balance-alert", {"low_balance": "20"}),  # issue 17
     ]
 
 
