@@ -27,6 +27,7 @@ from portal.services.fees import month_start, previous_month_start
 PERIODS = (30, 90)  # the chart's choices, in days
 DEFAULT_PERIOD = 30
 BURN_DAYS = 30  # the burn rate is the spend of the last 30 days
+SHOWN_SUB_ACCOUNTS = 12  # an agency's chart: the 12 that spent most, then the rest as one row
 SPEND_KINDS = (LedgerKind.USAGE, LedgerKind.PLAN_FEE, LedgerKind.TAX)
 
 # Items in the order the chart stacks them: usage items, then fees, tax, the rest.
@@ -300,13 +301,13 @@ BAR_STEP, CHART_HEIGHT = 10, 100
 
 
 def nice_top(cents: int) -> int:
-    """The axis's top: 1, 2, 2.5 or 5 times a power of ten dollars (cents), at least
-    `cents`, so the gridlines at a quarter, half and three quarters read evenly."""
+    """The axis's top: 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten dollars (in
+    cents), the least at or above `cents`: round labels, and a chart at least 2/3 used."""
     if cents <= 0:
         return 100
     step = 100
     while True:
-        for factor in (1, 2, 2.5, 5):
+        for factor in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
             top = int(step * factor)
             if top >= cents:
                 return top

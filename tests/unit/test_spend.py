@@ -188,11 +188,11 @@ def test_the_chart_draws_every_day_item_and_balance():
             spend.Day(date(2026, 12, 2), {}, balance=-200)]
     pic = spend.Picture(1, 30, days, {"minutes": 500, "tax": 250}, 0, 0, 0, "", "")
     chart = spend.chart(pic)
-    assert chart.top == 1_000  # $7.50 rounds up to $10
-    assert [(b.item, b.cents, b.height) for b in chart.bars] == [("minutes", 500, 50.0),
-                                                                 ("tax", 250, 25.0)]
+    assert chart.top == 800  # $7.50 rounds up to $8
+    assert [(b.item, b.cents, b.height) for b in chart.bars] == [("minutes", 500, 62.5),
+                                                                 ("tax", 250, 31.25)]
     assert chart.bars[1].y + chart.bars[1].height == chart.bars[0].y  # stacked
     assert (chart.balance_low, chart.balance_high) == (-200, 1_000)
     assert chart.zero_y is not None and chart.threshold_y is None
-    assert [spend.nice_top(c) for c in (1, 100, 101, 201, 251, 501, 12_345)] == [
-        100, 100, 200, 250, 500, 1_000, 20_000]
+    assert [spend.nice_top(c) for c in (1, 100, 101, 201, 251, 501, 801, 12_345)] == [
+        100, 100, 150, 250, 300, 600, 1_000, 15_000]

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from portal import clock, rules
 from portal.extensions import db
 from portal.models import BillingMode, Role
-from portal.services import usage
+from portal.services import spend, usage
 from tests import factories as f
 from tests.conftest import HX
 from tests.web.billing_world import BILLING_ONLY, NOW, build, url
@@ -144,7 +144,8 @@ def test_accounts_list_shows_spend_and_sorts_by_it(client, session, sw):
     html = body(client.get(base))
     assert f'data-testid="spend-{sw.bayside.id}">${300 * M / 100:,.2f}' in html
     assert f'data-testid="sub-balance-{sw.harbor.id}">${(5_000 - 4 * N) / 100:,.2f}' in html
-    assert f'data-testid="sub-balance-{sw.bayside.id}"><span class="muted small">Agency' in html
+    assert (f'data-testid="sub-balance-{sw.bayside.id}"><span class="muted small">'
+            "Agency's balance") in html
 
     def names(query):
         page = body(client.get(base + query))
@@ -191,3 +192,22 @@ def test_the_spend_section_runs_a_few_statements_whatever_the_data(client, sessi
     assert len(large) == len(small) <= 7, "\n".join(large)
     ledger_reads = [s for s in large if "ledger_entries" in s]
     assert len(ledger_reads) == 2, "\n".join(ledger_reads)
+
+
+def test_past_twelve_sub_accounts_the_rest_is_one_row_with_their_sum(client, session, sw):
+    subs = [f.sub(session, sw.agency, f"Extra {i:02d}") for i in range(14)]
+    session.commit()
+    for i, sub in enumerate(subs):
+        _usage(session, sub, 0, f"extra-{i}", minutes=i + 1)
+    session.commit()
+    sign_in_as(client, sw.avery)
+    html = spend_section(client, sw.agency)
+    table = html[html.index('data-testid="spend-by-sub"'):]
+    shown = [int(c) for c in re.findall(
+        r'<tr data-sub="[0-9]+">.*?data-label="Total" data-cents="([0-9]+)"', table, re.S)]
+    assert len(shown) == spend.SHOWN_SUB_ACCOUNTS and shown == sorted(shown, reverse=True)
+    everyone = 300 * M + 4 * N + sum(i + 1 for i in range(14)) * M
+    rest = everyone - sum(shown)
+    assert ("4 more sub-accounts" in table
+            and f'data-label="Total">${rest / 100:,.2f}</td>' in table.split("other-subs")[1])
+    assert f'href="/accounts/{sw.agency.id}/sub-accounts?sort=spend"' in html

@@ -31,7 +31,8 @@ def spend_context(account, period: int) -> dict:
     spend.upcoming(account, pic, settings, primary)
     return {"pic": pic, "chart": spend.chart(pic), "period": period,
             "labels": spend.ITEM_LABELS, "periods": spend.PERIODS,
-            "subs": spend.by_sub_account(db.session, account) if account.is_agency else None}
+            "subs": spend.by_sub_account(db.session, account) if account.is_agency else None,
+            "shown_subs": spend.SHOWN_SUB_ACCOUNTS}
 
 
 @bp.get("/spend")
