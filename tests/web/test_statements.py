@@ -346,11 +346,12 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
     ]
     assert re.findall(r'<th scope="row" class="nowrap day">([^<]+)</th>', html) == [
         "Nov 5", "Nov 23"]
-    assert re.findall(r'<th scope="colgroup" colspan="2" class="num">([^<]+)</th>', html) == [
-        "Minutes", "Numbers"]
+    assert re.findall(r'<th scope="colgroup" colspan="2" class="num item">(.+?)</th>',
+                      html) == ['Minutes <span class="unit-head">(min)</span>', "Numbers"]
     assert ('<tfoot><tr><th scope="row">Total</th><td class="num qty" data-label="Minutes">'
-            '100 min</td><td class="num amount">$5.00</td><td class="num qty" '
-            'data-label="Numbers">1 number</td><td class="num amount">$3.00</td>'
+            '100<span class="unit"> min</span></td><td class="num amount">$5.00</td>'
+            '<td class="num qty" data-label="Numbers">1<span class="unit"> number</span></td>'
+            '<td class="num amount">$3.00</td>'
             '<td class="num" data-label="Usage">$8.00</td></tr></tfoot>') in html
     assert ('<tfoot><tr><th colspan="3">Net change, usage included (5 entries)</th>'
             '<td class="num" data-label="Amount">$62.64</td>'
@@ -367,8 +368,10 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
     words = pdf_text(client.get(url(bw.solo, "statements.pdf"), query_string=NOV).data)
     for row in entry_rows:
         assert " ".join(row[-2:]) in words, row
-    assert "Nov 5 100 min $5.00 $5.00" in words and "Nov 23 1 number $3.00 $3.00" in words
-    assert "Total 100 min $5.00 1 number $3.00 $8.00" in words
+    # the unit in the column's heading (beside the number on a phone only)
+    assert "Day Minutes (min) Numbers Day total" in words
+    assert "Nov 5 100 $5.00 $5.00" in words and "Nov 23 1 $3.00 $3.00" in words
+    assert "Total 100 $5.00 1 $3.00 $8.00" in words
     assert "Net change, usage included (5 entries) $62.64 $157.64" in words
     assert "Usage: 100 minutes" not in words  # the postings are in the CSV
 
