@@ -146,8 +146,11 @@ def new_account(app, label: str, recharge: bool, opening: int, threshold: int, a
         entered = testing.paying_card("4242424242424242", holder=f"Owner {label}")
         payment_methods.add(session, account, SandboxGateway(), entered, "card")
         if recharge:
-            billing.set_auto_recharge(session, account, f"{threshold / 100:.2f}",
-                                      f"{amount / 100:.2f}")
+            settings = billing.set_auto_recharge(session, account, f"{threshold / 100:.2f}",
+                                                 f"{amount / 100:.2f}")
+            # Issue 17's guardrail (at most 5 recharges a UTC day by default) is not what
+            # this measures: every recharge the rules call for is made (as predict() says).
+            settings.recharge_daily_limit = 10**6
         ledger.post(session, account, LedgerKind.PAYMENT, opening, "Opening balance",
                     f"bench-opening:{label}", Cause.USER)
         session.commit()
