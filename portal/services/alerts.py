@@ -112,15 +112,16 @@ def balance_moved(session: Session, account: Account, before: int, after: int, r
     if before == after:
         return None
     below = after < before  # a debit can only cross down; a credit only back up
+    table = BillingSettings.__table__  # Core: no ORM bookkeeping on the postings' path
     claimed = session.execute(
-        update(BillingSettings)
-        .where(BillingSettings.account_id == account.id,
-               BillingSettings.low_balance_cents.is_not(None),
-               BillingSettings.low_balance_below == (not below),
-               (BillingSettings.low_balance_cents > after) if below
-               else (BillingSettings.low_balance_cents <= after))
+        update(table)
+        .where(table.c.account_id == account.id,
+               table.c.low_balance_cents.is_not(None),
+               table.c.low_balance_below == (not below),
+               (table.c.low_balance_cents > after) if below
+               else (table.c.low_balance_cents <= after))
         .values(low_balance_below=below)
-        .returning(BillingSettings.low_balance_cents)).first()
+        .returning(table.c.low_balance_cents)).first()
     if claimed is None or not below:
         return None
     limit = claimed[0]
