@@ -113,6 +113,9 @@ RECORD_TYPES = {
 FIELD_LABELS = {
     "recharge_threshold_cents": "Threshold",
     "recharge_amount_cents": "Recharge amount",
+    "recharge_cap_cents": "Monthly recharge cap",  # issue 17
+    "recharge_daily_limit": "Recharges a day, at most",
+    "low_balance_cents": "Low-balance alert below",
     "critical_phone": "Critical billing phone number",
     "direct_charge": "Opt-in direct charge",
     "require_two_factor": "Require two-factor sign-in",

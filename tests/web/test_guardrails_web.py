@@ -283,3 +283,17 @@ def test_with_auto_recharge_each_crossing_is_told_once(app, session):
     assert low == crossings
     assert session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.kind == "alert")) == crossings
+
+
+def test_change_history_names_the_guardrails(client, session, bw):
+    sign_in_as(client, bw.ann)
+    post(client, url(bw.solo, "auto-recharge"),
+         {"threshold": "20", "amount": "100", "cap": "500", "daily_limit": "3"})
+    post(client, url(bw.solo, "low-balance-alert"), {"low_balance": "40"})
+    from portal.versioning import field_label
+
+    assert [field_label(name) for name in ("recharge_cap_cents", "recharge_daily_limit",
+                                           "low_balance_cents")] == [
+        "Monthly recharge cap", "Recharges a day, at most", "Low-balance alert below"]
+    html = body(client.get(f"/accounts/{bw.solo.id}/history/"))
+    assert "Monthly recharge cap" in text(html) and "$500.00" in text(html)
