@@ -270,6 +270,7 @@ def agency_pages(w) -> list[State]:
         State("Payment History", f"{base}/billing/payments"),
         State("Receipt", f"{base}/billing/payments/{w['n_charge']}"),
         State("Billing Logs", f"{base}/billing/logs"),
+        State("Where the money goes (90 days)", f"{base}/billing/spend?days=90"),  # issue 17
         State("Statements (page)", f"{base}/billing/statements"),
         State("Statement", f"{base}/billing/statements/view?from={start}&to={today}"),
         State("Tracking Numbers", f"{base}/numbers/"),
@@ -303,6 +304,7 @@ def sub_admin_pages(w) -> list[State]:
               f"{base}/billing/payment-methods/{w['cedar_method']}/edit"),
         State("Payment History", f"{base}/billing/payments"),
         State("Billing Logs", f"{base}/billing/logs"),
+        State("Where the money goes", f"{base}/billing/spend"),  # issue 17
         State("Tracking Numbers", f"{base}/numbers/"),
         State("Call History", f"{base}/calls/"),
         State("Change History", f"{base}/history/"),
@@ -331,6 +333,7 @@ def solo_pages(w) -> list[State]:
         State("Receipt", f"{base}/billing/payments/{w['solo_charge']}"),
         State("Receipt of a declined payment", f"{base}/billing/payments/{w['solo_failed']}"),
         State("Billing Logs", f"{base}/billing/logs"),
+        State("Where the money goes", f"{base}/billing/spend"),  # issue 17
         State("Tracking Numbers", f"{base}/numbers/"),
         State("Released numbers", f"{base}/numbers/released"),
         State("Call History", f"{base}/calls/"),
