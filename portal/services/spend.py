@@ -55,9 +55,8 @@ def parse_period(raw: str | None) -> int:
     return days if days in PERIODS else DEFAULT_PERIOD
 
 
-def usage_items(description: str, debited: int) -> dict[str, int]:
-    """The cents per item of a usage entry that debited `debited` cents (positive), from its
-    description; the items add up to `debited`, the difference being "other"."""
+def _posted_items(description: str) -> dict[str, int]:
+    """The cents per item of one posting, as its description tells them."""
     text = description.rpartition("): ")[2] if description.startswith("Usage (") \
         else description.partition(": ")[2]
     found: dict[str, int] = {}
@@ -68,10 +67,24 @@ def usage_items(description: str, debited: int) -> dict[str, int]:
             continue  # a part cut short, or not an item
         cents = int(match.group(1).replace(",", "")) * rules.USAGE_PRICES[name]
         found[name] = found.get(name, 0) + cents
-    if sum(found.values()) > debited:  # priced otherwise than today: tell no item wrong
+    return found
+
+
+def usage_items(description: str, debited: int, postings: int = 1,
+                cache: dict | None = None) -> dict[str, int]:
+    """The cents per item of `postings` usage entries with this description that debited
+    `debited` cents (positive) together; the items add up to `debited`, the difference
+    being "other". `cache`: descriptions already read (a busy account repeats them)."""
+    if cache is None:
+        per_posting = _posted_items(description)
+    elif (per_posting := cache.get(description)) is None:
+        per_posting = cache[description] = _posted_items(description)
+    found = {name: cents * postings for name, cents in per_posting.items()}
+    told = sum(found.values())
+    if told > debited:  # priced otherwise than today: tell no item wrong
         return {"other": debited}
-    if debited - sum(found.values()):
-        found["other"] = debited - sum(found.values())
+    if debited - told:
+        found["other"] = debited - told
     return found
 
 
@@ -160,19 +173,22 @@ def picture(session: Session, account: Account, period: int = DEFAULT_PERIOD,
     described = case((LedgerEntry.kind == LedgerKind.USAGE, LedgerEntry.description),
                      else_=literal(""))
     rows = session.execute(
-        select(day, LedgerEntry.kind, described, func.sum(LedgerEntry.amount_cents))
+        select(day, LedgerEntry.kind, described, func.sum(LedgerEntry.amount_cents),
+               func.count())
         .where(LedgerEntry.account_id == account.id, LedgerEntry.created_at >= since)
         .group_by(day, LedgerEntry.kind, described)).all()
-    by_day: dict[date, Day] = {}
-    for text, kind, description, amount in rows:
-        on = date.fromisoformat(text)
-        entry = by_day.setdefault(on, Day(on))
+    by_day: dict[str, Day] = {}
+    read: dict[str, dict[str, int]] = {}
+    for text, kind, description, amount, postings in rows:
+        entry = by_day.get(text)
+        if entry is None:
+            entry = by_day[text] = Day(date.fromisoformat(text))
         amount = int(amount)  # PostgreSQL sums a BIGINT as NUMERIC
         entry.net += amount
         if kind not in SPEND_KINDS:
             continue
         if kind == LedgerKind.USAGE:
-            parts = usage_items(description, -amount)
+            parts = usage_items(description, -amount, postings, read)
         else:
             parts = {"plan_fee" if kind == LedgerKind.PLAN_FEE else "tax": -amount}
         for name, cents in parts.items():
@@ -183,7 +199,7 @@ def picture(session: Session, account: Account, period: int = DEFAULT_PERIOD,
     balance = account.balance_cents
     on = today
     while on >= first:
-        entry = by_day.get(on, Day(on))
+        entry = by_day.get(on.isoformat()) or Day(on)
         entry.balance = balance
         days.append(entry)
         balance -= entry.net
@@ -198,7 +214,7 @@ def picture(session: Session, account: Account, period: int = DEFAULT_PERIOD,
     same_day = last_first + (today - this_first)  # e.g. Nov 1-3 against Dec 1-3
 
     def spent(start: date, end: date) -> int:  # end inclusive
-        return sum(d.total for on, d in by_day.items() if start <= on <= end)
+        return sum(d.total for d in by_day.values() if start <= d.day <= end)
 
     return Picture(
         account_id=account.id, period=period, days=days, totals=totals,

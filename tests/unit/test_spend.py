@@ -39,6 +39,12 @@ def test_usage_items_are_priced_from_the_description_and_add_up_to_the_debit():
     assert cut == {"minutes": 10 * p["minutes"], "other": 60}
     # Priced otherwise than today: no item is told wrong.
     assert spend.usage_items("Usage: 10 minutes", 1) == {"other": 1}
+    # A day's postings with the same description, grouped: each posting's items, times them.
+    cache: dict = {}
+    three = spend.usage_items("Usage: 2 numbers", 3 * 2 * p["numbers"], 3, cache)
+    assert three == {"numbers": 6 * p["numbers"]} and "Usage: 2 numbers" in cache
+    assert spend.usage_items("Usage: 2 numbers", 2 * 2 * p["numbers"], 2, cache) == {
+        "numbers": 4 * p["numbers"]}
 
 
 def test_sums_per_day_and_item_equal_the_ledger(session):
