@@ -164,7 +164,7 @@ def test_the_recurring_statement_is_the_periods_statement(app, session, world):
     words = pdf_text(attachment.data)
     for fact in ("October 1, 2026 – October 31, 2026", "Opening balance $0.00",
                  "Payment $300.00", "Usage -$20.00", "Closing balance $280.00",
-                 "Minutes (min)", "Oct 10 400 $20.00 $20.00"):  # usage per day and item
+                 "Minutes (min)", "Oct 10 400 · $20.00 $20.00"):  # usage per day, item
         assert fact in words, (fact, words)
     assert "Plan fee" not in words  # November's, posted by this same run
     # the agency's itemizes its agency-billed sub-account

@@ -322,11 +322,11 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
                              "Closing balance"]
     rows = [r.cells for r in table_rows(html)]
     november, failed = activity["november"], activity["failed"]
-    # Usage summed per day and item (issue 17): the items of the period as columns (a
-    # quantity and an amount each), then the day's total; every other entry its own line.
+    # Usage summed per day and item (issue 17): the items of the period as columns (the
+    # quantity and the amount), then the day's total; every other entry its own line.
     usage_rows = [
-        ["100 min", "$5.00", "", "", "$5.00"],
-        ["", "", "1 number", "$3.00", "$3.00"],
+        ["100 · $5.00", "", "$5.00"],
+        ["", "1 · $3.00", "$3.00"],
     ]
     entry_rows = [
         ["2026-11-01 00:00", "Plan fee", "Plan fee: Pro, November 2026", "-$179.00",
@@ -346,12 +346,11 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
     ]
     assert re.findall(r'<th scope="row" class="nowrap day">([^<]+)</th>', html) == [
         "Nov 5", "Nov 23"]
-    assert re.findall(r'<th scope="colgroup" colspan="2" class="num item">(.+?)</th>',
-                      html) == ['Minutes <span class="unit-head">(min)</span>', "Numbers"]
-    assert ('<tfoot><tr><th scope="row">Total</th><td class="num qty" data-label="Minutes">'
-            '100<span class="unit"> min</span></td><td class="num amount">$5.00</td>'
-            '<td class="num qty" data-label="Numbers">1<span class="unit"> number</span></td>'
-            '<td class="num amount">$3.00</td>'
+    assert re.findall(r'<th scope="col" class="num item">(.+?)</th>', html) == [
+        'Minutes <span class="unit-head">(min)</span>', "Numbers"]
+    assert ('<tfoot><tr><th scope="row">Total</th>'
+            '<td class="num" data-label="Minutes (min)">100 · $5.00</td>'
+            '<td class="num" data-label="Numbers">1 · $3.00</td>'
             '<td class="num" data-label="Usage">$8.00</td></tr></tfoot>') in html
     assert ('<tfoot><tr><th colspan="3">Net change, usage included (5 entries)</th>'
             '<td class="num" data-label="Amount">$62.64</td>'
@@ -370,8 +369,8 @@ def test_the_statement_lists_every_charge_usage_fee_and_tax(client, session, bw,
         assert " ".join(row[-2:]) in words, row
     # the unit in the column's heading (beside the number on a phone only)
     assert "Day Minutes (min) Numbers Day total" in words
-    assert "Nov 5 100 $5.00 $5.00" in words and "Nov 23 1 $3.00 $3.00" in words
-    assert "Total 100 $5.00 1 $3.00 $8.00" in words
+    assert "Nov 5 100 · $5.00 $5.00" in words and "Nov 23 1 · $3.00 $3.00" in words
+    assert "Total 100 · $5.00 1 · $3.00 $8.00" in words
     assert "Net change, usage included (5 entries) $62.64 $157.64" in words
     assert "Usage: 100 minutes" not in words  # the postings are in the CSV
 
@@ -417,7 +416,7 @@ def test_an_agencys_statement_itemizes_its_agency_billed_sub_accounts(client, se
     assert not any("Harbor Law" in " ".join(r) for r in rows)
     # the day's usage summed per item, the sub-account's and the agency's own together;
     # the CSV names whose each posting was
-    assert ["200 min", "$10.00", "2 numbers", "$6.00", "$16.00"] in rows
+    assert ["200 · $10.00", "2 · $6.00", "$16.00"] in rows
     csv_text = client.get(url(bw.agency, "statements.csv"), query_string=NOV).data.decode()
     assert csv_text.splitlines()[1:] == [
         "2026-11-10T09:00:00Z,Usage,Usage (Bayside Dental): 200 minutes,Bayside Dental,"
