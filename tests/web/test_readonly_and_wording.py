@@ -255,7 +255,8 @@ def test_the_statement_dialog_offers_presets_that_fill_the_range(client, bw):
     base = url(bw.solo, "statements")
     html = body(client.get(base, headers=hx("dialog-slot")))
     links = re.findall(r'<a class="button small" href="([^"]+)" hx-get="\1" hx-target="#st-period" '
-                       r'hx-select="#st-period" hx-select-oob="#st-pdf,#st-csv"\s+hx-swap="outerHTML" '
+                       r'hx-select="#st-period" hx-select-oob="#st-pdf,#st-csv"\s+'
+                       r'hx-swap="outerHTML" '
                        r'hx-push-url="false" ?(aria-current="true")?>([^<]+)</a>', html)
     assert [(label, href) for href, _current, label in links] == [
         (label, f"{base}?from={start}&amp;to={end}") for label, start, end in PRESETS]
