@@ -410,6 +410,12 @@ class BillingSettings(db.Model):
         return self.recharge_threshold_cents is not None
 
     @property
+    def daily_limit(self) -> int:
+        """At most this many recharges a UTC day (5 until someone chooses: a row not yet
+        stored has no value, and its first version lists only what was set)."""
+        return self.recharge_daily_limit if self.recharge_daily_limit is not None else 5
+
+    @property
     def has_address(self) -> bool:
         return bool(self.address_line1 and self.city and self.region and self.postal_code)
 

@@ -54,7 +54,7 @@ def _defaults(account: Account) -> BillingSettings:
         account_id=account.id, recharge_threshold_cents=None, recharge_amount_cents=None,
         critical_phone="", address_line1="", address_line2="", city="", region="",
         postal_code="", country="US", direct_charge=False, recharge_cap_cents=None,
-        recharge_daily_limit=rules.RECHARGE_DAILY_LIMIT_DEFAULT, recharge_declines=0,
+        recharge_declines=0,  # recharge_daily_limit: the column's default, once stored
         recharge_stopped_at=None, recharge_cap_month="", low_balance_cents=None,
         low_balance_below=False)
 

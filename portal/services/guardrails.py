@@ -178,10 +178,10 @@ def _standing(settings: BillingSettings, month: int, today: int,
                     f"{dollars(settings.recharge_cap_cents)}: no more recharges this month.",
                     f"Recharges resume on {next_month(now):%B %-d} (00:00 UTC), or raise "
                     "or remove the cap below.")
-    elif today >= settings.recharge_daily_limit:
+    elif today >= settings.daily_limit:
         stop = Stop("daily", "Daily recharge limit reached",
                     f"{today} recharges today (UTC), the limit of "
-                    f"{settings.recharge_daily_limit} a day.",
+                    f"{settings.daily_limit} a day.",
                     "Recharges resume at 00:00 UTC, or raise the limit below.")
     return Standing(month, today, declines, stop)
 
@@ -204,7 +204,7 @@ def check(session: Session, account: Account, settings: BillingSettings, needed:
         if left <= 0:
             return Allowance(0, standing(session, account, settings, now).stop)
         needed = min(needed, left)
-    if started_today(session, account.id, now) >= settings.recharge_daily_limit:
+    if started_today(session, account.id, now) >= settings.daily_limit:
         return Allowance(0, standing(session, account, settings, now).stop)
     return Allowance(needed, None)
 

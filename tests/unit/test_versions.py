@@ -463,7 +463,9 @@ def test_first_recharge_settings_create_only_the_recharge_version_with_its_value
     assert rows(session, m) == [
         (w.solo.id, "recharge_settings", w.solo.id, "Balance Auto Recharge Settings",
          "created", {"recharge_threshold_cents": [None, 1000],
-                     "recharge_amount_cents": [None, 5000]}, w.ann.id, "Ann Admin", NOW)]
+                     "recharge_amount_cents": [None, 5000],
+                     # issue 17: the daily recharge limit in effect from the start
+                     "recharge_daily_limit": [None, 5]}, w.ann.id, "Ann Admin", NOW)]
 
 
 def test_first_critical_phone_writes_no_empty_recharge_settings_version(session, w):
@@ -996,7 +998,9 @@ def test_a_record_changed_on_both_sides_of_a_savepoint_is_still_one_version(sess
     assert rows(session, m) == [
         (w.solo.id, "recharge_settings", w.solo.id, "Balance Auto Recharge Settings",
          "created", {"recharge_threshold_cents": [None, 2000],
-                     "recharge_amount_cents": [None, 8000]}, w.ann.id, "Ann Admin", NOW)]
+                     "recharge_amount_cents": [None, 8000],
+                     # issue 17: the daily recharge limit in effect from the start
+                     "recharge_daily_limit": [None, 5]}, w.ann.id, "Ann Admin", NOW)]
 
 
 def test_a_savepoint_rolled_back_after_a_merge_leaves_the_earlier_version_as_it_was(
