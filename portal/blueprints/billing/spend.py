@@ -32,7 +32,7 @@ def spend_context(account, period: int) -> dict:
     return {"pic": pic, "chart": spend.chart(pic), "period": period,
             "labels": spend.ITEM_LABELS, "periods": spend.PERIODS,
             "subs": spend.by_sub_account(db.session, account) if account.is_agency else None,
-            "shown_subs": spend.SHOWN_SUB_ACCOUNTS}
+            "shown_subs": spend.SHOWN_SUB_ACCOUNTS, "burn_days": spend.BURN_DAYS}
 
 
 @bp.get("/spend")
