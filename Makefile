@@ -41,8 +41,10 @@ system-test-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils stress wrk >/dev/null; \
 	fi
 
-## make test: the whole suite on SQLite, then on a PostgreSQL server started on loopback
-test: install system-test-deps test-sqlite test-postgres
+## make test: the whole suite on SQLite and, side by side (one core each), on a PostgreSQL server
+## started on loopback. Each half's output is printed whole when it ends; the first failure fails it.
+test: install system-test-deps
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: install
 	$(PY) -m pytest
