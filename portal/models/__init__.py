@@ -87,3 +87,17 @@ from billing_links.models import (  # noqa: E402
 __all__ += ["BillingRequest", "LinkHit", "RequestStatus", "TaskKind", "TaskLink",
             "TaskStatus"]
 __all__ += ["ALERT_LABELS", "Alert", "AlertKind"]  # issue 17
+
+from portal.models.budgets import Budget, BudgetAlert  # noqa: E402
+
+__all__ += ["Budget", "BudgetAlert"]  # issue 17 (B)
+
+from portal.models.bulk import (  # noqa: E402
+    BULK_LABELS,
+    BulkAction,
+    BulkActionRow,
+    BulkKind,
+    RowOutcome,
+)
+
+__all__ += ["BULK_LABELS", "BulkAction", "BulkActionRow", "BulkKind", "RowOutcome"]  # 17 (K)

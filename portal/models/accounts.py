@@ -39,6 +39,7 @@ class AccountStatus(enum.StrEnum):
     CALLS_STOPPED = "calls_stopped"
     BILLING_PAUSED = "billing_paused"
     CANCELED = "canceled"
+    BUDGET_PAUSED = "budget_paused"  # issue 17: calls stopped, the month's budget reached
 
 
 class BillingMode(enum.StrEnum):
@@ -65,6 +66,7 @@ STATUS_LABELS = {
     AccountStatus.CALLS_STOPPED: "Calls stopped",
     AccountStatus.BILLING_PAUSED: "Billing paused",
     AccountStatus.CANCELED: "Canceled",
+    AccountStatus.BUDGET_PAUSED: "Calls paused: budget reached",
 }
 
 

@@ -32,6 +32,8 @@ class EventKind(enum.StrEnum):
     BILLING_LINK_SENT = "billing_link_sent"
     BILLING_LINK_CANCELED = "billing_link_canceled"
     BILLING_MODE_CHANGED = "billing_mode_changed"
+    BUDGET_PAUSED = "budget_paused"
+    BUDGET_RESUMED = "budget_resumed"
 
 
 EVENT_LABELS = {
@@ -53,6 +55,8 @@ EVENT_LABELS = {
                                  "billing",
     EventKind.BILLING_LINK_CANCELED: "Canceled a billing request",
     EventKind.BILLING_MODE_CHANGED: "Changed a sub-account's billing",
+    EventKind.BUDGET_PAUSED: "Paused calls: the month's budget was reached",
+    EventKind.BUDGET_RESUMED: "Calls resumed after the budget pause",
 }
 
 
