@@ -49,6 +49,8 @@ def upgrade():
         sa.Column('thresholds_text', sa.String(length=24), nullable=False),
         sa.Column('pause_calls', sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column('paused_key', sa.String(length=32), server_default='', nullable=False),
+        sa.Column('month', sa.String(length=7), server_default='', nullable=False),
+        sa.Column('spent_cents', sa.BigInteger(), server_default='0', nullable=False),
         sa.Column('updated_by_id', sa.Integer(), nullable=True),
         sa.Column('updated_at', UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint('amount_cents > 0', name=op.f('ck_budgets_amount_positive')),

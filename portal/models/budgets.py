@@ -39,6 +39,10 @@ class Budget(db.Model):
     # The month ("2026-12") and amount whose reaching paused calls already: a Resume in the
     # same month leaves them running until the budget is raised or the month turns.
     paused_key: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # This UTC month's usage debits of the sub-account ("2026-12", cents), kept by every
+    # usage posting under the row's lock (a posting in a new month starts it again).
+    month: Mapped[str] = mapped_column(String(7), default="", server_default="")
+    spent_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
 
