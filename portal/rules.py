@@ -124,3 +124,8 @@ RECHARGE_DAILY_LIMIT_DEFAULT = 5
 RECHARGE_DAILY_LIMIT_MAX = 50
 RECHARGE_DECLINES_TO_STOP = 3
 RECHARGE_CAP_MAX_CENTS = 100_000_000  # $1,000,000
+
+# Bulk actions on Settings → Accounts (issue 17, K): at most this many sub-accounts at once
+# (the confirmation lists each), and a CSV of name,email,amount of at most this size.
+BULK_MAX_ROWS = 500
+BULK_CSV_MAX_BYTES = 200_000

@@ -108,6 +108,7 @@ RECORD_TYPES = {
     "user": "User",
     "membership": "User role",
     "call": "Call",
+    "bulk_action": "Bulk action",  # issue 17 (K): Settings → Accounts
 }
 
 FIELD_LABELS = {
