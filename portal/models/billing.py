@@ -464,6 +464,7 @@ class AlertKind(enum.StrEnum):
     CAP_REACHED = "recharge_cap_reached"
     CAP_RESET = "recharge_cap_reset"
     RECHARGE_STOPPED = "recharge_stopped"
+    BUDGET = "budget"  # issue 17 (B): a sub-account's budget threshold reached
 
 
 ALERT_LABELS = {
@@ -471,6 +472,7 @@ ALERT_LABELS = {
     AlertKind.CAP_REACHED: "Monthly recharge cap reached",
     AlertKind.CAP_RESET: "Monthly recharge cap reset",
     AlertKind.RECHARGE_STOPPED: "Auto recharge stopped",
+    AlertKind.BUDGET: "Budget",
 }
 
 

@@ -137,6 +137,10 @@ def post(session: Session, account: Account, kind: LedgerKind, amount_cents: int
     from portal.services import alerts
 
     alerts.balance_moved(session, account, balance - amount_cents, balance, str(entry.id), now)
+    # Issue 17 (B): a usage debit counts against its sub-account's monthly budget.
+    from portal.services import budgets
+
+    budgets.usage_posted(session, account, entry, now)
     return entry
 
 

@@ -38,7 +38,8 @@ from portal.transactions import scrub_after_commit
 # Which states each Status-section action starts from (the rest are refused).
 PAUSE_FROM = (AccountStatus.ACTIVE, AccountStatus.CALLS_STOPPED)
 STOP_FROM = (AccountStatus.ACTIVE, AccountStatus.SWAPPING_PAUSED)
-RESUME_FROM = (AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED)
+RESUME_FROM = (AccountStatus.SWAPPING_PAUSED, AccountStatus.CALLS_STOPPED,
+               AccountStatus.BUDGET_PAUSED)  # issue 17: the agency lifts a budget pause
 
 
 class AccountClosed(DomainError):
@@ -158,9 +159,13 @@ def stop_calls(session: Session, account: Account, actor: User,
 def resume(session: Session, account: Account, actor: User,
            now: datetime | None = None) -> None:
     now = now or clock_now()
+    budget_paused = account.status == AccountStatus.BUDGET_PAUSED
     _set_status(session, account, AccountStatus.ACTIVE, RESUME_FROM,
                 _status_refusal(account, "resume"), now)
-    record(session, account, EventKind.RESUMED, actor, now)
+    # A budget pause lifted stays lifted this month (budgets.paused_key) until a raised
+    # budget is reached.
+    record(session, account, EventKind.BUDGET_RESUMED if budget_paused else EventKind.RESUMED,
+           actor, now, **({"reason": "resumed"} if budget_paused else {}))
 
 
 def status_actions(account: Account) -> set[str]:
@@ -189,6 +194,7 @@ _STATE_PHRASES = {
     AccountStatus.ACTIVE: "it is active",
     AccountStatus.SWAPPING_PAUSED: "number swapping is already paused",
     AccountStatus.CALLS_STOPPED: "incoming calls are already stopped",
+    AccountStatus.BUDGET_PAUSED: "its calls are paused: the month's budget was reached",
 }
 
 
