@@ -209,6 +209,16 @@ def card_expiry_notices(session: Session, now: datetime | None = None) -> int:
     return queued
 
 
+def budgets_month_turn(session: Session, now: datetime | None = None) -> int:
+    """Issue 17 (B): sub-accounts budget-paused in an earlier month run again (idempotent:
+    one paused this month stays paused)."""
+    from portal.services import budgets
+
+    resumed = budgets.month_turn(session, now)
+    session.commit()
+    return resumed
+
+
 # In order: money first (answers the processor owes us, then the month's fees), the purges,
 # then what is mailed, then the SQLite log.
 JOBS: tuple[Job, ...] = (
@@ -231,6 +241,9 @@ JOBS: tuple[Job, ...] = (
         lambda removed: f"versions: {removed} version(s) past 7/120 days removed"),
     Job("recharge-caps", lambda session: guardrails.cap_resets(session),
         lambda told: (f"recharge-caps: {told} monthly cap reset(s) told") if told else None),
+    Job("budgets-month-turn", lambda session: budgets_month_turn(session),
+        lambda resumed: (f"budgets-month-turn: {resumed} budget-paused sub-account(s) "
+                         "resumed for the new month") if resumed else None),
     Job("card-expiry", card_expiry_notices,
         lambda queued: f"card-expiry: {queued} expiry notice(s) queued" if queued else None),
     Job("statements", statement_schedules,

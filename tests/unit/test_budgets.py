@@ -315,3 +315,30 @@ def test_20_concurrent_postings_tell_each_threshold_once(app, session, w):
     assert session.get(Account, sub_id).status == AccountStatus.BUDGET_PAUSED
     assert session.scalars(select(AccountEvent.kind).where(
         AccountEvent.account_id == sub_id)).all() == [EventKind.BUDGET_PAUSED]
+
+
+def test_the_jobs_step_resumes_at_the_months_turn(app, session, w):
+    from portal import jobs
+
+    budgets.set_budget(session, w.sub, w.admin, 10_00, pause_calls=True)
+    session.commit()
+    spend(session, w.sub, 10_00)
+    assert jobs.budgets_month_turn(session) == 0
+    clock.freeze(datetime(2026, 12, 1, 0, 1, tzinfo=UTC))
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert ("budgets-month-turn: 1 budget-paused sub-account(s) resumed for the new month"
+            in result.output)
+    session.expire_all()
+    assert session.get(Account, w.sub.id).status == AccountStatus.ACTIVE
+    assert jobs.budgets_month_turn(session) == 0
+
+
+def test_a_second_claim_of_a_threshold_does_nothing(session, w):
+    """The insert that loses the race (the same account, month and threshold) inserts nothing
+    and raises nothing: the posting goes on."""
+    assert budgets._claim(session, w.sub.id, "2026-11", 80, 100_00, 80_00, NOW) is True
+    assert budgets._claim(session, w.sub.id, "2026-11", 80, 100_00, 90_00, NOW) is False
+    assert budgets._claim(session, w.sub.id, "2026-12", 80, 100_00, 80_00, NOW) is True
+    session.commit()
+    assert told(session, w.sub) == [80, 80]
