@@ -82,6 +82,11 @@ ENDPOINTS: dict[str, Can] = {
     "accounts.cancel_billing_request": Can.AGENCY,
     "accounts.ask_client_card": Can.AGENCY,
     "accounts.ask_client_payment": Can.AGENCY,
+    # Bulk actions (issue 17, K); Close among them is for owners (checked in the view).
+    "accounts.bulk_review": Can.AGENCY,
+    "accounts.bulk_csv": Can.AGENCY,
+    "accounts.bulk_run": Can.AGENCY,
+    "accounts.bulk_show": Can.AGENCY,
     "accounts.parent": Can.SETTINGS,
     "accounts.cancel_agency_confirm": Can.CLOSE,
     "accounts.cancel_agency_review": Can.CLOSE,

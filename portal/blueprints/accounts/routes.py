@@ -4,6 +4,7 @@ from billing_links import service as link_service
 from portal.blueprints.accounts import bp
 from portal.errors import ValidationFailed
 from portal.extensions import db
+from portal.models import BULK_LABELS
 from portal.rendering import render
 from portal.services import accounts, lifecycle
 from portal.services.paging import parse_page
@@ -54,4 +55,5 @@ def index_context(result, *, q: str, status, errors: dict, pending: dict,
     search and filter as asked, and each row's pending billing request (the Billing
     column). bench/accounts_list.py renders its baseline with it, so the two stay alike."""
     return {"result": result, "q": q, "current_filter": status, "errors": errors,
-            "filters": accounts.FILTER_LABELS, "pending": pending, "sort": sort}
+            "filters": accounts.FILTER_LABELS, "pending": pending, "sort": sort,
+            "bulk_labels": BULK_LABELS}  # issue 17 (K): the bulk actions' menu
