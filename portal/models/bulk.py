@@ -24,6 +24,18 @@ class BulkKind(enum.StrEnum):
     SET_BUDGET = "set_budget"
     CLOSE = "close"
 
+    @property
+    def is_close(self) -> bool:
+        return self is BulkKind.CLOSE
+
+    @property
+    def is_links(self) -> bool:
+        return self is BulkKind.SEND_LINKS
+
+    @property
+    def is_budget(self) -> bool:
+        return self is BulkKind.SET_BUDGET
+
 
 BULK_LABELS = {
     BulkKind.SEND_LINKS: "Send billing links",

@@ -123,6 +123,14 @@ class Plan:
     reason: str = ""
     numbers: list[str] = field(default_factory=list)  # released by Close
 
+    @property
+    def refused(self) -> bool:
+        return self.outcome == RowOutcome.REFUSED
+
+    @property
+    def already(self) -> bool:
+        return self.outcome == RowOutcome.ALREADY
+
 
 def _status_check(kind: BulkKind, sub: Account) -> tuple[RowOutcome, str] | None:
     already = {BulkKind.PAUSE: (AccountStatus.SWAPPING_PAUSED,
@@ -427,7 +435,7 @@ def _do(session: Session, ctx: Context, agency: Account, actor: User, kind: Bulk
         noun = "number" if len(released) == 1 else "numbers"
         return (f"Closed; {len(released)} tracking {noun} released"
                 + (f" ({', '.join(n.number for n in released)})." if released else ".")
-                + " It can be reactivated within 60 days.")
+                + f" It can be reactivated within {rules.DATA_RETENTION.days} days.")
     from billing_links import service as link_service
 
     if kind == BulkKind.AGENCY_BILLING:

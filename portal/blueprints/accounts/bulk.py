@@ -19,6 +19,7 @@ from portal.mail import notices
 from portal.models import BULK_LABELS, BulkKind, RowOutcome
 from portal.rendering import render, see_other
 from portal.services import accounts, bulk
+from portal.services.money import plain
 
 TEMPLATE = "accounts/bulk.html"
 RESULTS = "accounts/bulk_results.html"
@@ -33,8 +34,8 @@ ACTION_HINTS = {
     BulkKind.SET_BUDGET: "One monthly budget for each: alerts at the percentages you choose, "
                          "and optionally calls paused when it is reached.",
     BulkKind.CLOSE: "Each is canceled and its tracking numbers released; it can be "
-                    "reactivated within 60 days. The agency and other sub-accounts are not "
-                    "affected.",
+                    f"reactivated within {rules.DATA_RETENTION.days} days. The agency and other "
+                    "sub-accounts are not affected.",
 }
 
 
@@ -82,7 +83,8 @@ def _page(kind, subs, *, key=None, form=None, errors=None, status=200, filled=No
     return render(TEMPLATE, status=status, kind=kind, label=BULK_LABELS[kind],
                   hint=ACTION_HINTS[kind], plans=plans, key=key or bulk.new_key(),
                   form=values, errors=errors or {}, counts=counts,
-                  list_url=_list_url(), min_amount=25)
+                  list_url=_list_url(),
+                  min_amount=plain(rules.MIN_STARTING_BALANCE_CENTS))
 
 
 @bp.get("/sub-accounts/bulk")
