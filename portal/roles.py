@@ -110,6 +110,8 @@ ENDPOINTS: dict[str, Can] = {
     "agents.move": Can.SETTINGS,
     # billing
     "billing.*": Can.BILLING,
+    # a sub-account's budget: its agency's owners and admins (is_agency_admin, in the view)
+    "billing.budget": Can.AGENCY,
     # settings pages (the lists of tracking sources, call queues and presets read as part of
     # the calls: they say where calls come from and go)
     "presets.sources": Can.CALLS,

@@ -4,7 +4,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from portal import rules
@@ -29,6 +29,7 @@ from portal.services.paging import Page, contains
 from portal.services.spend import month_spend_query
 
 SORTS = ("name", "spend", "spend_asc")  # Settings → Accounts: by name, or this month's spend
+SORTS += ("budget", "budget_asc")  # issue 17 (B): by the share of the month's budget used
 
 
 class SubAccountFilter(enum.StrEnum):
@@ -63,6 +64,8 @@ class SubAccountRow:
     number_count: int
     balance_cents: int = 0  # its own balance: shown for customer billing only
     month_spend: int = 0  # cents spent this month, from either balance (issue 17)
+    budget_cents: int | None = None  # its monthly budget (issue 17, B), None: no budget
+    budget_spent: int = 0  # the month's usage counted against it
     closed_for_good: bool = False  # canceled over 60 days ago: data removed, no Edit
 
     @property
@@ -72,6 +75,13 @@ class SubAccountRow:
     @property
     def customer_billed(self) -> bool:
         return self.billing_mode == BillingMode.CUSTOMER
+
+    @property
+    def budget_percent(self) -> int | None:
+        """The share of the month's budget used, in whole percent (None: no budget)."""
+        if not self.budget_cents:
+            return None
+        return self.budget_spent * 100 // self.budget_cents
 
 
 def _check_name(name: str) -> str:
@@ -171,11 +181,24 @@ def list_sub_accounts(session: Session, agency: Account, *, q: str = "",
     spend = month_spend_query(agency.id, month_start(now or clock_now()))
     # A BIGINT again: PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal in Python).
     spent = cast(func.coalesce(spend.c.by_agency + spend.c.by_customer, 0), BigInteger)
-    statement = (_SUB_ACCOUNT_ROWS.add_columns(_accounts.balance_cents, spent)
-                 .select_from(Account.__table__.outerjoin(spend, spend.c.sub_id == _accounts.id)))
+    # Issue 17 (B): the budget and the month's usage against it, from the same row query.
+    from portal.models.budgets import Budget
+
+    budget = Budget.__table__.c
+    budget_spent = case((budget.month == f"{now or clock_now():%Y-%m}", budget.spent_cents),
+                        else_=0)
+    statement = (_SUB_ACCOUNT_ROWS.add_columns(_accounts.balance_cents, spent,
+                                               budget.amount_cents, budget_spent)
+                 .select_from(Account.__table__.outerjoin(spend, spend.c.sub_id == _accounts.id)
+                              .outerjoin(Budget.__table__, budget.account_id == _accounts.id)))
     if sort in ("spend", "spend_asc"):
         statement = statement.order_by(None).order_by(
             spent.desc() if sort == "spend" else spent.asc(), _accounts.name, _accounts.id)
+    elif sort in ("budget", "budget_asc"):
+        # Basis points of the budget used; no budget is -1 (last by most used, first by least).
+        used = func.coalesce(budget_spent * 10000 / budget.amount_cents, -1)
+        statement = statement.order_by(None).order_by(
+            used.desc() if sort == "budget" else used.asc(), _accounts.name, _accounts.id)
     rows = session.execute(
         statement.where(*conditions)
         .limit(per_page)

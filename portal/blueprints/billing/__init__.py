@@ -11,6 +11,7 @@ payments.py   Make a Payment, the payment history, receipts
 statements.py Printable Statements: view, PDF, send, recurring schedules
 logs.py       Billing Logs and their CSV export
 spend.py      Where the money goes: spend by day and item, upcoming charges (issue 17)
+budget.py     a sub-account's monthly budget, set by its agency (issue 17)
 """
 
 from portal.tenancy import account_blueprint
@@ -19,6 +20,7 @@ bp = account_blueprint("billing", __name__, "/billing")
 
 
 from portal.blueprints.billing import (  # noqa: E402,F401
+    budget,
     logs,
     methods,
     payments,

@@ -51,6 +51,10 @@ def page_context(**overrides):
         # Its payments from when it paid its own bills: readable, read-only (issue 14).
         context["payments"] = charges.history(db.session, account, 1,
                                               current_app.config["PAYMENTS_PER_PAGE"])
+    # Issue 17 (B): a sub-account's Budget section.
+    from portal.blueprints.billing.budget import budget_context
+
+    context.update(budget_context())
     context.update(overrides)
     return context
 
