@@ -154,6 +154,11 @@ class Account(db.Model):
         return self.status == AccountStatus.BILLING_PAUSED
 
     @property
+    def is_budget_paused(self) -> bool:
+        """Issue 17: calls paused by its agency's budget rule (like calls stopped)."""
+        return self.status == AccountStatus.BUDGET_PAUSED
+
+    @property
     def is_agency_billed(self) -> bool:
         """A sub-account whose usage the agency's balance pays."""
         return self.billing_mode == BillingMode.AGENCY

@@ -90,6 +90,15 @@ class AccountEvent(db.Model):
         return describe(self.kind, self.details)
 
 
+_BUDGET_RESUMED = {  # issue 17 (B): why a budget pause was lifted
+    "resumed": "resumed by the agency",
+    "raised": "the budget was raised",
+    "pause off": "the pause was turned off",
+    "cleared": "the budget was removed",
+    "month": "a new month began",
+}
+
+
 def _money(cents: Any) -> str:
     from portal.services.money import dollars  # plain formatting; no model imported there
 
@@ -151,6 +160,11 @@ def describe(kind: EventKind, d: dict[str, Any]) -> str:
         return f"{label}: {calls} call{'s' if calls != 1 else ''}"
     if kind in (K.BILLING_PAUSED, K.BILLING_RESUMED) and d.get("balance") is not None:
         return f"{label} (balance {_money(d['balance'])})"
+    if kind == K.BUDGET_PAUSED and d.get("budget") is not None:
+        return (f"{label} ({_money(d['spent'])} of {_money(d['budget'])})"
+                if d.get("spent") is not None else f"{label} ({_money(d['budget'])})")
+    if kind == K.BUDGET_RESUMED and d.get("reason") in _BUDGET_RESUMED:
+        return f"{label}: {_BUDGET_RESUMED[d['reason']]}"
     sub = d.get("account") or "a sub-account"
     if kind == K.BILLING_LINK_SENT:
         text = f"Emailed {d.get('email') or 'the customer'} a link to take {sub} off agency billing"

@@ -342,3 +342,16 @@ def test_a_second_claim_of_a_threshold_does_nothing(session, w):
     assert budgets._claim(session, w.sub.id, "2026-12", 80, 100_00, 80_00, NOW) is True
     session.commit()
     assert told(session, w.sub) == [80, 80]
+
+
+def test_the_pause_and_its_lifting_are_worded_in_the_activity(session, w):
+    from portal.models.lifecycle import describe
+
+    assert describe(EventKind.BUDGET_PAUSED, {"budget": 1000, "spent": 1005}) == (
+        "Paused calls: the month's budget was reached ($10.05 of $10.00)")
+    assert describe(EventKind.BUDGET_RESUMED, {"reason": "month"}) == (
+        "Calls resumed after the budget pause: a new month began")
+    assert describe(EventKind.BUDGET_RESUMED, {}) == "Calls resumed after the budget pause"
+    assert lifecycle.status_actions(w.sub) == {"pause", "stop"}
+    w.sub.status = AccountStatus.BUDGET_PAUSED
+    assert lifecycle.status_actions(w.sub) == {"resume"}
