@@ -680,7 +680,8 @@ def make_cases(app, client, statement: Seeded, suffix: str, old: bool) -> list[C
             built = statements.build(db.session, account, statement.start, statement.end)
             t1 = time.perf_counter()
             html = render_template("billing/statement.html", statement=built,
-                                   settings=billing.settings_for(db.session, account))
+                                   settings=billing.settings_for(db.session, account),
+                                   for_pdf=True)
             t2 = time.perf_counter()
             data = pdf.render(html)
             t3 = time.perf_counter()
@@ -701,7 +702,7 @@ def make_cases(app, client, statement: Seeded, suffix: str, old: bool) -> list[C
         built = statements.build(db.session, account, statement.start, statement.end)
         settings = billing.settings_for(db.session, account)
         html = inline_stylesheets(app, render_template(
-            "billing/statement.html", statement=built, settings=settings))
+            "billing/statement.html", statement=built, settings=settings, for_pdf=True))
         old_html = inline_stylesheets(app, render_template_string(
             OLD_TEMPLATE, statement=built, settings=settings)) if old else ""
 

@@ -121,7 +121,7 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
             continue
         # Outside a request: the template's links are built against the external address.
         with current_app.test_request_context(base_url=current_app.config["EXTERNAL_BASE_URL"]):
-            statement = pdf.statement(session, account, *period)
+            statement = pdf.statement(session, account, *period, for_pdf=True)
         built, document = statement.statement, statement.pdf
         postings = statements.postings_csv_bytes(session, account, *period)
         if statements.claim_due(session, schedule, now) != period:

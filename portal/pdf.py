@@ -76,12 +76,14 @@ class StatementDocument:
         return render(self.html)
 
 
-def statement(session: Session, account: Account, start: date,
-              end: date) -> StatementDocument:
+def statement(session: Session, account: Account, start: date, end: date,
+              for_pdf: bool = False) -> StatementDocument:
     """The statement of `account` from `start` to `end`, from billing/statement.html (the
     page, the PDF, the emailed and the scheduled statement are one document). In a request
-    context: outside a request, open one against the external address first (links)."""
+    context: outside a request, open one against the external address first (links).
+    `for_pdf`: the HTML the PDF is made from (without what only a screen uses: the screen's
+    stylesheet, the phone's cell labels, the download links)."""
     built = statements.build(session, account, start, end)
     html = render_template("billing/statement.html", statement=built,
-                           settings=billing.settings_for(session, account))
+                           settings=billing.settings_for(session, account), for_pdf=for_pdf)
     return StatementDocument(built, html)

@@ -41,8 +41,8 @@ def statements_dialog():
     return _statement_dialog(form=request.args)
 
 
-def _document(start, end):
-    return pdf.statement(db.session, g.account, start, end)
+def _document(start, end, for_pdf: bool = True):
+    return pdf.statement(db.session, g.account, start, end, for_pdf)
 
 
 @bp.get("/statements.pdf")
@@ -84,7 +84,7 @@ def statement_view():
                                              clock.now().date())
     except ValidationFailed as e:
         return _statement_dialog(422, request.args, e.errors)
-    return _document(start, end).html
+    return _document(start, end, for_pdf=False).html
 
 
 @bp.post("/statements")
