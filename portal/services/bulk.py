@@ -245,25 +245,24 @@ def preview(session: Session, kind: BulkKind, subs: list[Account],
 
 def parse_budget(form) -> dict[str, Any]:
     """Set budget's one amount for every row (blank: remove the budget), its alert
-    percentages and whether to pause calls. budgets.set_budget checks them again."""
+    percentages (budgets.parse_thresholds: blank is 50, 80, 100) and whether to pause calls;
+    errors beside the fields ("budget", "thresholds"). budgets.set_budget checks again."""
+    from portal.services import budgets
+
     errors = {}
     raw = (form.get("budget") or "").strip()
     amount = None
     if raw:
         try:
-            amount = parse_cents(raw, "budget", maximum=rules.MAX_CHARGE_CENTS * 100,
+            amount = parse_cents(raw, "budget", maximum=budgets.MAX_BUDGET_CENTS,
                                  label="The monthly budget")
         except ValidationFailed as e:
             errors.update(e.errors)
     thresholds = None
-    text = (form.get("thresholds") or "").strip()
-    if text:
-        try:
-            thresholds = [int(t) for t in text.replace("%", "").replace(" ", "").split(",")
-                          if t]
-        except ValueError:
-            errors["thresholds"] = ("Enter the alert percentages as whole numbers separated "
-                                    "by commas, like 50, 80, 100.")
+    try:
+        thresholds = budgets.parse_thresholds(form.get("thresholds") or None)
+    except ValidationFailed as e:
+        errors["thresholds"] = " ".join(str(m) for m in e.errors.values())
     if errors:
         raise ValidationFailed(errors)
     return {"amount_cents": amount, "thresholds": thresholds,

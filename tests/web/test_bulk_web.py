@@ -237,3 +237,28 @@ def test_change_history_lists_the_action(client, session, w):
     page = client.get(f"/accounts/{w.agency.id}/history/", query_string={"type": "bulk_action"}
                       ).get_data(as_text=True)
     assert "Bulk action: Pause number swapping" in page
+
+
+def test_set_budget_bad_input_then_mixed_results(client, session, w):
+    from portal.models import Budget
+
+    w.bravo.status, w.bravo.canceled_at = AccountStatus.CANCELED, w.bravo.created_at
+    session.commit()
+    sign_in_as(client, w.owner)
+    html = review(client, w, "set_budget", [w.alpha.id, w.bravo.id], status="all"
+                  ).get_data(as_text=True)
+    assert 'name="budget"' in html and "Will be refused:" in html
+    data = {"action": "set_budget", "key": key_of(html), "confirm": "yes",
+            "ids": [w.alpha.id, w.bravo.id], "budget": "500", "thresholds": "50, 120"}
+    response = post(client, f"{base(w)}/bulk", data)
+    assert response.status_code == 422
+    assert 'id="thresholds-error"' in response.get_data(as_text=True)
+    assert count(session, BulkAction) == 0 and count(session, Budget) == 0
+    done = post(client, f"{base(w)}/bulk", {**data, "thresholds": "50, 100"})
+    assert done.status_code == 303
+    text = client.get(done.location).get_data(as_text=True)
+    assert "1</strong> done" in text and "1</strong> refused" in text
+    session.expire_all()
+    budget = session.get(Budget, w.alpha.id)
+    assert budget.amount_cents == 50000 and budget.thresholds == [50, 100]
+    assert session.get(Budget, w.bravo.id) is None
