@@ -58,9 +58,9 @@ class RowOutcome(enum.StrEnum):
 def _bulk_label(_conn, values: dict) -> str:
     kind = values.get("kind") or ""
     try:
-        return f"Bulk action: {BULK_LABELS[BulkKind(kind)]}"
+        return BULK_LABELS[BulkKind(kind)]  # Change History shows "Bulk action: <this>"
     except ValueError:
-        return f"Bulk action: {kind}"
+        return kind
 
 
 def _agency_of(_conn, values: dict) -> list[int]:

@@ -517,11 +517,11 @@ def counts(bulk: BulkAction) -> dict[str, int]:
 
 
 def summary(bulk: BulkAction) -> str:
-    """One line of counts, then a line a row: Change History's record of the action."""
+    """The counts, then each row's outcome: Change History's record of the action."""
     c = counts(bulk)
-    head = f"{c['done']} done, {c['already']} already so, {c['refused']} refused"
-    lines = [head] + [f"{row.name}: {row.outcome}" + (f" ({row.message})" if row.message
+    head = f"{c['done']} done, {c['already']} already so, {c['refused']} refused."
+    rows = "; ".join(f"{row.name}: {row.outcome}" + (f" ({row.message})" if row.message
                                                       and row.outcome != "done" else "")
-                      for row in bulk.rows]
-    text = "\n".join(lines)
-    return text if len(text) <= 4000 else text[:3990] + "\n…"
+                     for row in bulk.rows)
+    text = f"{head} {rows}"
+    return text if len(text) <= 4000 else text[:3990] + " …"

@@ -67,7 +67,7 @@ def test_pause_mixed_outcomes_and_rerun_says_already(session, world):
     for name in ("Alpha", "Bravo"):
         session.refresh(subs[name])
         assert subs[name].status == AccountStatus.SWAPPING_PAUSED
-    assert action.summary.startswith("2 done, 0 already so, 1 refused")
+    assert action.summary.startswith("2 done, 0 already so, 1 refused. Alpha: done; ")
 
     again, new = _run(session, agency, owner, BulkKind.PAUSE, everyone)
     assert new
@@ -216,7 +216,7 @@ def test_change_history_has_the_action(session, world):
     versions = session.query(Version).filter_by(account_id=agency.id,
                                                 record_type="bulk_action").all()
     assert versions
-    assert versions[-1].record_label == "Bulk action: Pause number swapping"
+    assert versions[-1].record_label == "Pause number swapping"
     assert "3 done" in versions[-1].changes_json
 
 
