@@ -117,6 +117,11 @@ class Projection:
     target: int  # the balance it crosses: the threshold, or 0
     auto_recharge: bool
     already: bool = False  # the balance is below it now
+    # A guardrail holding the recharge back (guardrails.Stop: declined cards, the monthly
+    # cap, the daily limit) at the projected time: then no date is promised.
+    held: object | None = None
+    resumes: date | None = None  # when the cap or the daily limit lets it through again
+    cap_left: int | None = None  # what the monthly cap still allows this month
 
 
 @dataclass
@@ -239,17 +244,43 @@ def project(balance: int, spent_30_days: int, threshold: int | None, now: dateti
     return Projection(burn, when, target, threshold is not None)
 
 
+def hold(projection: Projection, standing, now: datetime) -> Projection:
+    """The recharge guardrails' say on a projected recharge (`standing`: guardrails.Standing).
+    Stopped after declined cards: no date until a payment succeeds or a card is added. The
+    monthly cap reached: none before the 1st of next month, so a date in this month is held.
+    Today's limit reached: none before 00:00 UTC, so a date today is held."""
+    stop = standing.stop if standing is not None else None
+    if not projection.auto_recharge or stop is None:
+        return projection
+    today = now.astimezone(UTC).date()
+    due = today if projection.already else projection.when
+    if stop.reason == "declines":
+        projection.held = stop
+    elif stop.reason == "cap":
+        resumes = month_start(month_start(now) + timedelta(days=32)).date()
+        if due is not None and due < resumes:
+            projection.held, projection.resumes = stop, resumes
+    elif stop.reason == "daily" and due is not None and due <= today:
+        projection.held, projection.resumes = stop, today + timedelta(days=1)
+    return projection
+
+
 def upcoming(account: Account, pic: Picture, settings, primary,
-             now: datetime | None = None) -> Picture:
+             now: datetime | None = None, standing=None) -> Picture:
     """Add the next plan fee and the recharge projection to `pic`. `settings` are the
-    account's billing settings, `primary` its Primary method (or None)."""
+    account's billing settings, `primary` its Primary method (or None), `standing` the
+    recharge guardrails' figures (guardrails.Standing: a stop holds the recharge back)."""
     now = now or clock_now()
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=BURN_DAYS - 1)
     spent = sum(d.total for d in pic.days if first <= d.day <= today)
-    pic.projection = project(account.balance_cents, spent,
-                             settings.recharge_threshold_cents if settings.auto_recharge
-                             else None, now)
+    pic.projection = hold(project(account.balance_cents, spent,
+                                  settings.recharge_threshold_cents if settings.auto_recharge
+                                  else None, now), standing, now)
+    cap = getattr(settings, "recharge_cap_cents", None)
+    if settings.auto_recharge and cap is not None and standing is not None \
+            and pic.projection.held is None:
+        pic.projection.cap_left = max(cap - standing.month_cents, 0)
     fee = rules.PLAN_FEES.get(account.plan, 0) if not account.is_sub else 0
     if fee and not account.is_canceled:
         nxt = month_start(month_start(now) + timedelta(days=32)).date()

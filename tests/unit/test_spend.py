@@ -202,3 +202,29 @@ def test_the_chart_draws_every_day_item_and_balance():
     assert chart.zero_y is not None and chart.threshold_y is None
     assert [spend.nice_top(c) for c in (1, 100, 101, 201, 251, 501, 801, 12_345)] == [
         100, 100, 150, 250, 300, 600, 1_000, 15_000]
+
+
+def test_the_projected_recharge_waits_for_the_guardrails():
+    """A stop after declined cards holds it with no date; the monthly cap holds a date in
+    this month until the 1st (a date after the reset stands); today's limit holds it only
+    when it is due today."""
+    from portal.services.guardrails import Standing, Stop
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+    def held(reason, when=None, already=False, auto=True):
+        stop = Stop(reason, "t", "d", "c") if reason else None
+        p = spend.Projection(100, when, 2_000, auto, already=already)
+        return spend.hold(p, Standing(0, 0, 0, stop), now)
+
+    p = held("declines", date(2026, 12, 5))
+    assert p.held.reason == "declines" and p.resumes is None
+    p = held("cap", date(2026, 11, 25))
+    assert p.held.reason == "cap" and p.resumes == date(2026, 12, 1)
+    assert held("cap", already=True).resumes == date(2026, 12, 1)
+    assert held("cap", date(2026, 12, 1)).held is None  # after the reset: the date stands
+    assert held("daily", date(2026, 11, 20)).resumes == date(2026, 11, 21)
+    assert held("daily", already=True).held is not None
+    assert held("daily", date(2026, 11, 21)).held is None
+    assert held(None, date(2026, 11, 25)).held is None
+    assert held("declines", date(2026, 11, 25), auto=False).held is None  # no auto recharge

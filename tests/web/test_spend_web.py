@@ -212,3 +212,25 @@ def test_past_twelve_sub_accounts_the_rest_is_one_row_with_their_sum(client, ses
     assert ("4 more sub-accounts" in table
             and f'data-label="Total">${rest / 100:,.2f}</td>' in table.split("other-subs")[1])
     assert f'href="/accounts/{sw.agency.id}/sub-accounts?sort=spend"' in html
+
+
+def test_a_guardrail_stop_holds_the_projected_recharge_instead_of_a_date(client, session, sw):
+    """Round two of issue 17: the next recharge's date respects the recharge guardrails."""
+    from html import unescape
+
+    from portal.models import BillingSettings
+
+    f.recharge_settings(session, sw.solo, "20", "100")
+    settings = session.query(BillingSettings).filter_by(account_id=sw.solo.id).one()
+    settings.recharge_cap_cents = 50_000  # nothing recharged this month: all of it left
+    session.commit()
+    sign_in_as(client, sw.ann)
+    html = " ".join(unescape(spend_section(client, sw.solo)).split())
+    assert "when the balance falls below $20.00" in html
+    assert "The monthly recharge cap allows $500.00 more this month" in html
+    settings.recharge_stopped_at = clock.now()  # the third declined recharge in a row
+    session.commit()
+    html = " ".join(unescape(spend_section(client, sw.solo)).split())
+    assert ("None for now: auto recharge stopped after declined cards. It starts again when "
+            "a payment succeeds or a card is added") in html
+    assert "Around " not in html and "allows" not in html

@@ -11,7 +11,7 @@ from portal.blueprints.billing import bp
 from portal.extensions import db
 from portal.models import MethodRole, PaymentMethod
 from portal.rendering import render
-from portal.services import billing, spend
+from portal.services import billing, guardrails, spend
 
 SPEND = "billing/spend.html"
 
@@ -28,7 +28,9 @@ def spend_context(account, period: int) -> dict:
         primary = db.session.scalar(select(PaymentMethod).where(
             PaymentMethod.account_id == account.id, PaymentMethod.removed_at.is_(None),
             PaymentMethod.role == MethodRole.PRIMARY))
-    spend.upcoming(account, pic, settings, primary)
+    standing = guardrails.standing_at_once(db.session, account, settings) \
+        if settings.auto_recharge else None
+    spend.upcoming(account, pic, settings, primary, standing=standing)
     return {"pic": pic, "chart": spend.chart(pic), "period": period,
             "labels": spend.ITEM_LABELS, "periods": spend.PERIODS,
             "subs": spend.by_sub_account(db.session, account) if account.is_agency else None,
