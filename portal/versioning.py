@@ -109,6 +109,7 @@ RECORD_TYPES = {
     "membership": "User role",
     "call": "Call",
     "bulk_action": "Bulk action",  # issue 17 (K): Settings → Accounts
+    "budget": "Budget",  # issue 17 (B): a sub-account's monthly budget
 }
 
 FIELD_LABELS = {
@@ -143,6 +144,7 @@ FIELD_LABELS = {
 VALUE_LABELS = {
     "active": "Active", "swapping_paused": "Swapping paused", "calls_stopped": "Calls stopped",
     "billing_paused": "Billing paused", "canceled": "Canceled", "released": "Released",
+    "budget_paused": "Calls paused: budget reached",  # issue 17 (B)
     "primary": "Primary", "backup": "Backup", "other": "Other",
     "owner": "Owner", "admin": "Admin", "user": "User",
     "agency": "agency", "customer": "customer",

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.clock import now
 from portal.extensions import db
 from portal.models.types import UTCDateTime
+from portal.versioning import Spec
 
 DEFAULT_THRESHOLDS = (50, 80, 100)
 MAX_THRESHOLDS = 5
@@ -27,6 +28,12 @@ class Budget(db.Model):
     """One row per sub-account that has a budget (no row: no budget)."""
 
     __tablename__ = "budgets"
+    # Change History: who set, changed or removed it (not the month's running spend).
+    __versioned__ = (Spec("budget", ("amount_cents", "thresholds_text", "pause_calls"),
+                          label=lambda _c, _v: "Monthly budget",
+                          labels={"amount_cents": "Monthly budget",
+                                  "thresholds_text": "Alerts at (%)",
+                                  "pause_calls": "Pause calls when the budget is reached"}),)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_positive"),
     )

@@ -237,3 +237,14 @@ def test_the_list_still_reads_in_one_query_with_budgets(session, bw):
     assert len(seen) == 1  # 7 rows on one page: no count query either
     assert [row.budget_cents for row in page.items] == [1000, 1001, 1002, 1003, 1004, None,
                                                         None]  # none used: by name; no budget last
+
+
+def test_change_history_lists_the_budget(client, session, bw):
+    sign_in_as(client, bw.avery)
+    post(client, url(bw.bayside, "budget"), {"amount": "250", "thresholds": "50, 100"})
+    post(client, url(bw.bayside, "budget"), {"amount": "300", "thresholds": "50, 100",
+                                             "pause_calls": "on"})
+    listed = text(body(client.get(f"/accounts/{bw.bayside.id}/history/")))
+    assert "Monthly budget" in listed
+    assert "$250.00" in listed and "$300.00" in listed
+    assert "Pause calls when the budget is reached" in listed
