@@ -296,7 +296,7 @@ def _evaluate(session: Session, sub: Account, amount: int, chosen: list[int],
     for t in chosen:
         if amount * t <= after * 100 and (everything_reached or before * 100 < amount * t):
             if _claim(session, sub.id, month, t, amount, after, now):
-                _tell(session, sub, t, amount, after, now)
+                _tell(session, sub, t, amount, after, now, pause_calls)
     key = f"{month}:{amount}"
     if pause_calls and after >= amount and paused_key != key:
         _pause(session, sub, amount, after, key, now)
@@ -325,7 +325,7 @@ def alert_message(sub: Account, threshold: int, amount: int, spent: int) -> str:
 
 
 def _tell(session: Session, sub: Account, threshold: int, amount: int, spent: int,
-          now: datetime) -> None:
+          now: datetime, pause_calls: bool = False) -> None:
     from portal.services import alerts
 
     agency = sub.parent if "parent" in sub.__dict__ and sub.parent is not None \
@@ -333,7 +333,11 @@ def _tell(session: Session, sub: Account, threshold: int, amount: int, spent: in
     message = alert_message(sub, threshold, amount, spent)
     subject = (f"Budget reached: {sub.name}" if threshold >= 100
                else f"Budget {threshold}% used: {sub.name}")
-    context = {"budget": amount, "spent": spent, "threshold": threshold}
+    what = ("Its calls are paused until the agency resumes it or raises the budget, or the "
+            "month turns." if pause_calls and spent >= amount else "")
+    context = {"budget": amount, "spent": spent, "threshold": threshold,
+               "clear": (f"{sub.name}'s Billing Settings shows its budget and this month's "
+                         f"spend against it. {what}").strip()}
     key = f"budget:{sub.id}:{month_of(now)}:{threshold}"
     alerts.send(session, agency, AlertKind.BUDGET, key, message, subject, context,
                 for_account=sub, now=now)

@@ -355,3 +355,16 @@ def test_the_pause_and_its_lifting_are_worded_in_the_activity(session, w):
     assert lifecycle.status_actions(w.sub) == {"pause", "stop"}
     w.sub.status = AccountStatus.BUDGET_PAUSED
     assert lifecycle.status_actions(w.sub) == {"resume"}
+
+
+def test_the_alert_email_says_where_to_look_and_what_the_pause_does(session, w):
+    budgets.set_budget(session, w.sub, w.admin, 10_00, [100], pause_calls=True)
+    session.commit()
+    spend(session, w.sub, 10_00)
+    bodies = session.scalars(select(OutboxMessage.text_body).where(
+        OutboxMessage.kind == "alert")).all()
+    assert bodies and all(
+        "Harbor Dental reached its monthly budget of $10.00: $10.00 spent this month." in b
+        and "Harbor Dental's Billing Settings shows its budget and this month's spend against "
+            "it. Its calls are paused until the agency resumes it or raises the budget, or the "
+            "month turns." in b for b in bodies)
