@@ -45,6 +45,7 @@ from portal.services.accounts import SubAccountFilter
 from portal.services.inputs import clean_email, clean_text
 from portal.services.money import dollars, parse_cents, plain
 from portal.services.paging import contains
+from portal.transactions import begin_write
 
 KINDS = tuple(BulkKind)
 
@@ -381,6 +382,7 @@ def start(session: Session, agency: Account, actor: User, key: str, kind: BulkKi
     """Store the confirmed action and its rows (committed). Returns (action, new): a key
     already used (a resubmitted confirmation) returns the stored action, new=False."""
     key = _check_key(key)
+    begin_write(session)  # SQLite: the write lock first, so a twin submit waits, then finds it
     existing = session.scalar(select(BulkAction).where(BulkAction.agency_id == agency.id,
                                                        BulkAction.key == key))
     if existing is not None:

@@ -2,6 +2,7 @@
 back alone, re-runs ("already ..."), a resubmitted confirmation replayed, the CSV's
 line-numbered errors, the selection ("all N matching", another agency's id)."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from portal.models import (
 from portal.services import bulk, lifecycle
 from portal.services.accounts import SubAccountFilter
 from tests import factories as f
+from tests.threads import in_own_session
 
 LINKS = link_service.LinkSettings(keys=["unit-key"], ttl=timedelta(days=7),
                                   base_url="https://portal.test")
@@ -228,3 +230,36 @@ def test_set_budget_uses_budgets_service(session, world):
     assert set(_outcomes(action).values()) == {"done"}, action.summary
     again, _ = _run(session, agency, owner, BulkKind.SET_BUDGET, list(subs.values()), params)
     assert set(_outcomes(again).values()) == {"already"}
+
+
+def test_the_same_confirmation_twice_at_once_runs_once(app, session, world):
+    """A double click: two requests with one key at the same moment. One stores and runs
+    the action; the other finds it (the UNIQUE key) and runs nothing."""
+    agency, owner, subs = world
+    ids = [s.id for s in subs.values()]
+    key = bulk.new_key()
+    barrier = threading.Barrier(2)
+
+    def submit(own):
+        from portal.models import Account, User
+
+        me = own.get(User, owner.id)
+        them = own.get(Account, agency.id)
+        chosen = bulk.resolve(own, them, [str(i) for i in ids])
+        barrier.wait()
+        action, new = bulk.start(own, them, me, key, BulkKind.PAUSE, chosen)
+        if new:
+            bulk.run(own, them, me, action)
+        return new
+
+    threads = [in_own_session(app, submit) for _ in range(2)]
+    for thread, _ in threads:
+        thread.start()
+    for thread, _ in threads:
+        thread.join(30)
+    results = [result for _, result in threads]
+    assert all("error" not in r for r in results), results
+    assert sorted(r["value"] for r in results) == [False, True]
+    assert session.query(BulkAction).count() == 1
+    assert session.query(lifecycle.AccountEvent).filter_by(
+        kind=EventKind.SWAPPING_PAUSED).count() == 3
