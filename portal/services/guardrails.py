@@ -287,6 +287,15 @@ def cap_resets(session: Session, now: datetime | None = None) -> int:
     return told
 
 
+def clause(sentence: str, limit: int = 160) -> str:
+    """The processor's sentence inside one of ours: "The card was declined." -> "the card was
+    declined" (an initialism such as "CVC check failed." keeps its capitals)."""
+    text = (sentence or "").strip().rstrip(".")[:limit] or "no reason given"
+    if text[:1].isupper() and not text[1:2].isupper():
+        text = text[0].lower() + text[1:]
+    return text
+
+
 def declined(session: Session, account: Account, last: Charge,
              now: datetime | None = None) -> bool:
     """A recharge was declined (its Backup too, if any): the third in a row stops auto
@@ -304,8 +313,8 @@ def declined(session: Session, account: Account, last: Charge,
     session.flush()
     alerts.send(session, account, AlertKind.RECHARGE_STOPPED,
                 f"recharge-stopped:{account.id}:{last.id}",
-                f"Auto recharge stopped: {in_a_row} recharges in a row were declined "
-                f"(the last: {last.method.short_label}, {last.failure_message})"[:299],
+                f"Auto recharge stopped: {in_a_row} recharges in a row were declined (the "
+                f"last on {last.method.short_label}: {clause(last.failure_message)}).",
                 f"Auto recharge stopped for {account.name}: cards declined",
                 {"clear": "It starts again when a payment succeeds or a card is added: make "
                           "a payment or add a card in Settings → Billing Settings."},

@@ -235,8 +235,8 @@ def test_the_third_declined_recharge_in_a_row_stops_and_tells_the_recipients(ses
     assert stop.clear == ("It starts again when a payment succeeds or a card is added: make a "
                           "payment below, or add a card under Payment Methods.")
     [stopped] = alerts_of(session, AlertKind.RECHARGE_STOPPED)
-    assert stopped.message.startswith("Auto recharge stopped: 3 recharges in a row were "
-                                      "declined (the last: Visa ending 0341, ")
+    assert stopped.message == ("Auto recharge stopped: 3 recharges in a row were declined (the "
+                               "last on Visa ending 0341: the card was declined).")
     assert sorted(to for to, _ in mail(session)) == ["admin@example.test", "owner@example.test"]
     # stopped: the next posting tries no card
     assert spend(session, gw, account, 100) is None
@@ -398,3 +398,12 @@ def test_the_alerts_list_is_the_accounts_newest_first(session, gw):
     assert alerts.send(session, account, AlertKind.LOW_BALANCE, "test:1", "again",
                        "subject") is None  # a key is told once
     assert session.scalar(select(func.count()).select_from(LedgerEntry)) > 0
+
+
+def test_the_processors_sentence_reads_inside_the_alerts_own():
+    """Round two of issue 17: "Visa ending 0341, The card was declined" read badly."""
+    assert guardrails.clause("The card was declined.") == "the card was declined"
+    assert guardrails.clause("CVC check failed.") == "CVC check failed"
+    assert guardrails.clause("") == "no reason given"
+    long = guardrails.clause("Declined " * 50)
+    assert long.startswith("declined Declined") and len(long) <= 160
