@@ -262,3 +262,27 @@ def test_set_budget_bad_input_then_mixed_results(client, session, w):
     budget = session.get(Budget, w.alpha.id)
     assert budget.amount_cents == 50000 and budget.thresholds == [50, 100]
     assert session.get(Budget, w.bravo.id) is None
+
+
+def test_close_releases_numbers_per_row_and_is_for_owners(client, session, w):
+    from portal.models import NumberStatus, TrackingNumber
+
+    number = f.number(session, w.alpha)
+    session.commit()
+    sign_in_as(client, w.admin)
+    data = {"action": "close", "key": "k" * 20, "confirm": "yes", "ids": [w.alpha.id]}
+    assert post(client, f"{base(w)}/bulk", data).status_code == 403
+    session.refresh(w.alpha)
+    assert w.alpha.status == AccountStatus.ACTIVE
+
+    sign_in_as(client, w.owner)
+    html = review(client, w, "close", [w.alpha.id, w.bravo.id]).get_data(as_text=True)
+    assert number.number in html
+    done = post(client, f"{base(w)}/bulk", {**data, "key": key_of(html),
+                                            "ids": [w.alpha.id, w.bravo.id]})
+    text = client.get(done.location).get_data(as_text=True)
+    assert "2</strong> done" in text and number.number in text
+    session.expire_all()
+    assert session.get(TrackingNumber, number.id).status == NumberStatus.RELEASED
+    assert w.alpha.status == AccountStatus.CANCELED and w.bravo.status == AccountStatus.CANCELED
+    assert w.agency.status == AccountStatus.ACTIVE
