@@ -64,7 +64,11 @@ def test_bulk_send_billing_links_with_mixed_results(page: Page, session, agency_
     open_menu(page, "Accounts", "Northwind Agency")
     expect(page.get_by_text("Select all 4 matching")).to_be_visible()
 
-    review(page, lambda: shots(page, screenshot, "i17-bulk-list", problems))
+    def list_checks():
+        assert axe(page, "main") == []
+        shots(page, screenshot, "i17-bulk-list", problems)
+
+    review(page, list_checks)
     plan = page.get_by_test_id("bulk-plan")
     expect(plan.get_by_test_id(f"plan-{subs['Charlie Cafe'].id}")).to_contain_text(
         "Will be refused: It already pays from its own balance")
