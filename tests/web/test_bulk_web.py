@@ -286,3 +286,17 @@ def test_close_releases_numbers_per_row_and_is_for_owners(client, session, w):
     assert session.get(TrackingNumber, number.id).status == NumberStatus.RELEASED
     assert w.alpha.status == AccountStatus.CANCELED and w.bravo.status == AccountStatus.CANCELED
     assert w.agency.status == AccountStatus.ACTIVE
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"action": "", "ids": [1]}, "Choose an action for the selected sub-accounts."),
+    ({"action": "pause"}, "Select at least one sub-account."),
+    ({"action": "pause", "all": "1", "q": "no such name"},
+     "No sub-accounts match: nothing to do."),
+])
+def test_review_without_an_action_or_rows_says_so_on_the_list(client, session, w, params,
+                                                              message):
+    sign_in_as(client, w.owner)
+    response = client.get(f"{base(w)}/bulk", query_string=params)
+    assert response.status_code == 303 and "/sub-accounts" in response.location
+    assert message in client.get(response.location).get_data(as_text=True)
