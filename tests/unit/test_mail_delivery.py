@@ -216,10 +216,14 @@ def test_jobs_run_queues_and_delivers_a_recurring_statement_once(app, session, s
     assert email["To"] == "ann@example.test"
     assert email["Subject"] == "Statement for Acme Plumbing: Oct 1, 2026 – Oct 31, 2026"
     assert "Closing balance: $50.00" in email.get_body(("plain",)).get_content()
-    [pdf_part] = list(email.iter_attachments())
+    # The PDF, and the itemized postings beside it as a CSV (issue 17).
+    pdf_part, csv_part = list(email.iter_attachments())
     assert pdf_part.get_content_type() == "application/pdf"
     words = pdf_text(pdf_part.get_content())
     assert "Opening balance $0.00" in words and "Closing balance $50.00" in words
+    assert csv_part.get_content_type() == "text/csv"
+    assert csv_part.get_filename().endswith(".csv")
+    assert csv_part.get_content().splitlines()[0].startswith("posted_at_utc,kind,")
 
 
 # --------------------------------------------------------------- once
