@@ -117,6 +117,7 @@ def test_no_page_the_portal_renders_has_a_card_shaped_field(app, client, session
         for headers in ({}, {"HX-Request": "true"}):  # the page, and its dialog fragment
             response = client.get(url, headers=headers)
             if response.status_code != 200 or "html" not in response.content_type:
+                response.close()  # a streamed CSV ends its generator (and its context) here
                 continue
             pages += 1
             problems += [f"{endpoint} {url}: {p}" for p in card_shaped(
