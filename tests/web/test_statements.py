@@ -653,3 +653,25 @@ def test_another_accounts_schedule_is_not_found(client, session, bw):
     assert schedules_of(session, bw.solo) == [(ScheduleFrequency.WEEKLY, "ann@example.test")]
     html = body(dialog(client, bw.solo, HX))
     assert "rex@example.test" not in html
+
+
+def test_the_pdf_is_made_from_the_lean_html_and_the_page_keeps_its_screen_parts(
+        client, session, bw, activity, app):
+    """Round two of issue 17: the PDF's HTML leaves out the screen's stylesheet, the phone's
+    per-cell labels and the links (WeasyPrint's time grows with the HTML and its cells); the
+    page keeps them. Both fix the tables' column widths."""
+    from portal import pdf
+
+    sign_in_as(client, bw.ann)
+    page = body(client.get(url(bw.solo, "statements/view"), query_string=NOV))
+    assert 'href="/static/statement-screen.css" media="screen"' in page
+    assert 'data-label="Minutes (min)"' in page and "Download PDF" in page
+    with app.test_request_context():
+        lean = pdf.statement(session, bw.solo, datetime(2026, 11, 1).date(),
+                             datetime(2026, 11, 23).date(), for_pdf=True).html
+    assert "statement-screen.css" not in lean and "data-label" not in lean
+    assert "Download PDF" not in lean and "statement.css" in lean
+    for html in (page, lean):
+        assert html.count("<colgroup>") == 3 and html.count('class="lines') == 3
+        assert html.count('class="lines fixed"') == 2  # card charges, entries
+        assert html.count('class="lines usage fixed"') == 1
