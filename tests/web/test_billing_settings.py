@@ -67,6 +67,7 @@ SECTIONS = ["Payment Methods", "Balance Auto Recharge Settings", "Make a Payment
             "Account Payment History", "Billing Logs", "Service Address", "Taxes and Fees",
             "Low-Balance Alert", "Recent alerts", "Where the money goes"]  # issue 17
 RECIPIENTS = "Users who Receive Billing Emails"
+BUDGET = "Budget"  # issue 17 (B): a sub-account's page, read-only for its own people
 CVC_MESSAGE = "The security code is 4 digits on American Express cards and 3 on others."
 
 
@@ -121,7 +122,7 @@ def test_an_agency_page_adds_users_who_receive_billing_emails(client, bw):
 def test_a_customer_billed_sub_has_its_own_page_no_recipients(client, bw):
     sign_in_as(client, bw.hal)
     html = assert_full_page(client.get(url(bw.harbor)))
-    assert headings(html) == sorted(SECTIONS)
+    assert headings(html) == sorted(SECTIONS + [BUDGET])
     assert "Balance from: agency" not in html
 
 
@@ -1071,7 +1072,7 @@ def test_an_agency_admin_manages_a_customer_billed_subs_billing(client, session,
     sign_in_as(client, bw.ada)
     html = assert_full_page(client.get(url(bw.harbor)))
     assert "Billing Settings <span class=\"muted\">· Harbor Law</span>" in html
-    assert headings(html) == sorted(SECTIONS)
+    assert headings(html) == sorted(SECTIONS + [BUDGET])
     response = post(client, url(bw.harbor, "payment-methods/new-card"), card_form())
     assert response.status_code == 303
     assert response.location == url(bw.harbor)
