@@ -8,12 +8,20 @@ Screenshots test-artifacts/i17-bulk-*; axe on each page."""
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 
-from portal.models import BillingMode, BillingRequest, OutboxMessage
+from portal.models import AccountStatus, BillingMode, BillingRequest, OutboxMessage
 from tests import factories as f
-from tests.browser.conftest import axe, click_and_wait, navigation, open_menu, shots
+from tests.browser.conftest import (
+    TIMEOUT_MS,
+    axe,
+    click_and_wait,
+    goto,
+    navigation,
+    open_menu,
+    shots,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -123,3 +131,41 @@ def test_bulk_send_billing_links_with_mixed_results(page: Page, session, agency_
     shots(page, screenshot, "i17-bulk-rerun", problems)
     assert count(session, BillingRequest) == 2 and count(session, OutboxMessage) == emails
     assert problems == []
+
+
+@pytest.fixture
+def no_js_page(browser: Browser, base_url, app):
+    """A page without JavaScript (`app` first, so the data outlives the context)."""
+    context = browser.new_context(java_script_enabled=False, base_url=base_url)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def test_without_javascript_pause_all_matching(no_js_page: Page, session, agency_owner,
+                                               screenshot):
+    """The list's form, the confirmation and the results are plain pages: "Select all 4
+    matching" (the filter, no row ticked) → Pause number swapping for each."""
+    page = no_js_page
+    subs = agency_owner
+    agency_id = subs["Alpha Dental"].parent_id
+    goto(page, "/login", heading="Sign in")
+    page.get_by_label("Email").fill("owner@example.test")
+    page.get_by_label("Password").fill(f.PASSWORD)
+    click_and_wait(page, page.get_by_role("button", name="Sign in"))
+    goto(page, f"/accounts/{agency_id}/sub-accounts", heading="Accounts · Northwind Agency")
+    page.get_by_label("With the selected:").select_option(label="Pause number swapping")
+    page.get_by_label("Select all 4 matching").check()
+    click_and_wait(page, page.get_by_role("button", name="Review…"),
+                   heading="Pause number swapping: review · 4 sub-accounts")
+    click_and_wait(page, page.get_by_role("button", name="Pause number swapping: 4 "
+                                                         "sub-accounts"),
+                   url=re.compile(r"/sub-accounts/bulk/\d+$"),
+                   heading="Pause number swapping: results")
+    expect(page.get_by_test_id("bulk-summary")).to_contain_text("4 done · 0 already so")
+    problems: list[str] = []
+    shots(page, screenshot, "i17-bulk-nojs-results", problems)
+    assert problems == []
+    session.expire_all()
+    assert {s.status for s in subs.values()} == {AccountStatus.SWAPPING_PAUSED}
