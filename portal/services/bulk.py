@@ -215,8 +215,12 @@ def _will(session: Session, kind: BulkKind, sub: Account, params: dict) -> tuple
         moved = (f" Its balance of {dollars(balance)} moves to the agency's." if balance > 0
                  else f" The agency takes on its debt of {dollars(-balance)}." if balance < 0
                  else "")
+        from portal.mail import notices
+
+        told = notices.customer_billed_people(session, sub)
+        emails = f" We email {', '.join(told)}." if told else ""
         return ("Use the agency's balance; its payment methods and auto recharge are "
-                f"removed.{moved}", [])
+                f"removed.{moved}{emails}", [])
     if kind == BulkKind.SEND_LINKS:
         return "Email a secure link to pay a starting balance and take it off agency billing.", []
     if kind == BulkKind.SET_BUDGET:

@@ -300,3 +300,19 @@ def test_review_without_an_action_or_rows_says_so_on_the_list(client, session, w
     response = client.get(f"{base(w)}/bulk", query_string=params)
     assert response.status_code == 303 and "/sub-accounts" in response.location
     assert message in client.get(response.location).get_data(as_text=True)
+
+
+def test_agency_billing_review_says_what_moves_and_who_is_told(client, session, w):
+    client_owner = f.user(session, "boss@charlie.test")
+    f.member(session, client_owner, w.charlie, Role.OWNER)
+    session.commit()
+    sign_in_as(client, w.owner)
+    html = review(client, w, "agency_billing", [w.alpha.id, w.charlie.id]).get_data(as_text=True)
+    assert "Already on agency billing." in html
+    assert "We email boss@charlie.test." in html
+    done = post(client, f"{base(w)}/bulk", {"action": "agency_billing", "key": key_of(html),
+                                            "confirm": "yes", "ids": [w.alpha.id, w.charlie.id]})
+    text = client.get(done.location).get_data(as_text=True)
+    assert "1</strong> done · <strong>1</strong> already so" in text
+    session.expire_all()
+    assert w.charlie.billing_mode == BillingMode.AGENCY
