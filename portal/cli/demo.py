@@ -36,6 +36,7 @@ from portal.sandbox import testing
 from portal.services import (
     accounts,
     agents,
+    budgets,
     ledger,
     lifecycle,
     numbers,
@@ -150,6 +151,13 @@ def seed(session: Session, *, calls_per_account: int = 300, now: datetime | None
     created.insert(1, solo)
 
     _billing(session, solo, northwind, created, rng, now)
+    # Bayside Dental's monthly budget (issue 17), set a little above this month's usage so far:
+    # the Accounts list shows its use, and Billing Settings its first alerts.
+    bayside = next(a for a in created if a.name == "Bayside Dental")
+    with _dated(session, now):
+        spent = budgets.ledger_spend(session, bayside, now)
+        budgets.set_budget(session, bayside, agency_owner,
+                           max(2000, -(-spent * 5 // 4) // 1000 * 1000), [50, 80, 100])
     with _dated(session, ago(CONFIGURE_DAYS)):
         _configure(session, solo, northwind)
 

@@ -14,7 +14,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
-from portal.services import access
+from portal.services import access, budgets
 from portal.services.auth import sign_in
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -42,6 +42,14 @@ def test_demo_covers_every_state_the_readme_promises(session):
 
     solo = session.scalar(select(Account).where(Account.name == "Solo Plumbing"))
     assert (solo.kind, solo.plan) == (AccountKind.STANDALONE, "Pro")
+
+    # Bayside Dental has a monthly budget a little above the month's usage so far (issue 17).
+    bayside = next(s for s in subs if s.name == "Bayside Dental")
+    with clock.at(NOW):
+        standing = budgets.standing(session, bayside)
+        spent = budgets.ledger_spend(session, bayside, NOW)
+    assert standing is not None and spent > 0 and standing.spent_cents == spent
+    assert spent < standing.amount_cents <= max(2000, spent * 5 // 4 + 1000)
 
 
 def test_demo_users_sign_in_and_reach_what_the_readme_says(session):
