@@ -48,6 +48,7 @@ from portal.models import (
     User,
 )
 from portal.models.budgets import DEFAULT_THRESHOLDS, MAX_THRESHOLDS, Budget, BudgetAlert
+from portal.services import ledger
 from portal.services.money import dollars
 from portal.transactions import begin_write
 
@@ -248,7 +249,7 @@ def _resume_if_paused(session: Session, sub: Account, actor: User | None, now: d
         .values(status=AccountStatus.ACTIVE, updated_at=now)).rowcount
     if lifted:
         record(session, sub, EventKind.BUDGET_RESUMED, actor, now, reason=reason)
-        session.expire(sub, ["status"])
+        ledger.pause_if_overdrawn(session, sub, actor, now)
     return bool(lifted)
 
 

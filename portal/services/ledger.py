@@ -155,6 +155,16 @@ def _same(entry: LedgerEntry, kind: LedgerKind, amount_cents: int) -> LedgerEntr
     return entry
 
 
+def pause_if_overdrawn(session: Session, account: Account, actor: User | None,
+                       now: datetime) -> None:
+    """A status lifted by hand (a budget pause resumed) on an account whose own balance went
+    below zero meanwhile (a budget pause holds off the billing pause): paused for billing now,
+    as the next posting would. Caller's transaction."""
+    session.flush()
+    session.refresh(account, ["balance_cents", "status"])
+    _billing_pause(session, account, account.balance_cents, account.status, actor, now)
+
+
 def _billing_pause(session: Session, account: Account, balance: int, status: AccountStatus,
                    actor: User | None, now: datetime) -> None:
     from portal.services.lifecycle import record  # lifecycle imports nothing of ours

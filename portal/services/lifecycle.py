@@ -32,7 +32,7 @@ from portal.models import (
     TrackingNumber,
     User,
 )
-from portal.services import people
+from portal.services import ledger, people
 from portal.transactions import scrub_after_commit
 
 # Which states each Status-section action starts from (the rest are refused).
@@ -166,6 +166,8 @@ def resume(session: Session, account: Account, actor: User,
     # budget is reached.
     record(session, account, EventKind.BUDGET_RESUMED if budget_paused else EventKind.RESUMED,
            actor, now, **({"reason": "resumed"} if budget_paused else {}))
+    if budget_paused:
+        ledger.pause_if_overdrawn(session, account, actor, now)
 
 
 def status_actions(account: Account) -> set[str]:

@@ -368,3 +368,30 @@ def test_the_alert_email_says_where_to_look_and_what_the_pause_does(session, w):
         and "Harbor Dental's Billing Settings shows its budget and this month's spend against "
             "it. Its calls are paused until the agency resumes it or raises the budget, or the "
             "month turns." in b for b in bodies)
+
+
+
+@pytest.mark.parametrize("lift", ["resume", "month"])
+def test_a_budget_pause_lifted_on_an_overdrawn_balance_is_a_billing_pause(session, w, lift):
+    """A budget pause holds off the billing pause; lifting it (Resume, the month's turn) with
+    the sub-account's own balance below zero pauses it for billing, as the next posting
+    would, and a payment lifts that as usual."""
+    own = session.get(Account, w.own.id)
+    budgets.set_budget(session, own, w.admin, 10_00, pause_calls=True)
+    session.commit()
+    spend(session, own, 10_00)
+    assert session.get(Account, w.own.id).status == AccountStatus.BUDGET_PAUSED
+    spend(session, own, session.get(Account, w.own.id).balance_cents + 5_00)  # under way
+    own = session.get(Account, w.own.id)
+    assert own.balance_cents == -5_00 and own.status == AccountStatus.BUDGET_PAUSED
+    if lift == "resume":
+        lifecycle.resume(session, own, w.admin)
+    else:
+        clock.freeze(datetime(2026, 12, 1, 0, 5, tzinfo=UTC))
+        assert budgets.month_turn(session) == 1
+    session.commit()
+    assert session.get(Account, w.own.id).status == AccountStatus.BILLING_PAUSED
+    assert events(session, w.own)[-2:] == [EventKind.BUDGET_RESUMED, EventKind.BILLING_PAUSED]
+    f.funds(session, session.get(Account, w.own.id), 10_00)
+    session.commit()
+    assert session.get(Account, w.own.id).status == AccountStatus.ACTIVE
