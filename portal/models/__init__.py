@@ -101,3 +101,11 @@ from portal.models.bulk import (  # noqa: E402
 )
 
 __all__ += ["BULK_LABELS", "BulkAction", "BulkActionRow", "BulkKind", "RowOutcome"]  # 17 (K)
+
+from portal.models.statement_files import (  # noqa: E402
+    FILE_STATUS_LABELS,
+    FileStatus,
+    StatementFile,
+)
+
+__all__ += ["FILE_STATUS_LABELS", "FileStatus", "StatementFile"]  # issue 17 (J)
