@@ -135,6 +135,53 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
     return sent
 
 
+def prepare_statements(session: Session, now: datetime | None = None) -> int:
+    """Issue 17 (J): statements past rules.STATEMENT_SYNC_MAX_ENTRIES (statement_files),
+    one at a time: each claimed with a conditional UPDATE (two runners never build the same
+    one), rendered with the same pdf.statement(..., for_pdf=True) as the request, stored and
+    marked ready in the transaction that queues the requester's email with the download link
+    (and the statement itself to any Send Statement address). A failure marks the file
+    failed with its error. Then the files past their 7 days are purged. Returns how many
+    were made."""
+    from portal.mail import compose
+    from portal.models import User
+    from portal.services import statement_files
+
+    made = 0
+    while (file := statement_files.claim_next(session, now)) is not None:
+        file_id = file.id
+        try:
+            account = session.get(Account, file.account_id)
+            with current_app.test_request_context(
+                    base_url=current_app.config["EXTERNAL_BASE_URL"]):
+                document = pdf.statement(session, account, file.period_from, file.period_to,
+                                         for_pdf=True)
+                data = document.pdf
+                url = compose.external_url("billing.statement_file", account_id=account.id,
+                                           file_id=file.id)
+            send_to = [address for address in file.send_to.splitlines() if address]
+            postings = (statements.postings_csv_bytes(session, account, file.period_from,
+                                                      file.period_to) if send_to else None)
+            statement_files.finish(session, file, data, now)
+            requester = (session.get(User, file.requested_by_id)
+                         if file.requested_by_id else None)
+            if requester is not None:
+                notices.statement_ready(session, account, file, requester, url)
+            for address in send_to:
+                notices.statement(session, account, document.statement, address, data,
+                                  dedupe_key=f"statement-file:{file.id}:{address.lower()}",
+                                  postings=postings)
+            session.commit()
+            made += 1
+        except Exception as error:  # noqa: BLE001 - any failure is the file's, told on its page
+            session.rollback()
+            current_app.logger.exception("statement file %s failed", file_id)
+            statement_files.fail(session, file_id, f"{type(error).__name__}: {error}")
+    statement_files.purge_expired(session, now)
+    session.commit()
+    return made
+
+
 def deliver_mail(session: Session, now: datetime | None = None) -> delivery.Delivery | None:
     return delivery.run(session, current_app.config, now)  # None: no SMTP server
 
@@ -248,6 +295,8 @@ JOBS: tuple[Job, ...] = (
         lambda queued: f"card-expiry: {queued} expiry notice(s) queued" if queued else None),
     Job("statements", statement_schedules,
         lambda sent: f"statements: {sent} recurring statement(s) queued"),
+    Job("statements-prepare", prepare_statements,
+        lambda made: (f"statements-prepare: {made} big statement(s) made") if made else None),
     Job("mail", deliver_mail, _mail_line),
     Job("sqlite-checkpoint", checkpoint_sqlite, _checkpoint_line),
 )

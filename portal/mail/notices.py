@@ -542,3 +542,18 @@ def alert(session: Session, account: Account, alert, people: list[User], subject
                                "recipient": user},
                       account_id=account.id, dedupe_key=f"alert:{alert.id}:{user.id}")
     return len(people)
+
+
+# --------------------------------------------------------------- issue 17 (J): prepared statements
+
+def statement_ready(session: Session, account: Account, file, requester: User,
+                    url: str) -> None:
+    """A statement the jobs prepared (statement_files): to the person who asked for it, the
+    download link (the PDF is not attached: it is the big one), once per file."""
+    period = f"{file.period_from:%b %-d, %Y} – {file.period_to:%b %-d, %Y}"
+    compose.queue(session, to=requester.email, kind="statement",
+                  subject=f"Your statement for {account.name} is ready: {period}",
+                  template="mail/statement_ready",
+                  context={"account": account, "file": file, "url": url,
+                           "recipient": requester, "days": rules.STATEMENT_FILE_TTL.days},
+                  account_id=account.id, dedupe_key=f"statement-file:{file.id}")
