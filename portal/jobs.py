@@ -156,13 +156,13 @@ def prepare_statements(session: Session, now: datetime | None = None) -> int:
                     base_url=current_app.config["EXTERNAL_BASE_URL"]):
                 document = pdf.statement(session, account, file.period_from, file.period_to,
                                          for_pdf=True)
-                data = document.pdf
+                data, pages = document.rendered
                 url = compose.external_url("billing.statement_file", account_id=account.id,
                                            file_id=file.id)
             send_to = [address for address in file.send_to.splitlines() if address]
             postings = (statements.postings_csv_bytes(session, account, file.period_from,
                                                       file.period_to) if send_to else None)
-            statement_files.finish(session, file, data, now)
+            statement_files.finish(session, file, data, pages, now)
             requester = (session.get(User, file.requested_by_id)
                          if file.requested_by_id else None)
             if requester is not None:

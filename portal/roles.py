@@ -110,6 +110,10 @@ ENDPOINTS: dict[str, Can] = {
     "agents.move": Can.SETTINGS,
     # billing
     "billing.*": Can.BILLING,
+    # statements made by the jobs (issue 17, J): as the statement PDF
+    "billing.statement_file": Can.BILLING,
+    "billing.statement_file_status": Can.BILLING,
+    "billing.statement_file_retry": Can.BILLING,
     # a sub-account's budget: its agency's owners and admins (is_agency_admin, in the view)
     "billing.budget": Can.AGENCY,
     # settings pages (the lists of tracking sources, call queues and presets read as part of

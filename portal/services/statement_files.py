@@ -7,7 +7,6 @@ download link. Ready files are kept rules.STATEMENT_FILE_TTL (7 days), then purg
 
 No Flask here: the jobs module does the rendering (it needs a request context for links)."""
 
-import re
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -23,7 +22,6 @@ from portal.services.statements import _bounds
 from portal.transactions import begin_write
 
 OPEN = (FileStatus.PENDING, FileStatus.BUILDING)
-_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def entry_count(session: Session, account: Account, start: date, end: date) -> int:
@@ -137,11 +135,7 @@ def claim_next(session: Session, now: datetime | None = None) -> StatementFile |
         skipped.add(file_id)
 
 
-def page_count(data: bytes) -> int:
-    return len(_PAGE.findall(data))
-
-
-def finish(session: Session, file: StatementFile, data: bytes,
+def finish(session: Session, file: StatementFile, data: bytes, pages: int,
            now: datetime | None = None) -> None:
     """Ready: the PDF stored, kept STATEMENT_FILE_TTL. The caller queues the emails and
     commits."""
@@ -149,7 +143,7 @@ def finish(session: Session, file: StatementFile, data: bytes,
     file.status = FileStatus.READY
     file.pdf = data
     file.size = len(data)
-    file.pages = page_count(data)
+    file.pages = pages
     file.error = ""
     file.ready_at = now
     file.expires_at = now + rules.STATEMENT_FILE_TTL

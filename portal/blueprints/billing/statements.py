@@ -1,16 +1,16 @@
 """Payment History → Printable Statements: the dialog, the statement as a page and as a PDF,
 Send Statement, recurring statements."""
 
-from flask import Response, g, request, stream_with_context, url_for
+from flask import Response, g, make_response, redirect, request, stream_with_context, url_for
 from flask_login import current_user
 
-from portal import clock, pdf
+from portal import clock, pdf, rules
 from portal.blueprints.billing import bp
 from portal.blueprints.views import back, own_billing, submit
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.rendering import is_partial, pdf_response, render
-from portal.services import statements
+from portal.services import statement_files, statements
 
 
 def _statement_dialog(status: int = 200, form=None, errors=None, saved=None):
@@ -19,6 +19,7 @@ def _statement_dialog(status: int = 200, form=None, errors=None, saved=None):
                   errors=errors or {}, saved=saved,
                   choices=statements.recipient_choices(db.session, g.account),
                   schedules=statements.schedules(db.session, g.account),
+                  files=statement_files.recent(db.session, g.account),
                   presets=statements.presets(today),
                   default_from=today.replace(day=1).isoformat(), default_to=today.isoformat())
 
@@ -54,8 +55,63 @@ def statement_pdf():
                                              clock.now().date())
     except ValidationFailed as e:
         return _statement_dialog(422, request.args, e.errors)
-    return pdf_response(_document(start, end).html,
-                        f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf")
+    filename = f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf"
+    ready = statement_files.ready_file(db.session, g.account, start, end)
+    if ready is not None:  # made by the jobs: served at once
+        return _file_response(ready.pdf, filename)
+    entries = statement_files.entry_count(db.session, g.account, start, end)
+    if entries > rules.STATEMENT_SYNC_MAX_ENTRIES:  # issue 17 (J): made by the jobs
+        file = statement_files.request(db.session, g.account, current_user, start, end)
+        db.session.commit()
+        return _file_page(file, entries, status=202)
+    return pdf_response(_document(start, end).html, filename)
+
+
+def _file_response(data: bytes, filename: str):
+    response = make_response(data)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+def _file_page(file, entries: int | None = None, status: int = 200):
+    """The prepared statement's page (its status block alone for the htmx poll)."""
+    from portal.models import User
+
+    requester = db.session.get(User, file.requested_by_id) if file.requested_by_id else None
+    return render("billing/statement_file.html", "status", status=status, file=file,
+                  entries=entries, requester=requester, days=rules.STATEMENT_FILE_TTL.days)
+
+
+@bp.get("/statements/files/<id:file_id>")
+@own_billing
+def statement_file_status(file_id: int):
+    """A prepared statement's page: being prepared (202, htmx polls it), ready (the
+    Download link) or failed (Try again)."""
+    file = statement_files.get(db.session, g.account, file_id)
+    return _file_page(file, status=202 if file.is_open else 200)
+
+
+@bp.get("/statements/files/<id:file_id>.pdf")
+@own_billing
+def statement_file(file_id: int):
+    """A prepared statement's PDF; not ready yet: its page."""
+    file = statement_files.get(db.session, g.account, file_id)
+    if not file.is_ready:
+        return _file_page(file, status=202 if file.is_open else 200)
+    return _file_response(file.pdf, f"statement-{g.account.id}-{file.period_from:%Y%m%d}-"
+                                    f"{file.period_to:%Y%m%d}.pdf")
+
+
+@bp.post("/statements/files/<id:file_id>/retry")
+@own_billing
+def statement_file_retry(file_id: int):
+    """Try again after a failure: the period asked anew (its page)."""
+    file = statement_files.get(db.session, g.account, file_id)
+    if file.is_failed:
+        file = statement_files.retry(db.session, g.account, current_user, file)
+        db.session.commit()
+    return redirect(url_for("billing.statement_file_status", file_id=file.id), 303)
 
 
 @bp.get("/statements.csv")
@@ -106,6 +162,22 @@ def send_statement():
         return _statement_dialog(422, form, errors)
     from portal.mail import notices
 
+    period = f"{start:%B %-d, %Y} – {end:%B %-d, %Y}"
+    ready = statement_files.ready_file(db.session, g.account, start, end)
+    if ready is None and statement_files.is_big(db.session, g.account, start, end):
+        # Issue 17 (J): made by the jobs, emailed to the address when ready.
+        statement_files.request(db.session, g.account, current_user, start, end,
+                                send_to=recipient)
+        db.session.commit()
+        return _done(f"The statement for {period} is being prepared: it will be emailed to "
+                     f"{recipient} when ready (it is listed below).", form)
+    if ready is not None:  # already made by the jobs: its PDF, not a second rendering
+        notices.statement(db.session, g.account,
+                          statements.build(db.session, g.account, start, end), recipient,
+                          ready.pdf, postings=statements.postings_csv_bytes(
+                              db.session, g.account, start, end))
+        db.session.commit()
+        return _done(f"The statement for {period} was sent to {recipient}.", form)
     document = _document(start, end)
     notices.statement(db.session, g.account, document.statement, recipient, document.pdf,
                       postings=statements.postings_csv_bytes(db.session, g.account, start, end))
