@@ -156,13 +156,21 @@ def prepare_statements(session: Session, now: datetime | None = None) -> int:
                     base_url=current_app.config["EXTERNAL_BASE_URL"]):
                 document = pdf.statement(session, account, file.period_from, file.period_to,
                                          for_pdf=True)
-                data, pages = document.rendered
+                data = document.pdf
                 url = compose.external_url("billing.statement_file", account_id=account.id,
                                            file_id=file.id)
-            send_to = [address for address in file.send_to.splitlines() if address]
+            # The postings CSV for Send Statement addresses, made before the lock (SQLite:
+            # the database's write lock); the addresses read again under the row's lock: a
+            # Send Statement of this period meanwhile is in them (it appends under it).
             postings = (statements.postings_csv_bytes(session, account, file.period_from,
-                                                      file.period_to) if send_to else None)
-            statement_files.finish(session, file, data, pages, now)
+                                                      file.period_to)
+                        if file.send_to else None)
+            file = statement_files.lock(session, file_id)
+            send_to = [address for address in file.send_to.splitlines() if address]
+            if send_to and postings is None:
+                postings = statements.postings_csv_bytes(session, account, file.period_from,
+                                                         file.period_to)
+            statement_files.finish(session, file, data, now)
             requester = (session.get(User, file.requested_by_id)
                          if file.requested_by_id else None)
             if requester is not None:

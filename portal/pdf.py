@@ -56,18 +56,12 @@ def _mime(file: Path) -> str:
 
 
 def render(html: str) -> bytes:
-    return render_counted(html)[0]
-
-
-def render_counted(html: str) -> tuple[bytes, int]:
-    """The PDF and its number of pages (issue 17: a statement made by the jobs keeps it)."""
     from weasyprint import HTML
 
     app = current_app
     static = Path(app.static_folder).resolve()
-    document = HTML(string=html, base_url="http://portal.invalid/",
-                    url_fetcher=_static_fetcher()(static, app.static_url_path)).render()
-    return document.write_pdf(), len(document.pages)
+    return HTML(string=html, base_url="http://portal.invalid/",
+                url_fetcher=_static_fetcher()(static, app.static_url_path)).write_pdf()
 
 
 @dataclass(frozen=True)
@@ -78,16 +72,8 @@ class StatementDocument:
     html: str
 
     @cached_property
-    def rendered(self) -> tuple[bytes, int]:
-        return render_counted(self.html)
-
-    @property
     def pdf(self) -> bytes:
-        return self.rendered[0]
-
-    @property
-    def pages(self) -> int:
-        return self.rendered[1]
+        return render(self.html)
 
 
 def statement(session: Session, account: Account, start: date, end: date,

@@ -7,6 +7,8 @@ download link. Ready files are kept rules.STATEMENT_FILE_TTL (7 days), then purg
 
 No Flask here: the jobs module does the rendering (it needs a request context for links)."""
 
+import re
+import zlib
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -22,6 +24,9 @@ from portal.services.statements import _bounds
 from portal.transactions import begin_write
 
 OPEN = (FileStatus.PENDING, FileStatus.BUILDING)
+_OBJECT_STREAM = re.compile(rb"/ObjStm\b.*?stream\r?\n", re.S)
+_PAGES_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)"
+                          rb"|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b")
 
 
 def entry_count(session: Session, account: Account, start: date, end: date) -> int:
@@ -79,12 +84,23 @@ def request(session: Session, account: Account, user: User | None, start: date, 
             existing = open_file(session, account, start, end)
             if existing is None:  # built and finished in between: ask again
                 return request(session, account, user, start, end, send_to)
-    if send_to:
+    if send_to:  # under the row's lock: requests at once each keep their address
+        existing = lock(session, existing.id)
+        if not existing.is_open:  # finished meanwhile: ask again
+            return request(session, account, user, start, end, send_to)
         wanted = [a for a in existing.send_to.splitlines() if a]
         if send_to.lower() not in (a.lower() for a in wanted):
             existing.send_to = "\n".join([*wanted, send_to])
             session.flush()
     return existing
+
+
+def lock(session: Session, file_id: int) -> StatementFile:
+    """The file read again under its row's write lock (SQLite: the database's)."""
+    begin_write(session)
+    return session.scalars(select(StatementFile).where(StatementFile.id == file_id)
+                           .with_for_update()
+                           .execution_options(populate_existing=True)).one()
 
 
 def get(session: Session, account: Account, file_id: int) -> StatementFile:
@@ -135,7 +151,21 @@ def claim_next(session: Session, now: datetime | None = None) -> StatementFile |
         skipped.add(file_id)
 
 
-def finish(session: Session, file: StatementFile, data: bytes, pages: int,
+def page_count(data: bytes) -> int:
+    """The pages of a PDF WeasyPrint wrote: its page tree root's /Count (the largest), read
+    from the file and from its compressed object streams (no PDF library at run time)."""
+    texts = [data]
+    for match in _OBJECT_STREAM.finditer(data):
+        end = data.find(b"endstream", match.end())
+        try:
+            texts.append(zlib.decompressobj().decompress(data[match.end():end]))
+        except zlib.error:
+            continue
+    counts = [int(a or b) for text in texts for a, b in _PAGES_COUNT.findall(text)]
+    return max(counts, default=0)
+
+
+def finish(session: Session, file: StatementFile, data: bytes,
            now: datetime | None = None) -> None:
     """Ready: the PDF stored, kept STATEMENT_FILE_TTL. The caller queues the emails and
     commits."""
@@ -143,7 +173,7 @@ def finish(session: Session, file: StatementFile, data: bytes, pages: int,
     file.status = FileStatus.READY
     file.pdf = data
     file.size = len(data)
-    file.pages = pages
+    file.pages = page_count(data)
     file.error = ""
     file.ready_at = now
     file.expires_at = now + rules.STATEMENT_FILE_TTL

@@ -168,7 +168,7 @@ def test_expired_files_are_purged(session, w):
         made[name] = statement_files.request(session, account, admin, START, end)
     session.commit()
     for name in ("old", "fresh"):
-        statement_files.finish(session, made[name], b"%PDF-1.7 x", 1,
+        statement_files.finish(session, made[name], b"%PDF-1.7 x",
                                NOW - (days if name == "old" else timedelta(0)))
     statement_files.fail(session, made["failed"].id, "boom")
     session.commit()
