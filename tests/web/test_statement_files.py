@@ -75,6 +75,7 @@ def test_a_big_statement_is_prepared_by_the_jobs_and_emailed(client, session, bw
     assert fragment.status_code == 202
     html = body(fragment)
     assert html.lstrip().startswith('<div id="statement-file-status"') and "<html" not in html
+    assert PREPARING in html  # the fragment names the period too
     assert len(files(session)) == 1
     # the download before it is ready: the page, not a PDF
     early = client.get(url(bw.solo, f"statements/files/{file.id}.pdf"))
@@ -98,6 +99,7 @@ def test_a_big_statement_is_prepared_by_the_jobs_and_emailed(client, session, bw
     # the poll turns into the Download link (and stops polling)
     fragment = body(client.get(status_url, headers=HX))
     assert "hx-trigger" not in fragment
+    assert "Your statement for Nov 1, 2026 – Nov 23, 2026 is ready: 1 page." in fragment
     assert f'href="{download}"' in fragment and "Download the statement (PDF)" in fragment
     # the download, and the statement PDF of that period, served at once from the file
     got = client.get(download)

@@ -20,6 +20,7 @@ def _statement_dialog(status: int = 200, form=None, errors=None, saved=None):
                   choices=statements.recipient_choices(db.session, g.account),
                   schedules=statements.schedules(db.session, g.account),
                   files=statement_files.recent(db.session, g.account),
+                  file_days=rules.STATEMENT_FILE_TTL.days,
                   presets=statements.presets(today),
                   default_from=today.replace(day=1).isoformat(), default_to=today.isoformat())
 
