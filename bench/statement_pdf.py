@@ -53,6 +53,13 @@ the app's routes, its statement, the busiest account's whole-history statement, 
 one's postings CSV and the receipts of a paid and a declined charge to DIR, with every page
 as a PNG (pdftoppm -png -r 80), to look at.
 
+(4) Issue 17 (J): statements over rules.STATEMENT_SYNC_MAX_ENTRIES (or --jobs-limit) are
+made by the jobs. Cases (a) above keep measuring the rendering in the request (the limit is
+lifted for them: the jobs render the same document); (4) then measures, with the limit on,
+for (2) and (3): the route's answer (202 "being prepared", a new pending file), a second ask
+(202, the file reused), the jobs step statements-prepare (the build: render, store, email),
+and the route once the file is ready (200, the stored PDF served at once).
+
 It is a report, not a test: it prints PASS/FAIL lines against the targets (every statement
 through the app in under 3 s and under 10 pages; the 1,000-entry statement's app and service
 within 1.3x of WeasyPrint alone on the same HTML) and exits 0.
@@ -90,7 +97,7 @@ from billing_logs import usage_items  # noqa: E402
 from flask import g, render_template, render_template_string  # noqa: E402
 from sqlalchemy import func, insert, inspect, select  # noqa: E402
 
-from portal import create_app, pdf  # noqa: E402
+from portal import create_app, jobs, pdf, rules  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     LEDGER_LABELS,
@@ -109,6 +116,7 @@ from portal.models import (  # noqa: E402
     MethodRole,
     PaymentMethod,
     Role,
+    StatementFile,
     User,
 )
 from portal.services import billing, ledger, statements, usage  # noqa: E402
@@ -794,6 +802,51 @@ def describe(statement: Seeded) -> str:
             f"opening {dollars(statement.opening)}, closing {dollars(statement.closing)}")
 
 
+def measure_jobs(app, client, statements_: list, repeat: int) -> list[dict]:
+    """(4): for each big statement, `repeat` rounds of: no file; GET (202, a pending file);
+    GET again (202, reused); jobs.prepare_statements (the build); GET (200, served)."""
+    rows = []
+    print(f"\n(4) Statements made by the jobs (over {rules.STATEMENT_SYNC_MAX_ENTRIES:,} "
+          "entries): medians")
+    print(f"  {'case':<34} {'202 new':>8} {'202 reuse':>9} {'jobs build':>10} "
+          f"{'200 ready':>9} {'pages':>5} {'KiB':>6} {'runs':>4}")
+    for key, statement in statements_:
+        times: dict[str, list[float]] = {"answer": [], "reuse": [], "build": [], "served": []}
+        pages = size = 0
+        for _ in range(repeat):
+            with app.app_context():
+                db.session.execute(StatementFile.__table__.delete())
+                db.session.commit()
+            for name, status in (("answer", 202), ("reuse", 202)):
+                t0 = time.perf_counter()
+                response = client.get(statement.url)
+                times[name].append(time.perf_counter() - t0)
+                if response.status_code != status:
+                    raise SystemExit(f"{statement.url}: HTTP {response.status_code}, expected "
+                                     f"{status} (is --jobs-limit under {statement.lines}?)")
+            with app.app_context():
+                t0 = time.perf_counter()
+                made = jobs.prepare_statements(db.session)
+                times["build"].append(time.perf_counter() - t0)
+                file = db.session.scalars(select(StatementFile)).one()
+                pages, size = file.pages, file.size
+                db.session.remove()
+            if made != 1:
+                raise SystemExit(f"statements-prepare made {made} statement(s), expected 1")
+            t0 = time.perf_counter()
+            response = client.get(statement.url)
+            times["served"].append(time.perf_counter() - t0)
+            if response.status_code != 200 or response.mimetype != "application/pdf":
+                raise SystemExit(f"{statement.url}: HTTP {response.status_code} once ready")
+        row = {name: statistics.median(values) for name, values in times.items()}
+        row.update(key=key, lines=statement.lines, pages=pages)
+        rows.append(row)
+        print(f"  (j{key}) {statement.lines:>7,} entries, {statement.start} to {statement.end}"
+              f"{'':<1} {row['answer']:>7.3f}s {row['reuse']:>8.3f}s {row['build']:>9.3f}s "
+              f"{row['served']:>8.3f}s {pages:>5} {size / 1024:>6,.0f} {repeat:>4}")
+    return rows
+
+
 # --------------------------------------------------------------------------- artifacts
 
 def write_artifacts(app, client, info: dict, outdir: Path, workdir: Path) -> None:
@@ -860,6 +913,9 @@ def main() -> int:
                              "quick look at the new layout on a busy machine")
     parser.add_argument("--artifacts", metavar="DIR", default="",
                         help="write statements, a CSV and receipts (PDF and PNG) to DIR")
+    parser.add_argument("--jobs-limit", type=int, default=rules.STATEMENT_SYNC_MAX_ENTRIES,
+                        help="(4): the entry count over which the jobs make the statement "
+                             "(default rules.STATEMENT_SYNC_MAX_ENTRIES)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile one app request of the --lines statement")
     args = parser.parse_args()
@@ -924,6 +980,8 @@ def run(app, engine, info, args, started, workdir: Path) -> int:
     client = app.test_client()
     sign_in(client, info["email"])
     old = not args.no_old
+    # (a): the rendering in the request, as before the jobs took the big ones (see (4))
+    rules.STATEMENT_SYNC_MAX_ENTRIES = 10**12
     groups = [("1", info["small"], make_cases(app, client, info["small"], "1", old=old))]
     if "big" in info:
         groups.append(("2", info["big"], make_cases(app, client, info["big"], "2", old=old)))
@@ -965,6 +1023,13 @@ def run(app, engine, info, args, started, workdir: Path) -> int:
     print(f"  peak RSS of the process: {rss[0] / MiB:,.0f} MB after seeding and the checks, "
           + ", ".join(f"{r / MiB:,.0f} MB after ({key})"
                       for r, (key, _, _) in zip(rss[1:], groups, strict=True)))
+
+    jobs_rows = []
+    if "big" in info:
+        rules.STATEMENT_SYNC_MAX_ENTRIES = args.jobs_limit
+        jobs_rows = measure_jobs(app, client, [("2", info["big"]), ("3", info["whole"])],
+                                 max(1, args.big_repeat))
+        rules.STATEMENT_SYNC_MAX_ENTRIES = 10**12
 
     if args.artifacts:
         write_artifacts(app, client, info, Path(args.artifacts).resolve(), workdir)
@@ -1014,6 +1079,14 @@ def run(app, engine, info, args, started, workdir: Path) -> int:
                       f"{cases[0].check.pages} pages"
                       + (f"; PROBLEM: {', '.join(case.check.problems)}"
                          if case.check.problems else ""))
+    for row in jobs_rows:
+        ok = row["answer"] < TARGET_SECONDS and row["served"] < TARGET_SECONDS
+        failures += not ok
+        print(f"{'PASS' if ok else 'FAIL'}: (j{row['key']}) {row['lines']:,} entries through "
+              f"the jobs (over {args.jobs_limit:,}): the route answers 202 in "
+              f"{row['answer']:.3f}s, serves the ready file in {row['served']:.3f}s (target "
+              f"< {TARGET_SECONDS:g}s); the jobs build it in {row['build']:.3f}s, "
+              f"{row['pages']} pages")
     print(f"\n{'ALL TARGETS MET' if not failures else f'{failures} TARGET(S) MISSED'} "
           f"(total run {time.perf_counter() - started:.1f}s; exit code 0: this is a report)")
 

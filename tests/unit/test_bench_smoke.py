@@ -64,12 +64,16 @@ SMOKE = {
         # The statement as it is against the old per-posting layout (O), in the same run
         # (issue 17); the busiest account's whole history (3) against WeasyPrint alone.
         ["--lines", "20", "--big-lines", "30", "--repeat", "1", "--big-repeat", "0",
-         "--old-repeat", "0", "--warmup", "0"],
+         "--old-repeat", "0", "--warmup", "0", "--jobs-limit", "10"],
         [(rf"^(PASS|FAIL): \(a1\) 20 entries, .+ pages\) = {RATIO} baseline \(O1\)", 1),
          (rf"^(PASS|FAIL): \(a2\) 30 entries, .+ pages\) = {RATIO} baseline \(O2\)", 1),
          (rf"^(PASS|FAIL): \(a3\) \d+ entries, .+ pages\) = {RATIO} baseline \(W3\)", 1),
          (rf"^(PASS|FAIL): \((a1|s1)\) 20 entries, .+ = {RATIO} WeasyPrint alone \(W1\)", 2),
-         (r"^info: \((O1|O2)\) the old per-posting layout of .+ = \d+\.\d+x, \d+ pages$", 2)],
+         (r"^info: \((O1|O2)\) the old per-posting layout of .+ = \d+\.\d+x, \d+ pages$", 2),
+         # issue 17 (J): the big ones through the jobs (202, then the build, then served)
+         (r"^(PASS|FAIL): \((j2|j3)\) [\d,]+ entries through the jobs \(over 10\): the route "
+          r"answers 202 in \d+\.\d+s, serves the ready file in \d+\.\d+s .+ the jobs build it "
+          r"in \d+\.\d+s, \d+ pages$", 2)],
         ["ledger.check: no mismatch",
          "PASS: the PDFs of (a1), (s1), (W1) have the same",
          "PASS: the PDFs of (a2), (s2), (W2) have the same",
