@@ -13,8 +13,10 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from portal import jobs, rules
-from portal.models import OutboxMessage, StatementFile
+from portal.models import OutboxAttachment, OutboxMessage, Role, StatementFile
 from portal.models.statement_files import FileStatus
+from portal.services import statement_files
+from tests import factories as f
 from tests.conftest import HX
 from tests.web import test_statements
 from tests.web.billing_world import BILLING_ONLY, flash, post, snapshot, url
@@ -189,3 +191,53 @@ def test_the_download_is_tenant_and_role_checked(client, session, bw, activity, 
         assert response.status_code == 404 and NOT_FOUND in body(response)
     assert client.get(url(bw.solo, "statements/files/abc.pdf")).status_code == 404
     assert snapshot(session) == before
+
+
+def test_try_again_needs_the_csrf_token(client, session, bw, activity, big, monkeypatch):
+    sign_in_as(client, bw.ann)
+    client.get(url(bw.solo, "statements.pdf"), query_string=NOV)
+    [file] = files(session)
+    statement_files.fail(session, file.id, "boom")
+    before = snapshot(session)
+    response = post(client, url(bw.solo, f"statements/files/{file.id}/retry"), csrf=False)
+    assert response.status_code == 400
+    assert [f.status for f in files(session)] == [FileStatus.FAILED]
+    assert snapshot(session) == before
+
+
+def test_send_statement_of_a_ready_period_sends_the_stored_pdf(client, session, bw, activity,
+                                                              big, monkeypatch):
+    sign_in_as(client, bw.ann)
+    client.get(url(bw.solo, "statements.pdf"), query_string=NOV)
+    assert jobs.prepare_statements(session) == 1
+    [file] = files(session)
+    from portal import pdf
+
+    def no_rendering(_html):
+        raise AssertionError("rendered again in the request")
+
+    monkeypatch.setattr(pdf, "render", no_rendering)  # the stored PDF, not a second one
+    response = post(client, url(bw.solo, "statements"),
+                    {**NOV, "recipient": "other", "other": "books@example.test"})
+    assert response.status_code == 303
+    assert flash("success", "The statement for November 1, 2026 – November 23, 2026 was sent "
+                            "to books@example.test.") in body(client.get(response.location))
+    session.expire_all()
+    [sent] = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.to_address == "books@example.test")).all()
+    pdf_file, csv_file = session.scalars(select(OutboxAttachment).where(
+        OutboxAttachment.message_id == sent.id).order_by(OutboxAttachment.id)).all()
+    assert pdf_file.data == file.pdf and csv_file.content_type == "text/csv"
+    assert len(files(session)) == 1  # no second file made
+
+
+def test_a_billing_user_downloads_it(client, session, bw, activity, big):
+    sign_in_as(client, bw.ann)
+    client.get(url(bw.solo, "statements.pdf"), query_string=NOV)
+    assert jobs.prepare_statements(session) == 1
+    [file] = files(session)
+    f.member(session, bw.staff, bw.solo, Role.BILLING)
+    session.commit()
+    sign_in_as(client, bw.staff)
+    response = client.get(url(bw.solo, f"statements/files/{file.id}.pdf"))
+    assert response.status_code == 200 and response.data == file.pdf
