@@ -1045,13 +1045,18 @@ def run(app, engine, info, args, started, workdir: Path) -> int:
         problems = [p for c in cases for p in c.check.problems]
         ok = (app_case.median < TARGET_SECONDS and app_case.check.pages < TARGET_PAGES
               and not problems)
-        failures += not ok
-        print(f"{'PASS' if ok else 'FAIL'}: ({app_case.key}) {statement.lines} entries, "
+        by_jobs = (_key != "1" and statement.lines > args.jobs_limit and not problems)
+        failures += not ok and not by_jobs
+        # over the limit the route answers 202 and the jobs render it: (jN) below
+        verdict = "info" if by_jobs else "PASS" if ok else "FAIL"
+        print(f"{verdict}: ({app_case.key}) {statement.lines} entries, "
               f"{statement.start} to {statement.end}: {app_case.median:.3f}s, "
               f"{app_case.check.pages} pages (target < {TARGET_SECONDS:g}s, < {TARGET_PAGES} "
               f"pages) = {app_case.ratio:.2f}x baseline ({base.key}) {base.median:.3f}s, "
               f"{base.check.pages} pages; CPU {app_case.cpu_median:.3f}s"
-              + (f"; PROBLEM: {', '.join(problems)}" if problems else ""))
+              + (f"; PROBLEM: {', '.join(problems)}" if problems else "")
+              + ("; rendered in the request with the limit lifted: the route now answers 202 "
+                 f"and the jobs make it, see (j{_key})" if by_jobs else ""))
     small = groups[0][2]
     lines = info["small"].lines
     for case in small[:2]:
