@@ -156,8 +156,11 @@ def new_card_with_errors(page: Page) -> None:
     """New Credit Card, saved empty: refused in the processor's frame (issue 16: nothing is
     posted), each of its fields marked with its error."""
     dialog = open_dialog(page, page.get_by_role("link", name="New Credit Card"))
-    dialog.get_by_role("button", name="Save").click()
     card = dialog.frame_locator("iframe[title='Secure card entry']")
+    # The processor's frame loads after the dialog: Save only once its fields are there (a
+    # Save before that, on a busy machine, was checked by nothing and marked nothing).
+    expect(card.get_by_label("Card number")).to_be_visible()
+    dialog.get_by_role("button", name="Save").click()
     expect(card.locator("[aria-invalid=true]").first).to_be_visible()
 
 
