@@ -1,6 +1,7 @@
 """Running test code beside the test: in a thread with a database session of its own."""
 
 import threading
+import traceback
 
 from portal.extensions import db
 
@@ -22,3 +23,26 @@ def in_own_session(app, fn) -> tuple[threading.Thread, dict]:
                 db.session.remove()
 
     return threading.Thread(target=run), result
+
+
+def at_once(n: int, work) -> list:
+    """Run work(i) for i in 0..n-1 on n threads released together (a barrier), so the calls
+    race; return what they returned (in the order they finished) and fail the test with the
+    tracebacks of any that raised."""
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            results.append(work(i))
+        except Exception:  # surfaced below
+            errors.append(traceback.format_exc())
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == [], "\n".join(errors)
+    return results

@@ -2,8 +2,6 @@
 month (also under 20 concurrent postings), exactly-at-budget, the pause and its lifting
 (Resume, a raised budget, the month's turn), who may set it and what bad input says."""
 
-import threading
-import traceback
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +23,7 @@ from portal.models import (
 from portal.models.budgets import Budget, BudgetAlert
 from portal.services import budgets, lifecycle, usage
 from tests import factories as f
+from tests.threads import at_once
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MINUTE = 5  # cents (rules.USAGE_PRICES["minutes"])
@@ -287,25 +286,12 @@ def test_20_concurrent_postings_tell_each_threshold_once(app, session, w):
     budgets.set_budget(session, w.sub, w.admin, 10_00, pause_calls=True)
     sub_id, agency_id = w.sub.id, w.agency.id
     session.commit()
-    barrier = threading.Barrier(POSTINGS)
-    errors = []
-
     def metering_client(i):
-        try:
-            client = app.test_client()
-            barrier.wait(timeout=30)
-            response = client.post(f"/api/accounts/{sub_id}/usage", headers=AUTH, json={
-                "idempotency_key": f"c-{i:02d}", "items": {"minutes": 20}})
-            assert response.status_code == 201, response.get_json()
-        except Exception:  # surfaced below
-            errors.append(traceback.format_exc())
+        response = app.test_client().post(f"/api/accounts/{sub_id}/usage", headers=AUTH, json={
+            "idempotency_key": f"c-{i:02d}", "items": {"minutes": 20}})
+        assert response.status_code == 201, response.get_json()
 
-    threads = [threading.Thread(target=metering_client, args=(i,)) for i in range(POSTINGS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    at_once(POSTINGS, metering_client)
     session.expire_all()
     assert session.get(Budget, sub_id).spent_cents == 20_00
     assert session.scalars(select(BudgetAlert.threshold).where(BudgetAlert.account_id == sub_id)

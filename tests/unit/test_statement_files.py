@@ -3,8 +3,6 @@
 requests for one period share one open file (also at once); a file is claimed by one job
 runner only (also at once); a failure is kept with its error; expired files are purged."""
 
-import threading
-import traceback
 from datetime import date, timedelta
 
 import pytest
@@ -16,6 +14,7 @@ from portal.models import LedgerKind, StatementFile
 from portal.models.statement_files import FileStatus
 from portal.services import statement_files
 from tests import factories as f
+from tests.threads import at_once
 from tests.unit.test_statements import NOW, at, post
 
 START, END = date(2026, 11, 1), date(2026, 11, 23)
@@ -77,25 +76,14 @@ def test_two_requests_for_one_period_share_one_file(session, w, monkeypatch):
 
 
 def _at_once(app, n, work):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-
     def run(i):
-        try:
-            with app.app_context():
-                barrier.wait(timeout=30)
-                results.append(work(db.session, i))
+        with app.app_context():
+            try:
+                return work(db.session, i)
+            finally:
                 db.session.remove()
-        except Exception:  # surfaced below
-            errors.append(traceback.format_exc())
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
-    return results
+    return at_once(n, run)
 
 
 def test_requests_at_once_make_one_file(app, session, w):

@@ -6,8 +6,6 @@ low-balance alert once per crossing under 20 concurrent usage postings.
 CSRF, roles, tenants, signed-out and canceled accounts for POST billing/low-balance-alert are
 in tests/web/test_billing_settings.py (billing_posts lists it with every billing post)."""
 
-import threading
-import traceback
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +23,7 @@ from portal.models import (
 from portal.services import alerts, billing
 from tests import factories as f
 from tests.conftest import HX
+from tests.threads import at_once
 from tests.web.billing_world import (
     DECLINED,
     build,
@@ -210,25 +209,13 @@ POSTINGS = 20
 
 
 def _post_at_once(app, account_id, minutes):
-    barrier = threading.Barrier(POSTINGS)
-    errors = []
-
     def metering_client(i):
-        try:
-            client = app.test_client()
-            barrier.wait(timeout=30)
-            response = client.post(f"/api/accounts/{account_id}/usage", headers=AUTH, json={
-                "idempotency_key": f"c-{i:02d}", "items": {"minutes": minutes}})
-            assert response.status_code == 201, response.get_json()
-        except Exception:  # surfaced below
-            errors.append(traceback.format_exc())
+        response = app.test_client().post(f"/api/accounts/{account_id}/usage", headers=AUTH,
+                                          json={"idempotency_key": f"c-{i:02d}",
+                                                "items": {"minutes": minutes}})
+        assert response.status_code == 201, response.get_json()
 
-    threads = [threading.Thread(target=metering_client, args=(i,)) for i in range(POSTINGS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    at_once(POSTINGS, metering_client)
 
 
 def _crossings(session, account_id, limit):
