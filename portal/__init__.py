@@ -70,6 +70,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     from portal import blueprints
 
     blueprints.register(app)
+    from portal.blueprints import api_v1
+
+    api_v1.init_app(app)  # issue 18: /api/v1 and its OpenAPI document
     from portal import sandbox
 
     sandbox.init_app(app)  # issue 16: the sandbox processor, when it is the gateway
@@ -166,6 +169,9 @@ def _init_versioning() -> None:
             return versioning.SYSTEM
         if request.blueprint == "billing_links":
             return (None, "Customer (billing link)")
+        api_key = g.get("api_key")
+        if api_key is not None:  # issue 18: /api/v1, its key's maker through the key
+            return (api_key.created_by_id, f"API key “{api_key.name}”")
         if current_user and current_user.is_authenticated:
             return (current_user.id, current_user.name)
         return versioning.SYSTEM

@@ -109,3 +109,13 @@ from portal.models.statement_files import (  # noqa: E402
 )
 
 __all__ += ["FILE_STATUS_LABELS", "FileStatus", "StatementFile"]  # issue 17 (J)
+
+from portal.models.api import (  # noqa: E402
+    SCOPE_LABELS,
+    SCOPES,
+    ApiIdempotency,
+    ApiKey,
+    ApiRateWindow,
+)
+
+__all__ += ["SCOPES", "SCOPE_LABELS", "ApiIdempotency", "ApiKey", "ApiRateWindow"]  # issue 18

@@ -112,4 +112,33 @@ def from_http_exception(e: HTTPException):
         detail = DETAILS.get(status) or title(status) + "."
     headers = {name: value for name, value in e.get_headers()
                if name.lower() != "content-type"}
-    return problem(status, detail, headers=headers)
+    errors = _field_errors(getattr(e, "data", None))
+    if errors:
+        detail = "Some fields are not valid: " + "; ".join(
+            f"{name}: {message}" for name, message in errors.items())
+        status = 422 if status == 400 else status
+    return problem(status, detail, errors, headers=headers)
+
+
+def _field_errors(data) -> dict[str, str]:
+    """webargs' errors (flask-smorest's 422: {"messages": {"json": {"field": ["..."]}}}) as
+    the API's "errors": field → its first message (nested fields joined with dots)."""
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), dict):
+        return {}
+    found: dict[str, str] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                walk(f"{prefix}.{name}" if prefix else str(name), inner)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            found[prefix or "request"] = value[0]
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                walk(f"{prefix}.{index}", inner)
+        else:
+            found[prefix or "request"] = str(value)
+
+    for location_errors in data["messages"].values():
+        walk("", location_errors)
+    return found

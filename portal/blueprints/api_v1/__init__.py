@@ -1,0 +1,110 @@
+"""Issue 18: the public API, /api/v1/, over the same services as the pages.
+
+flask-smorest builds it (chosen over APIFlask and flask-openapi3: it is plain Flask
+blueprints plus marshmallow schemas, so each resource module reads like the portal's other
+blueprints; the OpenAPI 3.1 document is generated from the same schemas that parse the
+requests, and its webargs parsing answers 422 with every field's error). The document is at
+/api/v1/openapi.json; the reference page (/api/v1/docs) is rendered by a vendored copy of
+ReDoc, nothing from a CDN.
+
+Every resource module makes its blueprint with `blueprint(...)` below and is listed in
+MODULES; `init_app` registers them. Authentication, scopes and tenancy are auth.py; errors
+are RFC 9457 problem details (portal/blueprints/api/problems.py), never flask-smorest's own
+error bodies.
+"""
+
+import http
+from importlib import import_module
+
+from flask import Flask
+from flask_smorest import Api, Blueprint
+from flask_smorest.spec import prepare_response
+
+from portal.blueprints.api import problems
+from portal.extensions import csrf
+
+PREFIX = "/api/v1"
+# The resource modules, in the order the reference lists them.
+MODULES = ("accounts",)
+
+
+class PortalApi(Api):
+    """flask-smorest's Api with the portal's problem+json errors: its own app-wide
+    HTTPException handler is not installed (the app's handlers answer /api with problems),
+    and the document describes every error answer as a Problem in application/problem+json."""
+
+    def _register_error_handlers(self):
+        pass
+
+    def _register_responses(self):
+        from portal.blueprints.api_v1.schemas import ProblemSchema
+
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = ProblemSchema
+                content_type = problems.MEDIA_TYPE
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error, as RFC 9457 problem details",
+                    "schema": ProblemSchema}
+        prepare_response(response, self.spec, problems.MEDIA_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+api = PortalApi()
+
+
+def blueprint(name: str, description: str) -> Blueprint:
+    """A resource's blueprint; its routes are written relative to /api/v1."""
+    return Blueprint(f"api_v1_{name}", __name__, url_prefix=PREFIX, description=description)
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("API_TITLE", "Account portal API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.1.0")
+    app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": DESCRIPTION},
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}],
+        "components": {"securitySchemes": {"apiKey": {
+            "type": "http", "scheme": "bearer",
+            "description": "An API key from Settings → Developers: "
+                           "`Authorization: Bearer apk_…`"}}},
+    })
+    api.init_app(app)
+    from portal.blueprints import IdConverter
+
+    api.register_converter(IdConverter, lambda _converter: {
+        "type": "integer", "minimum": 1, "maximum": 2**31 - 1})
+    from portal.blueprints.api_v1 import auth
+
+    auth.install(app)
+    for name in MODULES:
+        module = import_module(f"portal.blueprints.api_v1.{name}")
+        csrf.exempt(module.bp)  # no cookie: a bearer key, not a session
+        api.register_blueprint(module.bp)
+
+
+DESCRIPTION = """\
+Everything an account's owner or admin does in the portal, over the same rules.
+
+**Keys.** Make one on Settings → Developers; send it as `Authorization: Bearer apk_…`. A key
+has scopes (`read`: every GET; `write`: every other request but usage; `metering`: usage)
+and acts as an owner or an admin. An agency's key reaches its sub-accounts.
+
+**Errors** are `application/problem+json` (RFC 9457) with a stable `type` per kind.
+
+**Writes** take an `Idempotency-Key` header: the same key and body replay the first
+answer; the same key with another body is 422.
+
+**Lists** are cursor-paginated: `?limit=` (1–100) and `?cursor=` from the last page's
+`next_cursor`.
+
+**Rate limits** per key, with `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` headers and 429 past them.
+"""
