@@ -181,3 +181,19 @@ def funds(session, account: Account, cents: int, key: str | None = None,
 
     return ledger.post(session, account, LedgerKind.PAYMENT, cents, "Opening payment",
                        key or f"funds-{_n()}", Cause.USER, now=when)
+
+
+def api_key(session, account: Account, maker: User | None = None,
+            scopes: tuple[str, ...] = ("read", "write", "metering"),
+            role: Role = Role.OWNER) -> str:
+    """Issue 18: a live API key for `account` (made by `maker`, an owner of it by default);
+    returns the token to send as `Authorization: Bearer <token>`."""
+    from portal.services import api_keys
+
+    if maker is None:
+        maker = user(session)
+        member(session, maker, account, Role.OWNER)
+    made = api_keys.create(session, account, maker, Role.OWNER, f"Test key {_n()}",
+                           list(scopes), role)
+    session.commit()
+    return made.token

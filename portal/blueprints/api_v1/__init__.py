@@ -25,7 +25,8 @@ from portal.extensions import csrf
 
 PREFIX = "/api/v1"
 # The resource modules, in the order the reference lists them.
-MODULES = ("accounts",)
+MODULES = ("keys", "accounts", "billing_mode", "people", "history", "payment_methods",
+           "payments", "ledger", "statements", "settings", "usage", "webhooks")
 
 
 class PortalApi(Api):
