@@ -125,6 +125,7 @@ ENDPOINTS: dict[str, Can] = {
     "plans.*": Can.SETTINGS,
     "privacy.*": Can.SETTINGS,
     "history.*": Can.SETTINGS,
+    "developers.*": Can.SETTINGS,  # issue 18: API keys, webhooks
     "support.*": Can.SETTINGS,
     "account_security.overview": Can.OVERVIEW,  # what the account requires, read-only
     "account_security.require_two_factor": Can.SETTINGS,

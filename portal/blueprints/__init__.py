@@ -42,6 +42,7 @@ def register(app: Flask) -> None:
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.billing import bp as billing_bp
     from portal.blueprints.calls import bp as calls_bp
+    from portal.blueprints.developers import bp as developers_bp
     from portal.blueprints.history import bp as history_bp
     from portal.blueprints.home import bp as home_bp
     from portal.blueprints.numbers import bp as numbers_bp
@@ -58,7 +59,7 @@ def register(app: Flask) -> None:
     for bp in (auth_bp, home_bp, accounts_bp, billing_bp, calls_bp, numbers_bp, support_bp,
                history_bp, security_bp, account_security_bp, privacy_bp, agents_bp,
                presets_bp, plans_bp, api_bp, billing_links_bp, people_bp, invitations_bp,
-               webhooks_bp):
+               webhooks_bp, developers_bp):
         app.register_blueprint(bp)
     if app.config.get("DEV_OUTBOX"):
         from portal.blueprints.dev import bp as dev_bp

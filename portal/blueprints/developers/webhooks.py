@@ -1,0 +1,3 @@
+"""Settings → Developers → Webhooks (issue 18 W)."""
+
+from portal.blueprints.developers import bp  # noqa: F401
