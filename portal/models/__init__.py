@@ -119,3 +119,7 @@ from portal.models.api import (  # noqa: E402
 )
 
 __all__ += ["SCOPES", "SCOPE_LABELS", "ApiIdempotency", "ApiKey", "ApiRateWindow"]  # issue 18
+
+from portal.models.usage_events import UsageEvent  # noqa: E402
+
+__all__ += ["UsageEvent"]  # issue 18 (M)
