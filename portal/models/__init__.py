@@ -123,3 +123,14 @@ __all__ += ["SCOPES", "SCOPE_LABELS", "ApiIdempotency", "ApiKey", "ApiRateWindow
 from portal.models.usage_events import UsageEvent  # noqa: E402
 
 __all__ += ["UsageEvent"]  # issue 18 (M)
+
+from portal.models.webhooks import (  # noqa: E402
+    DELIVERY_LABELS,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+
+__all__ += ["DELIVERY_LABELS", "DeliveryStatus", "WebhookDelivery", "WebhookEndpoint",
+            "WebhookEvent"]  # issue 18 (W)
