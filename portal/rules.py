@@ -138,3 +138,12 @@ BULK_CSV_MAX_BYTES = 200_000
 STATEMENT_SYNC_MAX_ENTRIES = 5_000
 STATEMENT_FILE_TTL = timedelta(days=7)
 STATEMENT_BUILD_STALE = timedelta(minutes=15)
+
+# Issue 18 (K): the public API's rate limits, per API key and UTC minute (RateLimit headers,
+# 429 with Retry-After past them; a deployment may set either in its config). A key with the
+# metering scope gets the larger limit on the usage endpoints (batches of up to 1,000 events
+# from several senders); every other request counts against API_RATE_LIMIT_PER_MINUTE.
+API_RATE_LIMIT_PER_MINUTE = 600
+API_METERING_RATE_LIMIT_PER_MINUTE = 6_000
+# An Idempotency-Key's first answer is replayed for this long, then purged (jobs: api-purge).
+API_IDEMPOTENCY_TTL = timedelta(hours=24)
