@@ -27,6 +27,7 @@ No Flask here: the views and helper K's bulk "Set budget" call `set_budget`.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -49,7 +50,7 @@ from portal.models import (
 )
 from portal.models.budgets import DEFAULT_THRESHOLDS, MAX_THRESHOLDS, Budget, BudgetAlert
 from portal.services import ledger
-from portal.services.money import dollars
+from portal.services.money import dollars, parse_cents
 from portal.transactions import begin_write
 
 MAX_BUDGET_CENTS = 100_000_000  # $1,000,000 a month
@@ -160,6 +161,36 @@ def parse_thresholds(raw) -> list[int]:
         raise ValidationFailed({"thresholds": (
             f"At most {MAX_THRESHOLDS} alert percentages ({len(values)} were given).")})
     return sorted(values)
+
+
+TRUE_TEXTS = ("1", "on", "yes", "true")
+
+
+def parse_form(form, field: str = "amount", blank_removes: bool = False) -> dict[str, Any]:
+    """A budget as a form (Billing Settings → Budget, bulk Set budget) or the API gives it:
+    the amount in dollars as typed under `field` (blank: no budget when `blank_removes`,
+    else required), the alert percentages under "thresholds" (a text "50, 80" or a list;
+    blank is 50, 80, 100) and "pause_calls" (on, 1, yes, true). Every field's error at once
+    ({field: …, "thresholds": …}). Returns {"amount_cents" (None: remove), "thresholds",
+    "pause_calls"}, the arguments of set_budget (which checks them again)."""
+    errors: dict[str, str] = {}
+    amount = None
+    raw = form.get(field)
+    raw = raw.strip() if isinstance(raw, str) else raw
+    if raw or not blank_removes:
+        try:
+            amount = parse_cents(raw, field, maximum=MAX_BUDGET_CENTS, label="The budget")
+        except ValidationFailed as e:
+            errors.update(e.errors)
+    thresholds = None
+    try:
+        thresholds = parse_thresholds(form.get("thresholds") or None)
+    except ValidationFailed as e:
+        errors.update(e.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return {"amount_cents": amount, "thresholds": thresholds,
+            "pause_calls": str(form.get("pause_calls", "")).lower() in TRUE_TEXTS}
 
 
 def _check_amount(amount_cents) -> None:

@@ -248,32 +248,6 @@ def preview(session: Session, kind: BulkKind, subs: list[Account],
 
 # --------------------------------------------------------------------------- the inputs
 
-def parse_budget(form) -> dict[str, Any]:
-    """Set budget's one amount for every row (blank: remove the budget), its alert
-    percentages (budgets.parse_thresholds: blank is 50, 80, 100) and whether to pause calls;
-    errors beside the fields ("budget", "thresholds"). budgets.set_budget checks again."""
-    from portal.services import budgets
-
-    errors = {}
-    raw = (form.get("budget") or "").strip()
-    amount = None
-    if raw:
-        try:
-            amount = parse_cents(raw, "budget", maximum=budgets.MAX_BUDGET_CENTS,
-                                 label="The monthly budget")
-        except ValidationFailed as e:
-            errors.update(e.errors)
-    thresholds = None
-    try:
-        thresholds = budgets.parse_thresholds(form.get("thresholds") or None)
-    except ValidationFailed as e:
-        errors["thresholds"] = " ".join(str(m) for m in e.errors.values())
-    if errors:
-        raise ValidationFailed(errors)
-    return {"amount_cents": amount, "thresholds": thresholds,
-            "pause_calls": form.get("pause_calls") in ("1", "on", "yes", "true")}
-
-
 def _link_row(email: str, amount: str, prefix: str) -> tuple[dict, dict]:
     errors, values = {}, {}
     try:

@@ -18,7 +18,7 @@ from portal.extensions import db
 from portal.mail import notices
 from portal.models import BULK_LABELS, BulkKind, RowOutcome
 from portal.rendering import render, see_other
-from portal.services import accounts, bulk
+from portal.services import accounts, budgets, bulk
 from portal.services.money import plain
 
 TEMPLATE = "accounts/bulk.html"
@@ -66,7 +66,8 @@ def _page(kind, subs, *, key=None, form=None, errors=None, status=200, filled=No
     params = {}
     if kind == BulkKind.SET_BUDGET and not errors:
         try:
-            params = bulk.parse_budget(form) if form.get("budget") is not None else {}
+            params = budgets.parse_form(form, "budget", blank_removes=True) \
+                if form.get("budget") is not None else {}
         except ValidationFailed:
             params = {}
     row_params = {}
@@ -139,7 +140,7 @@ def _run(kind, subs, form):
     params, row_params = {}, {}
     try:
         if kind == BulkKind.SET_BUDGET:
-            params = bulk.parse_budget(form)
+            params = budgets.parse_form(form, "budget", blank_removes=True)
         elif kind == BulkKind.SEND_LINKS:
             row_params = bulk.parse_links(form, subs, bulk.preview(db.session, kind, subs))
     except ValidationFailed as e:

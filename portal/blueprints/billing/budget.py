@@ -8,11 +8,11 @@ from flask_login import current_user
 
 from portal.blueprints.billing import bp
 from portal.blueprints.views import back, sub_account_only, submit
-from portal.errors import NotAllowed, ValidationFailed
+from portal.errors import NotAllowed
 from portal.extensions import db
 from portal.rendering import is_partial, render
 from portal.services import budgets
-from portal.services.money import dollars, parse_cents
+from portal.services.money import dollars
 
 SECTION = "billing/_budget.html"
 
@@ -28,23 +28,6 @@ def budget_context() -> dict:
             "budget_told": budgets.alerted(db.session, account),
             "budget_editable": g.access.is_agency_admin and not account.is_canceled,
             "budget_max": budgets.MAX_BUDGET_CENTS}
-
-
-def _parse(form) -> tuple[int | None, list[int]]:
-    """The form's amount (cents) and thresholds, every field's error at once."""
-    errors, amount, thresholds = {}, None, []
-    try:
-        amount = parse_cents(form.get("amount"), "amount", maximum=budgets.MAX_BUDGET_CENTS,
-                             label="The budget")
-    except ValidationFailed as e:
-        errors.update(e.errors)
-    try:
-        thresholds = budgets.parse_thresholds(form.get("thresholds", ""))
-    except ValidationFailed as e:
-        errors.update(e.errors)
-    if errors:
-        raise ValidationFailed(errors)
-    return amount, thresholds
 
 
 def _section(status: int = 200, **context):
@@ -77,9 +60,10 @@ def budget():
             return budgets.set_budget(db.session, g.account, current_user, None)
     else:
         def action():
-            amount, thresholds = _parse(form)
-            return budgets.set_budget(db.session, g.account, current_user, amount,
-                                      thresholds, pause_calls=form.get("pause_calls") == "on")
+            parsed = budgets.parse_form(form, "amount")
+            return budgets.set_budget(db.session, g.account, current_user,
+                                      parsed["amount_cents"], parsed["thresholds"],
+                                      pause_calls=parsed["pause_calls"])
 
     def done(result):
         message = _saved(result)
