@@ -192,7 +192,7 @@ def test_jobs_run_runs_the_registry_in_order(app, session):
     """`flask jobs run` is the registry (portal/jobs.py JOBS), one line per job that reports."""
     assert [job.name for job in jobs.JOBS] == [
         "charges", "refunds", "actions", "fees", "purge", "link-hits", "processor-events",
-        "versions", "recharge-caps", "budgets-month-turn", "card-expiry", "statements",
+        "versions", "api-purge", "recharge-caps", "budgets-month-turn", "card-expiry", "statements",
         "statements-prepare", "mail", "sqlite-checkpoint"]
     result = app.test_cli_runner().invoke(args=["jobs", "run"])
     assert result.exit_code == 0, result.output
