@@ -296,7 +296,14 @@ def usage_posted(session: Session, payer: Account, entry: LedgerEntry,
     sub_id = entry.for_account_id or (payer.id if payer.is_sub else None)
     if sub_id is None:
         return
-    debit = -entry.amount_cents
+    usage_counted(session, payer, sub_id, -entry.amount_cents, now)
+
+
+def usage_counted(session: Session, payer: Account, sub_id: int, debit: int,
+                  now: datetime) -> None:
+    """`debit` cents of usage (one posting's, or a whole batch's for this sub-account:
+    services/metering.py) counted against sub-account `sub_id`'s budget, paid by `payer`
+    (the agency, or the sub-account itself). One UPDATE, matching nothing without a budget."""
     month = month_of(now)
     table = Budget.__table__  # Core: no ORM bookkeeping on the postings' path
     row = session.execute(
