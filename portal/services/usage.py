@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from portal import rules
 from portal.errors import NotAllowed, ValidationFailed
-from portal.models import Account, Cause, Charge, LedgerEntry, LedgerKind, User
+from portal.models import Account, Cause, Charge, ChargeStatus, LedgerEntry, LedgerKind, User
 from portal.services import charges, ledger
 from portal.services.inputs import to_int
 
@@ -70,6 +70,29 @@ def describe(items: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
+def valid_key(key) -> bool:
+    """A usage key or a usage event's id: 1 to 80 letters, digits, '.', '_', ':' or '-'."""
+    return isinstance(key, str) and _KEY.match(key) is not None
+
+
+KEY_RULE = "1 to 80 letters, digits, '.', '_', ':' or '-'"
+
+
+def description(account: Account, on_behalf: bool, items: dict[str, int],
+                extra: str = "") -> str:
+    """A usage debit's ledger description: "Usage: 12 minutes", naming the sub-account when
+    its agency pays ("Usage (Bayside Dental): 12 minutes"); `extra` after the items."""
+    text = describe(items) + extra
+    return f"Usage ({account.name}): {text}" if on_behalf else f"Usage: {text}"
+
+
+def refusal(account: Account) -> str | None:
+    """Why the account takes no usage now, or None."""
+    if account.is_canceled:
+        return f"{account.name} is canceled: it takes no usage."
+    return None
+
+
 def post(session: Session, account: Account, data, key: str,
          actor: User | None = None) -> Posted:
     """Debit the usage from whoever pays for `account` when the debit is written (the
@@ -77,16 +100,15 @@ def post(session: Session, account: Account, data, key: str,
 
     The key belongs to the metered account, not to the ledger that paid: posted again after
     the sub-account moved between agency and customer billing, it is still a duplicate."""
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise ValidationFailed({"idempotency_key": "An idempotency key of 1 to 80 letters, "
-                                                   "digits, '.', '_', ':' or '-' is required."})
+    if not valid_key(key):
+        raise ValidationFailed({"idempotency_key": f"An idempotency key of {KEY_RULE} is "
+                                                   "required."})
     items = parse_items(data)
     amount = price(items)
     locked = ledger.lock_payer(session, account.id)  # who pays, read under the write lock
     account, payer = locked.account, locked.payer
     ledger_key = key_for(account.id, key)
-    description = f"Usage ({account.name}): {describe(items)}" if locked.on_behalf \
-        else f"Usage: {describe(items)}"
+    text = description(account, locked.on_behalf, items)
     existing = session.scalar(select(LedgerEntry).where(
         LedgerEntry.kind == LedgerKind.USAGE, LedgerEntry.idempotency_key == ledger_key))
     if existing is not None:
@@ -95,9 +117,10 @@ def post(session: Session, account: Account, data, key: str,
             raise ledger.KeyReused({"idempotency_key": "This key was already posted with "
                                                        "other usage."})
         return Posted(existing, True, None)
-    if account.is_canceled:
-        raise NotAllowed(f"{account.name} is canceled: it takes no usage.")
-    entry = ledger.post(session, payer, LedgerKind.USAGE, -amount, description, ledger_key,
+    refused = refusal(account)
+    if refused:
+        raise NotAllowed(refused)
+    entry = ledger.post(session, payer, LedgerKind.USAGE, -amount, text, ledger_key,
                         Cause.USAGE, cause_ref=key[:64], actor=actor,
                         for_account=account if locked.on_behalf else None, key_checked=True)
     return Posted(entry, False,
@@ -116,6 +139,20 @@ class Received:
     balance_after_cents: int
     duplicate: bool
     recharge: Charge | None  # the recharge the debit started, already run
+
+    def as_json(self) -> dict:
+        """The answer of both usage endpoints (/api and /api/v1)."""
+        charge = self.recharge
+        return {"entry_id": self.entry_id, "account_id": self.account_id,
+                "paid_by_account_id": self.paid_by_account_id,
+                "amount_cents": self.amount_cents,
+                "balance_after_cents": self.balance_after_cents,
+                "duplicate": self.duplicate,
+                "recharge": None if charge is None else {
+                    "id": charge.id, "status": charge.status.value,
+                    "amount_cents": charge.amount_cents,
+                    "reason": charge.failure_message
+                    if charge.status == ChargeStatus.FAILED else ""}}
 
 
 def post_and_recharge(session: Session, gateway, account: Account, data, key: str,

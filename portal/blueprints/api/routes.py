@@ -7,7 +7,7 @@ from flask import current_app, jsonify, request
 from portal.blueprints.api import bp, problems
 from portal.blueprints.views import submit
 from portal.extensions import db, payment_gateway
-from portal.models import Account, ChargeStatus
+from portal.models import Account
 from portal.services import calls, usage
 
 
@@ -58,18 +58,7 @@ def post_usage(account_id: int):
 
 
 def _usage_posted(received: usage.Received):
-    charge = received.recharge
-    body = {"entry_id": received.entry_id, "account_id": received.account_id,
-            "paid_by_account_id": received.paid_by_account_id,
-            "amount_cents": received.amount_cents,
-            "balance_after_cents": received.balance_after_cents,
-            "duplicate": received.duplicate,
-            "recharge": None if charge is None else {
-                "id": charge.id, "status": charge.status.value,
-                "amount_cents": charge.amount_cents,
-                "reason": charge.failure_message if charge.status == ChargeStatus.FAILED
-                else ""}}
-    return jsonify(body), 200 if received.duplicate else 201
+    return jsonify(received.as_json()), 200 if received.duplicate else 201
 
 
 @bp.post("/accounts/<id:account_id>/calls")
