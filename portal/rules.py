@@ -85,6 +85,13 @@ USAGE_LABELS = {
     "encrypted_recording": ("encrypted recording minute", "encrypted recording minutes"),
 }
 MAX_USAGE_QUANTITY = 1_000_000  # per item per posting
+# Usage events in batches (POST /api/v1/usage/batches, issue 18): at most this many per
+# request; an event's timestamp may be up to 35 days old (last month's usage, sent late,
+# still lands before the month's statement is final) and at most 5 minutes ahead (clock
+# skew); outside that window the event is refused (the batch is not).
+MAX_USAGE_BATCH_EVENTS = 1_000
+USAGE_EVENT_MAX_AGE_DAYS = 35
+USAGE_EVENT_MAX_AHEAD_SECONDS = 5 * 60
 
 # Monthly plan fees in cents, charged on the 1st of the month for that month.
 PLAN_FEES = {
