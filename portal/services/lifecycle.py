@@ -113,6 +113,11 @@ def record(session: Session, account: Account | int, kind: EventKind, actor: Use
         details_json=json.dumps(details, sort_keys=True, default=str), at=now,
     )
     session.add(event)
+    # Issue 18 (W): every status change is recorded here, once, in its transaction: the
+    # webhook event (account.paused/resumed/closed/reactivated, billing_mode.changed) too.
+    from portal.services import webhooks
+
+    webhooks.account_changed(session, account, kind, details, now)
     return event
 
 
