@@ -38,7 +38,7 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import billing, guardrails, ledger, payment_methods, processor
+from portal.services import billing, guardrails, ledger, payment_methods, processor, webhooks
 from portal.services.gateway import ChargeResult, GatewayTimeout, PaymentGateway
 from portal.services.money import dollars, parse_cents
 from portal.services.paging import Page
@@ -267,6 +267,7 @@ def settle(session: Session, charge: Charge, succeeded: bool, reference: str, co
     session.refresh(charge)
     if changed != 1:
         return False
+    webhooks.charge_settled(session, charge, succeeded, now)  # issue 18: its event, once
     if succeeded:  # a payment that succeeds restarts auto recharge stopped by declines
         guardrails.restart(session, charge.account_id)
     if not succeeded:
