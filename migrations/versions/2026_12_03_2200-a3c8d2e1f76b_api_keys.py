@@ -68,12 +68,13 @@ def upgrade():
         'api_rate_windows',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('api_key_id', sa.Integer(), nullable=False),
+        sa.Column('bucket', sa.String(length=16), server_default='api', nullable=False),
         sa.Column('window_start', UTCDateTime(), nullable=False),
         sa.Column('count', sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'],
                                 name=op.f('fk_api_rate_windows_api_key_id_api_keys')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_api_rate_windows')),
-        sa.UniqueConstraint('api_key_id', 'window_start',
+        sa.UniqueConstraint('api_key_id', 'bucket', 'window_start',
                             name='uq_api_rate_windows_key_window'),
     )
 

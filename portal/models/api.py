@@ -81,13 +81,15 @@ class ApiIdempotency(db.Model):
 
 
 class ApiRateWindow(db.Model):
-    """A key's requests in one minute (window_start: the minute's start, UTC)."""
+    """A key's requests in one minute (window_start: the minute's start, UTC), per bucket:
+    "api" (every request) or "metering" (the usage endpoints, with their larger limit)."""
 
     __tablename__ = "api_rate_windows"
-    __table_args__ = (UniqueConstraint("api_key_id", "window_start",
+    __table_args__ = (UniqueConstraint("api_key_id", "bucket", "window_start",
                                        name="uq_api_rate_windows_key_window"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    bucket: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer, default=0)

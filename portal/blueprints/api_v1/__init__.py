@@ -29,6 +29,17 @@ MODULES = ("keys", "accounts", "billing_mode", "people", "history", "payment_met
            "payments", "ledger", "statements", "settings", "usage", "webhooks")
 
 
+# The reference's sections (the OpenAPI tags), by module: a readable name for each resource.
+TAGS = {
+    "keys": "API key", "accounts": "Accounts", "billing_mode": "Billing mode",
+    "people": "Users and invitations", "history": "Change history",
+    "payment_methods": "Payment methods", "payments": "Payments", "ledger": "Ledger",
+    "statements": "Statements", "settings": "Settings", "usage": "Usage",
+    "webhooks": "Webhooks",
+}
+IDEMPOTENCY_PARAMETER = "IdempotencyKey"
+
+
 class PortalApi(Api):
     """flask-smorest's Api with the portal's problem+json errors: its own app-wide
     HTTPException handler is not installed (the app's handlers answer /api with problems),
@@ -36,6 +47,22 @@ class PortalApi(Api):
 
     def _register_error_handlers(self):
         pass
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """flask-smorest's, with the resource's readable tag (TAGS) instead of the
+        blueprint's name, and the Idempotency-Key header documented on every write."""
+        name = blp.name
+        tag = TAGS.get(name.removeprefix(BLUEPRINT_PREFIX), name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        if _document_idempotency not in blp._prepare_doc_cbks:
+            blp._prepare_doc_cbks.append(_document_idempotency)
+        for endpoint_doc in blp._docs.values():
+            for method, operation_doc in endpoint_doc.items():
+                if method != "parameters" and operation_doc.get("tags") is None:
+                    operation_doc["tags"] = [tag]
+        blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
+        self.spec.tag({"name": tag, "description": blp.description})
 
     def _register_responses(self):
         from portal.blueprints.api_v1.schemas import ProblemSchema
@@ -54,12 +81,20 @@ class PortalApi(Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
+def _document_idempotency(doc, _doc_info, *, method, **_kwargs):
+    if method.upper() not in ("GET", "HEAD", "OPTIONS"):
+        doc.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)  # a $ref
+    return doc
+
+
 api = PortalApi()
+BLUEPRINT_PREFIX = "api_v1_"
 
 
 def blueprint(name: str, description: str) -> Blueprint:
     """A resource's blueprint; its routes are written relative to /api/v1."""
-    return Blueprint(f"api_v1_{name}", __name__, url_prefix=PREFIX, description=description)
+    return Blueprint(f"{BLUEPRINT_PREFIX}{name}", __name__, url_prefix=PREFIX,
+                     description=description)
 
 
 def init_app(app: Flask) -> None:
@@ -78,6 +113,12 @@ def init_app(app: Flask) -> None:
                            "`Authorization: Bearer apk_…`"}}},
     })
     api.init_app(app)
+    from portal.blueprints.api_v1 import idempotency
+
+    api.spec.components.parameter(IDEMPOTENCY_PARAMETER, "header", {
+        "name": idempotency.HEADER, "required": False, "description": idempotency.DESCRIPTION,
+        "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_LENGTH,
+                   "pattern": "^[\\x21-\\x7e]+$"}})
     from portal.blueprints import IdConverter
 
     api.register_converter(IdConverter, lambda _converter: {
@@ -89,6 +130,9 @@ def init_app(app: Flask) -> None:
         module = import_module(f"portal.blueprints.api_v1.{name}")
         csrf.exempt(module.bp)  # no cookie: a bearer key, not a session
         api.register_blueprint(module.bp)
+    from portal.blueprints.api_v1 import reference
+
+    app.register_blueprint(reference.bp)
 
 
 DESCRIPTION = """\

@@ -84,6 +84,12 @@ def install(app: Flask) -> None:
             response = idempotency.after(response)
         return response
 
+    @app.teardown_request
+    def _forget_unanswered(_exc):
+        # A request that ended without an answer after_request saw (an exception that
+        # propagated) leaves no Idempotency-Key row "still running" for 24 hours.
+        idempotency.forget()
+
 
 def key() -> ApiKey:
     return g.api_key
