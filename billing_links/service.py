@@ -37,7 +37,7 @@ from portal.models import (
     PaymentMethod,
     User,
 )
-from portal.services import charges, ledger, lifecycle, payment_methods, people
+from portal.services import charges, ledger, lifecycle, payment_methods, people, webhooks
 from portal.services.gateway import PaymentGateway, SavedMethod
 from portal.services.inputs import clean_email, clean_text
 from portal.services.lifecycle import record
@@ -455,6 +455,7 @@ def _switch(session: Session, request: BillingRequest, sub: Account, agency: Acc
     record(session, agency, EventKind.BILLING_MODE_CHANGED, None, now, account=sub.name,
            account_id=sub.id, billing="customer", paid_cents=charge.amount_cents,
            email=request.email)
+    webhooks.billing_link_paid(session, sub, request, charge, now)  # issue 18
     # The customer who paid becomes the sub-account's billing user: invited (Settings →
     # Users' invitation, billing role) in this transaction; the receipt and the thank-you
     # page carry the link.

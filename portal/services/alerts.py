@@ -128,7 +128,12 @@ def balance_moved(session: Session, account: Account, before: int, after: int, r
     now = now or clock_now()
     message = (f"The balance dropped below {dollars(limit)}: it is {dollars(after)} "
                f"({now:%b %-d, %H:%M} UTC).")
-    return send(session, account, AlertKind.LOW_BALANCE,
-                f"low-balance:{account.id}:{ref}", message,
-                f"Low balance: {account.name} is below {dollars(limit)}",
-                {"limit": limit, "balance": after}, now=now)
+    alert = send(session, account, AlertKind.LOW_BALANCE,
+                 f"low-balance:{account.id}:{ref}", message,
+                 f"Low balance: {account.name} is below {dollars(limit)}",
+                 {"limit": limit, "balance": after}, now=now)
+    if alert is not None:  # issue 18: the crossing's webhook event, once
+        from portal.services import webhooks
+
+        webhooks.balance_low(session, account, limit, after, now)
+    return alert

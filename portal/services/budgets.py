@@ -383,6 +383,9 @@ def _tell(session: Session, sub: Account, threshold: int, amount: int, spent: in
     if sub.billing_mode == BillingMode.CUSTOMER:
         alerts.send(session, sub, AlertKind.BUDGET, key + ":own", message, subject, context,
                     now=now)
+    from portal.services import webhooks  # issue 18: once per threshold (claimed above)
+
+    webhooks.budget_threshold(session, sub, threshold, amount, spent, now)
 
 
 def _pause(session: Session, sub: Account, amount: int, spent: int, key: str,

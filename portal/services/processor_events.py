@@ -52,7 +52,7 @@ from portal.models import (
     RefundSource,
     RefundStatus,
 )
-from portal.services import charges, ledger, refunds
+from portal.services import charges, ledger, refunds, webhooks
 from portal.services.gateway import ChargeResult, ProcessorEvent
 from portal.services.money import dollars
 from portal.transactions import begin_write
@@ -190,6 +190,7 @@ def _refunded(session: Session, obj: Mapping, now: datetime) -> str:
                 cause_ref=str(charge.id),
                 for_account=locked.account if locked.on_behalf else None, now=now)
     _show_refund(session, charge, debit, now)
+    webhooks.refund_at_processor(session, charge, debit, now)  # issue 18
     notices.processor_refund(session, charge, debit, f"processor-refund:{charge.id}:{refunded}")
     return "applied"
 
@@ -258,6 +259,7 @@ def _open_dispute(session: Session, obj: Mapping, now: datetime) -> Dispute | No
                 cause_ref=str(charge.id),
                 for_account=locked.account if locked.on_behalf else None, now=now)
     notices.dispute_opened(session, dispute)
+    webhooks.dispute_created(session, dispute, now)  # issue 18
     return dispute
 
 

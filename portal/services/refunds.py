@@ -33,7 +33,7 @@ from portal.models import (
     Refund,
     RefundStatus,
 )
-from portal.services import charges, ledger
+from portal.services import charges, ledger, webhooks
 from portal.services.gateway import PaymentGateway
 from portal.services.money import dollars
 from portal.transactions import begin_write, retry_when_locked
@@ -120,6 +120,7 @@ def settle(session: Session, refund: Refund, succeeded: bool, reference: str, me
     session.refresh(refund)
     if changed != 1:
         return False
+    webhooks.refund_settled(session, refund, now)  # issue 18: its event, once
     if not succeeded:
         log.error("refund %s of charge %s refused by the processor: %s", refund.id,
                   refund.charge_id, message)

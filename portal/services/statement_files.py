@@ -178,6 +178,9 @@ def finish(session: Session, file: StatementFile, data: bytes,
     file.ready_at = now
     file.expires_at = now + rules.STATEMENT_FILE_TTL
     session.flush()
+    from portal.services import webhooks  # issue 18: statement.ready
+
+    webhooks.statement_ready(session, file, now)
 
 
 def fail(session: Session, file_id: int, error: str) -> None:

@@ -385,6 +385,65 @@ def charge_json(charge) -> dict:
             "created": int(charge.created_at.timestamp())}
 
 
+def refund_settled(session: Session, refund, now: datetime) -> WebhookEvent:
+    """refunds.settle (the portal's own refunds), or a refund made at the processor."""
+    succeeded = refund.status.value == "succeeded"
+    return emit(session, refund.account_id,
+                "refund.succeeded" if succeeded else "refund.failed",
+                {"refund": {"id": refund.id, "charge_id": refund.charge_id,
+                            "amount_cents": refund.amount_cents, "currency": "usd",
+                            "reason": refund.reason, "status": refund.status.value,
+                            "source": refund.source.value}}, now)
+
+
+def refund_at_processor(session: Session, charge, amount_cents: int,
+                        now: datetime) -> WebhookEvent:
+    """A refund made at the processor (its Dashboard): processor_events applies it."""
+    return emit(session, charge.account_id, "refund.succeeded",
+                {"refund": {"id": None, "charge_id": charge.id, "amount_cents": amount_cents,
+                            "currency": "usd", "reason": "refunded at the payment processor",
+                            "status": "succeeded", "source": "processor"}}, now)
+
+
+def dispute_created(session: Session, dispute, now: datetime) -> WebhookEvent:
+    return emit(session, dispute.account_id, "dispute.created",
+                {"dispute": {"id": dispute.id, "reference": dispute.reference,
+                             "charge_id": dispute.charge_id,
+                             "amount_cents": dispute.amount_cents, "currency": "usd",
+                             "reason": dispute.reason, "status": dispute.status}}, now)
+
+
+def balance_low(session: Session, account: Account, limit_cents: int, balance_cents: int,
+                now: datetime) -> WebhookEvent:
+    return emit(session, account, "balance.low",
+                {"balance_cents": balance_cents, "low_balance_cents": limit_cents}, now)
+
+
+def budget_threshold(session: Session, sub: Account, threshold: int, budget_cents: int,
+                     spent_cents: int, now: datetime) -> WebhookEvent:
+    return emit(session, sub, "budget.threshold",
+                {"threshold_percent": threshold, "budget_cents": budget_cents,
+                 "spent_cents": spent_cents, "month": f"{now:%Y-%m}"}, now)
+
+
+def billing_link_paid(session: Session, sub: Account, request, charge,
+                      now: datetime) -> WebhookEvent:
+    return emit(session, sub, "billing_link.paid",
+                {"billing_request": {"id": request.id, "email": request.email,
+                                     "amount_cents": request.amount_cents,
+                                     "status": request.status.value},
+                 "charge": charge_json(charge)}, now)
+
+
+def statement_ready(session: Session, file, now: datetime) -> WebhookEvent:
+    return emit(session, file.account_id, "statement.ready",
+                {"statement": {"id": file.id, "period_from": file.period_from.isoformat(),
+                               "period_to": file.period_to.isoformat(), "pages": file.pages,
+                               "size_bytes": file.size,
+                               "expires": int(file.expires_at.timestamp())
+                               if file.expires_at else None}}, now)
+
+
 # lifecycle.record's account events → (webhook type, the status it leaves).
 _ACCOUNT_EVENTS = {
     "swapping_paused": ("account.paused", "swapping_paused"),
