@@ -110,6 +110,7 @@ RECORD_TYPES = {
     "call": "Call",
     "bulk_action": "Bulk action",  # issue 17 (K): Settings → Accounts
     "budget": "Budget",  # issue 17 (B): a sub-account's monthly budget
+    "api_key": "API key",  # issue 18 (K): Settings → Developers
 }
 
 FIELD_LABELS = {
