@@ -190,6 +190,21 @@ def prepare_statements(session: Session, now: datetime | None = None) -> int:
     return made
 
 
+def deliver_webhooks(session: Session, now: datetime | None = None):
+    """Issue 18 (W): the outgoing webhooks due now, oldest event first, each claimed with a
+    conditional UPDATE (two runners send each attempt once), signed, POSTed and its answer
+    recorded (2xx succeeded; else retried with backoff for 3 days); then events past 30 days
+    purged."""
+    from portal.services import webhooks
+
+    timeout, allow_private = webhooks.delivery_settings(
+        current_app.config, current_app.testing or current_app.debug)
+    run = webhooks.deliver_due(session, now, timeout=timeout, allow_private=allow_private)
+    webhooks.purge(session, now)
+    session.commit()
+    return run
+
+
 def deliver_mail(session: Session, now: datetime | None = None) -> delivery.Delivery | None:
     return delivery.run(session, current_app.config, now)  # None: no SMTP server
 
@@ -305,6 +320,9 @@ JOBS: tuple[Job, ...] = (
         lambda sent: f"statements: {sent} recurring statement(s) queued"),
     Job("statements-prepare", prepare_statements,
         lambda made: (f"statements-prepare: {made} big statement(s) made") if made else None),
+    Job("webhooks-deliver", deliver_webhooks,
+        lambda run: (f"webhooks-deliver: {run.succeeded} delivered, {run.retried} to retry, "
+                     f"{run.failed} failed") if run.sent else None),
     Job("mail", deliver_mail, _mail_line),
     Job("sqlite-checkpoint", checkpoint_sqlite, _checkpoint_line),
 )
