@@ -81,13 +81,20 @@ def _scope(account: Account, include_subs: bool):
     return Version.account_id == account.id
 
 
+def filter_conditions(account: Account, filters: Filters) -> list:
+    """The versions Change History shows for these filters (the page, and /api/v1's
+    cursor-paginated history, issue 18)."""
+    found = [_scope(account, filters.include_subs), *filters.when.conditions(Version.at)]
+    if filters.user_id:
+        found.append(Version.actor_id == filters.user_id)
+    if filters.record_type:
+        found.append(Version.record_type == filters.record_type)
+    return found
+
+
 def change_history(session: Session, account: Account, filters: Filters, *, page: int = 1,
                    per_page: int = 50) -> Page:
-    conditions = [_scope(account, filters.include_subs), *filters.when.conditions(Version.at)]
-    if filters.user_id:
-        conditions.append(Version.actor_id == filters.user_id)
-    if filters.record_type:
-        conditions.append(Version.record_type == filters.record_type)
+    conditions = filter_conditions(account, filters)
     total = session.scalar(select(func.count()).select_from(Version).where(*conditions))
     items = list(session.scalars(
         select(Version).where(*conditions).order_by(Version.at.desc(), Version.id.desc())
