@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import urllib.error
@@ -547,6 +548,22 @@ def post(url: str, body: bytes, headers: dict, timeout: float,
         return Answer(None, f"Timed out after {timeout:g} s")
     except (OSError, ValueError) as e:
         return Answer(None, f"{type(e).__name__}: {e}"[:300])
+
+
+def delivery_settings(config, development: bool) -> tuple[float, bool]:
+    """(timeout in seconds, whether private addresses may be posted to) from the app's
+    config, else the environment: WEBHOOKS_TIMEOUT_SECONDS (10), WEBHOOKS_ALLOW_PRIVATE
+    ("1": `make run` and the tests; default: only when testing or debugging)."""
+    timeout = config.get("WEBHOOKS_TIMEOUT_SECONDS") or os.environ.get(
+        "WEBHOOKS_TIMEOUT_SECONDS") or TIMEOUT_SECONDS
+    allow = config.get("WEBHOOKS_ALLOW_PRIVATE")
+    if allow is None:
+        allow = os.environ.get("WEBHOOKS_ALLOW_PRIVATE")
+    if allow is None:
+        allow = development
+    if isinstance(allow, str):
+        allow = allow.strip().lower() in ("1", "true", "yes", "on")
+    return float(timeout), bool(allow)
 
 
 def due(session: Session, now: datetime, limit: int = BATCH) -> list[int]:

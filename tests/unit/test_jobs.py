@@ -193,7 +193,7 @@ def test_jobs_run_runs_the_registry_in_order(app, session):
     assert [job.name for job in jobs.JOBS] == [
         "charges", "refunds", "actions", "fees", "purge", "link-hits", "processor-events",
         "versions", "api-purge", "recharge-caps", "budgets-month-turn", "card-expiry", "statements",
-        "statements-prepare", "mail", "sqlite-checkpoint"]
+        "statements-prepare", "webhooks-deliver", "mail", "sqlite-checkpoint"]
     result = app.test_cli_runner().invoke(args=["jobs", "run"])
     assert result.exit_code == 0, result.output
     printed = [line.split(":")[0].split(" ")[0] for line in result.output.splitlines()]
