@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 # The dev outbox page shows queued emails; the usage API takes this token (local only).
 run: export DEV_OUTBOX ?= 1
 run: export USAGE_API_TOKEN ?= dev-usage-token
+run: export WEBHOOKS_ALLOW_PRIVATE ?= 1
 run: export EXTERNAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: install
 	mkdir -p instance
