@@ -13,6 +13,7 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 from sqlalchemy import select
 
+from portal.blueprints.api import problems
 from portal.blueprints.api_v1 import auth, blueprint, paging
 from portal.blueprints.api_v1.billing_common import (
     PDF,
@@ -141,35 +142,47 @@ def _form_key() -> str:
     return hashlib.sha256(seed).hexdigest()[:32]
 
 
+class Answer:
+    """A charge and what the API says of it (the PaymentResult's extra members)."""
+
+    def __init__(self, charge: Charge, message: str, next_action: dict | None = None):
+        self.charge, self.message, self.next_action = charge, message, next_action
+
+    def __getattr__(self, name):
+        return getattr(self.charge, name)
+
+
 def outcome(account_id: int, charge: Charge):
     """The payment's answer as the page gives it: 201 charged, 202 waiting (the payer's
     challenge, or the processor), 402 declined or not confirmed."""
-    schema = PaymentResultSchema()
     action = getattr(charge, "action", None)
     if charge.is_pending and action is not None:
-        body = schema.dump(charge) | {
-            "message": f"The card's bank asks the payer to confirm the payment of "
-                       f"{dollars(charge.amount_cents)}: complete it, then POST confirm_url.",
-            "next_action": {
-                "type": "authenticate", "client_secret": action.client_secret,
-                "authenticate_url": _challenge_url(action.reference, action.client_secret),
-                "confirm_url": url_for("api_v1_payments.PaymentConfirm",
-                                       account_id=account_id, charge_id=charge.id)}}
-        return body, 202
+        return Answer(charge, f"The card's bank asks the payer to confirm the payment of "
+                              f"{dollars(charge.amount_cents)}: complete it, then POST "
+                              "confirm_url.", {
+            "type": "authenticate", "client_secret": action.client_secret,
+            "authenticate_url": _challenge_url(action.reference, action.client_secret),
+            "confirm_url": url_for("api_v1_payments.PaymentConfirm", account_id=account_id,
+                                   charge_id=charge.id)}), 202
     if charge.is_pending and charge.processor_status == "requires_action":
-        return problem(402, NOT_CONFIRMED, charge=ChargeSchema().dump(charge))
+        return _declined(NOT_CONFIRMED, charge)
     if charge.status == ChargeStatus.FAILED:
         detail = f"The payment failed: {charge.failure_message}" + (
             "" if "not charged" in charge.failure_message else " Nothing was charged.")
-        return problem(402, detail, charge=ChargeSchema().dump(charge))
+        return _declined(detail, charge)
     if charge.is_pending:
-        return schema.dump(charge) | {
-            "message": f"The payment of {dollars(charge.amount_cents)} is pending: "
-                       f"{charges.NO_ANSWER}", "next_action": None}, 202
-    return schema.dump(charge) | {
-        "message": f"Thank you: {dollars(charge.amount_cents)} was charged to "
-                   f"{charge.method.short_label}. Receipt {charge.receipt_number} is in the "
-                   "payment history.", "next_action": None}, 201
+        return Answer(charge, f"The payment of {dollars(charge.amount_cents)} is pending: "
+                              f"{charges.NO_ANSWER}"), 202
+    return Answer(charge, f"Thank you: {dollars(charge.amount_cents)} was charged to "
+                          f"{charge.method.short_label}. Receipt {charge.receipt_number} is "
+                          "in the payment history."), 201
+
+
+def _declined(detail: str, charge: Charge):
+    """402, with a type of its own: the processor declined, or the payer did not confirm
+    (the charge is in the problem's `charge`; nothing was charged)."""
+    return problem(402, detail, type=problems.PROBLEM_BASE + "payment-failed",
+                   title="Payment failed", charge=ChargeSchema().dump(charge))
 
 
 def _challenge_url(intent: str, client_secret: str) -> str | None:
