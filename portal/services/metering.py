@@ -1,0 +1,437 @@
+"""Usage events in batches (issue 18, M): `POST /api/v1/usage/batches`.
+
+A batch holds 1 to 1,000 events `{id, account, item, quantity, timestamp}`. Each event is
+accepted, reported as a duplicate or refused on its own, never the whole batch:
+
+- refused: not an object; an id that is no usage key (usage.valid_key); an account the API
+  key does not reach ("account not found", whether it exists or not: nothing leaks) or one
+  that is canceled (usage.refusal); an unknown item; a quantity outside 1 to 1,000,000; a
+  timestamp that is no ISO 8601 time with a timezone, or outside the window (rules.py:
+  35 days back, 5 minutes ahead); the same account and id earlier in the same batch.
+- duplicate: the metered account already accepted an event with this id, in any batch
+  before (UNIQUE(account_id, event_id) on usage_events: once, forever).
+- accepted: stored in usage_events and debited.
+
+The money: one ledger entry per paying account, metered account and item in the batch
+("Usage: 1,284 minutes (37 events)", naming the sub-account when its agency pays, as
+usage.post does; an agency paying for three sub-accounts gets an entry for each, so
+statements, budgets and Billing Logs see whose usage it was), priced by the same rules as a
+single posting (usage.price), each with its own idempotency key derived from the batch's
+events: the same events can never be debited twice, a crash-retry included. The events
+point at their entry.
+
+Everything is one transaction, in this order (`receive`):
+
+1. the events checked by hand (a marshmallow schema per event is slow for 1,000; the
+   OpenAPI document still describes them, blueprints/api_v1/usage.py);
+2. the accounts' money locks, as `ledger.lock_payer` takes them but for the whole batch in
+   two statements, each in id order so concurrent batches never wait on each other in a
+   cycle: every agency involved (payers, and metered agencies) first, then the other
+   metered accounts (FOR NO KEY UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite). Who pays
+   and whether the account is canceled are read under those locks;
+3. the duplicates looked up (one SELECT; under the locks no other batch inserts events for
+   these accounts meanwhile);
+4. the balances moved with one UPDATE ... RETURNING for every payer, the entries inserted
+   in one statement (each entry's balance_after the running balance), the events inserted
+   pointing at them (INSERT ... ON CONFLICT DO NOTHING ... RETURNING: a conflict here would
+   mean a lock was skipped: the batch fails rather than debit an event twice);
+5. once per payer, not per event: the billing pause (ledger), the low-balance alert
+   (alerts.balance_moved, from the balance before the batch to after it), the auto recharge
+   (charges.start_recharge; the view runs it after the commit); once per sub-account with
+   a budget: budgets.usage_counted with the batch's total.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import case, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from portal import rules
+from portal.clock import now as clock_now
+from portal.errors import ValidationFailed
+from portal.models import (
+    Account,
+    AccountKind,
+    BillingMode,
+    BillingSettings,
+    Budget,
+    Cause,
+    Charge,
+    LedgerEntry,
+    LedgerKind,
+    UsageEvent,
+    User,
+)
+from portal.services import alerts, budgets, charges, ledger, usage
+from portal.transactions import begin_write
+
+MAX_EVENTS = rules.MAX_USAGE_BATCH_EVENTS
+MAX_AGE = timedelta(days=rules.USAGE_EVENT_MAX_AGE_DAYS)
+MAX_AHEAD = timedelta(seconds=rules.USAGE_EVENT_MAX_AHEAD_SECONDS)
+MAX_ID = 2**31 - 1
+ITEM_ORDER = {name: n for n, name in enumerate(usage.ITEMS)}
+
+# Why an event was refused: a stable code, and the sentence the answer carries.
+NOT_AN_OBJECT = "not_an_object"
+BAD_ID = "invalid_id"
+ACCOUNT_NOT_FOUND = "account_not_found"
+ACCOUNT_CANCELED = "account_canceled"
+UNKNOWN_ITEM = "unknown_item"
+BAD_QUANTITY = "invalid_quantity"
+BAD_TIMESTAMP = "invalid_timestamp"
+OUTSIDE_WINDOW = "timestamp_outside_window"
+REPEATED = "repeated_in_batch"
+CODES = (NOT_AN_OBJECT, BAD_ID, ACCOUNT_NOT_FOUND, ACCOUNT_CANCELED, UNKNOWN_ITEM,
+         BAD_QUANTITY, BAD_TIMESTAMP, OUTSIDE_WINDOW, REPEATED)
+
+
+@dataclass(frozen=True)
+class Refused:
+    id: str | None  # the event's id when it was a string
+    index: int  # its place in the batch, from 0
+    code: str
+    reason: str
+    field: str  # "id", "account", "item", "quantity", "timestamp" or "" (the event)
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "index": self.index, "code": self.code,
+                "reason": self.reason, "field": self.field}
+
+
+@dataclass(frozen=True)
+class Event:
+    index: int
+    id: str
+    account_id: int
+    item: str
+    quantity: int
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Debit:
+    """A ledger entry the batch wrote."""
+
+    entry_id: int
+    account_id: int  # whose balance paid: the agency's for agency billing
+    for_account_id: int  # the metered account
+    item: str
+    quantity: int
+    events: int
+    amount_cents: int  # debited (positive)
+    balance_after_cents: int
+
+    def as_json(self) -> dict:
+        return {"id": self.entry_id, "account_id": self.account_id,
+                "for_account_id": self.for_account_id, "item": self.item,
+                "quantity": self.quantity, "events": self.events,
+                "amount_cents": self.amount_cents,
+                "balance_after_cents": self.balance_after_cents}
+
+
+@dataclass
+class Batch:
+    batch: str  # the batch's id (derived from its accepted events; "" when none)
+    received: int
+    accepted: list[Event] = field(default_factory=list)
+    duplicates: list[Event] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    entries: list[Debit] = field(default_factory=list)
+    recharges: list[Charge] = field(default_factory=list)  # started: run them after commit
+
+    def as_json(self, recharged: list[Charge] | None = None) -> dict:
+        """The answer (read before the commit; `recharged`: the recharges as run after it)."""
+        ran = recharged if recharged is not None else self.recharges
+        return {
+            "batch": self.batch,
+            "received": self.received,
+            "counts": {"accepted": len(self.accepted), "duplicates": len(self.duplicates),
+                       "refused": len(self.refused)},
+            "accepted": [e.id for e in self.accepted],
+            "duplicates": [e.id for e in self.duplicates],
+            "refused": [r.as_json() for r in self.refused],
+            "entries": [d.as_json() for d in self.entries],
+            "recharges": [{"id": c.id, "account_id": c.account_id,
+                           "status": c.status.value, "amount_cents": c.amount_cents}
+                          for c in ran],
+        }
+
+
+# ----------------------------------------------------------------------------- checking
+
+def events_of(body) -> list:
+    """The request's event list, or ValidationFailed (a 422 for the whole request)."""
+    if not isinstance(body, dict) or "events" not in body:
+        raise ValidationFailed({"events": "Send a JSON object: {\"events\": [{\"id\": ..., "
+                                          "\"account\": ..., \"item\": ..., \"quantity\": ..., "
+                                          "\"timestamp\": ...}, ...]}."})
+    events = body["events"]
+    if not isinstance(events, list):
+        raise ValidationFailed({"events": "Must be a list of events."})
+    if not 1 <= len(events) <= MAX_EVENTS:
+        raise ValidationFailed({"events": f"Send from 1 to {MAX_EVENTS:,} events a request "
+                                          f"(this one has {len(events):,})."})
+    return events
+
+
+def parse_time(value) -> datetime | None:
+    """An ISO 8601 time with a timezone ("2026-12-03T21:30:00Z", "...+01:00"), in UTC."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):  # year 1 at +01:00
+        return None
+
+
+def check(raw_events: list, now: datetime) -> tuple[list[Event], list[Refused]]:
+    """Each event's fields, by hand; the account's reach and state are checked later."""
+    valid, refused = [], []
+    earliest, latest = now - MAX_AGE, now + MAX_AHEAD
+    seen: set[tuple[int, str]] = set()
+    for index, raw in enumerate(raw_events):
+        if not isinstance(raw, dict):
+            refused.append(Refused(None, index, NOT_AN_OBJECT, "An event is an object: {id, "
+                                   "account, item, quantity, timestamp}.", ""))
+            continue
+        event_id = raw.get("id")
+        shown = event_id if isinstance(event_id, str) else None
+
+        def refuse(code: str, reason: str, field_name: str,
+                   _index=index, _shown=shown) -> None:
+            refused.append(Refused(_shown[:80] if _shown else _shown, _index, code, reason,
+                                   field_name))
+
+        if not usage.valid_key(event_id):
+            refuse(BAD_ID, f"An event id is {usage.KEY_RULE}.", "id")
+            continue
+        account_id = raw.get("account")
+        if not isinstance(account_id, int) or isinstance(account_id, bool) \
+                or not 1 <= account_id <= MAX_ID:
+            refuse(ACCOUNT_NOT_FOUND, "Account not found.", "account")
+            continue
+        item = raw.get("item")
+        if not isinstance(item, str) or item not in ITEM_ORDER:
+            refuse(UNKNOWN_ITEM, f"Unknown item. Known: {', '.join(usage.ITEMS)}.", "item")
+            continue
+        quantity = raw.get("quantity")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) \
+                or not 1 <= quantity <= rules.MAX_USAGE_QUANTITY:
+            refuse(BAD_QUANTITY, f"A whole number from 1 to {rules.MAX_USAGE_QUANTITY:,}.",
+                   "quantity")
+            continue
+        occurred_at = parse_time(raw.get("timestamp"))
+        if occurred_at is None:
+            refuse(BAD_TIMESTAMP, "An ISO 8601 time with a timezone, e.g. "
+                                  "2026-12-03T21:30:00Z.", "timestamp")
+            continue
+        if not earliest <= occurred_at <= latest:
+            refuse(OUTSIDE_WINDOW, f"Usage is taken from {rules.USAGE_EVENT_MAX_AGE_DAYS} days "
+                                   f"back to {rules.USAGE_EVENT_MAX_AHEAD_SECONDS // 60} "
+                                   "minutes ahead.", "timestamp")
+            continue
+        if (account_id, event_id) in seen:
+            refuse(REPEATED, "The same id for the same account earlier in this batch.", "id")
+            continue
+        seen.add((account_id, event_id))
+        valid.append(Event(index, event_id, account_id, item, quantity, occurred_at))
+    return valid, refused
+
+
+# ----------------------------------------------------------------------------- locking
+
+def _lock(session: Session, ids) -> list[Account]:
+    """Lock these accounts in id order (PostgreSQL: FOR NO KEY UPDATE, as lock_payer), read
+    afresh."""
+    if not ids:
+        return []
+    query = select(Account).where(Account.id.in_(sorted(ids))).order_by(Account.id) \
+        .execution_options(populate_existing=True)
+    if session.connection().dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    return list(session.scalars(query))
+
+
+def lock_accounts(session: Session, owner: Account, account_ids: set[int]
+                  ) -> dict[int, tuple[Account, Account]]:
+    """The accounts the key's owner reaches among `account_ids`, locked with their payers:
+    {id: (account, payer)}. Agencies first (in id order), then the rest (in id order)."""
+    begin_write(session)
+    reach = (Account.id == owner.id)
+    if owner.kind == AccountKind.AGENCY:
+        reach = reach | (Account.parent_id == owner.id)
+    rows = session.execute(select(Account.id, Account.parent_id, Account.kind)
+                           .where(Account.id.in_(sorted(account_ids)), reach)).all()
+    agencies = {parent for _id, parent, _kind in rows if parent is not None}
+    agencies |= {id_ for id_, _parent, kind in rows if kind == AccountKind.AGENCY}
+    locked = {a.id: a for a in _lock(session, agencies)}
+    locked.update((a.id, a) for a in _lock(session, {r[0] for r in rows} - agencies))
+    found = {}
+    for id_, _parent, _kind in rows:
+        account = locked[id_]
+        if not (account.id == owner.id or owner.kind == AccountKind.AGENCY
+                and account.parent_id == owner.id):
+            continue  # moved out of the agency while we waited
+        payer = account
+        if account.is_sub and account.billing_mode == BillingMode.AGENCY:
+            payer = locked.get(account.parent_id)
+            if payer is None:  # moved to another agency while we waited (rare): lock it now
+                payer = _lock(session, {account.parent_id})[0]
+                locked[payer.id] = payer
+        found[id_] = (account, payer)
+    return found
+
+
+# ----------------------------------------------------------------------------- receiving
+
+def receive(session: Session, owner: Account, body, *, api_key_id: int | None = None,
+            actor: User | None = None, now: datetime | None = None) -> Batch:
+    """Check, store and debit one batch in the caller's transaction (the caller commits, then
+    runs `Batch.recharges` with charges.run_recharge). ValidationFailed only for the request
+    as a whole (no event list, or more than 1,000)."""
+    raw_events = events_of(body)
+    now = now or clock_now()
+    valid, refused = check(raw_events, now)
+    batch = Batch("", len(raw_events), refused=refused)
+    if not valid:
+        return _sorted(batch)
+    found = lock_accounts(session, owner, {e.account_id for e in valid})
+    takes = []
+    for event in valid:
+        pair = found.get(event.account_id)
+        if pair is None:
+            refused.append(Refused(event.id, event.index, ACCOUNT_NOT_FOUND,
+                                   "Account not found.", "account"))
+        elif (why := usage.refusal(pair[0])) is not None:
+            refused.append(Refused(event.id, event.index, ACCOUNT_CANCELED, why, "account"))
+        else:
+            takes.append(event)
+    if not takes:
+        return _sorted(batch)
+    known = set(session.execute(
+        select(UsageEvent.account_id, UsageEvent.event_id)
+        .where(tuple_(UsageEvent.account_id, UsageEvent.event_id)
+               .in_([(e.account_id, e.id) for e in takes]))).all())
+    for event in takes:
+        (batch.duplicates if (event.account_id, event.id) in known
+         else batch.accepted).append(event)
+    if batch.accepted:
+        _debit(session, batch, found, api_key_id, actor, now)
+    return _sorted(batch)
+
+
+def _sorted(batch: Batch) -> Batch:
+    batch.refused.sort(key=lambda r: r.index)
+    return batch
+
+
+def _debit(session: Session, batch: Batch, found: dict[int, tuple[Account, Account]],
+           api_key_id: int | None, actor: User | None, now: datetime) -> None:
+    events = batch.accepted
+    digest = hashlib.sha256()
+    for event in sorted(events, key=lambda e: (e.account_id, e.id)):
+        digest.update(f"{event.account_id}\x1f{event.id}\x1e".encode())
+    batch.batch = digest.hexdigest()[:32]
+
+    # One entry per (payer, metered account, item): quantities and event counts.
+    groups: dict[tuple[int, int, str], list[int]] = {}
+    for event in events:
+        payer = found[event.account_id][1]
+        group = groups.setdefault((payer.id, event.account_id, event.item), [0, 0])
+        group[0] += event.quantity
+        group[1] += 1
+    order = sorted(groups, key=lambda g: (g[0], g[1], ITEM_ORDER[g[2]]))
+    amounts = {g: usage.price({g[2]: groups[g][0]}) for g in order}
+    totals: dict[int, int] = {}
+    for g in order:
+        totals[g[0]] = totals.get(g[0], 0) + amounts[g]
+
+    # The balances, one statement: each payer's debit total.
+    accounts = Account.__table__
+    moved = {row[0]: (row[1], row[2]) for row in session.execute(
+        update(accounts).where(accounts.c.id.in_(sorted(totals)))
+        .values(balance_cents=accounts.c.balance_cents
+                - case(totals, value=accounts.c.id, else_=0))
+        .returning(accounts.c.id, accounts.c.balance_cents, accounts.c.status))}
+    payers = {found[a][1].id: found[a][1] for a in {g[1] for g in order}}
+    running = {pid: moved[pid][0] + totals[pid] for pid in totals}  # the balance before
+    before = dict(running)
+    rows = []
+    for g in order:
+        payer_id, account_id, item = g
+        quantity, count = groups[g]
+        running[payer_id] -= amounts[g]
+        account = found[account_id][0]
+        on_behalf = payer_id != account_id
+        rows.append({
+            "account_id": payer_id, "kind": LedgerKind.USAGE, "amount_cents": -amounts[g],
+            "balance_after_cents": running[payer_id],
+            "description": usage.description(
+                account, on_behalf, {item: quantity},
+                f" ({count:,} event{'' if count == 1 else 's'})")[:200],
+            "for_account_id": account_id if on_behalf else None, "cause": Cause.USAGE,
+            "cause_ref": batch.batch, "actor_id": actor.id if actor else None,
+            "idempotency_key": f"usage-batch:{batch.batch}:{account_id}:{item}",
+            "created_at": now})
+    entries = LedgerEntry.__table__
+    ids = {key: id_ for id_, key in session.execute(
+        entries.insert().returning(entries.c.id, entries.c.idempotency_key), rows)}
+    entry_of = {}
+    for g, row in zip(order, rows, strict=True):
+        entry_id = ids[row["idempotency_key"]]
+        entry_of[(g[1], g[2])] = entry_id
+        batch.entries.append(Debit(entry_id, g[0], g[1], g[2], groups[g][0], groups[g][1],
+                                   amounts[g], row["balance_after_cents"]))
+
+    table = UsageEvent.__table__
+    insert = pg_insert if session.connection().dialect.name == "postgresql" else sqlite_insert
+    inserted = session.execute(
+        insert(table).on_conflict_do_nothing(index_elements=["account_id", "event_id"])
+        .returning(table.c.id),
+        [{"account_id": e.account_id, "event_id": e.id, "item": e.item,
+          "quantity": e.quantity, "occurred_at": e.occurred_at, "received_at": now,
+          "batch": batch.batch, "api_key_id": api_key_id,
+          "ledger_entry_id": entry_of[(e.account_id, e.item)]} for e in events]).all()
+    if len(inserted) != len(events):  # pragma: no cover - only if a writer skipped the locks
+        raise RuntimeError("usage events were inserted by another batch under our locks")
+
+    # Once per payer and per batch: the billing pause, the low-balance alert, the recharge.
+    settings = {s.account_id: s for s in session.scalars(
+        select(BillingSettings).where(BillingSettings.account_id.in_(sorted(payers))))}
+    last_entry = {d.account_id: d.entry_id for d in batch.entries}
+    for payer_id in sorted(payers):
+        payer = payers[payer_id]
+        after, status = moved[payer_id]
+        session.expire(payer, ["balance_cents", "status"])
+        ledger._billing_pause(session, payer, after, status, actor, now)
+        own = settings.get(payer_id)
+        if own is None:
+            continue
+        if own.low_balance_cents is not None and after < own.low_balance_cents:
+            alerts.balance_moved(session, payer, before[payer_id], after,
+                                 str(last_entry[payer_id]), now)
+        if own.recharge_cap_month or (own.recharge_threshold_cents is not None
+                                      and after < own.recharge_threshold_cents):
+            charge = charges.start_recharge(session, payer, balance=after)
+            if charge is not None:
+                batch.recharges.append(charge)
+
+    # Once per sub-account with a budget: the batch's usage against it.
+    spent: dict[int, int] = {}
+    for g in order:
+        if found[g[1]][0].is_sub:
+            spent[g[1]] = spent.get(g[1], 0) + amounts[g]
+    if spent:
+        for sub_id in session.scalars(select(Budget.account_id)
+                                      .where(Budget.account_id.in_(sorted(spent)))):
+            budgets.usage_counted(session, found[sub_id][1], sub_id, spent[sub_id], now)
