@@ -16,6 +16,7 @@ from portal.clock import now
 from portal.extensions import db
 from portal.models.accounts import Account, Role, _enum
 from portal.models.types import UTCDateTime
+from portal.versioning import Spec
 
 SCOPES = ("read", "write", "metering")
 SCOPE_LABELS = {
@@ -27,6 +28,11 @@ SCOPE_LABELS = {
 
 class ApiKey(db.Model):
     __tablename__ = "api_keys"
+    # Change History: a key made (its name, scopes, role) and revoked; never its secret.
+    __versioned__ = (Spec("api_key", ("name", "scopes", "role", "revoked_at"),
+                          label=lambda _c, v: f"API key “{v.get('name') or ''}”",
+                          labels={"scopes": "Scopes", "revoked_at": "Revoked",
+                                  "role": "Acts as"}),)
     __table_args__ = (Index("ix_api_keys_account", "account_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -45,6 +51,8 @@ class ApiKey(db.Model):
     revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     account: Mapped[Account] = relationship(lazy="joined")
+    created_by = relationship("User", foreign_keys=[created_by_id])
+    revoked_by = relationship("User", foreign_keys=[revoked_by_id])
 
     @property
     def scope_set(self) -> frozenset[str]:

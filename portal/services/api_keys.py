@@ -1,7 +1,11 @@
 """Issue 18: API keys. Made on the Developers page by an account's owner or admin, shown
 once, kept as a SHA-256 of the secret; found by their prefix and checked in constant time;
 revoked for good. A key acts with its scopes and its role (owner or admin, at most its
-maker's role) on its account and, for an agency's key, on the agency's sub-accounts."""
+maker's role) on its account and, for an agency's key, on the agency's sub-accounts.
+
+Making and revoking a key are in Change History (the ApiKey model is versioned: name,
+scopes, role, revoked) and emailed to the account's owners (an agency's owners for a
+sub-account without owners of its own), queued in the same transaction."""
 
 import hashlib
 import hmac
@@ -14,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
-from portal.models import SCOPES, Account, ApiKey, Role, User
+from portal.models import SCOPE_LABELS, SCOPES, Account, ApiKey, Membership, Role, User
 from portal.services import lifecycle
 
 TOKEN_PREFIX = "apk_"
@@ -77,6 +81,7 @@ def create(session: Session, account: Account, maker: User, maker_role: Role, na
                  scopes=scope_text, role=role, created_by_id=maker.id)
     session.add(key)
     session.flush()
+    tell_owners(session, account, key, maker, made=True)
     return Made(key, f"{TOKEN_PREFIX}{prefix}_{secret}")
 
 
@@ -113,4 +118,48 @@ def revoke(session: Session, account: Account, key_id: int, by: User) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = clock_now()
         key.revoked_by_id = by.id
+        session.flush()
+        tell_owners(session, account, key, by, made=False)
     return key
+
+
+def key_of(session: Session, account: Account, key_id: int) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.id == key_id,
+                                              ApiKey.account_id == account.id))
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+def owners(session: Session, account: Account) -> list[User]:
+    """Who is told of a key made or revoked: the account's owners; for a sub-account with
+    none of its own, its agency's."""
+    for holder in (account.id, account.parent_id):
+        if holder is None:
+            continue
+        found = list(session.scalars(
+            select(User).join(Membership, Membership.user_id == User.id)
+            .where(Membership.account_id == holder, Membership.role == Role.OWNER)
+            .order_by(User.email)))
+        if found:
+            return found
+    return []
+
+
+def tell_owners(session: Session, account: Account, key: ApiKey, by: User | None,
+                made: bool) -> int:
+    """"A new API key … was created by …" / "… was revoked by …", to each owner once."""
+    from portal.mail import compose
+
+    action = "created" if made else "revoked"
+    people = owners(session, account)
+    for owner in people:
+        compose.queue(
+            session, to=owner.email, kind="api_key",
+            subject=f"An API key was {action} on {account.name}",
+            template="mail/api_key",
+            context={"account": account, "key": key, "by": by, "made": made,
+                     "recipient": owner, "scopes": SCOPE_LABELS,
+                     "url": compose.external_url("developers.index", account_id=account.id)},
+            account_id=account.id, dedupe_key=f"api-key:{key.id}:{action}:{owner.id}")
+    return len(people)
