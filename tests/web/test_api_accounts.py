@@ -317,3 +317,47 @@ def test_an_admin_key_may_reactivate(client, session, world):
     response = client.post(f"/api/v1/accounts/{bay.id}/reactivate", headers=bearer(key))
     assert response.status_code == 200
     assert status_of(session, bay) == AccountStatus.ACTIVE
+
+
+# --------------------------------------------------------------- retries, the document
+
+def test_a_retried_pause_with_the_same_idempotency_key_pauses_once(client, session, world):
+    bay = world["bay"]
+    headers = {**bearer(world["key"]), "Idempotency-Key": "pause-bay-1"}
+    first = client.post(f"/api/v1/accounts/{bay.id}/pause-swapping", headers=headers)
+    again = client.post(f"/api/v1/accounts/{bay.id}/pause-swapping", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert session.scalars(select(AccountEvent.kind).where(
+        AccountEvent.account_id == bay.id)).all() == [EventKind.SWAPPING_PAUSED]
+    # without the key, the second pause is the service's refusal
+    response = client.post(f"/api/v1/accounts/{bay.id}/pause-swapping",
+                           headers=bearer(world["key"]))
+    assert response.status_code == 409
+
+
+def test_the_document_describes_every_operation(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    base = "/api/v1/accounts/{account_id}"
+    expected = {
+        "/api/v1/accounts": {"get"}, base: {"get"},
+        **{f"{base}/{action}": {"post"} for action in (
+            "pause-swapping", "stop-calls", "resume", "close", "reactivate",
+            "billing-mode/remove-from-agency-billing", "billing-mode/add-to-agency-billing",
+            "billing-mode/billing-requests/{request_id}/resend",
+            "billing-mode/billing-requests/{request_id}/cancel",
+            "invitations/{invitation_id}/resend")},
+        f"{base}/billing-mode/billing-requests": {"get"},
+        f"{base}/users": {"get"}, f"{base}/users/{{user_id}}": {"patch", "delete"},
+        f"{base}/invitations": {"get", "post"},
+        f"{base}/invitations/{{invitation_id}}": {"delete"},
+        f"{base}/history": {"get"},
+    }
+    for path, methods in expected.items():
+        operations = {m: op for m, op in doc["paths"][path].items() if m != "parameters"}
+        assert set(operations) == methods, path
+        for op in operations.values():
+            assert op["summary"] and op["description"], path
+            success = [code for code in op["responses"] if code.startswith("2")]
+            assert success, path

@@ -138,7 +138,9 @@ class Accounts(MethodView):
     @bp.arguments(AccountArgsSchema, location="query")
     @bp.response(200, AccountPage)
     def get(self, args):
-        """The key's account and, for an agency's key, its sub-accounts, newest first;
+        """List the accounts the key reaches
+
+        The key's account and, for an agency's key, its sub-accounts, newest first;
         filtered by kind, status and name."""
         query = auth.reachable_query()
         if args["kind"] is not None:
@@ -154,7 +156,10 @@ class Accounts(MethodView):
 class AccountItem(MethodView):
     @bp.response(200, AccountDetailSchema)
     def get(self, account_id: int):
-        """One account the key reaches, as Account Settings shows it."""
+        """Read one account
+
+        As Account Settings shows it: plan, status, billing mode, balance, what the
+        Status section offers now, and a canceled account's windows."""
         return answer(reach(account_id, roles.Can.OVERVIEW).account)
 
 
@@ -170,8 +175,10 @@ def _status_action(account_id: int, action) -> dict:
 class PauseSwapping(MethodView):
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
-        """"Pause number swapping": numbers stop swapping on web pages; calls still
-        connect. From active or calls stopped; 409 otherwise."""
+        """Pause number swapping
+
+        Numbers stop swapping on web pages; calls still connect. From active or calls
+        stopped; 409 otherwise. Owner and admin keys."""
         return _status_action(account_id, lifecycle.pause_swapping)
 
 
@@ -179,8 +186,9 @@ class PauseSwapping(MethodView):
 class StopCalls(MethodView):
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
-        """"Stop incoming calls and pause number swapping". From active or swapping
-        paused; 409 otherwise."""
+        """Stop incoming calls (and pause number swapping)
+
+        From active or swapping paused; 409 otherwise. Owner and admin keys."""
         return _status_action(account_id, lifecycle.stop_calls)
 
 
@@ -188,8 +196,10 @@ class StopCalls(MethodView):
 class Resume(MethodView):
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
-        """"Resume": numbers swap and calls connect again. From swapping paused, calls
-        stopped, or a budget pause; a billing pause is lifted by a payment (409)."""
+        """Resume
+
+        Numbers swap and calls connect again. From swapping paused, calls stopped, or a
+        budget pause; a billing pause is lifted by a payment (409)."""
         return _status_action(account_id, lifecycle.resume)
 
 
@@ -198,7 +208,9 @@ class Close(MethodView):
     @bp.arguments(ConfirmSchema, location="json")
     @bp.response(200, ClosedAccountSchema)
     def post(self, _body, account_id: int):
-        """Close a standalone account or a sub-account: canceled, every tracking number
+        """Close an account
+
+        A standalone account or a sub-account: canceled, every tracking number
         released, its people emailed. Owner keys only (403 for an admin key). Needs
         `{"confirm": true}`. Its data is kept 60 days (reactivate meanwhile), its balance
         90 days. An agency is not closed here (409)."""
@@ -213,7 +225,9 @@ class Close(MethodView):
 class Reactivate(MethodView):
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
-        """Reactivate a canceled account within 60 days of its close (its released numbers
+        """Reactivate a canceled account
+
+        Within 60 days of its close (its released numbers
         can be restored for 14 days after their release). A sub-account of a canceled
         agency, an agency, or past 60 days: 409."""
         account = reach(account_id, roles.Can.SETTINGS, write=True,

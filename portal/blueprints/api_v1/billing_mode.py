@@ -134,7 +134,9 @@ class RemoveFromAgencyBilling(MethodView):
     @bp.arguments(RemovalSchema, location="json")
     @bp.response(201, BillingRequestSchema)
     def post(self, body, account_id: int):
-        """"Email Client": a pending request (replacing any earlier one) and an email to
+        """Remove from agency billing ("Email Client")
+
+        A pending request (replacing any earlier one) and an email to
         the customer with a secure one-time link (7 days). The sub-account stays on agency
         billing until the customer pays."""
         agency, sub = _agency_and_sub(account_id)
@@ -152,7 +154,9 @@ class BillingRequests(MethodView):
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, BillingRequestPage)
     def get(self, args, account_id: int):
-        """The sub-account's billing requests from this agency, newest first."""
+        """List the billing requests
+
+        The sub-account's requests from this agency, newest first."""
         agency, sub = _agency_and_sub(account_id)
         query = select(BillingRequest).where(BillingRequest.sub_account_id == sub.id,
                                              BillingRequest.agency_id == agency.id)
@@ -164,7 +168,9 @@ class BillingRequests(MethodView):
 class ResendBillingRequest(MethodView):
     @bp.response(201, BillingRequestSchema)
     def post(self, account_id: int, request_id: int):
-        """A new link for the same email, amount and message (a new request: its id is
+        """Resend the billing link
+
+        A new link for the same email, amount and message (a new request: its id is
         new); the earlier link stops working. Only the pending request (409 otherwise)."""
         agency, sub = _agency_and_sub(account_id)
         _pending(sub, agency, request_id)
@@ -180,7 +186,9 @@ class ResendBillingRequest(MethodView):
 class CancelBillingRequest(MethodView):
     @bp.response(200, BillingRequestSchema)
     def post(self, account_id: int, request_id: int):
-        """Cancel the pending request: its link stops working; the sub-account stays on
+        """Cancel the billing request
+
+        Its link stops working; the sub-account stays on
         agency billing. Only the pending request (409 otherwise)."""
         agency, sub = _agency_and_sub(account_id)
         _pending(sub, agency, request_id)
@@ -195,7 +203,9 @@ class AddToAgencyBilling(MethodView):
     @bp.arguments(ConfirmSchema, location="json")
     @bp.response(200, MovedSchema)
     def post(self, _body, account_id: int):
-        """Back on agency billing: the sub-account's payment methods and auto recharge are
+        """Add to agency billing
+
+        The sub-account's payment methods and auto recharge are
         removed, its balance moves to the agency's (a pair of ledger entries), its pending
         request is canceled, its owners and admins and last customer are emailed. Needs
         `{"confirm": true}`: its billing information is lost."""

@@ -84,7 +84,9 @@ class History(MethodView):
     @bp.arguments(HistoryArgsSchema, location="query")
     @bp.response(200, VersionPage)
     def get(self, args, account_id: int):
-        """Change History's entries, newest first."""
+        """Read the change history
+
+        Change History's entries, newest first, filtered as the page filters."""
         account = reach(account_id, roles.Can.SETTINGS).account
         filters = history.parse_filters(account, {
             "user": args["user"], "type": args["type"], "from": args["from_"],

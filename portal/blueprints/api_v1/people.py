@@ -89,7 +89,9 @@ class Users(MethodView):
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, UserPage)
     def get(self, args, account_id: int):
-        """The account's own users, newest member first, with their role, two-factor
+        """List the users
+
+        The account's own users, newest member first, with their role, two-factor
         sign-in and last sign-in (the agency's owners and admins reach a sub-account
         without being listed here)."""
         account = reach(account_id, roles.Can.PEOPLE).account
@@ -108,7 +110,9 @@ class UserItem(MethodView):
     @bp.arguments(RoleSchema, location="json")
     @bp.response(200, UserSchema)
     def patch(self, body, account_id: int, user_id: int):
-        """Change a user's role. The owner role (giving or taking it) needs an owner key;
+        """Change a user's role
+
+        The owner role (giving or taking it) needs an owner key;
         the last owner can't be demoted."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
         people.change_role(db.session, access.account, auth.actor(), access.role,
@@ -118,7 +122,9 @@ class UserItem(MethodView):
 
     @bp.response(204)
     def delete(self, account_id: int, user_id: int):
-        """Remove a user from the account (their user stays, for other accounts and the
+        """Remove a user
+
+        Their membership goes (their user stays, for other accounts and the
         history). An owner: an owner key only, never the last one."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
         people.remove(db.session, access.account, auth.actor(), access.role,
@@ -131,7 +137,9 @@ class Invitations(MethodView):
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, InvitationPage)
     def get(self, args, account_id: int):
-        """The pending invitations, newest first."""
+        """List the pending invitations
+
+        Newest first."""
         account = reach(account_id, roles.Can.PEOPLE).account
         query = select(Invitation).where(Invitation.account_id == account.id,
                                          Invitation.status == InvitationStatus.PENDING)
@@ -140,7 +148,9 @@ class Invitations(MethodView):
     @bp.arguments(InviteSchema, location="json")
     @bp.response(201, InvitationSchema)
     def post(self, body, account_id: int):
-        """Invite a user: an email with a one-time link (7 days) to join with this role,
+        """Invite a user
+
+        An email with a one-time link (7 days) to join with this role,
         replacing any pending invitation to the same email. At most 20 an hour per account
         (429)."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
@@ -155,7 +165,9 @@ class Invitations(MethodView):
 class InvitationItem(MethodView):
     @bp.response(200, InvitationSchema)
     def delete(self, account_id: int, invitation_id: int):
-        """Revoke a pending invitation: its link stops working."""
+        """Revoke an invitation
+
+        Only a pending one; its link stops working."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
         revoked = people.revoke(db.session, access.account, access.role, invitation_id)
         db.session.commit()
@@ -166,7 +178,9 @@ class InvitationItem(MethodView):
 class ResendInvitation(MethodView):
     @bp.response(201, InvitationSchema)
     def post(self, account_id: int, invitation_id: int):
-        """A new invitation (a new id, 7 days again) for the same email and role; the
+        """Resend an invitation
+
+        A new invitation (a new id, 7 days again) for the same email and role; the
         earlier link stops working."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
         invitation, _url = people.resend(db.session, link_settings(), access.account,
