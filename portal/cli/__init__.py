@@ -19,3 +19,6 @@ def register(app: Flask) -> None:
     for command in (demo.seed_demo, jobs.group, mail.group, support.group, ledger.group,
                     usage.group):
         app.cli.add_command(command)
+    from portal.cli import api_keys  # issue 18: api-key create
+
+    app.cli.add_command(api_keys.group)

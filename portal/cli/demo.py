@@ -323,6 +323,11 @@ def seed_demo(force: bool) -> None:
         click.echo("The database already has data; demo not seeded.")
         return
     counts = seed(db.session)
+    from portal.services import api_keys  # issue 18: the README's curl examples' key
+
+    demo_key = api_keys.seed_demo_key(db.session)
     db.session.commit()
     click.echo(f"Demo seeded: {counts['users']} users, {counts['accounts']} accounts, "
                f"{counts['calls']} calls. Password: {PASSWORD}")
+    if demo_key is not None:
+        click.echo(f"API key of {demo_key.key.account.name}: {demo_key.token}")

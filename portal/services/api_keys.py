@@ -51,8 +51,9 @@ def parse_scopes(raw) -> str:
 
 
 def create(session: Session, account: Account, maker: User, maker_role: Role, name,
-           scopes, role: Role | None = None) -> Made:
-    """A new key for `account`; `maker_role` is the maker's role on it (owner or admin)."""
+           scopes, role: Role | None = None, *, token: str | None = None) -> Made:
+    """A new key for `account`; `maker_role` is the maker's role on it (owner or admin).
+    `token` is for the demo's known key only (seed-demo): otherwise a random one."""
     if maker_role not in (Role.OWNER, Role.ADMIN):
         raise NotAllowed("Only the account's owners and admins can create API keys.")
     if account.is_canceled:
@@ -75,8 +76,10 @@ def create(session: Session, account: Account, maker: User, maker_role: Role, na
         errors["role"] = "Only an owner can create a key that acts as an owner."
     if errors:
         raise ValidationFailed(errors)
-    prefix = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
+    if token is not None:
+        prefix, _, secret = token.removeprefix(TOKEN_PREFIX).partition("_")
+    else:
+        prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     key = ApiKey(account_id=account.id, name=name, prefix=prefix, secret_hash=_hash(secret),
                  scopes=scope_text, role=role, created_by_id=maker.id)
     session.add(key)
@@ -163,3 +166,21 @@ def tell_owners(session: Session, account: Account, key: ApiKey, by: User | None
                      "url": compose.external_url("developers.index", account_id=account.id)},
             account_id=account.id, dedupe_key=f"api-key:{key.id}:{action}:{owner.id}")
     return len(people)
+
+
+# The demo's known key (seed-demo: Northwind Agency, made by its owner agency@demo.test), so
+# the README's curl examples work against `make run`. Never in a real deployment: seed-demo
+# refuses a database that has data.
+DEMO_TOKEN = "apk_demo_portal-demo-key-not-for-production"
+DEMO_OWNER = "agency@demo.test"
+
+
+def seed_demo_key(session: Session) -> Made | None:
+    owner = session.scalar(select(User).where(User.email == DEMO_OWNER))
+    membership = owner and session.scalar(select(Membership).where(
+        Membership.user_id == owner.id, Membership.role == Role.OWNER))
+    if membership is None:
+        return None
+    account = session.get(Account, membership.account_id)
+    return create(session, account, owner, Role.OWNER, "Demo key (README examples)",
+                  list(SCOPES), Role.OWNER, token=DEMO_TOKEN)

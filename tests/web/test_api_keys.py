@@ -274,3 +274,14 @@ def test_a_canceled_account_lists_and_revokes_its_keys_but_makes_none(client, se
     assert done.status_code == 303
     session.expire_all()
     assert session.get(ApiKey, key.id).revoked_at is not None
+
+
+def test_the_demo_key_is_known_and_works(client, session):
+    owner = f.user(session, api_keys.DEMO_OWNER, name="Avery Agency")
+    agency = f.agency(session, "Northwind Agency", owner=owner)
+    session.commit()
+    made = api_keys.seed_demo_key(session)
+    session.commit()
+    assert made.token == api_keys.DEMO_TOKEN and made.key.account_id == agency.id
+    who = client.get("/api/v1/key", headers={"Authorization": f"Bearer {api_keys.DEMO_TOKEN}"})
+    assert who.status_code == 200 and who.get_json()["scopes"] == ["read", "write", "metering"]
