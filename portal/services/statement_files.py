@@ -9,6 +9,7 @@ No Flask here: the jobs module does the rendering (it needs a request context fo
 
 import re
 import zlib
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -40,6 +41,30 @@ def entry_count(session: Session, account: Account, start: date, end: date) -> i
 def is_big(session: Session, account: Account, start: date, end: date) -> bool:
     """Made by the jobs (True) or rendered in the request (False)."""
     return entry_count(session, account, start, end) > rules.STATEMENT_SYNC_MAX_ENTRIES
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a statement download gets (the page's and the API's): `ready`, a file the jobs
+    made (served at once); `preparing`, a file in the making for a period over
+    STATEMENT_SYNC_MAX_ENTRIES (the caller commits and answers 202); neither: render it in
+    the request."""
+
+    ready: "StatementFile | None" = None
+    preparing: "StatementFile | None" = None
+    entries: int | None = None
+
+
+def download(session: Session, account: Account, user: User | None, start: date,
+             end: date) -> Download:
+    ready = ready_file(session, account, start, end)
+    if ready is not None:
+        return Download(ready=ready)
+    entries = entry_count(session, account, start, end)
+    if entries > rules.STATEMENT_SYNC_MAX_ENTRIES:
+        return Download(preparing=request(session, account, user, start, end),
+                        entries=entries)
+    return Download(entries=entries)
 
 
 def _period(account: Account, start: date, end: date):

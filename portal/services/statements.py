@@ -326,14 +326,14 @@ def parse_recipient(choice: str | None, other: str | None) -> str:
                        "Choose who receives the statement, or enter an email address.")
 
 
-def add_schedule(session: Session, account: Account, actor: User, frequency: str,
+def add_schedule(session: Session, account: Account, actor: User | None, frequency: str,
                  recipient: str) -> StatementSchedule:
     try:
         freq = ScheduleFrequency(frequency)
     except ValueError:
         raise ValidationFailed({"frequency": "Choose weekly or monthly."}) from None
     schedule = StatementSchedule(account_id=account.id, frequency=freq, recipient=recipient,
-                                 created_by_id=actor.id)
+                                 created_by_id=actor.id if actor else None)
     session.add(schedule)
     session.flush()
     return schedule

@@ -57,14 +57,12 @@ def statement_pdf():
     except ValidationFailed as e:
         return _statement_dialog(422, request.args, e.errors)
     filename = f"statement-{g.account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf"
-    ready = statement_files.ready_file(db.session, g.account, start, end)
-    if ready is not None:  # made by the jobs: served at once
-        return _file_response(ready.pdf, filename)
-    entries = statement_files.entry_count(db.session, g.account, start, end)
-    if entries > rules.STATEMENT_SYNC_MAX_ENTRIES:  # issue 17 (J): made by the jobs
-        file = statement_files.request(db.session, g.account, current_user, start, end)
+    found = statement_files.download(db.session, g.account, current_user, start, end)
+    if found.ready is not None:  # made by the jobs: served at once
+        return _file_response(found.ready.pdf, filename)
+    if found.preparing is not None:  # issue 17 (J): made by the jobs
         db.session.commit()
-        return _file_page(file, entries, status=202)
+        return _file_page(found.preparing, found.entries, status=202)
     return pdf_response(_document(start, end).html, filename)
 
 
