@@ -153,6 +153,19 @@ def test_pause_stop_resume(client, session, world):
     assert {e.actor_id for e in events} == {world["olive"].id}  # the key's maker
 
 
+def test_a_sub_account_is_answered_without_its_agency_loaded(client, session, world):
+    # As in production: nothing of the test's own in the session (Account.parent is
+    # raise_on_sql: the agency's name is read, not lazy-loaded).
+    bay_id, headers = world["bay"].id, bearer(world["key"])
+    session.expunge_all()
+    response = client.post(f"/api/v1/accounts/{bay_id}/pause-swapping", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["agency_name"] == "Harbor Agency"
+    session.expunge_all()
+    response = client.get(f"/api/v1/accounts/{bay_id}", headers=headers)
+    assert response.get_json()["agency_name"] == "Harbor Agency"
+
+
 def test_change_history_names_the_key(client, session, world):
     from portal.models import ApiKey
 

@@ -118,7 +118,7 @@ def test_an_admin_key_cant_make_or_touch_an_owner(client, session, w):
     assert roles_of(session, w["account"]) == BEFORE
 
 
-def test_nobody_raises_their_own_role(client, session, w):
+def test_an_admin_key_cant_make_its_maker_an_owner(client, session, w):
     # the admin key acts as Adam: Adam can't make himself more than admin
     key = f.api_key(session, w["account"], w["adam"], role=Role.ADMIN)
     response = client.patch(users_url(w, w["adam"]), headers=bearer(key),

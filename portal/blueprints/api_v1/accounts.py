@@ -122,13 +122,21 @@ def answer(account: Account, **extra) -> dict:
     active = db.session.scalar(select(func.count()).select_from(TrackingNumber).where(
         TrackingNumber.account_id == account.id, TrackingNumber.status == NumberStatus.ACTIVE))
     return {**{name: getattr(account, name) for name in _ACCOUNT_FIELDS},
-            "agency_name": account.parent.name if account.parent_id else None,
+            "agency_name": db.session.scalar(select(Account.name).where(
+                Account.id == account.parent_id)) if account.parent_id else None,
             "active_numbers": active, "actions": actions,
             "reactivate_until": windows.reactivate_until if windows else None,
             "balance_kept_until": windows.balance_until if windows else None, **extra}
 
 
 _ACCOUNT_FIELDS = tuple(AccountSchema().fields)
+
+
+def _committed(result):
+    """Commit, once the answer is read in the change's own transaction (a failure reading
+    it rolls the change back rather than answer 500 for a change made)."""
+    db.session.commit()
+    return result
 
 
 # --------------------------------------------------------------- routes
@@ -167,8 +175,7 @@ def _status_action(account_id: int, action) -> dict:
     account = reach(account_id, roles.Can.SETTINGS, write=True).account
     with conflicts():
         action(db.session, account, auth.actor())
-    db.session.commit()
-    return answer(account)
+    return _committed(answer(account))
 
 
 @bp.route("/accounts/<id:account_id>/pause-swapping")
@@ -217,8 +224,7 @@ class Close(MethodView):
         account = reach(account_id, roles.Can.CLOSE).account
         with conflicts():
             released = lifecycle.close(db.session, account, auth.actor())
-        db.session.commit()
-        return answer(account, released_numbers=[n.number for n in released])
+        return _committed(answer(account, released_numbers=[n.number for n in released]))
 
 
 @bp.route("/accounts/<id:account_id>/reactivate")
@@ -234,5 +240,4 @@ class Reactivate(MethodView):
                         when_canceled=True).account
         with conflicts():
             lifecycle.reactivate(db.session, account, auth.actor())
-        db.session.commit()
-        return answer(account)
+        return _committed(answer(account))

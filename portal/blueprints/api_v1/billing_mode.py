@@ -212,5 +212,6 @@ class AddToAgencyBilling(MethodView):
         agency, sub = _agency_and_sub(account_id)
         with conflicts():
             moved = link_service.add_to_agency_billing(db.session, agency, sub, auth.actor())
+        result = {"account": answer(sub), "moved_cents": moved}
         db.session.commit()
-        return {"account": answer(sub), "moved_cents": moved}
+        return result

@@ -117,8 +117,9 @@ class UserItem(MethodView):
         access = reach(account_id, roles.Can.PEOPLE, write=True)
         people.change_role(db.session, access.account, auth.actor(), access.role,
                            _membership_id(access.account, user_id), body["role"])
+        member = _member(access.account, user_id)
         db.session.commit()
-        return _member(access.account, user_id)
+        return member
 
     @bp.response(204)
     def delete(self, account_id: int, user_id: int):
