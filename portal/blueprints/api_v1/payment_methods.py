@@ -17,8 +17,10 @@ from flask.views import MethodView
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from marshmallow import ValidationError, fields, pre_load, validate
 
+from portal.blueprints.api import problems
 from portal.blueprints.api_v1 import blueprint
 from portal.blueprints.api_v1.billing_common import fields_named, problem, reach
+from portal.blueprints.api_v1.schemas import ProblemSchema
 from portal.errors import ConfirmationNeeded, ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.models import MethodKind, MethodRole, MethodVerification, PaymentMethod
@@ -238,7 +240,7 @@ class SetupConfirm(MethodView):
         account = reach(account_id, own_billing=True).account
         try:
             pending = _serializer().loads(args["setup_token"], max_age=SETUP_MAX_AGE)
-        except BadSignature:
+        except (BadSignature, UnicodeError, ValueError):
             pending = None
         if not isinstance(pending, dict) or pending.get("account") != account.id:
             raise ValidationFailed({"setup_token": SETUP_EXPIRED})
@@ -258,7 +260,8 @@ class PaymentMethodItem(MethodView):
 
     @bp.arguments(RemoveArgsSchema, location="query")
     @bp.response(204)
-    @bp.alt_response(409, description="The method to promote is failing: confirm=true.")
+    @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
+                     description="The method to promote is failing: confirm=true.")
     def delete(self, args, account_id: int, method_id: int):
         """Remove a method (its payments stay in the history). Removing the Primary while
         others remain needs promote_id: the one that becomes Primary."""
@@ -287,8 +290,10 @@ def _set_role(account_id: int, method_id: int, role: MethodRole, confirm: bool):
 class MakePrimary(MethodView):
     @bp.arguments(RoleArgsSchema)
     @bp.response(200, PaymentMethodSchema)
-    @bp.alt_response(409, description="It is failing (declined last, or expired): the "
-                                      "problem says why; send confirm=true to go ahead.")
+    @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
+                     description="It is failing (declined last, or expired): the problem "
+                                 "says why (and its `standing`); send confirm=true to go "
+                                 "ahead.")
     def post(self, args, account_id: int, method_id: int):
         """Make it the Primary (the Primary before becomes what this one was)."""
         return _set_role(account_id, method_id, MethodRole.PRIMARY, args["confirm"])

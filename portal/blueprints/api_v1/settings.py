@@ -9,10 +9,11 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 from sqlalchemy import select
 
+from portal.blueprints.api import problems
 from portal.blueprints.api_v1 import auth, blueprint, paging
 from portal.blueprints.api_v1.billing_common import cents_text, fields_named, problem, reach
 from portal.blueprints.api_v1.payments import ChargeSchema
-from portal.blueprints.api_v1.schemas import PageArgsSchema, page_schema
+from portal.blueprints.api_v1.schemas import PageArgsSchema, ProblemSchema, page_schema
 from portal.errors import ConfirmationNeeded, NotAllowed, NotFound, ValidationFailed
 from portal.extensions import db, payment_gateway
 from portal.models import Alert
@@ -91,7 +92,7 @@ class AutoRecharge(MethodView):
 
     @bp.arguments(AutoRechargeArgsSchema)
     @bp.response(200, RechargeSavedSchema)
-    @bp.alt_response(409, description=(
+    @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE, description=(
         "Saving would charge the Primary now (the balance is below the new threshold): "
         "the problem's `charge` says what (amount_cents, payment_method, balance_cents, "
         "target_cents) and its `confirmation`; send it back as confirm_charge to save and "
