@@ -4,9 +4,11 @@ Agency Billing, over the billing links' service; the $25 rule, 409 for a refused
 for a sub-account's own key, 404 across tenants."""
 
 import pytest
+from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
+from portal.extensions import db
 from portal.models import (
     Account,
     BillingMode,
@@ -43,6 +45,19 @@ def w(app, session):
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+@pytest.fixture(autouse=True)
+def _requests_start_afresh(app):
+    """As in production, where a request's session starts empty: every object the test
+    holds is expired when a request starts, so a view that lazy-loads a relationship
+    (Account.parent is raise_on_sql) fails here too."""
+    def expire(_sender, **_extra):
+        db.session.expire_all()
+
+    request_started.connect(expire, app)
+    yield
+    request_started.disconnect(expire, app)
+
 
 
 def url(sub, action: str) -> str:

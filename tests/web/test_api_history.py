@@ -5,9 +5,11 @@ made through the API names its key; 422 with the page's messages; 404 across ten
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
+from portal.extensions import db
 from portal.models import ApiKey, Role, Version
 from tests import factories as f
 from tests.web.api_problems import PROBLEM_JSON, problem
@@ -30,6 +32,19 @@ def w(session):
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+@pytest.fixture(autouse=True)
+def _requests_start_afresh(app):
+    """As in production, where a request's session starts empty: every object the test
+    holds is expired when a request starts, so a view that lazy-loads a relationship
+    (Account.parent is raise_on_sql) fails here too."""
+    def expire(_sender, **_extra):
+        db.session.expire_all()
+
+    request_started.connect(expire, app)
+    yield
+    request_started.disconnect(expire, app)
+
 
 
 def history(client, account, key, query=""):

@@ -6,9 +6,11 @@ admin key can't touch an owner, the last owner stays), 422 with the service's me
 from datetime import UTC, datetime
 
 import pytest
+from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
+from portal.extensions import db
 from portal.models import (
     AccountStatus,
     Invitation,
@@ -42,6 +44,19 @@ def w(session):
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+@pytest.fixture(autouse=True)
+def _requests_start_afresh(app):
+    """As in production, where a request's session starts empty: every object the test
+    holds is expired when a request starts, so a view that lazy-loads a relationship
+    (Account.parent is raise_on_sql) fails here too."""
+    def expire(_sender, **_extra):
+        db.session.expire_all()
+
+    request_started.connect(expire, app)
+    yield
+    request_started.disconnect(expire, app)
+
 
 
 def assert_problem(response, status, detail, errors=None):
