@@ -13,7 +13,6 @@ from sqlalchemy import select
 from portal import roles
 from portal.blueprints.api_v1 import auth, blueprint, paging
 from portal.blueprints.api_v1.schemas import PageArgsSchema, page_schema
-from portal.errors import NotFound
 from portal.extensions import db
 from portal.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.services import webhooks
@@ -135,21 +134,6 @@ class Events(MethodView):
         query = webhooks.events_query([account.id], args["type"])
         return _mapped(paging.page(db.session, query, WebhookEvent.id, args["limit"],
                                    args["cursor"]), _event)
-
-
-@bp.route("/accounts/<id:account_id>/webhook-events/<string:event_id>")
-class EventItem(MethodView):
-    @bp.response(200, EventSchema)
-    def get(self, account_id: int, event_id: str):
-        """Read one event
-
-        By its evt_… id, as it was delivered."""
-        account = _account(account_id)
-        event = db.session.scalar(select(WebhookEvent).where(
-            WebhookEvent.public_id == event_id[:40], WebhookEvent.account_id == account.id))
-        if event is None:
-            raise NotFound("No such event.")
-        return _event(event)
 
 
 @bp.route("/accounts/<id:account_id>/webhook-deliveries")
