@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from portal.models import PaymentMethod
 from portal.sandbox import core
-from portal.sandbox.testing import paying_card
+from portal.sandbox.cards import MICRODEPOSITS
+from portal.sandbox.testing import bank_account, paying_card
 from tests.web.api_billing_world import (  # noqa: F401
     API,
     assert_problem,
@@ -210,3 +211,25 @@ def test_another_tenants_key_gets_404(client, session, aw):
     assert snapshot(session) == before
     assert session.scalar(select(PaymentMethod.removed_at).where(
         PaymentMethod.id == visa.id)) is None
+
+
+def test_a_bank_account_waits_for_its_micro_deposits(client, session, aw):
+    added = add(client, aw, aw.solo, bank_account("000123456789", routing="110000000"),
+                kind="ach")
+    assert added.status_code == 201, added.get_json()
+    bank = added.get_json()
+    assert (bank["kind"], bank["brand"], bank["last4"], bank["verification"], bank["role"]) \
+        == ("ach", "Bank account", "6789", "pending", "other")
+    early = call(client, aw, "POST", path(aw.solo, f"/{bank['id']}/make-primary"))
+    message = "Verify this bank account's micro-deposits first: until then it can't pay."
+    assert_problem(early, 422, message, {"role": message})
+    wrong = call(client, aw, "POST", path(aw.solo, f"/{bank['id']}/verify"),
+                 json={"first_cents": 1, "second_cents": 2})
+    assert wrong.status_code == 422
+    assert set(wrong.get_json()["errors"]) == {"first_cents"}
+    first, second = MICRODEPOSITS
+    right = call(client, aw, "POST", path(aw.solo, f"/{bank['id']}/verify"),
+                 json={"first_cents": second, "second_cents": first})
+    assert right.status_code == 200, right.get_json()
+    assert (right.get_json()["verification"], right.get_json()["role"]) == (
+        "verified", "primary")

@@ -264,7 +264,8 @@ class PaymentMethodItem(MethodView):
                      description="The method to promote is failing: confirm=true.")
     def delete(self, args, account_id: int, method_id: int):
         """Remove a method (its payments stay in the history). Removing the Primary while
-        others remain needs promote_id: the one that becomes Primary."""
+        others remain needs promote_id: the one that becomes Primary. Removing the only one
+        leaves auto recharge and the plan fee with nothing to charge until one is added."""
         account = reach(account_id, own_billing=True).account
         try:
             with fields_named({"promote": "promote_id"}):
@@ -273,6 +274,36 @@ class PaymentMethodItem(MethodView):
         except ConfirmationNeeded as e:
             return _asked(e)
         db.session.commit()
+
+
+class VerifyArgsSchema(ma.Schema):
+    first_cents = fields.Integer(required=True, strict=True, metadata={
+        "description": "One of the two small deposits on the bank statement, in cents."})
+    second_cents = fields.Integer(required=True, strict=True)
+
+
+@bp.route("/accounts/<id:account_id>/payment-methods/<id:method_id>/verify")
+class Verify(MethodView):
+    @bp.arguments(VerifyArgsSchema)
+    @bp.response(200, PaymentMethodSchema)
+    def post(self, args, account_id: int, method_id: int):
+        """A bank account's two micro-deposits (either order): right → verified (Primary if
+        the account has none); wrong → 422 with the tries left; the last try wrong → 422
+        and it can't be verified (remove it and add it again)."""
+        account = reach(account_id, own_billing=True).account
+        with fields_named({"first": "first_cents", "second": "second_cents"}):
+            method = payment_methods.verify(
+                db.session, account, payment_gateway(), method_id,
+                _deposit(args["first_cents"]), _deposit(args["second_cents"]))
+        db.session.commit()  # a failed verification is kept: the processor takes no more
+        if method.verification == MethodVerification.FAILED:
+            raise ValidationFailed({"": payment_methods.VERIFY_FAILED})
+        return _one(account, method_id)
+
+
+def _deposit(cents: int) -> str:
+    """Cents as the page's field takes a deposit ("32"); anything else is refused there."""
+    return str(cents) if 0 <= cents <= 99 else "x"
 
 
 def _set_role(account_id: int, method_id: int, role: MethodRole, confirm: bool):
