@@ -3,6 +3,8 @@ emailed link, never the link in the answer), the requests' list, resend, cancel,
 Agency Billing, over the billing links' service; the $25 rule, 409 for a refused state, 403
 for a sub-account's own key, 404 across tenants."""
 
+from datetime import timedelta
+
 import pytest
 from flask import request_started
 from sqlalchemy import select
@@ -11,6 +13,7 @@ from portal import clock
 from portal.extensions import db
 from portal.models import (
     Account,
+    AccountStatus,
     BillingMode,
     BillingRequest,
     LedgerEntry,
@@ -143,10 +146,33 @@ def test_remove_for_a_customer_billed_sub_is_409(client, session, w):
 
 
 def test_another_tenants_key_finds_nothing(client, session, w):
+    issue(session, w)
+    [pending] = requests(session)
     assert_problem(remove(client, w, key=w.rival_key), 404,
                    "No such account, or this key does not reach it.")
-    response = client.get(url(w.bayside, "billing-requests"), headers=bearer(w.rival_key))
-    assert response.status_code == 404
+    headers = bearer(w.rival_key)
+    for response in (
+        client.get(url(w.bayside, "billing-requests"), headers=headers),
+        client.post(url(w.bayside, f"billing-requests/{pending.id}/resend"), headers=headers),
+        client.post(url(w.bayside, f"billing-requests/{pending.id}/cancel"), headers=headers),
+        client.post(url(w.harbor, "add-to-agency-billing"), headers=headers,
+                    json={"confirm": True}),
+        # the rival agency's own sub-account, with a request id of another agency
+        client.post(url(w.rival_sub, f"billing-requests/{pending.id}/cancel"),
+                    headers=headers),
+    ):
+        assert response.status_code == 404, response.get_json()
+    assert [(r.id, r.status) for r in requests(session)] == [(pending.id,
+                                                              RequestStatus.PENDING)]
+    assert len(emailed_links(session)) == 1
+    assert mode(session, w.harbor) == BillingMode.CUSTOMER
+
+
+def test_a_canceled_sub_account_is_409(client, session, w):
+    sub = session.get(Account, w.bayside.id)
+    sub.status, sub.canceled_at = AccountStatus.CANCELED, NOW - timedelta(days=1)
+    session.commit()
+    assert_problem(remove(client, w), 409, "Bayside Dental is canceled: reactivate it first.")
     assert requests(session) == []
 
 
