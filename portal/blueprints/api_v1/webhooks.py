@@ -17,8 +17,15 @@ from portal.extensions import db
 from portal.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.services import webhooks
 
-bp = blueprint("webhooks", "Outgoing webhooks: endpoints, events, deliveries (read-only; "
-                           "endpoints are managed on Settings → Developers → Webhooks).")
+bp = blueprint("webhooks", (
+    "Outgoing webhooks: endpoints, events, deliveries (read-only; endpoints are managed on "
+    "Settings → Developers → Webhooks, where each one's signing secret `whsec_…` is shown "
+    "once). Each delivery is a POST of the event's JSON with the headers `Portal-Event-Id`, "
+    "`Portal-Event-Type` and `Portal-Signature: t=<unix seconds>,v1=<hex>`, where v1 is "
+    "HMAC-SHA256 keyed with the whole secret of `<t>.<raw body>` (two v1 values for 24 hours "
+    "after a rotation: accept either). Refuse a t more than 5 minutes from now. Any 2xx is "
+    "success; anything else is retried after 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, then "
+    "daily, for 3 days."))
 
 TYPES = sorted([*webhooks.EVENT_TYPES, webhooks.PING])
 
