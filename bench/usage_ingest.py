@@ -32,6 +32,11 @@ recharge by the recharge amount minus the balance). Afterwards each account is c
          receipt; the cached balance equal to the ledger's sum (`ledger.check`) and every
          entry's balance_after equal to the running sum
 
+With --batch, the batch endpoint's benchmark instead (POST /api/v1/usage/batches under
+gunicorn, 1,000 accounts, 8 senders, 1,000,000 events; `batch_main` below describes it):
+
+    scripts/with-postgres.sh .venv/bin/python bench/usage_ingest.py --batch [--tiny]
+
 Postings/s is successful postings / wall time (the median over --repeat runs, the modes
 interleaved); SQL statements per posting are counted with a "before_cursor_execute"
 listener in the sequential runs. The issue sets no throughput target: the ON/OFF ratio is
@@ -53,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accounts_list import QueryCounter, database_url  # noqa: E402
-from sqlalchemy import func, inspect, select  # noqa: E402
+from sqlalchemy import case, event, func, inspect, select  # noqa: E402
 
 from portal import create_app, rules  # noqa: E402
 from portal.extensions import db  # noqa: E402
@@ -501,5 +506,606 @@ def _spread(values: list[int]) -> str:
     return f"{mid:g}" if lo == hi else f"{mid:g} ({lo}-{hi})"
 
 
+# ======================================================================== batch mode
+
+BATCH_DOC = """Usage batches: POST /api/v1/usage/batches under gunicorn, on the suite's or
+DATABASE_URL's database (PostgreSQL: scripts/with-postgres.sh; SQLite otherwise, a temporary file).
+
+Seeded: --accounts accounts (default 1,000): --senders agencies (one per sender) holding 80%
+of them as sub-accounts (3 of 4 on agency billing, 1 of 4 paying for themselves) and 20%
+standalone accounts. Every paying account (the agencies, the customer-billed sub-accounts,
+the standalone accounts) has a card saved through the sandbox (as New Credit Card does),
+auto recharge on (below --threshold to --amount; the daily guardrail lifted, as above) and an
+opening balance of --amount. One API key (metering scope) per agency and per standalone
+account: a key reaches its own account or its agency's sub-accounts, so a batch is for one
+agency's sub-accounts or for one standalone account.
+
+Served by gunicorn (`-c gunicorn.conf.py --workers W --threads T`, no access log) on
+loopback; --senders threads send with http.client over keep-alive connections (their work,
+JSON in and out, is small beside the server's: the server's time is what is measured).
+
+  (S) baseline, same run: the single posting on v1 (POST /api/v1/accounts/{id}/usage), one
+      event per posting, --single postings from the same senders
+  (B) partitioned: sender k sends for its own agency (4 batches in 5) and its own fifth of
+      the standalone accounts (1 in 5): no two senders lock the same payer, so the time is
+      the work, not lock waits. --events events in batches of --batch-size; 1 batch in 25 is
+      sent again at once (a crash-retry: all duplicates, nothing debited)
+  (M) mixed: each batch picks its agency or standalone account at random among all of them,
+      so senders overlap and wait on each other's payer locks (an agency's sub-accounts on
+      agency billing are all paid from the agency's balance): --mixed events
+
+Then one batch profiled in-process (the test client, SQL counted and timed by statement
+kind), and the money checks: ledger.check; each entry's balance_after the running sum;
+every event stored once and debited once (per metered account: the events' quantities at
+the item prices = the usage entries' debits; the events the senders were told were accepted
+= the events stored); every recharge charged once (one sandbox charge, one ledger credit,
+none pending or failed). Events/s = accepted events / wall time. Exits 0 (a report)."""
+
+BATCH_ITEMS = (("minutes", 60, 1, 10), ("transcriptions", 20, 1, 5),
+               ("encrypted_recording", 10, 1, 10), ("enhanced_caller_id", 8, 1, 1),
+               ("numbers", 2, 1, 1))
+
+
+@dataclass
+class Fleet:
+    agencies: list[int] = field(default_factory=list)
+    subs: dict[int, list[int]] = field(default_factory=dict)  # agency id -> sub-account ids
+    standalones: list[int] = field(default_factory=list)
+    payers: list[int] = field(default_factory=list)
+    keys: dict[int, str] = field(default_factory=dict)  # agency or standalone id -> token
+
+
+@dataclass
+class Sent:
+    """What one sender saw."""
+
+    events: int = 0  # accepted
+    duplicates: int = 0
+    refused: int = 0
+    batches: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    accepted_cents: dict[int, int] = field(default_factory=dict)  # metered account -> cents
+    recharges: int = 0
+
+
+def seed_fleet(app, args, password_hash: str) -> Fleet:
+    from portal.services import accounts as accounts_service
+    from portal.services import api_keys
+
+    fleet = Fleet()
+    n_subs = int(args.accounts * 0.8) // args.senders
+    n_standalone = args.accounts - n_subs * args.senders
+    with app.app_context():
+        session = db.session
+
+        def owner_of(account, label):
+            owner = User(email=f"owner-{label}@bench.test", name=f"Owner {label}",
+                         password_hash=password_hash)
+            session.add(owner)
+            session.flush()
+            session.add(Membership(user_id=owner.id, account_id=account.id, role=Role.OWNER))
+            return owner
+
+        def paying(account, label):
+            session.commit()  # the sandbox writes through its own connection
+            entered = testing.paying_card("4242424242424242", holder=f"Owner {label}")
+            payment_methods.add(session, account, SandboxGateway(), entered, "card")
+            settings = billing.set_auto_recharge(session, account, f"{args.threshold:.2f}",
+                                                 f"{args.amount:.2f}")
+            settings.recharge_daily_limit = 10**6
+            ledger.post(session, account, LedgerKind.PAYMENT, round(args.amount * 100),
+                        "Opening balance", f"bench-opening:{label}", Cause.USER)
+            fleet.payers.append(account.id)
+
+        for k in range(args.senders):
+            agency = accounts_service.create_agency(session, f"Bench Agency {k}")
+            session.flush()
+            owner = owner_of(agency, f"agency-{k}")
+            subs = []
+            for n in range(n_subs):
+                mode = BillingMode.CUSTOMER if n % 4 == 3 else BillingMode.AGENCY
+                sub = accounts_service.create_sub_account(session, agency,
+                                                          f"Bench Sub {k}-{n}", mode)
+                subs.append(sub)
+            session.flush()
+            paying(agency, f"agency-{k}")
+            for sub in subs:
+                if sub.billing_mode == BillingMode.CUSTOMER:
+                    paying(sub, f"sub-{sub.id}")
+            fleet.agencies.append(agency.id)
+            fleet.subs[agency.id] = [sub.id for sub in subs]
+            fleet.keys[agency.id] = api_keys.create(
+                session, agency, owner, Role.OWNER, "Bench metering", ["metering"]).token
+            session.commit()
+        for n in range(n_standalone):
+            account = Account(name=f"Bench Standalone {n}", kind=AccountKind.STANDALONE,
+                              plan="Pro", billing_mode=BillingMode.CUSTOMER)
+            session.add(account)
+            session.flush()
+            owner = owner_of(account, f"standalone-{n}")
+            paying(account, f"standalone-{n}")
+            fleet.standalones.append(account.id)
+            fleet.keys[account.id] = api_keys.create(
+                session, account, owner, Role.OWNER, "Bench metering", ["metering"]).token
+            session.commit()
+        db.session.remove()
+    return fleet
+
+
+def event_body(rng: random.Random, ids: list[int], prefix: str, size: int,
+               stamp: str) -> tuple[bytes, dict[int, int]]:
+    """A batch of `size` events over accounts `ids`, and its price per account."""
+    names = [name for name, *_ in BATCH_ITEMS]
+    weights = [w for _n, w, *_ in BATCH_ITEMS]
+    spans = {name: (lo, hi) for name, _w, lo, hi in BATCH_ITEMS}
+    events, cents = [], {}
+    for n, item in enumerate(rng.choices(names, weights, k=size)):
+        account = ids[n % len(ids)] if len(ids) > 1 else ids[0]
+        quantity = rng.randint(*spans[item])
+        events.append({"id": f"{prefix}-{n}", "account": account, "item": item,
+                       "quantity": quantity, "timestamp": stamp})
+        cents[account] = cents.get(account, 0) + rules.USAGE_PRICES[item] * quantity
+    return json.dumps({"events": events}).encode(), cents
+
+
+class Sender:
+    """One keep-alive HTTP connection to the server."""
+
+    def __init__(self, port: int):
+        import http.client
+
+        self.port = port
+        self.connect = lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.conn = self.connect()
+
+    def post(self, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+        for attempt in range(2):
+            try:
+                self.conn.request("POST", path, body, {
+                    "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (ConnectionError, OSError):
+                self.conn.close()
+                self.conn = self.connect()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def send_batches(port: int, fleet: Fleet, args, events: int, mode: str, label: str
+                 ) -> tuple[list[Sent], float]:
+    """`events` events from args.senders threads; mode "B" (partitioned) or "M" (mixed)."""
+    per_sender = events // args.senders // args.batch_size
+    barrier = threading.Barrier(args.senders + 1)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    results = [Sent() for _ in range(args.senders)]
+    own_standalones = {k: fleet.standalones[k::args.senders] or fleet.standalones
+                       for k in range(args.senders)}
+
+    def worker(k: int) -> None:
+        rng = random.Random(f"{label}-{k}")
+        sent, sender = results[k], Sender(port)
+        barrier.wait()
+        for i in range(per_sender):
+            standalone = i % 5 == 4 and fleet.standalones
+            if mode == "B":
+                owner = own_standalones[k][(i // 5) % len(own_standalones[k])] if standalone \
+                    else fleet.agencies[k]
+            else:
+                owner = rng.choice(fleet.standalones) if standalone \
+                    else rng.choice(fleet.agencies)
+            ids = fleet.subs[owner] if owner in fleet.subs else [owner]
+            body, cents = event_body(rng, ids, f"{label}-{k}-{i}", args.batch_size, stamp)
+            for again in (False, True) if i % 25 == 24 else (False,):
+                started = time.perf_counter()
+                try:
+                    status, raw = sender.post("/api/v1/usage/batches", fleet.keys[owner], body)
+                except Exception as e:  # counted, reported
+                    sent.errors.append(f"{label} {k}/{i}: {type(e).__name__}: {e}")
+                    continue
+                elapsed = time.perf_counter() - started
+                if status != 200:
+                    sent.errors.append(f"{label} {k}/{i}: HTTP {status} {raw[:200]!r}")
+                    continue
+                answer = json.loads(raw)
+                counts = answer["counts"]
+                if again:
+                    if counts["accepted"] or counts["duplicates"] != args.batch_size:
+                        sent.errors.append(f"{label} {k}/{i}: the retry accepted "
+                                           f"{counts['accepted']}")
+                    sent.duplicates += counts["duplicates"]
+                    continue
+                sent.latencies.append(elapsed)
+                sent.batches += 1
+                sent.events += counts["accepted"]
+                sent.refused += counts["refused"]
+                sent.recharges += len(answer["recharges"])
+                if counts["accepted"] != args.batch_size:
+                    sent.errors.append(f"{label} {k}/{i}: {counts}")
+                for account, value in cents.items():
+                    sent.accepted_cents[account] = sent.accepted_cents.get(account, 0) + value
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.senders)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return results, time.perf_counter() - started
+
+
+def send_single(port: int, fleet: Fleet, args, label: str) -> tuple[int, list[str], float,
+                                                                     list[float]]:
+    """The baseline: args.single postings of one event each, on v1's single posting."""
+    barrier = threading.Barrier(args.senders + 1)
+    done, errors, latencies = [0] * args.senders, [], []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        rng = random.Random(f"{label}-{k}")
+        sender = Sender(port)
+        agency = fleet.agencies[k]
+        mine = []
+        barrier.wait()
+        for i in range(args.single // args.senders):
+            account = rng.choice(fleet.subs[agency])
+            body = json.dumps({"idempotency_key": f"{label}-{k}-{i}",
+                               "items": {"minutes": rng.randint(1, 10)}}).encode()
+            started = time.perf_counter()
+            status, raw = sender.post(f"/api/v1/accounts/{account}/usage", fleet.keys[agency],
+                                      body)
+            mine.append(time.perf_counter() - started)
+            if status == 201:
+                done[k] += 1
+            else:
+                with lock:
+                    errors.append(f"single {k}/{i}: HTTP {status} {raw[:200]!r}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.senders)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return sum(done), errors, time.perf_counter() - started, latencies
+
+
+def start_server(url: str, args, tmpdir: str):
+    import os
+    import secrets
+    import socket
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
+    env.update({"DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(32),
+                "GUNICORN_THREADS": str(args.threads), "PYTHONPATH": str(root)})
+    log_path = Path(tmpdir) / "gunicorn.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+         "--workers", str(args.workers), "--threads", str(args.threads),
+         "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json",
+                                   timeout=2).read()
+            return server, port, log_path
+        except urllib.error.HTTPError:
+            return server, port, log_path
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("gunicorn did not start:\n" + log_path.read_text()[-3000:])
+
+
+def stop_server(server) -> None:
+    import os
+    import signal
+
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except Exception:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def profile_batch(app, engine, fleet: Fleet, args) -> Sent:
+    """One agency batch in-process: its SQL statements by kind and their time, and the
+    Python work around them (JSON, the checks by hand, building the rows)."""
+    from portal.services import metering
+
+    rng = random.Random("profile")
+    agency = fleet.agencies[0]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    timings: dict[str, list[float]] = {}
+
+    def kind_of(statement: str) -> str:
+        text = " ".join(statement.split()).upper()
+        for needle, name in (("INSERT INTO USAGE_EVENTS", "insert events"),
+                             ("INSERT INTO LEDGER_ENTRIES", "insert entries"),
+                             ("UPDATE ACCOUNTS SET BALANCE_CENTS", "balances"),
+                             ("FROM USAGE_EVENTS", "duplicates lookup"),
+                             ("FOR NO KEY UPDATE", "locks"), ("BEGIN IMMEDIATE", "locks"),
+                             ("API_RATE_WINDOWS", "key + rate limit"),
+                             ("API_KEYS", "key + rate limit"), ("API_IDEMPOTENCY", "key"),
+                             ("BUDGET", "budgets"), ("BILLING_SETTINGS", "settings/alerts"),
+                             ("CHARGES", "recharge"), ("PAYMENT_METHODS", "recharge"),
+                             ("FROM ACCOUNTS", "reach: read the accounts")):
+            if needle in text:
+                return name
+        return "other: " + text[:60]
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_started"] = (time.perf_counter(), kind_of(statement))
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        began, kind = conn.info.pop("bench_started")
+        timings.setdefault(kind, []).append(time.perf_counter() - began)
+
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {fleet.keys[agency]}",
+               "Content-Type": "application/json"}
+    warm, warm_cents = event_body(rng, fleet.subs[agency], "warm", args.batch_size, stamp)
+    warmed = client.post("/api/v1/usage/batches", data=warm, headers=headers).get_json()
+    body, cents = event_body(rng, fleet.subs[agency], "profile", args.batch_size, stamp)
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        started = time.perf_counter()
+        response = client.post("/api/v1/usage/batches", data=body, headers=headers)
+        total = time.perf_counter() - started
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    answer = response.get_json()
+    t0 = time.perf_counter()
+    parsed = json.loads(body)
+    t_json = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metering.check(parsed["events"], metering.clock_now())
+    t_check = time.perf_counter() - t0
+    sql_seconds = sum(sum(v) for v in timings.values())
+    n_sql = sum(len(v) for v in timings.values())
+    print(f"\nOne batch profiled in-process (HTTP {response.status_code}; "
+          f"{answer['counts']['accepted']:,} events for {len(fleet.subs[agency])} "
+          f"sub-accounts of one agency: {len(answer['entries'])} ledger entries, "
+          f"{len(answer['recharges'])} recharges): {total * 1000:.1f}ms, "
+          f"{n_sql} SQL statements")
+    print(f"  JSON parse of the request      {t_json * 1000:7.1f}ms")
+    print(f"  checks by hand ({args.batch_size:,} events){' ' * (9 - len(f'{args.batch_size:,}'))}"
+          f"{t_check * 1000:7.1f}ms")
+    for kind, values in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  SQL {kind:<26} {sum(values) * 1000:7.1f}ms  ({len(values)} statements)")
+    rest = total - sql_seconds - t_json - t_check
+    print(f"  the rest (Flask, auth, rows, ORM, JSON answer) {rest * 1000:6.1f}ms")
+    for account, value in warm_cents.items():
+        cents[account] = cents.get(account, 0) + value
+    return Sent(events=answer["counts"]["accepted"] + warmed["counts"]["accepted"],
+                accepted_cents=cents)
+
+
+def batch_checks(app, sent_runs: list[list[Sent]]) -> list[str]:
+    """The money checks over everything the runs wrote; the problems found."""
+    from portal.models import UsageEvent
+
+    problems = []
+    with app.app_context():
+        s = db.session
+        mismatches = ledger.check(s)
+        if mismatches:
+            problems.append(f"ledger.check: {len(mismatches)} mismatches "
+                            f"(first {mismatches[0]})")
+        breaks, last_account, running, entries = 0, None, 0, 0
+        for account_id, amount, after in s.execute(
+                select(LedgerEntry.account_id, LedgerEntry.amount_cents,
+                       LedgerEntry.balance_after_cents)
+                .order_by(LedgerEntry.account_id, LedgerEntry.id)).yield_per(10_000):
+            if account_id != last_account:
+                last_account, running = account_id, 0
+            running += amount
+            breaks += running != after
+            entries += 1
+        if breaks:
+            problems.append(f"{breaks} entries whose balance_after is not the running sum")
+        # Each event debited once: per metered account, the events' prices = the debits.
+        price = case(rules.USAGE_PRICES, value=UsageEvent.item, else_=0)
+        by_events = dict(s.execute(
+            select(UsageEvent.account_id, func.sum(price * UsageEvent.quantity))
+            .group_by(UsageEvent.account_id)).all())
+        metered = func.coalesce(LedgerEntry.for_account_id, LedgerEntry.account_id)
+        by_ledger = dict(s.execute(
+            select(metered, -func.sum(LedgerEntry.amount_cents))
+            .where(LedgerEntry.kind == LedgerKind.USAGE,
+                   LedgerEntry.idempotency_key.like("usage-batch:%"))
+            .group_by(metered)).all())
+        by_events = {k: int(v) for k, v in by_events.items()}
+        by_ledger = {k: int(v) for k, v in by_ledger.items()}
+        told: dict[int, int] = {}
+        for run in sent_runs:
+            for sent in run:
+                for account, cents in sent.accepted_cents.items():
+                    told[account] = told.get(account, 0) + cents
+        if by_events != by_ledger:
+            differ = [k for k in set(by_events) | set(by_ledger)
+                      if by_events.get(k) != by_ledger.get(k)]
+            problems.append(f"{len(differ)} accounts whose events' prices differ from their "
+                            "usage debits")
+        if by_events != told:
+            problems.append("the events stored differ from the events the senders were told "
+                            "were accepted")
+        stored = s.scalar(select(func.count()).select_from(UsageEvent))
+        accepted = sum(sent.events for run in sent_runs for sent in run)
+        if stored != accepted:
+            problems.append(f"{stored:,} events stored, {accepted:,} accepted")
+        unlinked = s.scalar(select(func.count()).select_from(UsageEvent)
+                            .where(UsageEvent.ledger_entry_id.is_(None)))
+        if unlinked:
+            problems.append(f"{unlinked} events without their ledger entry")
+        charges = dict(s.execute(
+            select(Charge.status, func.count()).where(Charge.purpose == ChargePurpose.RECHARGE)
+            .group_by(Charge.status)).all())
+        made = sum(charges.values())
+        sandbox = s.scalar(select(func.count()).select_from(SandboxCharge).where(
+            SandboxCharge.idempotency_key.in_(
+                select(Charge.idempotency_key).where(Charge.purpose == ChargePurpose.RECHARGE))))
+        credits = s.scalar(select(func.count()).select_from(LedgerEntry)
+                           .where(LedgerEntry.kind == LedgerKind.RECHARGE))
+        succeeded = charges.get(ChargeStatus.SUCCEEDED, 0)
+        if made != succeeded or sandbox != made or credits != succeeded:
+            problems.append(f"recharges: {charges}, {sandbox} sandbox charges, {credits} credits")
+        db.session.remove()
+    print(f"\nMoney checks: {entries:,} ledger entries, {stored:,} events stored, "
+          f"{made:,} recharges ({succeeded:,} succeeded, {sandbox:,} sandbox charges, "
+          f"{credits:,} credits)")
+    return problems
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] * 1000 if values else 0.0
+
+
+def batch_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Usage batches under gunicorn.",
+                                     epilog=BATCH_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--events", type=int, default=1_000_000, help="(B)'s events")
+    parser.add_argument("--mixed", type=int, default=200_000, help="(M)'s events")
+    parser.add_argument("--single", type=int, default=4_000, help="(S)'s postings")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker")
+    parser.add_argument("--threshold", type=float, default=20.0, help="recharge below, $")
+    parser.add_argument("--amount", type=float, default=100.0, help="recharge to, $")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a few seconds' run (the smoke test): 24 accounts, 2 senders")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.accounts, args.senders, args.events, args.mixed = 24, 2, 4_000, 2_000
+        args.single, args.batch_size, args.workers, args.threads = 40, 200, 2, 2
+    started = time.perf_counter()
+    from portal.services.auth import hash_password
+
+    with tempfile.TemporaryDirectory(prefix="bench-batches-") as tmpdir:
+        url, temporary = database_url(tmpdir)
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+                          "SECRET_KEY": "bench-secret"})
+        with app.app_context():
+            engine = db.engine
+            created_schema = not inspect(engine).has_table("usage_events")
+            if not temporary and not created_schema and db.session.scalar(
+                    select(func.count()).select_from(Account)):
+                print(f"DATABASE_URL {engine.url!r} already holds accounts; "
+                      "point it at an empty database.")
+                return 2
+            db.create_all()
+            db.session.remove()
+        server = None
+        try:
+            print("Usage batches benchmark (POST /api/v1/usage/batches)")
+            print(f"  database: {engine.url.render_as_string(hide_password=True)} "
+                  f"({engine.dialect.name})")
+            t0 = time.perf_counter()
+            fleet = seed_fleet(app, args, hash_password("bench horse battery staple"))
+            n_subs = sum(len(v) for v in fleet.subs.values())
+            print(f"  {len(fleet.agencies)} agencies with {n_subs} sub-accounts (3 in 4 on "
+                  f"agency billing) and {len(fleet.standalones)} standalone accounts; "
+                  f"{len(fleet.payers)} paying accounts with a card, auto recharge below "
+                  f"${args.threshold:.2f} to ${args.amount:.2f}; seeded in "
+                  f"{time.perf_counter() - t0:.1f}s")
+            server, port, log_path = start_server(url, args, tmpdir)
+            print(f"  gunicorn -c gunicorn.conf.py --workers {args.workers} --threads "
+                  f"{args.threads} on 127.0.0.1:{port}; {args.senders} sender threads "
+                  f"(http.client, keep-alive); batches of {args.batch_size:,} events")
+            # Warm-up: each worker's first requests (imports, compiled statements).
+            send_single(port, fleet, argparse.Namespace(**{**vars(args), "single":
+                                                           args.senders * 2}), "warm")
+            single_done, single_errors, single_s, single_lat = send_single(
+                port, fleet, args, "single")
+            runs: list[list[Sent]] = []
+            figures = {}
+            for mode, events in (("B", args.events), ("M", args.mixed)):
+                sent, seconds = send_batches(port, fleet, args, events, mode, mode)
+                runs.append(sent)
+                figures[mode] = (sent, seconds)
+            stop_server(server)
+            server = None
+            profiled = profile_batch(app, engine, fleet, args)
+            problems = batch_checks(app, [*runs, [profiled]])
+        finally:
+            if server is not None:
+                stop_server(server)
+            with app.app_context():
+                if temporary or created_schema:
+                    db.drop_all()
+                else:
+                    for table in reversed(db.metadata.sorted_tables):
+                        db.session.execute(table.delete())
+                    db.session.commit()
+                db.engine.dispose()
+
+    single_rate = single_done / single_s
+    print(f"\nThroughput ({engine.dialect.name})")
+    print(f"  (S) single posting, baseline: {single_done:,} postings (1 event each) in "
+          f"{single_s:.1f}s = {single_rate:,.0f} events/s; p50 {_pct(single_lat, .5):.1f}ms, "
+          f"p95 {_pct(single_lat, .95):.1f}ms")
+    for mode, what in (("B", "partitioned"), ("M", "mixed, overlapping")):
+        sent, seconds = figures[mode]
+        events = sum(x.events for x in sent)
+        latencies = [v for x in sent for v in x.latencies]
+        print(f"  ({mode}) batches, {what}: {events:,} events in {sum(x.batches for x in sent):,}"
+              f" batches + {sum(x.duplicates for x in sent):,} re-sent (all duplicates) in "
+              f"{seconds:.1f}s = {events / seconds:,.0f} events/s; batch p50 "
+              f"{_pct(latencies, .5):.0f}ms, p95 {_pct(latencies, .95):.0f}ms; "
+              f"{sum(x.recharges for x in sent):,} recharges run in the requests")
+    errors = single_errors + [e for run in runs for x in run for e in x.errors]
+    for mode in ("B", "M"):
+        sent, seconds = figures[mode]
+        rate = sum(x.events for x in sent) / seconds
+        print(f"info: ({mode}) {rate:,.0f} events/s = {rate / single_rate:.2f}x baseline (S) "
+              f"{single_rate:,.0f} events/s")
+    rate_b = sum(x.events for x in figures["B"][0]) / figures["B"][1]
+    target = 10_000
+    if args.events >= 1_000_000 and args.accounts >= 1000 and engine.dialect.name == "postgresql":
+        print(f"{'PASS' if rate_b >= target else 'FAIL'}: (B) {rate_b:,.0f} events/s "
+              f"sustained for {sum(x.events for x in figures['B'][0]):,} events "
+              f"(target >= {target:,} on PostgreSQL)")
+    else:
+        print(f"info: (B) {rate_b:,.0f} events/s at this size (the {target:,} events/s target "
+              "is judged at 1,000,000 events, 1,000 accounts, on PostgreSQL)")
+    if errors:
+        problems.append(f"{len(errors)} failed requests (first: {errors[0]})")
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    if not problems:
+        print("PASS: ledger.check: no mismatch; every balance_after the running sum; every "
+              "event stored once and debited once (events x prices = usage debits per "
+              "account = what the senders were told); every recharge charged and credited "
+              "once; every retried batch all duplicates")
+    print(f"\n{'ALL CHECKS PASS' if not problems else 'CHECKS WITH PROBLEMS'} (total run "
+          f"{time.perf_counter() - started:.1f}s; exit code 0: this is a report)")
+    return 0
+
+
 if __name__ == "__main__":
+    if "--batch" in sys.argv[1:]:
+        sys.exit(batch_main([a for a in sys.argv[1:] if a != "--batch"]))
     sys.exit(main())

@@ -45,8 +45,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import case, select, text, tuple_, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -318,10 +317,7 @@ def receive(session: Session, owner: Account, body, *, api_key_id: int | None = 
             takes.append(event)
     if not takes:
         return _sorted(batch)
-    known = set(session.execute(
-        select(UsageEvent.account_id, UsageEvent.event_id)
-        .where(tuple_(UsageEvent.account_id, UsageEvent.event_id)
-               .in_([(e.account_id, e.id) for e in takes]))).all())
+    known = _known(session, takes)
     for event in takes:
         (batch.duplicates if (event.account_id, event.id) in known
          else batch.accepted).append(event)
@@ -383,9 +379,7 @@ def _debit(session: Session, batch: Batch, found: dict[int, tuple[Account, Accou
             "cause_ref": batch.batch, "actor_id": actor.id if actor else None,
             "idempotency_key": f"usage-batch:{batch.batch}:{account_id}:{item}",
             "created_at": now})
-    entries = LedgerEntry.__table__
-    ids = {key: id_ for id_, key in session.execute(
-        entries.insert().returning(entries.c.id, entries.c.idempotency_key), rows)}
+    ids = _insert_entries(session, rows)
     entry_of = {}
     for g, row in zip(order, rows, strict=True):
         entry_id = ids[row["idempotency_key"]]
@@ -393,16 +387,8 @@ def _debit(session: Session, batch: Batch, found: dict[int, tuple[Account, Accou
         batch.entries.append(Debit(entry_id, g[0], g[1], g[2], groups[g][0], groups[g][1],
                                    amounts[g], row["balance_after_cents"]))
 
-    table = UsageEvent.__table__
-    insert = pg_insert if session.connection().dialect.name == "postgresql" else sqlite_insert
-    inserted = session.execute(
-        insert(table).on_conflict_do_nothing(index_elements=["account_id", "event_id"])
-        .returning(table.c.id),
-        [{"account_id": e.account_id, "event_id": e.id, "item": e.item,
-          "quantity": e.quantity, "occurred_at": e.occurred_at, "received_at": now,
-          "batch": batch.batch, "api_key_id": api_key_id,
-          "ledger_entry_id": entry_of[(e.account_id, e.item)]} for e in events]).all()
-    if len(inserted) != len(events):  # pragma: no cover - only if a writer skipped the locks
+    inserted = _insert_events(session, events, entry_of, batch.batch, api_key_id, now)
+    if inserted != len(events):  # pragma: no cover - only if a writer skipped the locks
         raise RuntimeError("usage events were inserted by another batch under our locks")
 
     # Once per payer and per batch: the billing pause, the low-balance alert, the recharge.
@@ -435,3 +421,103 @@ def _debit(session: Session, batch: Batch, found: dict[int, tuple[Account, Accou
         for sub_id in session.scalars(select(Budget.account_id)
                                       .where(Budget.account_id.in_(sorted(spent)))):
             budgets.usage_counted(session, found[sub_id][1], sub_id, spent[sub_id], now)
+
+
+# ----------------------------------------------------------------------------- statements
+# Three statements carry the batch's rows. On PostgreSQL each sends its rows as a few arrays
+# (unnest): one short statement whatever the batch's size, where a multi-row VALUES of
+# 1,000 rows has 9,000 placeholders that the driver rewrites on every call (it caches only
+# short statements: that rewriting was half of a batch's time). The ids, items, numbers and
+# times go as one comma-separated text each (string_to_array: none of them holds a comma,
+# usage.valid_key), which the driver sends as it is, where a list of 1,000 strings is
+# quoted element by element. SQLite takes the same
+# statements as SQLAlchemy writes them (a multi-row VALUES; its driver rewrites nothing).
+
+def _postgres(session: Session) -> bool:
+    return session.connection().dialect.name == "postgresql"
+
+
+def _known(session: Session, events: list[Event]) -> set[tuple[int, str]]:
+    """The (account, id) pairs among `events` accepted before."""
+    if _postgres(session):
+        rows = session.execute(text(
+            "SELECT u.account_id, u.event_id FROM usage_events u"
+            " JOIN unnest(CAST(string_to_array(:accounts, ',') AS INTEGER[]),"
+            " string_to_array(:ids, ',')) AS t(a, e)"
+            " ON u.account_id = t.a AND u.event_id = t.e"),
+            {"accounts": _joined(e.account_id for e in events),
+             "ids": _joined(e.id for e in events)})
+    else:
+        rows = session.execute(
+            select(UsageEvent.account_id, UsageEvent.event_id)
+            .where(tuple_(UsageEvent.account_id, UsageEvent.event_id)
+                   .in_([(e.account_id, e.id) for e in events])))
+    return {(account_id, event_id) for account_id, event_id in rows}
+
+
+def _insert_entries(session: Session, rows: list[dict]) -> dict[str, int]:
+    """The batch's ledger entries, in `rows`' order (so their ids follow their running
+    balance_after); their ids by idempotency key."""
+    if not _postgres(session):
+        entries = LedgerEntry.__table__
+        return {key: id_ for id_, key in session.execute(
+            entries.insert().returning(entries.c.id, entries.c.idempotency_key), rows)}
+    first = rows[0]
+    result = session.execute(text(
+        "INSERT INTO ledger_entries (account_id, kind, amount_cents, balance_after_cents,"
+        " description, for_account_id, cause, cause_ref, actor_id, idempotency_key,"
+        " created_at)"
+        " SELECT t.account_id, :kind, t.amount, t.after, t.description, t.for_account,"
+        " :cause, :cause_ref, :actor, t.key, :created_at"
+        " FROM unnest(CAST(:accounts AS INTEGER[]), CAST(:amounts AS BIGINT[]),"
+        " CAST(:afters AS BIGINT[]), CAST(:descriptions AS VARCHAR[]),"
+        " CAST(:for_accounts AS INTEGER[]), CAST(:keys AS VARCHAR[]))"
+        " WITH ORDINALITY AS t(account_id, amount, after, description, for_account, key, n)"
+        " ORDER BY t.n"
+        " RETURNING id, idempotency_key"), {
+        "kind": LedgerKind.USAGE.value, "cause": Cause.USAGE.value,
+        "cause_ref": first["cause_ref"], "actor": first["actor_id"],
+        "created_at": first["created_at"],
+        "accounts": [r["account_id"] for r in rows],
+        "amounts": [r["amount_cents"] for r in rows],
+        "afters": [r["balance_after_cents"] for r in rows],
+        "descriptions": [r["description"] for r in rows],
+        "for_accounts": [r["for_account_id"] for r in rows],
+        "keys": [r["idempotency_key"] for r in rows]})
+    return {key: id_ for id_, key in result}
+
+
+def _insert_events(session: Session, events: list[Event], entry_of: dict, batch: str,
+                   api_key_id: int | None, now: datetime) -> int:
+    """INSERT ... ON CONFLICT (account_id, event_id) DO NOTHING ... RETURNING: how many
+    were new."""
+    if _postgres(session):
+        return len(session.execute(text(
+            "INSERT INTO usage_events (account_id, event_id, item, quantity, occurred_at,"
+            " received_at, batch, api_key_id, ledger_entry_id)"
+            " SELECT t.a, t.e, t.i, t.q, t.o, :received, :batch, :key, t.l"
+            " FROM unnest(CAST(string_to_array(:accounts, ',') AS INTEGER[]),"
+            " string_to_array(:ids, ','), string_to_array(:items, ','),"
+            " CAST(string_to_array(:quantities, ',') AS INTEGER[]),"
+            " CAST(string_to_array(:times, ',') AS TIMESTAMPTZ[]),"
+            " CAST(string_to_array(:entries, ',') AS INTEGER[]))"
+            " AS t(a, e, i, q, o, l)"
+            " ON CONFLICT (account_id, event_id) DO NOTHING RETURNING id"), {
+            "received": now, "batch": batch, "key": api_key_id,
+            "accounts": _joined(e.account_id for e in events),
+            "ids": _joined(e.id for e in events), "items": _joined(e.item for e in events),
+            "quantities": _joined(e.quantity for e in events),
+            "times": _joined(e.occurred_at.isoformat() for e in events),
+            "entries": _joined(entry_of[(e.account_id, e.item)] for e in events)}).all())
+    table = UsageEvent.__table__
+    return len(session.execute(
+        sqlite_insert(table).on_conflict_do_nothing(index_elements=["account_id", "event_id"])
+        .returning(table.c.id),
+        [{"account_id": e.account_id, "event_id": e.id, "item": e.item,
+          "quantity": e.quantity, "occurred_at": e.occurred_at, "received_at": now,
+          "batch": batch, "api_key_id": api_key_id,
+          "ledger_entry_id": entry_of[(e.account_id, e.item)]} for e in events]).all())
+
+
+def _joined(values) -> str:
+    return ",".join(map(str, values))
