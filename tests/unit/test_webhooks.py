@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal import clock, sealing
 from portal.errors import NotAllowed, ValidationFailed
@@ -19,6 +19,7 @@ from portal.models import (
     AccountEvent,
     BillingMode,
     Cause,
+    Charge,
     ChargePurpose,
     EventKind,
     LedgerKind,
@@ -622,3 +623,86 @@ def test_billing_mode_change_is_the_sub_accounts_event(session):
     assert body["account_id"] == sub.id
     assert body["data"]["billing_mode"] == "agency"
     assert body["data"]["account"]["agency_id"] == agency.id
+
+
+# ----------------------------------------------------------------------------- the other emitters
+
+def _paid(session, account, key="k-paid", cents=30_00):
+    method = f.card(session, account)
+    charge = charges.start(session, account, method, ChargePurpose.PAYMENT, cents, key,
+                           "Payment")
+    session.commit()
+    charges.settle(session, charge, True, "ch_paid", "", "")
+    session.commit()
+    return charge
+
+
+def test_refund_and_dispute_events(session, w):
+    from portal.services import processor_events, refunds
+
+    charge = _paid(session, w.account)
+    refund = refunds.start(session, charge, "a test refund")
+    session.commit()
+    assert refunds.settle(session, refund, True, "re_1", "") is True
+    session.commit()
+    body = json.loads(events(session, WebhookEvent.type == "refund.succeeded")[0].payload)
+    assert body["data"]["refund"]["amount_cents"] == 30_00
+    assert body["data"]["refund"]["charge_id"] == charge.id
+
+    other = _paid(session, w.account, "k-disputed", 12_00)
+    session.execute(update(Charge).where(Charge.id == other.id)
+                    .values(gateway_reference="pi_disputed"))
+    session.commit()
+    dispute = processor_events._open_dispute(
+        session, {"id": "dp_1", "payment_intent": "pi_disputed", "amount": 12_00,
+                  "reason": "fraudulent", "status": "needs_response"}, NOW)
+    session.commit()
+    assert dispute is not None
+    processor_events._open_dispute(session, {"id": "dp_1", "payment_intent": "pi_disputed"},
+                                   NOW)  # a replay: the same dispute, no second event
+    session.commit()
+    [event] = events(session, WebhookEvent.type == "dispute.created")
+    data = json.loads(event.payload)["data"]["dispute"]
+    assert (data["reference"], data["amount_cents"], data["reason"]) == (
+        "dp_1", 12_00, "fraudulent")
+
+
+def test_budget_threshold_goes_to_the_sub_account_and_its_agency(session):
+    from portal.services import budgets, usage
+
+    clock.freeze(NOW)
+    owner = f.user(session, "o@agency.test")
+    agency = f.agency(session, "Bright Agency", owner=owner)
+    f.funds(session, agency, 100_00)
+    sub = f.sub(session, agency, "Harbor Dental")
+    session.commit()
+    heard = endpoint(session, agency, "https://agency.example.com/hooks").endpoint
+    budgets.set_budget(session, sub, owner, 10_00, thresholds=[50, 100])
+    session.commit()
+    usage.post(session, sub, {"minutes": 120}, "b-1")  # $6.00 of $10.00: 50%
+    session.commit()
+    usage.post(session, sub, {"minutes": 10}, "b-2")  # 65%: nothing new
+    session.commit()
+    [event] = events(session, WebhookEvent.type == "budget.threshold")
+    body = json.loads(event.payload)
+    assert body["account_id"] == sub.id
+    assert body["data"]["threshold_percent"] == 50
+    assert (body["data"]["budget_cents"], body["data"]["spent_cents"]) == (10_00, 6_00)
+    assert session.scalar(select(WebhookDelivery.endpoint_id).where(
+        WebhookDelivery.event_id == event.id)) == heard.id
+
+
+def test_statement_ready(session, w):
+    from datetime import date
+
+    from portal.services import statement_files
+
+    file = statement_files.request(session, w.account, w.owner, date(2026, 11, 1),
+                                   date(2026, 11, 30))
+    session.commit()
+    statement_files.finish(session, file, b"%PDF-1.7 x")
+    session.commit()
+    [event] = events(session, WebhookEvent.type == "statement.ready")
+    data = json.loads(event.payload)["data"]["statement"]
+    assert (data["id"], data["period_from"], data["period_to"]) == (
+        file.id, "2026-11-01", "2026-11-30")
