@@ -706,3 +706,29 @@ def test_statement_ready(session, w):
     data = json.loads(event.payload)["data"]["statement"]
     assert (data["id"], data["period_from"], data["period_to"]) == (
         file.id, "2026-11-01", "2026-11-30")
+
+
+def test_a_paid_billing_link_tells_payment_mode_change_and_link_paid(session):
+    """The customer pays a billing link: the payment, the sub-account's billing mode and the
+    link paid, each once, in the payment's transaction; the agency hears all three."""
+    from portal.services.gateway import SandboxGateway
+    from tests.unit import test_billing_links as links
+
+    clock.freeze(NOW)
+    gw = SandboxGateway()
+    owner = f.user(session, "avery@example.test")
+    agency = f.agency(session, "Northwind Agency", owner=owner)
+    sub = f.sub(session, agency, "Bayside Dental", billing=BillingMode.AGENCY)
+    session.commit()
+    endpoint(session, agency, "https://agency.example.com/hooks")
+    world = type("W", (), {"agency": agency, "bayside": sub, "avery": owner})
+    _request, url = links.send(session, world)
+    assert links.pay(session, gw, url, amount="30").switched is True
+    types = [e.type for e in events(session)]
+    assert sorted(types) == ["billing_link.paid", "billing_mode.changed", "payment.succeeded"]
+    paid = json.loads(events(session, WebhookEvent.type == "billing_link.paid")[0].payload)
+    assert paid["account_id"] == sub.id
+    assert paid["data"]["billing_request"]["amount_cents"] == 25_00
+    assert paid["data"]["charge"]["amount_cents"] == 30_00
+    assert paid["data"]["account"]["billing_mode"] == "customer"
+    assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
