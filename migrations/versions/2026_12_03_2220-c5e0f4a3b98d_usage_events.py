@@ -34,10 +34,6 @@ def upgrade():
         sa.Column('ledger_entry_id', sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(['account_id'], ['accounts.id'],
                                 name=op.f('fk_usage_events_account_id_accounts')),
-        sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'],
-                                name=op.f('fk_usage_events_api_key_id_api_keys')),
-        sa.ForeignKeyConstraint(['ledger_entry_id'], ['ledger_entries.id'],
-                                name=op.f('fk_usage_events_ledger_entry_id_ledger_entries')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_events')),
         sa.UniqueConstraint('account_id', 'event_id', name='uq_usage_events_account_event'),
     )
