@@ -282,6 +282,7 @@ def agency_pages(w) -> list[State]:
         State("Change History", f"{base}/history/"),
         State("Versions", f"{base}/history/versions?type=account"),
         State("GDPR Tools", f"{base}/privacy/"),
+        State("Developers", f"{base}/developers/"),  # issue 18: API keys (the demo's key)
         State("Account Security", f"{base}/security/"),
         State("Support", f"{base}/support/"),
         State("Support: a request with errors", f"{base}/support/", send_empty_support_request,
