@@ -82,7 +82,8 @@ TIMEOUT_SECONDS = 10.0
 CLAIM_LEASE = timedelta(minutes=5)
 EVENT_RETENTION = timedelta(days=30)  # events (and their finished deliveries) kept this long
 SIGNATURE_TOLERANCE = 300  # seconds: verify() refuses older (or newer) timestamps
-BATCH = 200  # due deliveries read per jobs run
+BATCH = 200  # due deliveries read at a time
+MAX_PER_RUN = 2000  # attempts per jobs run (the next run goes on)
 MAX_URL = 2048
 MAX_DESCRIPTION = 200
 MAX_ENDPOINTS = 16  # per account
@@ -566,14 +567,19 @@ def delivery_settings(config, development: bool) -> tuple[float, bool]:
     return float(timeout), bool(allow)
 
 
-def due(session: Session, now: datetime, limit: int = BATCH) -> list[int]:
-    """Pending deliveries due now to enabled endpoints, oldest event first."""
+def due(session: Session, now: datetime, limit: int = BATCH,
+        skipping: Iterable[int] = ()) -> list[int]:
+    """Pending deliveries due now to enabled endpoints (but those `skipping`), oldest event
+    first."""
+    query = (select(WebhookDelivery.id)
+             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+             .where(WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.enabled.is_(True)))
+    skipping = list(skipping)
+    if skipping:
+        query = query.where(WebhookDelivery.endpoint_id.not_in(skipping))
     return list(session.scalars(
-        select(WebhookDelivery.id)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.status == DeliveryStatus.PENDING,
-               WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.enabled.is_(True))
-        .order_by(WebhookDelivery.event_id, WebhookDelivery.id).limit(limit)))
+        query.order_by(WebhookDelivery.event_id, WebhookDelivery.id).limit(limit)))
 
 
 def claim(session: Session, delivery_id: int, now: datetime) -> bool:
@@ -600,31 +606,42 @@ def next_try(attempts: int, now: datetime, retry_until: datetime) -> datetime | 
 
 def deliver_due(session: Session, now: datetime | None = None,
                 timeout: float = TIMEOUT_SECONDS, allow_private: bool = False,
-                limit: int = BATCH) -> Run:
+                limit: int = MAX_PER_RUN) -> Run:
     """The jobs' step: each due delivery claimed, sent, its answer recorded (committed one
-    by one). An endpoint that fails gets nothing more this run (the rest of its deliveries
-    wait for the next: no run spends a timeout per event on a receiver that is down)."""
+    by one), at most `limit` attempts. An endpoint that fails gets nothing more this run
+    (the rest of its deliveries wait for the next: no run spends a timeout per event on a
+    receiver that is down), and its backlog doesn't hold up the other endpoints' (the next
+    batch is read without it)."""
     now = now or clock_now()
     run = Run()
-    for delivery_id in due(session, now, limit):
-        session.rollback()  # read afresh below
-        delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.endpoint_id in run.skipped_endpoints:
-            continue
-        if not claim(session, delivery_id, now):
-            continue  # another runner has it
-        delivery = session.get(WebhookDelivery, delivery_id)
-        session.refresh(delivery)
-        answer = send(delivery, now, timeout, allow_private)
-        outcome = record_answer(session, delivery_id, answer, now)
-        if outcome == DeliveryStatus.SUCCEEDED:
-            run.succeeded += 1
-        else:
-            run.skipped_endpoints.add(delivery.endpoint_id)
-            if outcome == DeliveryStatus.FAILED:
-                run.failed += 1
+    seen: set[int] = set()
+    while run.sent < limit:
+        batch = [i for i in due(session, now, min(BATCH, limit - run.sent),
+                                run.skipped_endpoints) if i not in seen]
+        if not batch:
+            break
+        for delivery_id in batch:
+            seen.add(delivery_id)
+            session.rollback()  # read afresh below
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.endpoint_id in run.skipped_endpoints:
+                continue
+            if not claim(session, delivery_id, now):
+                continue  # another runner has it
+            delivery = session.get(WebhookDelivery, delivery_id)
+            session.refresh(delivery)
+            answer = send(delivery, now, timeout, allow_private)
+            outcome = record_answer(session, delivery_id, answer, now)
+            if outcome == DeliveryStatus.SUCCEEDED:
+                run.succeeded += 1
             else:
-                run.retried += 1
+                run.skipped_endpoints.add(delivery.endpoint_id)
+                if outcome == DeliveryStatus.FAILED:
+                    run.failed += 1
+                else:
+                    run.retried += 1
+            if run.sent >= limit:
+                break
     session.rollback()
     return run
 

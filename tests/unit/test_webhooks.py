@@ -732,3 +732,31 @@ def test_a_paid_billing_link_tells_payment_mode_change_and_link_paid(session):
     assert paid["data"]["charge"]["amount_cents"] == 30_00
     assert paid["data"]["account"]["billing_mode"] == "customer"
     assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
+
+
+def test_a_dead_endpoints_backlog_does_not_hold_up_the_others(session, w, receiver,
+                                                               monkeypatch):
+    """Reading due deliveries a few at a time: the dead endpoint's backlog (first in event
+    order) is tried once, then skipped, and the live endpoint gets all of its events in the
+    same run."""
+    monkeypatch.setattr(webhooks, "BATCH", 3)
+    dead = endpoint(session, w.account, "http://127.0.0.1:1/refused").endpoint
+    for _ in range(4):
+        lifecycle.pause_swapping(session, w.account, w.owner)
+        lifecycle.resume(session, w.account, w.owner)
+    session.commit()
+    endpoint(session, w.account, receiver.url)  # hears only what comes next
+    for _ in range(2):
+        lifecycle.pause_swapping(session, w.account, w.owner)
+        lifecycle.resume(session, w.account, w.owner)
+    session.commit()
+    run = deliver(session)
+    assert run.retried == 1  # the dead endpoint: one attempt, then skipped
+    assert run.succeeded == 4 == len(receiver.received)  # all of the live one's, this run
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(WebhookDelivery).where(
+        WebhookDelivery.endpoint_id == dead.id, WebhookDelivery.attempts == 0)) == 11
+    tried = session.scalar(select(WebhookDelivery).where(
+        WebhookDelivery.endpoint_id == dead.id, WebhookDelivery.attempts == 1))
+    assert tried.last_error.startswith("Could not connect")
+    assert deliver(session, limit=2).sent == 1  # the dead one's next, and it is skipped
