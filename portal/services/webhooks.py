@@ -317,8 +317,8 @@ def remove(session: Session, endpoint: WebhookEndpoint, confirmed) -> None:
 
 def send_test(session: Session, endpoint: WebhookEndpoint,
               now: datetime | None = None) -> WebhookEvent:
-    """"Send test event": a `ping` to this endpoint only (even a disabled one), delivered
-    by the next jobs run like any other."""
+    """"Send test event": a `ping` to this endpoint only, delivered by the next jobs run
+    like any other (a disabled endpoint's waits until it is enabled)."""
     account = session.get(Account, endpoint.account_id)
     return _write(session, account, PING, {"message": "A test event from the portal.",
                                             "endpoint_id": endpoint.id},
@@ -660,8 +660,10 @@ def headers(delivery: WebhookDelivery, now: datetime) -> dict[str, str]:
 
 def send(delivery: WebhookDelivery, now: datetime, timeout: float,
          allow_private: bool) -> Answer:
+    """Sign and POST it. Signed with the time of sending (not the run's start: a run held up
+    by slow receivers must not send timestamps past the receivers' tolerance)."""
     try:
-        signed = headers(delivery, now)
+        signed = headers(delivery, max(now, clock_now()))
     except sealing.Unreadable:
         return Answer(None, "The endpoint's secret can't be read: rotate it.")
     return post(delivery.endpoint.url, delivery.event.payload.encode(), signed, timeout,
