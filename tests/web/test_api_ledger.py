@@ -101,3 +101,23 @@ def test_another_tenants_key_gets_404(client, session, aw):
         assert_problem(response, 404, "No such account, or this key does not reach it.")
     response = call(client, aw, "GET", f"/accounts/{aw.agency.id}/ledger", key="harbor")
     assert_problem(response, 404, "No such account, or this key does not reach it.")
+
+
+def test_the_cursor_follows_the_pages_order_through_equal_and_backdated_times(client,
+                                                                             session, aw):
+    same = NOW - timedelta(hours=1)
+    for n in range(3):  # three entries in the same microsecond
+        ledger.post(session, aw.solo, LedgerKind.USAGE, -10 - n, f"same {n}", f"s-{n}",
+                    Cause.USAGE, now=same)
+    ledger.post(session, aw.solo, LedgerKind.ADJUSTMENT, 500, "backdated", "b-1", Cause.USER,
+                now=NOW - timedelta(days=3))  # a later id, an older time
+    ledger.post(session, aw.solo, LedgerKind.USAGE, -1, "newest", "n-1", Cause.USAGE, now=NOW)
+    session.commit()
+    seen, cursor = [], ""
+    while True:
+        page = entries(client, aw, aw.solo, f"?limit=2&cursor={cursor}")
+        seen += [e["description"] for e in page["data"]]
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+    assert seen == ["newest", "same 2", "same 1", "same 0", "backdated"]

@@ -1,8 +1,9 @@
 """/api/v1: The ledger (billing logs), filtered and cursor-paginated (issue 18 E2).
 
 The Billing Logs' filter (billing_logs.parse_filter: text, kind, a UTC date range, the same
-messages) over the same conditions, newest first by id; readable on agency billing too
-(the account's own past ledger, as the page)."""
+messages) over the same conditions, in the page's order (newest first: created_at, then
+id); readable on agency billing too (the account's own past ledger, as the page).
+The cursor is billing_common.newest_first's: (created_at, id) on the page's indexes."""
 
 import marshmallow as ma
 from flask import request
@@ -10,8 +11,8 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 from sqlalchemy import select
 
-from portal.blueprints.api_v1 import blueprint, paging
-from portal.blueprints.api_v1.billing_common import reach
+from portal.blueprints.api_v1 import blueprint
+from portal.blueprints.api_v1.billing_common import newest_first, reach
 from portal.blueprints.api_v1.schemas import PageArgsSchema, page_schema
 from portal.extensions import db
 from portal.models import Cause, LedgerEntry, LedgerKind
@@ -61,4 +62,5 @@ class Ledger(MethodView):
         account = reach(account_id).account
         log_filter = billing_logs.parse_filter(request.args)
         query = select(LedgerEntry).where(*log_filter.conditions(account))
-        return paging.page(db.session, query, LedgerEntry.id, args["limit"], args["cursor"])
+        return newest_first(db.session, query, LedgerEntry.created_at, LedgerEntry.id,
+                            args["limit"], args["cursor"])

@@ -14,11 +14,12 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from portal.blueprints.api import problems
-from portal.blueprints.api_v1 import auth, blueprint, paging
+from portal.blueprints.api_v1 import auth, blueprint
 from portal.blueprints.api_v1.billing_common import (
     PDF,
     cents_text,
     fields_named,
+    newest_first,
     pdf_answer,
     problem,
     reach,
@@ -107,7 +108,8 @@ class Payments(MethodView):
         payments made while the account paid its own bills)."""
         account = reach(account_id).account
         query = select(Charge).where(Charge.account_id == account.id)
-        return paging.page(db.session, query, Charge.id, args["limit"], args["cursor"])
+        return newest_first(db.session, query, Charge.created_at, Charge.id, args["limit"],
+                            args["cursor"])
 
     @bp.arguments(PaymentArgsSchema)
     @bp.response(201, PaymentResultSchema)

@@ -10,8 +10,14 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from portal.blueprints.api import problems
-from portal.blueprints.api_v1 import auth, blueprint, paging
-from portal.blueprints.api_v1.billing_common import cents_text, fields_named, problem, reach
+from portal.blueprints.api_v1 import auth, blueprint
+from portal.blueprints.api_v1.billing_common import (
+    cents_text,
+    fields_named,
+    newest_first,
+    problem,
+    reach,
+)
 from portal.blueprints.api_v1.payments import ChargeSchema
 from portal.blueprints.api_v1.schemas import PageArgsSchema, ProblemSchema, page_schema
 from portal.errors import ConfirmationNeeded, NotAllowed, NotFound, ValidationFailed
@@ -288,5 +294,5 @@ class Alerts(MethodView):
     def get(self, args, account_id: int):
         """What the portal told the account's billing people (Recent alerts), newest first."""
         account = reach(account_id).account
-        return paging.page(db.session, select(Alert).where(Alert.account_id == account.id),
-                           Alert.id, args["limit"], args["cursor"])
+        return newest_first(db.session, select(Alert).where(Alert.account_id == account.id),
+                            Alert.created_at, Alert.id, args["limit"], args["cursor"])
