@@ -120,3 +120,7 @@ class WebhookDelivery(db.Model):
     @property
     def status_label(self) -> str:
         return DELIVERY_LABELS[self.status]
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == DeliveryStatus.PENDING
