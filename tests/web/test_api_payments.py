@@ -3,13 +3,17 @@ messages; the charge credited once; a decline 402; the bank's challenge 202 then
 the payment history by cursor, the receipt as PDF, and tenant isolation."""
 # ruff: noqa: F811  (the `aw` fixture, imported, is each test's argument)
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import Account, Charge, LedgerEntry
+from portal.models import Account, BillingMode, Charge, LedgerEntry
 from portal.sandbox import core
+from tests import factories as f
 from tests.web.api_billing_world import (  # noqa: F401
     API,
+    NOW,
     assert_problem,
     aw,
     call,
@@ -191,4 +195,22 @@ def test_another_tenants_key_gets_404(client, session, aw):
     response = call(client, aw, "GET", f"/accounts/{aw.rival.id}/payments/{charge.id}"
                                        "/receipt.pdf", key="rival")
     assert_problem(response, 404, "Charge not found.")
+    assert snapshot(session) == before
+
+
+def test_a_canceled_account_is_read_only(client, session, aw):
+    gone = f.sub(session, aw.agency, "Gone Co", billing=BillingMode.CUSTOMER,
+                 canceled_at=NOW - timedelta(days=5))
+    session.commit()
+    before = snapshot(session)
+    message = ("Gone Co is canceled: you can read and export its data, but not change it. "
+               "Reactivate it to make changes.")
+    for method, rest in (("POST", "payments"), ("PUT", "auto-recharge"),
+                         ("POST", "payment-methods/setup")):
+        response = call(client, aw, method, f"/accounts/{gone.id}/{rest}", key="agency",
+                        json={"amount_cents": 100} if method == "POST" and rest == "payments"
+                        else {"enabled": False} if method == "PUT" else None)
+        assert_problem(response, 409, message)
+    assert call(client, aw, "GET", f"/accounts/{gone.id}/payments", key="agency"
+                ).status_code == 200
     assert snapshot(session) == before

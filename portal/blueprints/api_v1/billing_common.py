@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from flask import make_response
+from flask import make_response, request
 from sqlalchemy import Integer, literal, tuple_
 from sqlalchemy.orm import Session
 
@@ -32,9 +32,14 @@ PDF = {"type": "string", "format": "binary"}
 
 def reach(account_id: int, own_billing: bool = False) -> Access:
     """The account as the key reaches it with the billing capability (404 for another
-    tenant's, 403 without the role); `own_billing`: 403 for a sub-account paid from its
-    agency's balance, as the pages' @own_billing."""
-    access = auth.reach(account_id, roles.Can.BILLING)
+    tenant's, 403 without the role), under the pages' account guard (accounts.reach: gone
+    60 days after closing, 410; a canceled account is read-only, 409 for a write);
+    `own_billing`: 403 for a sub-account paid from its agency's balance, as the pages'
+    @own_billing."""
+    from portal.blueprints.api_v1 import accounts
+
+    access = accounts.reach(account_id, roles.Can.BILLING,
+                            write=request.method not in auth.SAFE_METHODS)
     if own_billing:
         billing.check_own_billing(access.account)
     return access
