@@ -20,7 +20,7 @@ from tests.browser.conftest import (
     shots,
 )
 from tests.browser.test_billing import flash
-from tests.unit.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from portal import clock
 from portal.models import Role
 from portal.services import lifecycle, webhooks
 from tests import factories as f
-from tests.unit.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
