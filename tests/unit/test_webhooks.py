@@ -710,3 +710,14 @@ def test_a_dead_endpoints_backlog_does_not_hold_up_the_others(session, w, receiv
         WebhookDelivery.endpoint_id == dead.id, WebhookDelivery.attempts == 1))
     assert tried.last_error.startswith("Could not connect")
     assert deliver(session, limit=2).sent == 1  # the dead one's next, and it is skipped
+
+
+def test_a_redirect_is_an_answer_not_followed(session, w, receiver):
+    endpoint(session, w.account, receiver.url)
+    lifecycle.pause_swapping(session, w.account, w.owner)
+    session.commit()
+    receiver.answers = [302]
+    assert deliver(session).retried == 1
+    assert len(receiver.received) == 1  # nothing followed
+    [event] = events(session)
+    assert delivery_of(session, event).last_status_code == 302
