@@ -111,6 +111,7 @@ def test_a_card_the_processor_refuses_is_422(client, session, aw):
 def test_the_banks_challenge_then_confirm_with_the_signed_setup(client, session, aw):
     asked = add(client, aw, aw.solo, paying_card(AUTHENTICATE_ONCE))
     assert asked.status_code == 202, asked.get_json()
+    assert asked.headers["Cache-Control"] == "no-store"
     body = asked.get_json()
     assert body["status"] == "requires_action" and body["client_secret"]
     assert body["confirm_url"] == f"{API}/accounts/{aw.solo.id}/payment-methods/confirm"

@@ -104,6 +104,7 @@ def test_the_banks_challenge_is_202_with_the_link_then_confirm(client, session, 
     card(session, aw.solo, AUTHENTICATE_ALWAYS)
     response = pay(client, aw, aw.solo, amount_cents=4000)
     assert response.status_code == 202, response.get_json()
+    assert response.headers["Cache-Control"] == "no-store"  # it holds a client secret
     body = response.get_json()
     action = body["next_action"]
     assert body["status"] == "pending" and body["requires_action"] is True

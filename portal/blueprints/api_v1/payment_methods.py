@@ -191,6 +191,7 @@ def _added(account_id: int, result):
                                        account_id=account_id)}
         response = jsonify(SetupActionSchema().dump(body))
         response.status_code = 202
+        response.headers["Cache-Control"] = "no-store"  # a client secret (payments.NO_STORE)
         return response
     result.standing = payment_methods.standing(db.session, result)
     return result, 201

@@ -33,6 +33,9 @@ from portal.services.processor import gateway_name
 
 bp = blueprint("payments", "Payments: make one, list them, receipts.")
 
+# An answer holding a client secret: not to be kept by caches (nor, K: by the Idempotency-Key
+# replay store; the secret is handed to the payer, never stored by the portal).
+NO_STORE = {"Cache-Control": "no-store"}
 NOT_CONFIRMED = ("The payment was not confirmed with the card's bank, so nothing was charged. "
                  "Try again or use another method.")
 
@@ -165,7 +168,7 @@ def outcome(account_id: int, charge: Charge):
             "type": "authenticate", "client_secret": action.client_secret,
             "authenticate_url": _challenge_url(action.reference, action.client_secret),
             "confirm_url": url_for("api_v1_payments.PaymentConfirm", account_id=account_id,
-                                   charge_id=charge.id)}), 202
+                                   charge_id=charge.id)}), 202, NO_STORE
     if charge.is_pending and charge.processor_status == "requires_action":
         return _declined(NOT_CONFIRMED, charge)
     if charge.status == ChargeStatus.FAILED:
