@@ -541,11 +541,12 @@ the item prices = the usage entries' debits; the events the senders were told we
 = the events stored); every recharge charged once (one sandbox charge, one ledger credit,
 none pending or failed). Events/s = accepted events / wall time. Exits 0 (a report)."""
 
-# (item, weight, quantity from, to): ~9 cents an event on average, so an agency's batch
-# of 1,000 takes its balance below the threshold about every other batch (a recharge).
-BATCH_ITEMS = (("minutes", 60, 1, 3), ("transcriptions", 20, 1, 2),
-               ("encrypted_recording", 12, 1, 3), ("enhanced_caller_id", 8, 1, 1),
-               ("numbers", 0.2, 1, 1))
+# (item, weight, quantity from, to): metering ticks, ~5 cents an event on average, so an
+# agency's batch of 1,000 ($37 on the agency's balance) takes it below the threshold about
+# every other batch: a recharge (at most $100, rules.MAX_CHARGE_CENTS) every ~2 batches.
+BATCH_ITEMS = (("minutes", 60, 1, 1), ("transcriptions", 20, 1, 1),
+               ("encrypted_recording", 14, 1, 1), ("enhanced_caller_id", 6, 1, 1),
+               ("numbers", 0.05, 1, 1))
 
 
 @dataclass

@@ -55,6 +55,7 @@ from portal.errors import ValidationFailed
 from portal.models import (
     Account,
     AccountKind,
+    AccountStatus,
     BillingMode,
     BillingSettings,
     Budget,
@@ -249,22 +250,60 @@ def check(raw_events: list, now: datetime) -> tuple[list[Event], list[Refused]]:
 
 # ----------------------------------------------------------------------------- locking
 
-def _lock(session: Session, ids) -> list[Account]:
+@dataclass(frozen=True)
+class Metered:
+    """A metered account as read under its lock: what the batch needs of it (the rules of
+    usage.refusal and usage.description read its name and state), without an ORM object
+    for each of a batch's hundred accounts."""
+
+    id: int
+    name: str
+    kind: AccountKind
+    parent_id: int | None
+    status: AccountStatus
+    billing_mode: BillingMode
+
+    @property
+    def is_sub(self) -> bool:
+        return self.kind == AccountKind.SUB
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.status == AccountStatus.CANCELED
+
+    @property
+    def paid_by_agency(self) -> bool:
+        return self.is_sub and self.billing_mode == BillingMode.AGENCY
+
+
+METERED_COLUMNS = (Account.id, Account.name, Account.kind, Account.parent_id, Account.status,
+                   Account.billing_mode)
+
+
+def _lock(session: Session, ids, whole: bool = True) -> list:
     """Lock these accounts in id order (PostgreSQL: FOR NO KEY UPDATE, as lock_payer), read
-    afresh."""
+    afresh: Account objects (whole), else Metered rows."""
     if not ids:
         return []
-    query = select(Account).where(Account.id.in_(sorted(ids))).order_by(Account.id) \
-        .execution_options(populate_existing=True)
+    query = (select(Account) if whole else select(*METERED_COLUMNS)) \
+        .where(Account.id.in_(sorted(ids))).order_by(Account.id)
     if session.connection().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
-    return list(session.scalars(query))
+    if whole:
+        return list(session.scalars(query.execution_options(populate_existing=True)))
+    return [Metered(*row) for row in session.execute(query)]
+
+
+def _metered(account: Account) -> Metered:
+    return Metered(account.id, account.name, account.kind, account.parent_id, account.status,
+                   account.billing_mode)
 
 
 def lock_accounts(session: Session, owner: Account, account_ids: set[int]
-                  ) -> dict[int, tuple[Account, Account]]:
-    """The accounts the key's owner reaches among `account_ids`, locked with their payers:
-    {id: (account, payer)}. Agencies first (in id order), then the rest (in id order)."""
+                  ) -> dict[int, tuple[Metered, Account]]:
+    """The accounts the key's owner reaches among `account_ids`, locked, with their payers:
+    {id: (account, payer)}. Agencies first (in id order), then the rest (in id order); the
+    payers are Account objects (the billing pause, alerts and recharges take them)."""
     begin_write(session)
     reach = (Account.id == owner.id)
     if owner.kind == AccountKind.AGENCY:
@@ -273,20 +312,24 @@ def lock_accounts(session: Session, owner: Account, account_ids: set[int]
                            .where(Account.id.in_(sorted(account_ids)), reach)).all()
     agencies = {parent for _id, parent, _kind in rows if parent is not None}
     agencies |= {id_ for id_, _parent, kind in rows if kind == AccountKind.AGENCY}
-    locked = {a.id: a for a in _lock(session, agencies)}
-    locked.update((a.id, a) for a in _lock(session, {r[0] for r in rows} - agencies))
+    whole = {a.id: a for a in _lock(session, agencies)}
+    metered = {a.id: _metered(a) for a in whole.values()}
+    metered.update((m.id, m) for m in _lock(session, {r[0] for r in rows} - agencies, False))
+    own_payers = {m.id for m in metered.values() if m.id not in whole and not m.paid_by_agency}
+    if own_payers:
+        whole.update((a.id, a) for a in session.scalars(
+            select(Account).where(Account.id.in_(sorted(own_payers)))
+            .execution_options(populate_existing=True)))
     found = {}
     for id_, _parent, _kind in rows:
-        account = locked[id_]
+        account = metered[id_]
         if not (account.id == owner.id or owner.kind == AccountKind.AGENCY
                 and account.parent_id == owner.id):
             continue  # moved out of the agency while we waited
-        payer = account
-        if account.is_sub and account.billing_mode == BillingMode.AGENCY:
-            payer = locked.get(account.parent_id)
-            if payer is None:  # moved to another agency while we waited (rare): lock it now
-                payer = _lock(session, {account.parent_id})[0]
-                locked[payer.id] = payer
+        payer = whole.get(account.parent_id if account.paid_by_agency else account.id)
+        if payer is None:  # moved to another agency while we waited (rare): lock it now
+            payer = _lock(session, {account.parent_id})[0]
+            whole[payer.id] = payer
         found[id_] = (account, payer)
     return found
 
