@@ -19,7 +19,8 @@ class KeySchema(Schema):
         "description": "The key's visible start, apk_<prefix>_…; the secret is never shown "
                        "again."})
     scopes = fields.List(fields.String(metadata={"enum": list(SCOPES)}), required=True)
-    role = fields.Enum(Role, by_value=True, required=True, metadata={
+    role = fields.String(required=True, metadata={
+        "enum": [Role.OWNER.value, Role.ADMIN.value],
         "description": "The role the key acts with: owner or admin."})
     created_at = fields.DateTime(required=True)
     last_used_at = fields.DateTime(allow_none=True, required=True)
@@ -35,5 +36,5 @@ class Key(MethodView):
         key = auth.key()
         return {"id": key.id, "name": key.name, "hint": key.hint,
                 "scopes": [scope for scope in SCOPES if scope in key.scope_set],
-                "role": key.role, "created_at": key.created_at,
+                "role": key.role.value, "created_at": key.created_at,
                 "last_used_at": key.last_used_at, "account": key.account}
