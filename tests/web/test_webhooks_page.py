@@ -230,3 +230,9 @@ def test_a_reload_of_a_post_address_is_the_page(client, session, w):
     sign_in_as(client, w.owner)
     answer = client.get(path(w.agency, f"/{made.endpoint.id}/rotate"))
     assert answer.status_code == 303 and answer.location.endswith(path(w.agency))
+
+
+def test_the_developers_page_links_here(client, w):
+    sign_in_as(client, w.owner)
+    page = body(client.get(f"/accounts/{w.agency.id}/developers/"))
+    assert f'href="{path(w.agency)}"' in page
