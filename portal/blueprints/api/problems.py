@@ -21,6 +21,7 @@ meant to be fetched. The kinds:
     404     not-found                  Not found                  (no such account, no such path)
     405     method-not-allowed         Method not allowed         (with an Allow header)
     409     conflict                   Conflict                   (e.g. a canceled account)
+    410     gone                       Gone                       (closed over 60 days ago)
     413     too-large                  Request body too large     (over MAX_CONTENT_LENGTH)
     422     validation                 Validation failed          (field errors in "errors")
     429     rate-limited               Too many requests
@@ -49,6 +50,7 @@ KINDS: dict[int, tuple[str, str]] = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
+    410: ("gone", "Gone"),
     413: ("too-large", "Request body too large"),
     422: ("validation", "Validation failed"),
     429: ("rate-limited", "Too many requests"),
