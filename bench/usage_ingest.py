@@ -867,13 +867,29 @@ def profile_batch(app, engine, fleet: Fleet, args) -> Sent:
     warm, warm_cents = event_body(rng, fleet.subs[agency], "warm", args.batch_size, stamp)
     warmed = client.post("/api/v1/usage/batches", data=warm, headers=headers).get_json()
     body, cents = event_body(rng, fleet.subs[agency], "profile", args.batch_size, stamp)
+    from portal.services import charges
+
+    spans = {"receive": 0.0, "recharge": 0.0}
+    originals = {"receive": metering.receive, "recharge": charges.run_recharge}
+
+    def timed(name):
+        def call(*a, **k):
+            began = time.perf_counter()
+            try:
+                return originals[name](*a, **k)
+            finally:
+                spans[name] += time.perf_counter() - began
+        return call
+
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
+    metering.receive, charges.run_recharge = timed("receive"), timed("recharge")
     try:
         started = time.perf_counter()
         response = client.post("/api/v1/usage/batches", data=body, headers=headers)
         total = time.perf_counter() - started
     finally:
+        metering.receive, charges.run_recharge = originals["receive"], originals["recharge"]
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
     answer = response.get_json()
@@ -896,7 +912,11 @@ def profile_batch(app, engine, fleet: Fleet, args) -> Sent:
     for kind, values in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
         print(f"  SQL {kind:<26} {sum(values) * 1000:7.1f}ms  ({len(values)} statements)")
     rest = total - sql_seconds - t_json - t_check
-    print(f"  the rest (Flask, auth, rows, ORM, JSON answer) {rest * 1000:6.1f}ms")
+    print(f"  the rest (Python: Flask, auth, rows, ORM, JSON answer) {rest * 1000:6.1f}ms")
+    print(f"  by step, SQL included: metering.receive (checks, locks, inserts, ledger, "
+          f"alerts, budgets) {spans['receive'] * 1000:.1f}ms; the recharges run after the "
+          f"commit {spans['recharge'] * 1000:.1f}ms; the request around them "
+          f"{(total - spans['receive'] - spans['recharge']) * 1000:.1f}ms")
     for account, value in warm_cents.items():
         cents[account] = cents.get(account, 0) + value
     return Sent(events=answer["counts"]["accepted"] + warmed["counts"]["accepted"],
