@@ -144,12 +144,16 @@ and acts as an owner or an admin. An agency's key reaches its sub-accounts.
 
 **Errors** are `application/problem+json` (RFC 9457) with a stable `type` per kind.
 
-**Writes** take an `Idempotency-Key` header: the same key and body replay the first
-answer; the same key with another body is 422.
+**Writes** take an `Idempotency-Key` header (1–255 printable ASCII characters, such as a
+UUID): a retry with the same key, method, path and body gets the first answer again, with
+`Idempotent-Replayed: true`, and changes nothing; the same key with another request is 422;
+while the first is still running, 409. A 5xx is not kept (a retry runs again). Keys are
+remembered for 24 hours per API key.
 
-**Lists** are cursor-paginated: `?limit=` (1–100) and `?cursor=` from the last page's
-`next_cursor`.
+**Lists** are cursor-paginated, newest first: `?limit=` (1–100) and `?cursor=` from the last
+page's `next_cursor`; `has_more` says whether there is another page.
 
-**Rate limits** per key, with `RateLimit-Limit`, `RateLimit-Remaining` and
-`RateLimit-Reset` headers and 429 past them.
+**Rate limits** per key and minute (600 requests; usage has its own 6,000), with
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds) on every answer,
+and 429 with `Retry-After` past them.
 """
