@@ -20,6 +20,7 @@ from flask import Flask
 from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
 
+from portal import rules
 from portal.blueprints.api import problems
 from portal.extensions import csrf
 
@@ -135,7 +136,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(reference.bp)
 
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Everything an account's owner or admin does in the portal, over the same rules.
 
 **Keys.** Make one on Settings → Developers; send it as `Authorization: Bearer apk_…`. A key
@@ -153,7 +154,8 @@ remembered for 24 hours per API key.
 **Lists** are cursor-paginated, newest first: `?limit=` (1–100) and `?cursor=` from the last
 page's `next_cursor`; `has_more` says whether there is another page.
 
-**Rate limits** per key and minute (600 requests; usage has its own 6,000), with
+**Rate limits** per key and minute ({rules.API_RATE_LIMIT_PER_MINUTE:,} requests by default;
+usage has its own {rules.API_METERING_RATE_LIMIT_PER_MINUTE:,}), with
 `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds) on every answer,
 and 429 with `Retry-After` past them.
 """
