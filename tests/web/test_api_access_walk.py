@@ -328,3 +328,25 @@ def test_the_walk_covers_every_documented_operation(app, client):
     assert served == documented
     with app.app_context():
         assert db.session is not None
+
+
+def test_a_batch_for_another_tenants_accounts_debits_nothing(client, session, world):
+    """The usage batch names its accounts in the body: another tenant's key (and a
+    sub-account's key for its agency) gets every such event refused, and no money moves."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat()
+    before = snapshot(session)
+    for key, targets in (("other", ("agency", "sub")), ("sub", ("agency",))):
+        events = [{"id": f"walk-{key}-{target}", "account": world[target].id,
+                   "item": "minutes", "quantity": 5, "timestamp": now} for target in targets]
+        response = client.post("/api/v1/usage/batches", json={"events": events},
+                               headers=bearer(world["keys"][key]))
+        assert response.status_code in (207, 422), response.get_json()
+        if response.status_code == 207:
+            data = response.get_json()
+            assert data["counts"]["accepted"] == 0, data
+            assert {r["index"] for r in data["refused"]} == set(range(len(events)))
+            for refused in data["refused"]:
+                assert world[targets[refused["index"]]].name not in refused["reason"]
+    assert snapshot(session) == before
