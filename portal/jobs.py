@@ -98,6 +98,17 @@ def purge_versions(session: Session) -> int:
             return removed_total
 
 
+def purge_api(session: Session, now: datetime | None = None) -> tuple[int, int]:
+    """Issue 18: the API's Idempotency-Key answers over 24 hours old and its rate-limit
+    windows over an hour old; returns (answers, windows) removed."""
+    from portal.blueprints.api_v1 import idempotency, ratelimit
+
+    answers = idempotency.purge(session, now)
+    windows = ratelimit.purge(session, now)
+    session.commit()
+    return answers, windows
+
+
 def statement_schedules(session: Session, now: datetime | None = None) -> int:
     """Email each schedule's previous period once: the period is claimed with a conditional
     update in the transaction that queues the statement, so two runs at once send it once.
@@ -309,6 +320,9 @@ JOBS: tuple[Job, ...] = (
                          "removed") if removed else None),
     Job("versions", purge_versions,
         lambda removed: f"versions: {removed} version(s) past 7/120 days removed"),
+    Job("api-purge", purge_api,
+        lambda removed: (f"api-purge: {removed[0]} idempotency answer(s), {removed[1]} "
+                         "rate window(s) removed") if any(removed) else None),
     Job("recharge-caps", lambda session: guardrails.cap_resets(session),
         lambda told: (f"recharge-caps: {told} monthly cap reset(s) told") if told else None),
     Job("budgets-month-turn", lambda session: budgets_month_turn(session),
