@@ -343,6 +343,12 @@ def test_the_document_has_readable_tags_and_the_idempotency_key_on_every_write(c
             assert ref in operation.get("parameters", []), (method, path)
             assert operation["tags"][0] in tags
     assert document["paths"]["/api/v1/key"]["get"]["tags"] == ["API key"]
+    # the RateLimit headers on every answer, Retry-After on the errors
+    assert set(document["components"]["headers"]) >= {
+        "RateLimitLimit", "RateLimitRemaining", "RateLimitReset", "RetryAfter"}
+    assert "Retry-After" in document["components"]["responses"]["DEFAULT_ERROR"]["headers"]
+    assert "RateLimit-Remaining" in \
+        document["paths"]["/api/v1/key"]["get"]["responses"]["200"]["headers"]
 
 
 def test_the_reference_page_loads_redoc_from_our_static_files_only(client):

@@ -2,7 +2,7 @@
 every operation, with a key of every scope on a seeded agency (sub-accounts, cards, funds,
 an invitation, a payment). Checks: no 5xx, every answer's status, content type and body as
 the document says (response_schema_conformance, status_code_conformance,
-content_type_conformance).
+content_type_conformance, response_headers_conformance: the RateLimit headers).
 
 Deterministic (Hypothesis derandomized) and small (MAX_EXAMPLES per operation), so it runs in
 well under two minutes per database. Half of the cases have their path ids replaced by real
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -29,7 +30,7 @@ from tests import factories as f
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance,
-          content_type_conformance]
+          content_type_conformance, response_headers_conformance]
 
 
 @pytest.fixture

@@ -56,8 +56,8 @@ class PortalApi(Api):
         tag = TAGS.get(name.removeprefix(BLUEPRINT_PREFIX), name)
         self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
         self._app.register_blueprint(blp, **options)
-        if _document_idempotency not in blp._prepare_doc_cbks:
-            blp._prepare_doc_cbks.append(_document_idempotency)
+        if _document_conventions not in blp._prepare_doc_cbks:
+            blp._prepare_doc_cbks.append(_document_conventions)
         for endpoint_doc in blp._docs.values():
             for method, operation_doc in endpoint_doc.items():
                 if method != "parameters" and operation_doc.get("tags") is None:
@@ -77,14 +77,41 @@ class PortalApi(Api):
             prepare_response(response, self.spec, content_type)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "An error, as RFC 9457 problem details",
-                    "schema": ProblemSchema}
+                    "schema": ProblemSchema,
+                    "headers": {**RATE_HEADERS, "Retry-After": _header_ref("RetryAfter")}}
         prepare_response(response, self.spec, problems.MEDIA_TYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
-def _document_idempotency(doc, _doc_info, *, method, **_kwargs):
-    if method.upper() not in ("GET", "HEAD", "OPTIONS"):
+def _header_ref(name: str) -> dict:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+# The headers every answer to a request with a key carries (ratelimit.py), and a replay's.
+RATE_HEADERS = {name: _header_ref(name.replace("-", ""))
+                for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")}
+HEADERS = {
+    "RateLimitLimit": ("integer", "Requests this key may make in the current minute."),
+    "RateLimitRemaining": ("integer", "Requests left in the current minute."),
+    "RateLimitReset": ("integer", "Seconds until the minute's count starts again."),
+    "RetryAfter": ("integer", "On a 429: seconds to wait before trying again."),
+    "IdempotentReplayed": ("string", "`true` when this answer is the replay of the first "
+                                     "request sent with the same Idempotency-Key."),
+}
+
+
+def _document_conventions(doc, _doc_info, *, method, **_kwargs):
+    """Every write documents the Idempotency-Key header; every answer, the RateLimit
+    headers (and a write's, Idempotent-Replayed)."""
+    write = method.upper() not in ("GET", "HEAD", "OPTIONS")
+    if write:
         doc.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)  # a $ref
+    for response in (doc.get("responses") or {}).values():
+        if isinstance(response, dict) and "$ref" not in response:
+            headers = response.setdefault("headers", {})
+            headers.update(RATE_HEADERS)
+            if write:
+                headers["Idempotent-Replayed"] = _header_ref("IdempotentReplayed")
     return doc
 
 
@@ -114,6 +141,9 @@ def init_app(app: Flask) -> None:
                            "`Authorization: Bearer apk_…`"}}},
     })
     api.init_app(app)
+    for name, (kind, description) in HEADERS.items():
+        api.spec.components.header(name, {"description": description,
+                                          "schema": {"type": kind}})
     from portal.blueprints.api_v1 import idempotency
 
     api.spec.components.parameter(IDEMPOTENCY_PARAMETER, "header", {
