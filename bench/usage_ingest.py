@@ -567,6 +567,7 @@ class Sent:
     refused: int = 0
     batches: int = 0
     latencies: list[float] = field(default_factory=list)
+    finished: list[tuple[float, int]] = field(default_factory=list)  # (when, events)
     errors: list[str] = field(default_factory=list)
     accepted_cents: dict[int, int] = field(default_factory=dict)  # metered account -> cents
     recharges: int = 0
@@ -721,6 +722,7 @@ def send_batches(port: int, fleet: Fleet, args, events: int, mode: str, label: s
                     sent.duplicates += counts["duplicates"]
                     continue
                 sent.latencies.append(elapsed)
+                sent.finished.append((time.perf_counter(), counts["accepted"]))
                 sent.batches += 1
                 sent.events += counts["accepted"]
                 sent.refused += counts["refused"]
@@ -737,7 +739,19 @@ def send_batches(port: int, fleet: Fleet, args, events: int, mode: str, label: s
     started = time.perf_counter()
     for thread in threads:
         thread.join()
+    for sent in results:
+        sent.finished = [(when - started, n) for when, n in sent.finished]
     return results, time.perf_counter() - started
+
+
+def tenths(sent: list[Sent], seconds: float) -> str:
+    """Events/s in each tenth of the run's wall time: sustained, or falling off as the
+    tables grow."""
+    bins = [0] * 10
+    for x in sent:
+        for when, n in x.finished:
+            bins[min(9, int(when / seconds * 10))] += n
+    return " ".join(f"{n / (seconds / 10):,.0f}" for n in bins)
 
 
 def send_single(port: int, fleet: Fleet, args, label: str) -> tuple[int, list[str], float,
@@ -1099,6 +1113,7 @@ def batch_main(argv: list[str]) -> int:
               f"{seconds:.1f}s = {events / seconds:,.0f} events/s; batch p50 "
               f"{_pct(latencies, .5):.0f}ms, p95 {_pct(latencies, .95):.0f}ms; "
               f"{sum(x.recharges for x in sent):,} recharges run in the requests")
+        print(f"      events/s by tenth of the run: {tenths(sent, seconds)}")
     errors = single_errors + [e for run in runs for x in run for e in x.errors]
     for mode in ("B", "M"):
         sent, seconds = figures[mode]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from portal import clock, rules
 from portal.errors import ValidationFailed
@@ -220,3 +221,28 @@ def test_eight_senders_at_once_debit_each_event_once(app, session):
     assert session.scalar(select(func.count()).select_from(SandboxCharge)) == len(recharges)
     assert session.scalar(select(func.count()).select_from(LedgerEntry).where(
         LedgerEntry.kind == LedgerKind.RECHARGE)) == len(recharges)
+
+
+def test_a_crash_retry_gets_the_same_ledger_keys(app, session):
+    """The entries' idempotency keys derive from the batch's accepted events: a batch rolled
+    back (the request crashed before its commit) and sent again writes the same keys, and
+    a second debit of the same events could never pass the ledger's unique usage key."""
+    account = f.standalone(session, "Harbor Dental")
+    f.funds(session, account, 50_00)
+    session.commit()
+    events = {"events": [ev("a", account.id), ev("b", account.id, "transcriptions")]}
+    first = metering.receive(session, account, events)
+    keys = [f"usage-batch:{first.batch}:{account.id}:{item}"
+            for item in ("minutes", "transcriptions")]
+    session.rollback()
+    again = metering.receive(session, account, events)
+    session.commit()
+    assert again.batch == first.batch
+    assert session.scalars(select(LedgerEntry.idempotency_key).where(
+        LedgerEntry.kind == LedgerKind.USAGE).order_by(LedgerEntry.id)).all() == keys
+    # The same accepted set can't be debited twice under these keys.
+    session.execute(UsageEvent.__table__.delete())
+    with pytest.raises(IntegrityError):
+        metering.receive(session, account, events)
+    session.rollback()
+    assert ledger.check(session) == []
