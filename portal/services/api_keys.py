@@ -51,9 +51,11 @@ def parse_scopes(raw) -> str:
 
 
 def create(session: Session, account: Account, maker: User, maker_role: Role, name,
-           scopes, role: Role | None = None, *, token: str | None = None) -> Made:
+           scopes, role: Role | None = None, *, token: str | None = None,
+           notify: bool = True) -> Made:
     """A new key for `account`; `maker_role` is the maker's role on it (owner or admin).
-    `token` is for the demo's known key only (seed-demo): otherwise a random one."""
+    `token` and notify=False are for the demo's known key only (seed-demo: a fixed token,
+    no email); otherwise a random token, emailed to the owners."""
     if maker_role not in (Role.OWNER, Role.ADMIN):
         raise NotAllowed("Only the account's owners and admins can create API keys.")
     if account.is_canceled:
@@ -84,7 +86,8 @@ def create(session: Session, account: Account, maker: User, maker_role: Role, na
                  scopes=scope_text, role=role, created_by_id=maker.id)
     session.add(key)
     session.flush()
-    tell_owners(session, account, key, maker, made=True)
+    if notify:
+        tell_owners(session, account, key, maker, made=True)
     return Made(key, f"{TOKEN_PREFIX}{prefix}_{secret}")
 
 
@@ -183,4 +186,4 @@ def seed_demo_key(session: Session) -> Made | None:
         return None
     account = session.get(Account, membership.account_id)
     return create(session, account, owner, Role.OWNER, "Demo key (README examples)",
-                  list(SCOPES), Role.OWNER, token=DEMO_TOKEN)
+                  list(SCOPES), Role.OWNER, token=DEMO_TOKEN, notify=False)
