@@ -19,6 +19,7 @@ from portal.models import (
     ChargeStatus,
     LedgerEntry,
     LedgerKind,
+    SandboxCharge,
     UsageEvent,
 )
 from portal.services import alerts, budgets, ledger
@@ -378,3 +379,48 @@ def test_the_single_posting_on_v1_refuses_a_canceled_account(client, session):
                            json={"idempotency_key": "k", "items": {"minutes": 1}},
                            headers=auth(token))
     assert response.status_code == 409
+
+
+# --------------------------------------------------------------- concurrency, over HTTP
+
+def test_eight_senders_post_overlapping_batches_at_once(app, session):
+    """8 clients post overlapping batches for an agency's sub-accounts at the same moment
+    (auto recharge on): every event is accepted by one request and reported as a duplicate
+    by the others, debited once; the ledger is consistent; every recharge charged once."""
+    from tests.threads import at_once
+
+    agency = f.agency(session, "Northwind Agency")
+    subs = [f.sub(session, agency, f"Sub {n}") for n in range(3)]
+    own = f.sub(session, agency, "Own Pay", billing=BillingMode.CUSTOMER)
+    for payer in (agency, own):
+        f.card(session, payer)
+        f.recharge_settings(session, payer, "10", "50")
+        f.funds(session, payer, 15_00)
+    session.commit()
+    token = f.api_key(session, agency, scopes=("metering",))
+    ids = [s.id for s in (*subs, own)]
+    pool = [ev(f"e{n}", ids[n % 4], "minutes", 20 + n % 5) for n in range(100)]
+
+    def sender(i):
+        response = app.test_client().post(URL, json={"events": pool[i * 8: i * 8 + 40]},
+                                          headers=auth(token))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    answers = at_once(8, sender)
+    sent = pool[:96]
+    accepted = sorted(i for a in answers for i in a["accepted"])
+    assert accepted == sorted(e["id"] for e in sent)
+    assert sum(a["counts"]["duplicates"] for a in answers) == 8 * 40 - 96
+    session.expire_all()
+    debited = -session.scalar(select(func.sum(LedgerEntry.amount_cents)).where(
+        LedgerEntry.kind == LedgerKind.USAGE))
+    assert debited == sum(e["quantity"] * 5 for e in sent)
+    assert ledger.check(session) == []
+    recharges = session.scalars(select(Charge).where(
+        Charge.purpose == ChargePurpose.RECHARGE)).all()
+    assert recharges and all(c.status == ChargeStatus.SUCCEEDED for c in recharges)
+    assert len(recharges) >= sum(len(a["recharges"]) for a in answers)  # + ones credits start
+    charged = session.scalar(select(func.count()).select_from(SandboxCharge))
+    assert charged == len(recharges)  # each charged once
+    assert count(session, LedgerEntry, LedgerEntry.kind == LedgerKind.RECHARGE) == len(recharges)
