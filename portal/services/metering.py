@@ -374,7 +374,7 @@ def _sorted(batch: Batch) -> Batch:
     return batch
 
 
-def _debit(session: Session, batch: Batch, found: dict[int, tuple[Account, Account]],
+def _debit(session: Session, batch: Batch, found: dict[int, tuple[Metered, Account]],
            api_key_id: int | None, actor: User | None, now: datetime) -> None:
     events = batch.accepted
     digest = hashlib.sha256()
