@@ -369,9 +369,6 @@ def test_the_reference_page_loads_redoc_from_our_static_files_only(client):
     assert "'unsafe-inline'" not in client.get("/login").headers["Content-Security-Policy"]
 
 
-@pytest.mark.xfail(reason="api_v1/history.py (E1): the `type` query argument's default '' is "
-                          "not one of its enum's values; remove this mark once it is fixed",
-                   strict=False)
 def test_the_document_is_valid_openapi_3_1(client):
     """openapi-spec-validator: the structure, every schema, and each default and example
     against its schema (a default outside its enum is an error)."""

@@ -26,7 +26,7 @@ class HistoryArgsSchema(PageArgsSchema):
 
     user = fields.String(load_default="", validate=validate.Length(max=20), metadata={
         "description": "Only versions made by this user id."})
-    type = fields.String(load_default="", validate=validate.Length(max=40), metadata={
+    type = fields.String(validate=validate.Length(max=40), metadata={
         "description": "Only this record type.", "enum": list(versioning.RECORD_TYPES)})
     from_ = fields.String(data_key="from", load_default="", validate=validate.Length(max=20),
                           metadata={"description": "From this day (YYYY-MM-DD, UTC)."})
@@ -89,7 +89,7 @@ class History(MethodView):
         Change History's entries, newest first, filtered as the page filters."""
         account = reach(account_id, roles.Can.SETTINGS).account
         filters = history.parse_filters(account, {
-            "user": args["user"], "type": args["type"], "from": args["from_"],
+            "user": args["user"], "type": args.get("type", ""), "from": args["from_"],
             "to": args["to"], "subs": "1" if args["subs"] else ""})
         query = select(Version).where(*history.filter_conditions(account, filters))
         page = paging.page(db.session, query, Version.id, args["limit"], args["cursor"])
