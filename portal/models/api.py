@@ -54,6 +54,10 @@ class ApiKey(db.Model):
     created_by = relationship("User", foreign_keys=[created_by_id])
     revoked_by = relationship("User", foreign_keys=[revoked_by_id])
 
+    # The role it acts with in this request: `role`, or less when its maker's own role on
+    # the account is less now (set by api_keys.authenticate; not a column).
+    acting_role = None
+
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes.split())

@@ -105,6 +105,20 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> A
     now = now or clock_now()
     if key.revoked_at is not None or lifecycle.is_closed_for_good(key.account, now):
         return None
+    # A key acts at most with its maker's role on its account now: a maker removed from the
+    # account (or made a billing or plain user) takes the key's power with them; an owner
+    # made admin leaves an owner key acting as an admin.
+    # (Reached as the pages reach it: a membership on the account, or an owner or admin
+    # membership on its agency.)
+    held = set(session.scalars(select(Membership.role).where(
+        Membership.user_id == key.created_by_id,
+        Membership.account_id.in_([key.account_id, key.account.parent_id or 0])))) \
+        if key.created_by_id is not None else set()
+    maker_role = Role.OWNER if Role.OWNER in held else Role.ADMIN if Role.ADMIN in held \
+        else None
+    if maker_role is None:
+        return None
+    key.acting_role = Role.ADMIN if maker_role == Role.ADMIN else key.role
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         key.last_used_at = now

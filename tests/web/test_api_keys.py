@@ -285,3 +285,30 @@ def test_the_demo_key_is_known_and_works(client, session):
     assert made.token == api_keys.DEMO_TOKEN and made.key.account_id == agency.id
     who = client.get("/api/v1/key", headers={"Authorization": f"Bearer {api_keys.DEMO_TOKEN}"})
     assert who.status_code == 200 and who.get_json()["scopes"] == ["read", "write", "metering"]
+
+
+def test_a_key_acts_at_most_with_its_makers_role_now(client, session):
+    """Issue 18: the key's power goes with its maker: an owner key whose maker is now an
+    admin cannot close; once the maker is removed from the account the key is refused."""
+    from sqlalchemy import delete as sql_delete
+
+    from portal.models import AccountStatus, Membership
+
+    account = f.standalone(session)
+    maker = f.user(session)
+    f.member(session, maker, account, Role.OWNER)
+    f.member(session, f.user(session), account, Role.OWNER)  # keeps an owner
+    token = f.api_key(session, account, maker, role=Role.OWNER)
+    headers = {"Authorization": f"Bearer {token}"}
+    membership = session.scalar(select(Membership).where(Membership.user_id == maker.id))
+    membership.role = Role.ADMIN
+    session.commit()
+    closed = client.post(f"/api/v1/accounts/{account.id}/close", json={"confirm": True},
+                         headers=headers)
+    assert closed.status_code == 403
+    session.refresh(account)
+    assert account.status != AccountStatus.CANCELED
+    assert client.get(f"/api/v1/accounts/{account.id}", headers=headers).status_code == 200
+    session.execute(sql_delete(Membership).where(Membership.user_id == maker.id))
+    session.commit()
+    assert client.get(f"/api/v1/accounts/{account.id}", headers=headers).status_code == 401

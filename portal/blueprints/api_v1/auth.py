@@ -105,9 +105,10 @@ def reach(account_id: int, capability: roles.Can | None = None) -> Access:
     """The account `account_id` as the key reaches it (also put in g.account and g.access,
     as the pages' guard does), or NotFound; NotAllowed without `capability`."""
     api_key: ApiKey = g.api_key
+    role = api_key.acting_role or api_key.role
     if account_id == api_key.account_id:
         account = api_key.account
-        access = Access(account=account, role=api_key.role, via_agency=False)
+        access = Access(account=account, role=role, via_agency=False)
     else:
         account = None
         if api_key.account.kind == AccountKind.AGENCY:
@@ -115,9 +116,8 @@ def reach(account_id: int, capability: roles.Can | None = None) -> Access:
                 Account.id == account_id, Account.parent_id == api_key.account_id))
         if account is None:
             raise NotFound("No such account, or this key does not reach it.")
-        access = Access(account=account, role=api_key.role, via_agency=True,
-                        agency_role=api_key.role)
-    if capability is not None and not roles.can(api_key.role, capability):
+        access = Access(account=account, role=role, via_agency=True, agency_role=role)
+    if capability is not None and not roles.can(role, capability):
         raise NotAllowed(roles.REFUSED[capability])
     g.account, g.access = account, access
     return access
