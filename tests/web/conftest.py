@@ -42,3 +42,33 @@ def w(session):
 
     clock.freeze(NOW)
     return build(session)
+
+
+def bearer(token: str | None, **more) -> dict:
+    """Issue 18: the headers of an /api/v1 request with this API key (none for None)."""
+    return {**({"Authorization": f"Bearer {token}"} if token else {}), **more}
+
+
+@pytest.fixture(autouse=True)
+def requests_start_afresh(request):
+    """(For the /api/v1 tests, test_api_*.py: the others hold objects across requests.)"""
+    if not request.module.__name__.rpartition(".")[2].startswith("test_api_"):
+        yield
+        return
+    yield from _start_afresh(request.getfixturevalue("app"))
+
+
+def _start_afresh(app):
+    """As in production, where a request's session starts empty: every object the test
+    holds is expired when a request starts, so a view that lazy-loads a relationship
+    (Account.parent is raise_on_sql) fails here too."""
+    from flask import request_started
+
+    from portal.extensions import db
+
+    def expire(_sender, **_extra):
+        db.session.expire_all()
+
+    request_started.connect(expire, app)
+    yield
+    request_started.disconnect(expire, app)

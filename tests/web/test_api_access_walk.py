@@ -28,14 +28,13 @@ from portal.models import (
 )
 from portal.roles import Can
 from tests import factories as f
+from tests.web.conftest import bearer
 
 SKIPPED = {"api-docs.openapi_json", "api_reference.docs"}
 ALL = ("read", "write", "metering")
 PARSE_ERROR = "Some fields are not valid"
 
 
-def bearer(token: str | None) -> dict:
-    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ a state that forbids it, 403 for an admin key closing, 404 across tenants."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
-from portal.extensions import db
 from portal.models import (
     Account,
     AccountEvent,
@@ -24,6 +22,7 @@ from portal.models import (
 )
 from tests import factories as f
 from tests.web.api_problems import PROBLEM_JSON, problem
+from tests.web.conftest import bearer
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 CONFIRM_MESSAGE = 'Send {"confirm": true}: nothing was changed.'
@@ -33,21 +32,6 @@ CONFIRM_MESSAGE = 'Send {"confirm": true}: nothing was changed.'
 def _clock():
     clock.freeze(NOW)
 
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-@pytest.fixture(autouse=True)
-def _requests_start_afresh(app):
-    """As in production, where a request's session starts empty: every object the test
-    holds is expired when a request starts, so a view that lazy-loads a relationship
-    (Account.parent is raise_on_sql) fails here too."""
-    def expire(_sender, **_extra):
-        db.session.expire_all()
-
-    request_started.connect(expire, app)
-    yield
-    request_started.disconnect(expire, app)
 
 
 

@@ -6,11 +6,9 @@ for a sub-account's own key, 404 across tenants."""
 from datetime import timedelta
 
 import pytest
-from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
-from portal.extensions import db
 from portal.models import (
     Account,
     AccountStatus,
@@ -24,6 +22,7 @@ from portal.models import (
 )
 from tests import factories as f
 from tests.web.api_problems import PROBLEM_JSON, problem
+from tests.web.conftest import bearer
 from tests.web.link_world import (
     BASE,
     CUSTOMER,
@@ -45,21 +44,6 @@ def w(app, session):
     w.rival_key = f.api_key(session, w.rival, w.rex)
     return w
 
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-@pytest.fixture(autouse=True)
-def _requests_start_afresh(app):
-    """As in production, where a request's session starts empty: every object the test
-    holds is expired when a request starts, so a view that lazy-loads a relationship
-    (Account.parent is raise_on_sql) fails here too."""
-    def expire(_sender, **_extra):
-        db.session.expire_all()
-
-    request_started.connect(expire, app)
-    yield
-    request_started.disconnect(expire, app)
 
 
 

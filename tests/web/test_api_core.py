@@ -19,6 +19,7 @@ from portal.extensions import csrf, db
 from portal.models import ApiIdempotency, ApiRateWindow
 from tests import factories as f
 from tests.threads import at_once
+from tests.web.conftest import bearer
 
 NOW = datetime(2026, 12, 3, 12, 0, 10, tzinfo=UTC)
 
@@ -30,8 +31,6 @@ def _clock():
     clock.freeze(None)
 
 
-def bearer(token: str, **more) -> dict:
-    return {"Authorization": f"Bearer {token}", **more}
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ made through the API names its key; 422 with the page's messages; 404 across ten
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
-from portal.extensions import db
 from portal.models import ApiKey, Role, Version
 from tests import factories as f
 from tests.web.api_problems import PROBLEM_JSON, problem
+from tests.web.conftest import bearer
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -29,21 +28,6 @@ def w(session):
             "key": f.api_key(session, agency, olive),
             "solo_key": f.api_key(session, solo, olive)}
 
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-@pytest.fixture(autouse=True)
-def _requests_start_afresh(app):
-    """As in production, where a request's session starts empty: every object the test
-    holds is expired when a request starts, so a view that lazy-loads a relationship
-    (Account.parent is raise_on_sql) fails here too."""
-    def expire(_sender, **_extra):
-        db.session.expire_all()
-
-    request_started.connect(expire, app)
-    yield
-    request_started.disconnect(expire, app)
 
 
 

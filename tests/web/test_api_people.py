@@ -6,11 +6,9 @@ admin key can't touch an owner, the last owner stays), 422 with the service's me
 from datetime import UTC, datetime
 
 import pytest
-from flask import request_started
 from sqlalchemy import select
 
 from portal import clock
-from portal.extensions import db
 from portal.models import (
     AccountStatus,
     Invitation,
@@ -21,6 +19,7 @@ from portal.models import (
 )
 from tests import factories as f
 from tests.web.api_problems import PROBLEM_JSON, problem
+from tests.web.conftest import bearer
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 ROLE_CHOICE = "Choose a role: Owner, Admin, Billing or User."
@@ -41,21 +40,6 @@ def w(session):
             "admin_key": f.api_key(session, account, adam, role=Role.ADMIN),
             "other_key": f.api_key(session, other)}
 
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-@pytest.fixture(autouse=True)
-def _requests_start_afresh(app):
-    """As in production, where a request's session starts empty: every object the test
-    holds is expired when a request starts, so a view that lazy-loads a relationship
-    (Account.parent is raise_on_sql) fails here too."""
-    def expire(_sender, **_extra):
-        db.session.expire_all()
-
-    request_started.connect(expire, app)
-    yield
-    request_started.disconnect(expire, app)
 
 
 

@@ -12,13 +12,12 @@ from portal import clock
 from portal.models import Role
 from portal.services import lifecycle, webhooks
 from tests import factories as f
+from tests.web.conftest import bearer
 from tests.webhook_receiver import Receiver
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
