@@ -63,6 +63,11 @@ class ApiKey(db.Model):
         return frozenset(self.scopes.split())
 
     @property
+    def acts_as(self) -> str:
+        """"an owner" or "an admin", as the emails say it."""
+        return "an owner" if self.role == Role.OWNER else "an admin"
+
+    @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
