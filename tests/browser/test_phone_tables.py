@@ -368,6 +368,9 @@ def test_the_card_dialog_labels_sit_on_one_line_above_aligned_fields(page: Page,
     labels = ("Name on card", "Card number", "Expiry (MM/YY)", "Security code (CVC)")
     for text in labels:
         label = form.locator("label", has_text=text)
+        # the frame's stylesheet may still be on its way on a busy machine ("normal"
+        # until it applies): wait for it rather than measure an unstyled label
+        expect(label).to_have_css("line-height", re.compile(r"^[\d.]+px$"))
         lines = label.evaluate("l => l.getBoundingClientRect().height"
                                " / parseFloat(getComputedStyle(l).lineHeight)")
         assert lines < 1.5, f"{text}: its label wraps ({lines:.1f} lines)"
