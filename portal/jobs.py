@@ -26,6 +26,7 @@ from portal.services import (
     lifecycle,
     refunds,
     statements,
+    webhooks,
 )
 from portal.transactions import checkpoint
 
@@ -141,6 +142,7 @@ def statement_schedules(session: Session, now: datetime | None = None) -> int:
         notices.statement(session, account, built, schedule.recipient, document,
                           dedupe_key=f"statement:{schedule.id}:{period[0]:%Y-%m-%d}",
                           postings=postings)
+        webhooks.statement_sent(session, account, schedule, period, document, now)
         session.commit()
         sent += 1
     return sent
@@ -206,8 +208,6 @@ def deliver_webhooks(session: Session, now: datetime | None = None):
     conditional UPDATE (two runners send each attempt once), signed, POSTed and its answer
     recorded (2xx succeeded; else retried with backoff for 3 days); then events past 30 days
     purged."""
-    from portal.services import webhooks
-
     timeout, allow_private = webhooks.delivery_settings(
         current_app.config, current_app.testing or current_app.debug)
     run = webhooks.deliver_due(session, now, timeout=timeout, allow_private=allow_private)

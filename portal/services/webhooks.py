@@ -61,7 +61,7 @@ EVENT_TYPES: dict[str, str] = {
     "account.reactivated": "An account was reactivated",
     "billing_mode.changed": "A sub-account moved to or from agency billing",
     "billing_link.paid": "A customer paid a billing link",
-    "statement.ready": "A statement prepared by the jobs is ready",
+    "statement.ready": "A statement is ready: a big one the jobs prepared, or a scheduled one sent",
     "refund.succeeded": "A refund went through",
     "refund.failed": "A refund was refused by the processor",
     "dispute.created": "A cardholder disputed a payment",
@@ -438,12 +438,30 @@ def billing_link_paid(session: Session, sub: Account, request, charge,
 
 
 def statement_ready(session: Session, file, now: datetime) -> WebhookEvent:
+    """A big statement the jobs prepared (statement_files): downloadable until it expires."""
     return emit(session, file.account_id, "statement.ready",
-                {"statement": {"id": file.id, "period_from": file.period_from.isoformat(),
+                {"statement": {"source": "prepared", "id": file.id, "schedule_id": None,
+                               "period_from": file.period_from.isoformat(),
                                "period_to": file.period_to.isoformat(), "pages": file.pages,
                                "size_bytes": file.size,
                                "expires": int(file.expires_at.timestamp())
-                               if file.expires_at else None}}, now)
+                               if file.expires_at else None,
+                               "pdf_path": f"/api/v1/accounts/{file.account_id}"
+                                           f"/statement-files/{file.id}.pdf"}}, now)
+
+
+def statement_sent(session: Session, account: Account, schedule, period, pdf: bytes,
+                   now: datetime) -> WebhookEvent:
+    """A scheduled statement was queued to its recipient (jobs.statement_schedules), in the
+    transaction that claims its period: the same statement is made again on request."""
+    start, end = period
+    return emit(session, account, "statement.ready",
+                {"statement": {"source": "schedule", "id": None, "schedule_id": schedule.id,
+                               "period_from": start.isoformat(), "period_to": end.isoformat(),
+                               "pages": None, "size_bytes": len(pdf), "expires": None,
+                               "pdf_path": f"/api/v1/accounts/{account.id}/statements.pdf"
+                                           f"?from={start.isoformat()}&to={end.isoformat()}"}},
+                now)
 
 
 # lifecycle.record's account events → (webhook type, the status it leaves).

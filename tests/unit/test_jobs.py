@@ -4,6 +4,7 @@ context and database session, on SQLite and PostgreSQL); every job is idempotent
 run in the same period adds nothing to the outbox, the ledger or the charges."""
 
 import io
+import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -50,6 +51,22 @@ def statement_mail(session):
                                    .order_by(OutboxMessage.id)):
         _, schedule_id, start = key.split(":")
         found.append((int(schedule_id), start, to))
+    return sorted(found)
+
+
+def statement_events(session):
+    """(schedule id, period start) of every statement.ready webhook event a schedule made
+    (issue 18: written in the transaction that claims the period, so once per statement)."""
+    from portal.models.webhooks import WebhookEvent
+
+    session.expire_all()
+    found = []
+    for payload in session.scalars(select(WebhookEvent.payload)
+                                   .where(WebhookEvent.type == "statement.ready")):
+        statement = json.loads(payload)["data"]["statement"]
+        assert statement["source"] == "schedule" and statement["pdf_path"].endswith(
+            f"statements.pdf?from={statement['period_from']}&to={statement['period_to']}")
+        found.append((statement["schedule_id"], statement["period_from"]))
     return sorted(found)
 
 
@@ -287,6 +304,7 @@ def test_two_runs_at_once_send_each_period_once(app, session, world):
     mail = statement_mail(session)
     assert len(mail) == 6 and len(set((s, p) for s, p, _ in mail)) == 6
     assert count(session, OutboxAttachment) == 6 * 2
+    assert statement_events(session) == [(s, p) for s, p, _ in mail]
 
 
 def test_four_runs_at_once_send_one_statement(app, session):
@@ -391,6 +409,7 @@ def test_a_run_that_loses_the_claim_while_rendering_sends_nothing(app, session, 
     assert jobs.statement_schedules(session) == 0
     assert statement_mail(session) == []
     assert count(session, OutboxAttachment) == 0
+    assert statement_events(session) == []
 
 
 def test_a_scheduled_statement_carries_the_periods_postings_as_csv(app, session, world):

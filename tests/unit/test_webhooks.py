@@ -656,6 +656,8 @@ def test_statement_ready(session, w):
     data = json.loads(event.payload)["data"]["statement"]
     assert (data["id"], data["period_from"], data["period_to"]) == (
         file.id, "2026-11-01", "2026-11-30")
+    assert (data["source"], data["pdf_path"]) == (
+        "prepared", f"/api/v1/accounts/{w.account.id}/statement-files/{file.id}.pdf")
 
 
 def test_a_paid_billing_link_tells_payment_mode_change_and_link_paid(session):

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select as db_select
 
 from portal import clock
 from portal.models import Role
@@ -119,3 +120,25 @@ def test_an_api_change_is_delivered_signed_end_to_end(client, session, w):
         assert json.loads(body)["data"]["status"] == "swapping_paused"
     finally:
         receiver.close()
+
+
+def test_a_scheduled_statement_is_an_event_whose_pdf_path_gives_that_statement(client, session,
+                                                                             w):
+    """statement.ready also for the schedules' statements (sent by email, not stored): its
+    pdf_path makes the same period's statement again, with a read key."""
+    from portal import jobs
+    from portal.models.webhooks import WebhookEvent
+    from portal.services import statements
+
+    statements.add_schedule(session, w.agency, w.owner, "monthly", "books@northwind.test")
+    session.commit()
+    assert jobs.statement_schedules(session) == 1
+    [payload] = session.scalars(db_select(WebhookEvent.payload).where(
+        WebhookEvent.type == "statement.ready"))
+    statement = json.loads(payload)["data"]["statement"]
+    assert (statement["source"], statement["period_from"], statement["period_to"]) == (
+        "schedule", "2026-11-01", "2026-11-30")
+    answer = client.get(statement["pdf_path"], headers=bearer(w.token))
+    assert answer.status_code == 200 and answer.mimetype == "application/pdf"
+    assert answer.data.startswith(b"%PDF")
+    assert client.get(statement["pdf_path"], headers=bearer(w.other_token)).status_code == 404
