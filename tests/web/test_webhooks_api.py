@@ -75,6 +75,20 @@ def test_events_and_deliveries_pages(client, session, w):
                                headers=bearer(w.token)).get_json()
     assert agency_events["data"] == []  # they are about the sub-account
 
+    # one event by its id: about this account only, another tenant's key never reaches it
+    one = client.get(f"/api/v1/accounts/{w.sub.id}/webhook-events/{first['id']}",
+                     headers=bearer(w.token))
+    assert one.status_code == 200 and one.get_json() == first
+    for account, token in ((w.agency.id, w.token), (w.sub.id, w.other_token),
+                           (w.other.id, w.other_token)):
+        answer = client.get(f"/api/v1/accounts/{account}/webhook-events/{first['id']}",
+                            headers=bearer(token))
+        assert answer.status_code == 404, (account, answer.get_json())
+        assert answer.mimetype == "application/problem+json"
+    missing = client.get(f"/api/v1/accounts/{w.sub.id}/webhook-events/evt_{'0' * 24}",
+                         headers=bearer(w.token))
+    assert missing.status_code == 404 and "kept 30 days" in missing.get_json()["detail"]
+
     deliveries = client.get(f"/api/v1/accounts/{w.agency.id}/webhook-deliveries",
                             headers=bearer(w.token)).get_json()["data"]
     assert len(deliveries) == 6

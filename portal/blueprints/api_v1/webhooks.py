@@ -13,6 +13,7 @@ from sqlalchemy import select
 from portal import roles
 from portal.blueprints.api_v1 import auth, blueprint, paging
 from portal.blueprints.api_v1.schemas import PageArgsSchema, page_schema
+from portal.errors import NotFound
 from portal.extensions import db
 from portal.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.services import webhooks
@@ -141,6 +142,22 @@ class Events(MethodView):
         query = webhooks.events_query([account.id], args["type"])
         return _mapped(paging.page(db.session, query, WebhookEvent.id, args["limit"],
                                    args["cursor"]), _event)
+
+
+@bp.route("/accounts/<id:account_id>/webhook-events/<event_id>")
+class EventItem(MethodView):
+    @bp.response(200, EventSchema)
+    def get(self, account_id: int, event_id: str):
+        """Get one event about an account
+
+        By its `evt_…` id, as a delivery's `Portal-Event-Id` names it: a receiver that
+        missed or doubts a delivery reads the event here (kept 30 days)."""
+        account = _account(account_id)
+        event = db.session.scalar(webhooks.events_query([account.id]).where(
+            WebhookEvent.public_id == event_id[:40]))
+        if event is None:
+            raise NotFound("No such event about this account (events are kept 30 days).")
+        return _event(event)
 
 
 @bp.route("/accounts/<id:account_id>/webhook-deliveries")
