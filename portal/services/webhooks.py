@@ -17,8 +17,10 @@
 
 Money in payloads is integer cents (`*_cents`), like everywhere else in the portal."""
 
+import functools
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import os
@@ -540,29 +542,98 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class Refused(OSError):
+    """The endpoint's host resolved to an address the portal doesn't post to."""
+
+
+def _connect_checked(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None,
+                     *, allow_private: bool = False):
+    """socket.create_connection, resolving the host once and connecting only to an address
+    that was checked: a name that answered a public address to an earlier check and a
+    private one now (DNS rebinding) can't make the portal post into its own network."""
+    host, port = address
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    ips = [info[4][0] for info in infos]
+    if not allow_private and any(_private(ip) for ip in ips):
+        raise Refused("Events can't be sent to a private or local network address.")
+    error: OSError | None = None
+    for ip in dict.fromkeys(ips):  # each address once, in the resolver's order
+        try:
+            return socket.create_connection((ip, port), timeout, source_address)
+        except OSError as e:
+            error = e
+    raise error or OSError(f"{host} has no address")
+
+
+class _Checked:
+    """An http.client connection whose socket comes from _connect_checked (HTTPS still
+    verifies the certificate for the host name: the name, not the address, is sent as SNI)."""
+
+    def __init__(self, *args, allow_private: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = functools.partial(_connect_checked,
+                                                    allow_private=allow_private)
+
+
+class _CheckedHTTP(_Checked, http.client.HTTPConnection):
+    pass
+
+
+class _CheckedHTTPS(_Checked, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allow_private: bool):
+        super().__init__()
+        self.allow_private = allow_private
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_CheckedHTTP, allow_private=self.allow_private),
+                            req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow_private: bool):
+        super().__init__()
+        self.allow_private = allow_private
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_CheckedHTTPS, allow_private=self.allow_private),
+                            req, context=self._context)
+
+
 # No proxy from the environment (the address checked is the one connected to), no redirect.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+_openers = {allow: urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect(),
+                                               _HTTPHandler(allow), _HTTPSHandler(allow))
+            for allow in (False, True)}
 
 
 def post(url: str, body: bytes, headers: dict, timeout: float,
          allow_private: bool = False) -> Answer:
-    """POST `body` to `url`: its status code, or the error that stopped it."""
+    """POST `body` to `url`: its status code, or the error that stopped it. Unless
+    `allow_private`, a host that is or resolves to a non-public address is refused, checked
+    on the address actually connected to."""
     if not allow_private:
-        refusal = private_address(urllib.parse.urlsplit(url).hostname or "")
+        refusal = private_address(urllib.parse.urlsplit(url).hostname or "", resolve=False)
         if refusal:
             return Answer(None, f"Refused: {refusal}")
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with _openers[bool(allow_private)].open(request, timeout=timeout) as response:
             response.read(1024)
             return Answer(response.status, "")
     except urllib.error.HTTPError as e:
         return Answer(e.code, f"HTTP {e.code} {e.reason}"[:300])
     except urllib.error.URLError as e:
         reason = e.reason
+        if isinstance(reason, Refused):
+            return Answer(None, f"Refused: {reason}")
         if isinstance(reason, TimeoutError):
             return Answer(None, f"Timed out after {timeout:g} s")
         return Answer(None, f"Could not connect: {reason}"[:300])
+    except Refused as e:
+        return Answer(None, f"Refused: {e}")
     except TimeoutError:
         return Answer(None, f"Timed out after {timeout:g} s")
     except (OSError, ValueError) as e:

@@ -517,6 +517,53 @@ def test_a_private_address_is_refused_at_delivery_too(session, w, receiver):
     assert delivery_of(session, event).last_error.startswith("Refused:")
 
 
+def test_the_address_checked_is_the_address_connected_to(monkeypatch, receiver):
+    """DNS rebinding: a name that answers a public address once and the loopback the next
+    time. The host is resolved once per delivery and only a checked address is connected
+    to; an answer that holds any private address is refused, the receiver hears nothing."""
+    import socket
+
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    answers = [["93.184.216.34"], ["127.0.0.1"]]
+    asked, connected = [], []
+
+    def resolve(host, port_, *args):
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port_))
+                for ip in answers[min(len(asked), len(answers)) - 1]]
+
+    def connect(address, *args):
+        connected.append(address)
+        raise ConnectionRefusedError("(no network in this test)")
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(webhooks.socket, "create_connection", connect)
+    url = f"http://rebind.example.test:{port}/hook"
+    answer = webhooks.post(url, b"{}", {}, timeout=2)
+    assert (asked, connected) == (["rebind.example.test"], [("93.184.216.34", port)])
+    assert not answer.ok and answer.error.startswith("Could not connect")
+
+    answer = webhooks.post(url, b"{}", {}, timeout=2)  # now it answers the loopback
+    assert answer.error == ("Refused: Events can't be sent to a private or local network "
+                            "address.")
+    assert connected == [("93.184.216.34", port)] and receiver.received == []
+
+    answers[:] = [["93.184.216.34", "10.0.0.7"]]  # one private address among public ones
+    asked.clear()
+    assert webhooks.post(url, b"{}", {}, timeout=2).error.startswith("Refused:")
+    secure = webhooks.post(url.replace("http:", "https:"), b"{}", {}, timeout=2)
+    assert secure.error.startswith("Refused:") and asked == ["rebind.example.test"] * 2
+    assert connected == [("93.184.216.34", port)]
+
+
+def test_a_loopback_receiver_is_reached_when_private_addresses_are_allowed(receiver):
+    answer = webhooks.post(receiver.url, b'{"x": 1}', {"Content-Type": "application/json"},
+                           timeout=5, allow_private=True)
+    assert answer.ok and len(receiver.received) == 1
+    assert webhooks.post(receiver.url, b"{}", {}, timeout=5).error.startswith("Refused:")
+    assert len(receiver.received) == 1
+
+
 def test_only_owners_and_admins_manage(session, w):
     webhooks.check_manager(Role.OWNER)
     webhooks.check_manager(Role.ADMIN)
