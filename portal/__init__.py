@@ -291,7 +291,10 @@ def _register_errors(app: Flask) -> None:
                   429: "Too many attempts"}
         message = e.message
         if problems.is_api_request():
-            return problems.problem(e.status, message, getattr(e, "errors", None))
+            retry_after = getattr(e, "retry_after", None)
+            return problems.problem(e.status, message, getattr(e, "errors", None),
+                                    headers={"Retry-After": str(retry_after)}
+                                    if retry_after else None)
         if e.status == 404:
             message = "There is nothing here, or you don't have access."
         return page(e.status, titles.get(e.status, "That didn't work"), message)

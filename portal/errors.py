@@ -34,7 +34,14 @@ class NotAllowed(DomainError):
 
 
 class TooManyAttempts(DomainError):
+    """`retry_after`: seconds until it may be tried again, when known (the API's
+    Retry-After header)."""
+
     status = 429
+
+    def __init__(self, message: str = "", retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfirmationNeeded(DomainError):

@@ -223,7 +223,7 @@ def set_service_address(session: Session, account: Account, form) -> BillingSett
         errors.setdefault("city", "Enter the city.")
     if values["region"] not in US_STATES:
         errors.setdefault("region", "Choose the state (we bill in US dollars, for US addresses).")
-    if not _ZIP.match(values["postal_code"]):
+    if not _ZIP.fullmatch(values["postal_code"]):
         errors.setdefault("postal_code", "Enter a ZIP code: 5 digits, or ZIP+4 like 94107-1234.")
     limits = {"address_line1": 120, "address_line2": 120, "city": 80}
     for field, limit in limits.items():

@@ -4,6 +4,7 @@ number), make one Primary or Backup (at most one of each), remove one; each meth
 standing (its last charge's result, its expiry), and a warning before a failing one is made
 Primary."""
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -216,6 +217,13 @@ def _setup_failed(result: ChargeResult, field: str = "payment_method") -> Valida
                              or "The card was not saved."})
 
 
+# A card or bank account number (6 or more digits, perhaps spaced or dashed) where the
+# processor's id (pm_…) belongs.
+NOT_A_NUMBER = ("That is a card or account number. Card and bank details go to the payment "
+                "processor, never to the portal: enter them in the secure card entry, which "
+                "gives the processor's id (pm_…).")
+
+
 def add(session: Session, account: Account, gateway, payment_method: str, kind: str,
         mandate: Mandate | None = None) -> "PaymentMethod | ActionNeeded":
     """Save the method the processor's card entry gave (a pm_… id, never card data) to the
@@ -232,6 +240,9 @@ def add(session: Session, account: Account, gateway, payment_method: str, kind: 
     if not payment_method or len(payment_method) > 64 or not payment_method.isascii():
         raise ValidationFailed({"payment_method": "Enter the card details." if kind == "card"
                                 else "Enter the bank account details."})
+    digits = re.sub(r"[\s-]", "", payment_method)
+    if digits.isdigit() and len(digits) >= 6:  # never sent on, never kept
+        raise ValidationFailed({"payment_method": NOT_A_NUMBER})
     customer, known = processor.customer_ref(session, account, gateway)
     key = f"save:{account.id}:{payment_method}"
     result = gateway.save_method(customer, payment_method, kind, key,

@@ -311,11 +311,22 @@ def invitation_url(settings: LinkSettings, invitation: Invitation) -> str:
 
 
 def _throttle(session: Session, account: Account, now: datetime) -> None:
-    sent = session.scalar(select(func.count()).select_from(Invitation).where(
-        Invitation.account_id == account.id, Invitation.created_at > now - timedelta(hours=1)))
+    window = (Invitation.account_id == account.id,
+              Invitation.created_at > now - timedelta(hours=1))
+    sent = session.scalar(select(func.count()).select_from(Invitation).where(*window))
     if sent >= rules.INVITATIONS_PER_HOUR:
+        # Free again when the oldest of the last INVITATIONS_PER_HOUR leaves the hour.
+        frees = session.scalar(select(Invitation.created_at).where(*window)
+                               .order_by(Invitation.created_at.desc())
+                               .offset(rules.INVITATIONS_PER_HOUR - 1).limit(1))
+        wait = None
+        if frees is not None:
+            if frees.tzinfo is None:
+                frees = frees.replace(tzinfo=now.tzinfo)
+            wait = max(1, int((frees + timedelta(hours=1) - now).total_seconds()) + 1)
         raise TooManyAttempts(f"{account.name} sent {rules.INVITATIONS_PER_HOUR} invitations "
-                              "in the last hour: wait a while before sending more.")
+                              "in the last hour: wait a while before sending more.",
+                              retry_after=wait)
 
 
 def invitation_of(session: Session, account: Account, invitation_id) -> Invitation:

@@ -17,7 +17,7 @@ from portal.services import charges, ledger
 from portal.services.inputs import to_int
 
 ITEMS = tuple(rules.USAGE_PRICES)
-_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,80}$")
+_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,80}")  # fullmatch: "$" would let a final "\n" in
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def describe(items: dict[str, int]) -> str:
 
 def valid_key(key) -> bool:
     """A usage key or a usage event's id: 1 to 80 letters, digits, '.', '_', ':' or '-'."""
-    return isinstance(key, str) and _KEY.match(key) is not None
+    return isinstance(key, str) and _KEY.fullmatch(key) is not None
 
 
 KEY_RULE = "1 to 80 letters, digits, '.', '_', ':' or '-'"

@@ -158,14 +158,48 @@ def test_the_same_key_with_another_body_path_or_query_is_422(app, client, world)
 
 
 @pytest.mark.own_app
-@pytest.mark.parametrize("value", ["", "x" * 256, "naïve", "tab\tkey"])
-def test_an_idempotency_key_not_1_to_255_printable_ascii_is_422(app, client, world, value):
+@pytest.mark.parametrize("value", ["", "x" * 256, "naïve", "tab\tkey", "a b c"])
+def test_an_idempotency_key_not_1_to_255_visible_ascii_is_422(app, client, world, value):
     probe = Probe().install(app)
     response = client.post("/api/v1/probe", json={},
                            headers=bearer(world["key"], **{"Idempotency-Key": value}))
     assert response.status_code == 422
     assert "Idempotency-Key" in response.get_json()["errors"]
     assert probe.runs == 0
+
+
+@pytest.mark.own_app
+def test_the_same_key_and_body_with_another_content_type_is_another_request(app, client,
+                                                                            world):
+    """A body first sent as text/plain (refused: 415) and then as JSON with the same key is
+    not the same request: 422 for the key, never a replay of the 415 forever."""
+    from portal.models import Role
+
+    probe = Probe().install(app)
+    headers = bearer(world["key"], **{"Idempotency-Key": "ct"})
+    body = '{"role": "admin", "email": "x@example.test"}'
+    url = f"/api/v1/accounts/{world['agency'].id}/invitations"
+    first = client.post(url, data=body, content_type="text/plain", headers=headers)
+    assert first.status_code == 415 and first.mimetype == "application/problem+json"
+    assert first.get_json()["type"].endswith("/unsupported-media-type")
+    assert "Content-Type: application/json" in first.get_json()["detail"]
+    again = client.post(url, data=body, content_type="application/json", headers=headers)
+    assert again.status_code == 422 and "Idempotency-Key" in again.get_json()["errors"]
+    fresh = client.post(url, data=body, content_type="application/json",
+                        headers=bearer(world["key"], **{"Idempotency-Key": "ct-2"}))
+    assert fresh.status_code == 201 and fresh.get_json()["role"] == Role.ADMIN.value
+    assert probe.runs == 0
+
+
+def test_json_nested_deeper_than_python_reads_is_a_400_problem(client, world):
+    deep = "[" * 100_000 + "]" * 100_000
+    for method, url in (("post", f"/api/v1/accounts/{world['agency'].id}/invitations"),
+                        ("patch", f"/api/v1/accounts/{world['agency'].id}/users/1"),
+                        ("post", f"/api/v1/accounts/{world['agency'].id}/payments")):
+        response = getattr(client, method)(url, data=deep, content_type="application/json",
+                                           headers=bearer(world["key"]))
+        assert response.status_code == 400, (url, response.get_data(as_text=True)[:200])
+        assert response.get_json()["detail"] == "The JSON body is nested too deeply to read."
 
 
 @pytest.mark.own_app
@@ -293,6 +327,19 @@ def test_a_problem_answer_counts_and_carries_the_headers(app, client, world):
     response = client.get(f"/api/v1/accounts/{world['other'].id}", headers=bearer(world["key"]))
     assert response.status_code == 404
     assert response.headers["RateLimit-Remaining"] == "4"
+
+
+def test_a_request_refused_for_its_scope_counts_and_carries_the_headers(app, client,
+                                                                       session, world):
+    app.config["API_RATE_LIMIT_PER_MINUTE"] = 2
+    reader = f.api_key(session, world["agency"], world["olive"], scopes=("read",))
+    url = f"/api/v1/accounts/{world['agency'].id}/pause-swapping"
+    for remaining in ("1", "0"):
+        response = client.post(url, json={"confirm": True}, headers=bearer(reader))
+        assert response.status_code == 403
+        assert response.headers["RateLimit-Remaining"] == remaining
+    response = client.post(url, json={"confirm": True}, headers=bearer(reader))
+    assert response.status_code == 429 and "Retry-After" in response.headers
 
 
 @pytest.mark.own_app

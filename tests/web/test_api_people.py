@@ -1,7 +1,8 @@
 """/api/v1/accounts/<id>/users and /invitations over the people service: the list, a role
 change, a removal, invitations (emailed, listed, resent, revoked); the owner rules (an
-admin key can't touch an owner, the last owner stays), 422 with the service's messages,
-403 for the role rules, 409 on a canceled account, 404 across tenants."""
+admin key can't give, touch or take the owner role: 403; the last owner stays), 422 with the
+service's messages, 403 for the role rules, 409 on a canceled account, 404 across tenants,
+429 with Retry-After past 20 invitations an hour."""
 
 from datetime import UTC, datetime
 
@@ -108,8 +109,7 @@ def test_a_role_that_isnt_one_is_422(client, session, w, role):
 def test_an_admin_key_cant_make_or_touch_an_owner(client, session, w):
     headers = bearer(w["admin_key"])
     response = client.patch(users_url(w, w["uma"]), headers=headers, json={"role": "owner"})
-    assert_problem(response, 422, "Only an owner can make someone an owner.",
-                   {"role": "Only an owner can make someone an owner."})
+    assert_problem(response, 403, "Only an owner can make someone an owner.")  # as taking it
     response = client.patch(users_url(w, w["olive"]), headers=headers, json={"role": "user"})
     assert_problem(response, 403, "Only an owner can add, change or remove an owner.")
     response = client.delete(users_url(w, w["olive"]), headers=headers)
@@ -122,7 +122,7 @@ def test_an_admin_key_cant_make_its_maker_an_owner(client, session, w):
     key = f.api_key(session, w["account"], w["adam"], role=Role.ADMIN)
     response = client.patch(users_url(w, w["adam"]), headers=bearer(key),
                             json={"role": "owner"})
-    assert response.status_code == 422
+    assert response.status_code == 403
     assert roles_of(session, w["account"]) == BEFORE
 
 
@@ -223,8 +223,8 @@ def test_invite_refuses_bad_input(client, session, w, body, errors):
 
 def test_an_admin_key_cant_invite_an_owner(client, session, w):
     response = invite(client, w, key=w["admin_key"], role="owner")
-    assert_problem(response, 422, "Only an owner can make someone an owner.",
-                   {"role": "Only an owner can make someone an owner."})
+    assert_problem(response, 403, "Only an owner can make someone an owner.")
+    assert session.scalars(select(Invitation)).all() == []
     assert invite(client, w, key=w["admin_key"], role="admin").status_code == 201
 
 
@@ -255,3 +255,21 @@ def test_a_read_key_lists_but_cant_invite(client, session, w):
     assert client.get(users_url(w), headers=bearer(key)).status_code == 200
     assert_problem(invite(client, w, key=key), 403,
                    "This API key does not have the write scope.")
+
+
+def test_past_20_invitations_an_hour_is_429_with_when_to_try_again(client, session, w):
+    from datetime import timedelta
+
+    from portal import rules
+
+    start = clock.now()
+    for i in range(rules.INVITATIONS_PER_HOUR):
+        clock.freeze(start + timedelta(minutes=i))
+        assert invite(client, w, email=f"n{i}@example.test").status_code == 201
+    clock.freeze(start + timedelta(minutes=30))
+    response = invite(client, w, email="late@example.test")
+    assert response.status_code == 429 and response.mimetype == PROBLEM_JSON
+    # the first of the 20 (at start) leaves the hour at start + 60 min: 30 min from now
+    assert int(response.headers["Retry-After"]) == 30 * 60 + 1
+    clock.freeze(start + timedelta(minutes=60, seconds=1))
+    assert invite(client, w, email="late@example.test").status_code == 201

@@ -349,6 +349,28 @@ def test_the_document_describes_both_endpoints(client):
 
 # --------------------------------------------------------------- the single posting on v1
 
+def test_an_id_with_a_final_newline_is_refused_not_a_second_event(client, session, harbor,
+                                                                   token):
+    """A regular expression's "$" also matches before a final "\n": "call-1\n" was a new
+    event (debited again), and on PostgreSQL an 80-character id plus "\n" overflowed the
+    column and failed the whole batch (500)."""
+    assert post(client, token, [ev("call-1", harbor.id)]).status_code == 200
+    response = post(client, token, [ev("call-1\n", harbor.id), ev("x" * 80 + "\n", harbor.id),
+                                    ev("call-2", harbor.id)])
+    assert response.status_code == 207
+    body = response.get_json()
+    assert body["accepted"] == ["call-2"]
+    assert [(r["index"], r["code"]) for r in body["refused"]] == [(0, "invalid_id"),
+                                                                  (1, "invalid_id")]
+    assert count(session, UsageEvent) == 2
+    url = f"/api/v1/accounts/{harbor.id}/usage"
+    statuses = [client.post(url, json={"idempotency_key": key, "items": {"minutes": 1}},
+                            headers=auth(token)).status_code for key in ("k", "k\n")]
+    assert statuses == [201, 422]
+    # call-1's batch, call-2's, and "k" once
+    assert [e.amount_cents for e in usage_entries(session, harbor.id)] == [-5, -5, -5]
+
+
 def test_the_single_posting_on_v1(client, session, harbor, token):
     url = f"/api/v1/accounts/{harbor.id}/usage"
     body = {"idempotency_key": "k1", "items": {"minutes": 12, "transcriptions": 2}}

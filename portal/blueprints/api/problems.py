@@ -23,6 +23,7 @@ meant to be fetched. The kinds:
     409     conflict                   Conflict                   (e.g. a canceled account)
     410     gone                       Gone                       (closed over 60 days ago)
     413     too-large                  Request body too large     (over MAX_CONTENT_LENGTH)
+    415     unsupported-media-type     Unsupported media type     (a body that isn't JSON)
     422     validation                 Validation failed          (field errors in "errors")
     429     rate-limited               Too many requests
     500     server-error               Internal server error      (logged with the request id)
@@ -52,6 +53,7 @@ KINDS: dict[int, tuple[str, str]] = {
     409: ("conflict", "Conflict"),
     410: ("gone", "Gone"),
     413: ("too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation", "Validation failed"),
     429: ("rate-limited", "Too many requests"),
     500: ("server-error", "Internal server error"),

@@ -19,9 +19,12 @@ from importlib import import_module
 from flask import Flask
 from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from portal import rules
 from portal.blueprints.api import problems
+from portal.errors import DomainError
 from portal.extensions import csrf
 
 PREFIX = "/api/v1"
@@ -119,10 +122,35 @@ api = PortalApi()
 BLUEPRINT_PREFIX = "api_v1_"
 
 
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
+class BodyParser(FlaskParser):
+    """webargs' parser, stricter about the body: one that isn't JSON is a 415 problem (it
+    was read as no body at all, so the answer named fields as missing), and JSON nested
+    deeper than Python's recursion limit is a 400 problem (it was a 500)."""
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            if req.get_data(cache=True).strip():
+                raise UnsupportedMediaType(
+                    "Send the body as JSON, with Content-Type: application/json.")
+            return core.missing
+        try:
+            return core.parse_json(req.get_data(cache=True))
+        except RecursionError:
+            raise DomainError("The JSON body is nested too deeply to read.") from None
+
+
+class PortalBlueprint(Blueprint):
+    ARGUMENTS_PARSER = BodyParser()
+
+
 def blueprint(name: str, description: str) -> Blueprint:
     """A resource's blueprint; its routes are written relative to /api/v1."""
-    return Blueprint(f"{BLUEPRINT_PREFIX}{name}", __name__, url_prefix=PREFIX,
-                     description=description)
+    return PortalBlueprint(f"{BLUEPRINT_PREFIX}{name}", __name__, url_prefix=PREFIX,
+                           description=description)
 
 
 def init_app(app: Flask) -> None:
@@ -175,8 +203,8 @@ and acts as an owner or an admin. An agency's key reaches its sub-accounts.
 
 **Errors** are `application/problem+json` (RFC 9457) with a stable `type` per kind.
 
-**Writes** take an `Idempotency-Key` header (1–255 printable ASCII characters, such as a
-UUID): a retry with the same key, method, path and body gets the first answer again, with
+**Writes** take an `Idempotency-Key` header (1–255 visible ASCII characters, no spaces,
+such as a UUID): a retry with the same key, method, path and body gets the first answer again, with
 `Idempotent-Replayed: true`, and changes nothing; the same key with another request is 422;
 while the first is still running, 409. A 5xx is not kept (a retry runs again). Keys are
 remembered for 24 hours per API key.

@@ -52,9 +52,8 @@ def reach(account_id: int, capability: roles.Can, *, write: bool = False,
     """auth.reach with the pages' account guard (portal/tenancy.py): an account canceled
     more than 60 days ago is gone (410); a canceled one is read-only (409) for a write
     unless the action is one a canceled account may take (reactivate)."""
-    access = auth.reach(account_id, capability)
+    access = auth.reach(account_id, capability)  # 410 past the 60 days
     account = access.account
-    lifecycle.check_open(account)
     if write and account.is_canceled and not when_canceled:
         raise StateConflict(f"{account.name} is canceled: you can read and export its data, "
                             "but not change it. Reactivate it to make changes.")

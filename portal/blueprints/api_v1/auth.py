@@ -20,7 +20,7 @@ from portal.blueprints.api import problems
 from portal.errors import NotAllowed, NotFound
 from portal.extensions import db
 from portal.models import Account, AccountKind, ApiKey, User
-from portal.services import api_keys
+from portal.services import api_keys, lifecycle
 from portal.services.access import Access
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -66,14 +66,16 @@ def install(app: Flask) -> None:
             return response
         db.session.commit()  # last_used_at, if it moved
         g.api_key = key
+        # Counted first: a request refused for its scope counts too (and says so in its
+        # RateLimit headers), so a key can't hammer what it may not do.
+        limited = ratelimit.check(key)
+        if limited is not None:
+            return limited
         view = app.view_functions.get(request.endpoint)
         scope = getattr(view, "api_scope", None) or (
             "read" if request.method in SAFE_METHODS else "write")
         if scope not in key.scope_set:
             return problems.problem(403, f"This API key does not have the {scope} scope.")
-        limited = ratelimit.check(key)
-        if limited is not None:
-            return limited
         return idempotency.before(key)
 
     @app.after_request
@@ -103,7 +105,8 @@ def actor() -> User | None:
 
 def reach(account_id: int, capability: roles.Can | None = None) -> Access:
     """The account `account_id` as the key reaches it (also put in g.account and g.access,
-    as the pages' guard does), or NotFound; NotAllowed without `capability`."""
+    as the pages' guard does), or NotFound; AccountClosed (410) for one canceled more than
+    60 days ago, as every page of it; NotAllowed without `capability`."""
     api_key: ApiKey = g.api_key
     role = api_key.acting_role or api_key.role
     if account_id == api_key.account_id:
@@ -117,6 +120,7 @@ def reach(account_id: int, capability: roles.Can | None = None) -> Access:
         if account is None:
             raise NotFound("No such account, or this key does not reach it.")
         access = Access(account=account, role=role, via_agency=True, agency_role=role)
+    lifecycle.check_open(account)
     if capability is not None and not roles.can(role, capability):
         raise NotAllowed(roles.REFUSED[capability])
     g.account, g.access = account, access

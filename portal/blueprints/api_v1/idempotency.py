@@ -2,16 +2,19 @@
 sends the same `Idempotency-Key` header and gets the first answer again instead of a second
 payment, link or pause.
 
-For a request other than GET/HEAD/OPTIONS that carries the header (1-255 printable ASCII
-characters, else 422):
+For a request other than GET/HEAD/OPTIONS that carries the header (1-255 visible ASCII
+characters, no spaces, else 422):
 
-- its fingerprint is a SHA-256 of the method, the path with its query, and the body;
+- its fingerprint is a SHA-256 of the method, the path with its query, the body's media
+  type and the body;
 - the first request with a key (per API key) inserts an api_idempotency row with status 0
   in a transaction of its own, committed before the view runs (the unique (api_key_id, key)
   makes a second request at once lose the insert and read the row back), then runs the
   view; after() stores the answer's status, content type, body and a few headers (also a
   4xx: the same request would fail the same way). A 5xx is not stored: the row is removed
-  so that a retry runs again;
+  so that a retry runs again. An answer marked `Cache-Control: no-store` (one holding a
+  payment's client secret for the card's bank check) is kept sealed (portal/sealing.py: a
+  key that is not in the database) and opened only to replay it;
 - a later request with the same key and fingerprint gets the stored answer, with
   `Idempotent-Replayed: true`; with another fingerprint, a 422 problem (errors
   {"Idempotency-Key": ...}); while the first is still running (status 0), a 409 problem.
@@ -28,7 +31,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal import rules
+from portal import rules, sealing
 from portal.blueprints.api import problems
 from portal.clock import now as clock_now
 from portal.extensions import db
@@ -40,9 +43,11 @@ MAX_LENGTH = 255
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The headers of the first answer that a replay repeats (the rest are made anew: the
 # request id, the rate limit, the security headers).
-KEPT_HEADERS = ("Location", "Content-Disposition", "Link")
+KEPT_HEADERS = ("Location", "Content-Disposition", "Link", "Cache-Control")
+SEALED = b"sealed:"  # a no-store answer's body, sealed
 DESCRIPTION = (
-    "Any unique string (1–255 printable ASCII characters; a UUID is a good choice). A retry "
+    "Any unique string (1–255 visible ASCII characters, no spaces; a UUID is a good "
+    "choice). A retry "
     "with the same key and the same method, path and body gets the first answer again "
     "(with `Idempotent-Replayed: true`) instead of doing the write twice; the same key with "
     "another request is 422; while the first is still running, 409. Keys are remembered "
@@ -50,7 +55,7 @@ DESCRIPTION = (
 
 
 def valid(value: str) -> bool:
-    return 1 <= len(value) <= MAX_LENGTH and all(" " <= ch <= "~" for ch in value)
+    return 1 <= len(value) <= MAX_LENGTH and all("!" <= ch <= "~" for ch in value)
 
 
 def fingerprint() -> str:
@@ -58,7 +63,7 @@ def fingerprint() -> str:
     path = request.path
     query = request.query_string.decode("latin-1")
     for part in (request.method.encode(), (f"{path}?{query}" if query else path).encode(),
-                 request.get_data(cache=True)):
+                 (request.mimetype or "").encode(), request.get_data(cache=True)):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
@@ -72,9 +77,10 @@ def before(key: ApiKey):
     if value is None:
         return None
     if not valid(value):
-        return problems.problem(422, "Idempotency-Key must be 1–255 printable ASCII "
-                                     "characters.", {HEADER: "1–255 printable ASCII "
-                                                             "characters, such as a UUID."})
+        return problems.problem(422, "Idempotency-Key must be 1–255 visible ASCII "
+                                     "characters, no spaces.",
+                                {HEADER: "1–255 visible ASCII characters, no spaces, such "
+                                         "as a UUID."})
     print_ = fingerprint()
     row = ApiIdempotency(api_key_id=key.id, key=value, fingerprint=print_, status=0,
                          created_at=clock_now())
@@ -104,8 +110,10 @@ def before(key: ApiKey):
 
 def replay(stored: ApiIdempotency):
     headers = json.loads(stored.headers or "{}")
-    response = current_app.response_class(stored.body or b"", status=stored.status,
-                                          headers=headers)
+    body = stored.body or b""
+    if body.startswith(SEALED):
+        body = sealing.unseal(body[len(SEALED):].decode()).encode()
+    response = current_app.response_class(body, status=stored.status, headers=headers)
     if stored.content_type:
         response.headers["Content-Type"] = stored.content_type
     response.headers[REPLAYED] = "true"
@@ -123,6 +131,8 @@ def after(response):
     else:
         response.direct_passthrough = False
         body = response.get_data()
+        if "no-store" in (response.headers.get("Cache-Control") or ""):
+            body = SEALED + sealing.seal(body.decode()).encode()
         kept = {name: response.headers[name] for name in KEPT_HEADERS
                 if name in response.headers}
         db.session.execute(update(ApiIdempotency).where(ApiIdempotency.id == row_id).values(

@@ -94,8 +94,11 @@ class SetupSchema(ma.Schema):
 
 
 class AddArgsSchema(ma.Schema):
-    payment_method = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                                   metadata={"description": "The processor's id (pm_…)."})
+    payment_method = fields.String(required=True, validate=[
+        validate.Length(min=1, max=64),
+        validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+$",
+                        error=CARDS_GO_TO_THE_PROCESSOR)],
+        metadata={"description": "The processor's id (pm_…)."})
     kind = fields.String(load_default="card", validate=validate.OneOf(["card", "ach"]))
 
     @pre_load

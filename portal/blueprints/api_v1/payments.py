@@ -33,8 +33,8 @@ from portal.services.processor import gateway_name
 
 bp = blueprint("payments", "Payments: make one, list them, receipts.")
 
-# An answer holding a client secret: not to be kept by caches (nor, K: by the Idempotency-Key
-# replay store; the secret is handed to the payer, never stored by the portal).
+# An answer holding a client secret: not to be kept by caches; the Idempotency-Key replay
+# store keeps it sealed for its 24 hours (idempotency.py), never readable in the database.
 NO_STORE = {"Cache-Control": "no-store"}
 NOT_CONFIRMED = ("The payment was not confirmed with the card's bank, so nothing was charged. "
                  "Try again or use another method.")

@@ -18,7 +18,7 @@ from portal.blueprints.api_v1 import auth, blueprint, paging
 from portal.blueprints.api_v1.accounts import reach
 from portal.blueprints.api_v1.schemas import PageArgsSchema, page_schema
 from portal.blueprints.people.routes import link_settings
-from portal.errors import NotFound
+from portal.errors import NotAllowed, NotFound
 from portal.extensions import db
 from portal.models import Account, Invitation, InvitationStatus, Membership, Role
 from portal.services import people
@@ -105,6 +105,13 @@ class Users(MethodView):
                 "next_cursor": paging.encode(rows[-1].membership.id) if more else None}
 
 
+def _check_may_give(key_role: Role, asked) -> None:
+    """The owner role asked of a key that may not give it: 403, as taking it away is (the
+    pages only offer the roles one may give; their service says so as a field's error)."""
+    if str(asked or "") == Role.OWNER.value and not roles.can(key_role, roles.Can.OWNERS):
+        raise NotAllowed("Only an owner can make someone an owner.")
+
+
 @bp.route(f"{USERS}/<id:user_id>")
 class UserItem(MethodView):
     @bp.arguments(RoleSchema, location="json")
@@ -115,6 +122,7 @@ class UserItem(MethodView):
         The owner role (giving or taking it) needs an owner key;
         the last owner can't be demoted."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
+        _check_may_give(access.role, body["role"])
         people.change_role(db.session, access.account, auth.actor(), access.role,
                            _membership_id(access.account, user_id), body["role"])
         member = _member(access.account, user_id)
@@ -155,6 +163,7 @@ class Invitations(MethodView):
         replacing any pending invitation to the same email. At most 20 an hour per account
         (429)."""
         access = reach(account_id, roles.Can.PEOPLE, write=True)
+        _check_may_give(access.role, body["role"])
         invitation, _url = people.invite(db.session, link_settings(), access.account,
                                          auth.actor(), access.role, body["email"],
                                          body["role"])
