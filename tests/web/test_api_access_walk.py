@@ -144,6 +144,8 @@ def _example(schema: dict, components: dict, depth: int = 0):
     if kind == "boolean":
         return True
     if kind == "string":
+        if "pattern" in schema:  # e.g. a processor's id
+            return next(c for c in ("pm_walk_1", "walk") if re.search(schema["pattern"], c))
         fmt = schema.get("format")
         if fmt == "date-time":
             return "2026-12-03T12:00:00Z"
@@ -266,6 +268,32 @@ def test_the_walk_catches_an_endpoint_that_forgets_the_tenancy_check(app, client
                                                   "other")
     assert [(method, path) for method, path, *_ in failures] == \
         [("POST", f"/api/v1/accounts/{world['agency'].id}/forgetful")]
+
+
+def test_every_operation_on_a_sub_account_closed_for_good_is_410(app, client, session, world):
+    """As its pages: past the 60 days its data is gone, whatever the endpoint (the webhooks'
+    and the usage posting's too) and whatever the scope; and nothing changes."""
+    from datetime import timedelta
+
+    from portal.models import AccountStatus
+
+    sub = world["sub"]
+    sub.status, sub.canceled_at = AccountStatus.CANCELED, clock.now() - timedelta(days=61)
+    session.commit()
+    before = snapshot(session)
+    document = client.get("/api/v1/openapi.json").get_json()
+    walked = 0
+    for method, rule, _endpoint in operations(app):
+        if "account_id" not in rule.arguments:
+            continue
+        path = path_for(rule, sub, {})
+        response = send(client, method, path, world["keys"]["agency"],
+                        body_for(document, rule, method))
+        assert response.status_code == 410, (method, path, response.get_data(as_text=True))
+        assert response.get_json()["type"].endswith("/gone")
+        walked += 1
+    assert walked > 40
+    assert snapshot(session) == before
 
 
 def test_an_agency_key_reaches_its_sub_account(client, world):

@@ -87,6 +87,31 @@ def test_a_card_number_is_refused_and_never_echoed(client, session, aw):
     assert snapshot(session) == before
 
 
+@pytest.mark.parametrize("number", [VISA, "4242 4242 4242 4242", "4000-0025-0000-3155"])
+def test_a_card_number_as_the_payment_method_never_reaches_the_processor(client, session, aw,
+                                                                        number):
+    from portal.models import SandboxSetup
+    from portal.services import payment_methods
+
+    before = snapshot(session)
+    response = add(client, aw, aw.solo, number)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"payment_method": CARDS_GO}
+    assert number not in response.get_data(as_text=True)
+    assert snapshot(session) == before
+    kept = [row.payment_method + row.idempotency_key for row in session.scalars(
+        select(SandboxSetup))]
+    assert not any(number.replace(" ", "").replace("-", "")[:12] in k.replace(" ", "")
+                   for k in kept)
+    # the pages' service too (their card entry sends the processor's id)
+    from portal.errors import ValidationFailed
+    from portal.services.gateway import SandboxGateway
+
+    with pytest.raises(ValidationFailed) as refused:
+        payment_methods.add(session, aw.solo, SandboxGateway(), number, "card")
+    assert refused.value.errors == {"payment_method": payment_methods.NOT_A_NUMBER}
+
+
 @pytest.mark.parametrize("sent, errors", [
     ({"payment_method": "pm_sbx_unknown"},
      {"payment_method": "Those details can't be used any more: enter them again."}),
@@ -109,10 +134,22 @@ def test_a_card_the_processor_refuses_is_422(client, session, aw):
 
 
 def test_the_banks_challenge_then_confirm_with_the_signed_setup(client, session, aw):
-    asked = add(client, aw, aw.solo, paying_card(AUTHENTICATE_ONCE))
+    from portal.models import ApiIdempotency
+
+    sent = {"payment_method": paying_card(AUTHENTICATE_ONCE), "kind": "card"}
+    retry = {**headers(aw), "Idempotency-Key": "add-3ds"}
+    asked = client.post(API + path(aw.solo), json=sent, headers=retry)
     assert asked.status_code == 202, asked.get_json()
     assert asked.headers["Cache-Control"] == "no-store"
     body = asked.get_json()
+    # The Idempotency-Key's replay store keeps the answer sealed: no client secret in it
+    session.expire_all()
+    [kept] = session.scalars(select(ApiIdempotency).where(ApiIdempotency.key == "add-3ds"))
+    assert kept.body.startswith(b"sealed:") and body["client_secret"].encode() not in kept.body
+    replayed = client.post(API + path(aw.solo), json=sent, headers=retry)
+    assert (replayed.status_code, replayed.get_json()) == (202, body)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.headers["Cache-Control"] == "no-store"
     assert body["status"] == "requires_action" and body["client_secret"]
     assert body["confirm_url"] == f"{API}/accounts/{aw.solo.id}/payment-methods/confirm"
     assert methods(session, aw.solo) == []
