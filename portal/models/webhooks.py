@@ -75,6 +75,12 @@ class WebhookEndpoint(db.Model):
     def hears(self, event_type: str) -> bool:
         return self.all_events or event_type in self.type_set
 
+    def rotating(self, at: datetime) -> bool:
+        """A rotation under way: the previous secret still signs beside the current one."""
+        return (self.previous_secret_sealed is not None
+                and self.previous_secret_expires_at is not None
+                and self.previous_secret_expires_at > at)
+
 
 class WebhookEvent(db.Model):
     __tablename__ = "webhook_events"

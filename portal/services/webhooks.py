@@ -785,10 +785,13 @@ def record_answer(session: Session, delivery_id: int, answer: Answer,
 
 def redeliver(session: Session, account: Account, delivery_id,
               now: datetime | None = None) -> WebhookDelivery:
-    """The log's Redeliver: pending again, due now, with a fresh retry window."""
+    """The log's Redeliver: pending again, due now, with a fresh retry window and its
+    backoff from the start (the attempts are counted afresh: kept, a delivery that had
+    failed 7 times would wait a day after each new failure)."""
     now = now or clock_now()
     delivery = get_delivery(session, account, delivery_id)
     delivery.status = DeliveryStatus.PENDING
+    delivery.attempts = 0
     delivery.next_attempt_at = now
     delivery.retry_until = now + RETRY_WINDOW
     session.flush()

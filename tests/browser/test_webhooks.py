@@ -63,9 +63,9 @@ def test_add_test_event_log_redeliver_delete(page: Page, session, sign_in, scree
     # Keyboard: the corrected URL, a description, Enter sends the form.
     url.fill(receiver.url)
     page.get_by_label("Description (optional)").fill("Billing sync")
-    with navigation(page, heading=re.compile("Webhooks")):
+    with navigation(page, heading=re.compile("Webhook endpoint added")):
         page.get_by_label("Description (optional)").press("Enter")
-    expect(page.get_by_test_id("shown-secret")).to_be_visible()
+    expect(page.get_by_test_id("shown-secret")).to_be_in_viewport()
     secret = page.get_by_test_id("secret").inner_text().strip()
     assert re.fullmatch(r"whsec_[A-Za-z0-9_-]{30,}", secret)
     expect(page.get_by_text("Copy this signing secret now")).to_be_visible()
@@ -101,6 +101,19 @@ def test_add_test_event_log_redeliver_delete(page: Page, session, sign_in, scree
     expect(page.get_by_test_id("webhook-deliveries")).to_contain_text("Pending")
     assert webhooks.deliver_due(session, timeout=5, allow_private=True).succeeded == 1
     assert len(receiver.received) == 2
+
+    # Rotate: its dialog first, then the new secret on its own page, in view
+    page.get_by_role("link", name=f"Rotate secret of {receiver.url}").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("keeps signing beside it for 24 hours")
+    click_and_wait(page, dialog.get_by_role("button", name="Rotate secret"),
+                   heading=re.compile("New signing secret"))
+    expect(page.get_by_test_id("secret")).to_be_in_viewport()
+    rotated = page.get_by_test_id("secret").inner_text().strip()
+    assert rotated != secret and rotated.startswith("whsec_")
+    click_and_wait(page, page.get_by_role("link", name="Done"), heading=re.compile("Webhooks"))
+    expect(page.get_by_test_id("webhook-endpoints")).to_contain_text(
+        "Rotating: the previous secret also signs until")
 
     # Delete: the dialog first ("Keep it" changes nothing), then Delete.
     page.get_by_role("link", name=f"Delete {receiver.url}").click()

@@ -405,7 +405,7 @@ def test_redeliver_sends_it_again(session, w, receiver):
     assert delivery.retry_until == later + timedelta(days=3)
     assert deliver(session).succeeded == 1
     assert [b["id"] for b in receiver.bodies()] == [event.public_id] * 2
-    assert delivery_of(session, event).attempts == 2
+    assert delivery_of(session, event).attempts == 1  # counted afresh from the Redeliver
     headers = receiver.received[1][0]
     assert webhooks.verify(receiver.received[1][1], headers["Portal-Signature"], made.secret)
     other = f.standalone(session, "Other")

@@ -4,7 +4,7 @@ Send test event, Delete behind a confirmation, the delivery log and Redeliver, t
 CSRF, and refused private addresses outside testing."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -96,6 +96,8 @@ def test_add_shows_the_secret_once_and_keeps_it_sealed(client, session, w):
     text = body(answer)
     [secret] = set(SECRET.findall(text))
     assert "it won&#39;t be shown again" in text or "it won't be shown again" in text
+    # on a short page of its own: nothing else to scroll past (the form, the log)
+    assert "<h1>Webhook endpoint added" in text and 'id="endpoint-form"' not in text
     endpoint = session.scalar(select(WebhookEndpoint))
     assert (endpoint.url, endpoint.description, endpoint.event_types, endpoint.enabled) == (
         "https://hooks.example.com/portal", "Billing sync", "payment.succeeded account.paused",
@@ -142,20 +144,41 @@ def test_rotate_disable_enable_test_and_delete(client, session, w):
     first = SECRET.search(body(add(client, w.agency))).group(0)
     endpoint = session.scalar(select(WebhookEndpoint))
 
-    rotated = post(client, w.agency, f"/{endpoint.id}/rotate")
+    # Rotate asks first (the dialog), and a POST without the confirmation changes nothing
+    dialog = client.get(path(w.agency, f"/{endpoint.id}/rotate"), headers=HX)
+    assert "<dialog" in body(dialog) and "keeps signing beside it for 24 hours" in body(dialog)
+    assert 'data-testid="rotation-in-progress"' not in body(dialog)
+    refused = post(client, w.agency, f"/{endpoint.id}/rotate")
+    assert refused.status_code == 422 and "needs the confirmation" in body(refused)
+    session.expire_all()
+    assert sealing.unseal(session.get(WebhookEndpoint, endpoint.id).secret_sealed) == first
+    rotated = post(client, w.agency, f"/{endpoint.id}/rotate", confirm="yes")
     assert rotated.status_code == 200
     second = SECRET.search(body(rotated)).group(0)
-    assert second != first and "24 hours" in body(rotated)
+    assert second != first and "until 2026-12-04 12:00 UTC" in body(rotated)  # 24 h on
     session.expire_all()
     endpoint = session.get(WebhookEndpoint, endpoint.id)
     assert sealing.unseal(endpoint.secret_sealed) == second
     assert sealing.unseal(endpoint.previous_secret_sealed) == first
+    page = body(client.get(path(w.agency)))
+    assert "Rotating: the previous secret also signs until" in page
+    # A second rotation within the 24 hours says the first secret stops signing now
+    dialog = body(client.get(path(w.agency, f"/{endpoint.id}/rotate"), headers=HX))
+    assert 'data-testid="rotation-in-progress"' in dialog and "stops signing now" in dialog
 
     answer = post(client, w.agency, f"/{endpoint.id}/enabled", enabled="0")
     assert answer.status_code == 303
     session.expire_all()
     assert session.get(WebhookEndpoint, endpoint.id).enabled is False
     assert "Disabled" in body(client.get(path(w.agency)))
+    # a test event while disabled says when it goes: not "within a minute"
+    assert post(client, w.agency, f"/{endpoint.id}/test").status_code == 303
+    page = body(client.get(path(w.agency)))
+    assert "which is disabled: it is sent once you enable the endpoint again" in page
+    assert "When the endpoint is enabled" in page  # the log's Next try
+    session.execute(WebhookDelivery.__table__.delete())
+    session.execute(WebhookEvent.__table__.delete())
+    session.commit()
     post(client, w.agency, f"/{endpoint.id}/enabled", enabled="1")
     session.expire_all()
     assert session.get(WebhookEndpoint, endpoint.id).enabled is True
@@ -208,6 +231,8 @@ def test_the_delivery_log_and_redeliver(client, session, w):
     session.expire_all()
     delivery = session.get(WebhookDelivery, delivery.id)
     assert (delivery.status, delivery.next_attempt_at) == (DeliveryStatus.PENDING, later)
+    assert delivery.attempts == 0  # its backoff starts again: a minute after a failure
+    assert webhooks.next_try(1, later, delivery.retry_until) == later + timedelta(minutes=1)
     assert "will be sent again" in body(client.get(path(w.agency)))
     # Another account's delivery, endpoint: not found.
     sign_in_as(client, w.other_owner)
@@ -228,8 +253,14 @@ def test_a_reload_of_a_post_address_is_the_page(client, session, w):
                            ["*"], allow_private=True)
     session.commit()
     sign_in_as(client, w.owner)
-    answer = client.get(path(w.agency, f"/{made.endpoint.id}/rotate"))
+    answer = client.get(path(w.agency, f"/{made.endpoint.id}/test"))
     assert answer.status_code == 303 and answer.location.endswith(path(w.agency))
+    # Rotate's address opened is its confirmation, on the page: nothing rotates
+    answer = client.get(path(w.agency, f"/{made.endpoint.id}/rotate"))
+    assert answer.status_code == 200 and 'aria-labelledby="rotate-endpoint-h" open>' in body(
+        answer)
+    session.expire_all()
+    assert session.get(WebhookEndpoint, made.endpoint.id).previous_secret_sealed is None
 
 
 def test_the_developers_page_links_here(client, w):

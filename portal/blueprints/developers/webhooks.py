@@ -4,8 +4,11 @@ GET  /accounts/<id>/developers/webhooks                         endpoints, Add e
                                                                 delivery log
 POST /accounts/<id>/developers/webhooks                         add: the answer shows the
                                                                 signing secret once
-POST /accounts/<id>/developers/webhooks/<eid>/rotate            a new secret (shown once); the
-                                                                old one signs 24 h more
+GET  /accounts/<id>/developers/webhooks/<eid>/rotate            the confirmation dialog
+POST /accounts/<id>/developers/webhooks/<eid>/rotate            a new secret (needs
+                                                                confirm=yes; shown once, on a
+                                                                page of its own); the old one
+                                                                signs 24 h more
 POST /accounts/<id>/developers/webhooks/<eid>/enabled           enabled=1 or 0
 POST /accounts/<id>/developers/webhooks/<eid>/test              Send test event (a ping)
 GET  /accounts/<id>/developers/webhooks/<eid>/delete            the confirmation dialog
@@ -20,12 +23,14 @@ from flask_login import current_user
 
 from portal.blueprints.developers import bp
 from portal.blueprints.views import admin_required, back, confirmed, submit
+from portal.clock import now as clock_now
 from portal.extensions import db
 from portal.models.webhooks import ALL_EVENTS
 from portal.rendering import render, see_other
 from portal.services import webhooks
 
 PAGE = "developers/webhooks.html"
+SECRET_PAGE = "developers/_webhook_secret.html"
 
 
 def _allow_private() -> bool:
@@ -37,8 +42,8 @@ def _page(block: str | None = None, status: int = 200, **overrides):
     context = {"endpoints": webhooks.endpoints(db.session, g.account),
                "deliveries": webhooks.log(db.session, g.account),
                "event_types": webhooks.EVENT_TYPES, "all_events": ALL_EVENTS,
-               "form": {"events": [ALL_EVENTS]}, "errors": {}, "shown_secret": None,
-               "deleting": None, "retry_window_days": webhooks.RETRY_WINDOW.days,
+               "form": {"events": [ALL_EVENTS]}, "errors": {}, "now": clock_now(),
+               "deleting": None, "rotating": None, "retry_window_days": webhooks.RETRY_WINDOW.days,
                "overlap_hours": int(webhooks.ROTATION_OVERLAP.total_seconds() // 3600)}
     context.update(overrides)
     return render(PAGE, block, status=status, **context)
@@ -61,19 +66,29 @@ def webhooks_create():
                                 entered["url"], entered["description"], entered["events"],
                                 allow_private=_allow_private()),
         lambda errors: _page("endpoint_form", 422, form=entered, errors=errors),
-        lambda made: _page(shown_secret={"endpoint": made.endpoint, "secret": made.secret,
-                                         "rotated": False}),
+        lambda made: _secret_page(made.endpoint, made.secret, rotated=False),
         refused=lambda message: _page("endpoint_form", 403, form=entered,
                                       errors={"": message}))
 
 
-@bp.post("/webhooks/<id:endpoint_id>/rotate")
+def _secret_page(endpoint, secret: str, rotated: bool):
+    """The signing secret, once, on a short page of its own (on the long page it was drawn
+    above the form while the view stayed on the form, out of sight)."""
+    return render(SECRET_PAGE, endpoint=endpoint, secret=secret, rotated=rotated)
+
+
+@bp.route("/webhooks/<id:endpoint_id>/rotate", methods=["GET", "POST"])
 @admin_required
 def webhooks_rotate(endpoint_id: int):
     endpoint = webhooks.get(db.session, g.account, endpoint_id)
+    if request.method == "GET":
+        return _page("rotate_dialog", rotating=endpoint)
+    if not confirmed(request.form):
+        return _page("rotate_dialog", 422, rotating=endpoint,
+                     errors={"": "Rotating needs the confirmation: nothing was changed."})
     secret = webhooks.rotate(db.session, endpoint)
     db.session.commit()
-    return _page(shown_secret={"endpoint": endpoint, "secret": secret, "rotated": True})
+    return _secret_page(endpoint, secret, rotated=True)
 
 
 @bp.post("/webhooks/<id:endpoint_id>/enabled")
@@ -94,6 +109,10 @@ def webhooks_test(endpoint_id: int):
     endpoint = webhooks.get(db.session, g.account, endpoint_id)
     webhooks.send_test(db.session, endpoint)
     db.session.commit()
+    if not endpoint.enabled:
+        return back(url_for("developers.webhooks"),
+                    f"A test event (ping) is queued for {endpoint.url}, which is disabled: "
+                    "it is sent once you enable the endpoint again.")
     return back(url_for("developers.webhooks"),
                 f"A test event (ping) is queued for {endpoint.url}: the delivery log shows "
                 "its answer after the next jobs run (within a minute).")
@@ -120,12 +139,16 @@ def webhooks_delete(endpoint_id: int):
 def webhooks_redeliver(delivery_id: int):
     delivery = webhooks.redeliver(db.session, g.account, delivery_id)
     db.session.commit()
+    what = f"{delivery.event.type} ({delivery.event.public_id})"
+    if not delivery.endpoint.enabled:
+        return back(url_for("developers.webhooks"),
+                    f"{what} will be sent again to {delivery.endpoint.url} once you enable "
+                    "that endpoint: it is disabled.")
     return back(url_for("developers.webhooks"),
-                f"{delivery.event.type} ({delivery.event.public_id}) will be sent again to "
-                f"{delivery.endpoint.url} at the next jobs run.")
+                f"{what} will be sent again to {delivery.endpoint.url} at the next jobs run "
+                "(within a minute).")
 
 
-@bp.get("/webhooks/<id:endpoint_id>/rotate")
 @bp.get("/webhooks/<id:endpoint_id>/test")
 @bp.get("/webhooks/<id:endpoint_id>/enabled")
 @admin_required
