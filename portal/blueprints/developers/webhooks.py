@@ -33,6 +33,11 @@ PAGE = "developers/webhooks.html"
 SECRET_PAGE = "developers/_webhook_secret.html"
 
 
+def _short(url: str) -> str:
+    """An endpoint's URL in a message: at most 100 characters."""
+    return url if len(url) <= 100 else url[:99] + "…"
+
+
 def _allow_private() -> bool:
     return webhooks.delivery_settings(current_app.config,
                                       current_app.testing or current_app.debug)[1]
@@ -99,7 +104,7 @@ def webhooks_enabled(endpoint_id: int):
     webhooks.set_enabled(db.session, endpoint, enabled)
     db.session.commit()
     return back(url_for("developers.webhooks"),
-                f"{'Enabled' if enabled else 'Disabled'} {endpoint.url}."
+                f"{'Enabled' if enabled else 'Disabled'} {_short(endpoint.url)}."
                 + ("" if enabled else " Its deliveries wait until it is enabled again."))
 
 
@@ -111,10 +116,10 @@ def webhooks_test(endpoint_id: int):
     db.session.commit()
     if not endpoint.enabled:
         return back(url_for("developers.webhooks"),
-                    f"A test event (ping) is queued for {endpoint.url}, which is disabled: "
+                    f"A test event (ping) is queued for {_short(endpoint.url)}, which is disabled: "
                     "it is sent once you enable the endpoint again.")
     return back(url_for("developers.webhooks"),
-                f"A test event (ping) is queued for {endpoint.url}: the delivery log shows "
+                f"A test event (ping) is queued for {_short(endpoint.url)}: the delivery log shows "
                 "its answer after the next jobs run (within a minute).")
 
 
@@ -131,7 +136,7 @@ def webhooks_delete(endpoint_id: int):
     webhooks.remove(db.session, endpoint, request.form.get("confirm"))
     db.session.commit()
     return back(url_for("developers.webhooks"),
-                f"Deleted the endpoint {url}: it gets no more events.")
+                f"Deleted the endpoint {_short(url)}: it gets no more events.")
 
 
 @bp.post("/webhooks/deliveries/<id:delivery_id>/redeliver")
@@ -142,10 +147,10 @@ def webhooks_redeliver(delivery_id: int):
     what = f"{delivery.event.type} ({delivery.event.public_id})"
     if not delivery.endpoint.enabled:
         return back(url_for("developers.webhooks"),
-                    f"{what} will be sent again to {delivery.endpoint.url} once you enable "
+                    f"{what} will be sent again to {_short(delivery.endpoint.url)} once you enable "
                     "that endpoint: it is disabled.")
     return back(url_for("developers.webhooks"),
-                f"{what} will be sent again to {delivery.endpoint.url} at the next jobs run "
+                f"{what} will be sent again to {_short(delivery.endpoint.url)} at the next jobs run "
                 "(within a minute).")
 
 
