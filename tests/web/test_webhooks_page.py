@@ -97,7 +97,7 @@ def test_add_shows_the_secret_once_and_keeps_it_sealed(client, session, w):
     [secret] = set(SECRET.findall(text))
     assert "it won&#39;t be shown again" in text or "it won't be shown again" in text
     # on a short page of its own: nothing else to scroll past (the form, the log)
-    assert "<h1>Webhook endpoint added" in text and 'id="endpoint-form"' not in text
+    assert "autofocus>Webhook endpoint added" in text and 'id="endpoint-form"' not in text
     endpoint = session.scalar(select(WebhookEndpoint))
     assert (endpoint.url, endpoint.description, endpoint.event_types, endpoint.enabled) == (
         "https://hooks.example.com/portal", "Billing sync", "payment.succeeded account.paused",
