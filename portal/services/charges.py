@@ -317,6 +317,10 @@ def credit(session: Session, charge: Charge, now: datetime) -> None:
     the entry is written under: a sub-account added to agency billing while its payment was
     in flight has had its balance moved to the agency, and the payment follows it."""
     locked = ledger.lock_payer(session, charge.account_id)
+    # Stamped under the lock, not when the charge was sent (a processor's call earlier):
+    # entries' times then follow the order they are applied in, and the Billing Logs'
+    # running balance reads in sequence when payments to one account settle at once.
+    now = max(now, clock_now())
     kind = LedgerKind.RECHARGE if charge.purpose == ChargePurpose.RECHARGE \
         else LedgerKind.PAYMENT
     method = session.get(PaymentMethod, charge.method_id)

@@ -365,7 +365,9 @@ def receive(session: Session, owner: Account, body, *, api_key_id: int | None = 
         (batch.duplicates if (event.account_id, event.id) in known
          else batch.accepted).append(event)
     if batch.accepted:
-        _debit(session, batch, found, api_key_id, actor, now)
+        # The entries are stamped under the payers' locks (taken by lock_accounts), not
+        # when the batch arrived: their times then follow the order batches are applied in.
+        _debit(session, batch, found, api_key_id, actor, max(now, clock_now()))
     return _sorted(batch)
 
 

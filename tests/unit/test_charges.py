@@ -327,6 +327,40 @@ def test_a_processor_answer_for_a_mismatched_request_fails_the_charge(session, g
     assert entries(session, account) == []
 
 
+def test_a_payment_is_stamped_when_credited_so_the_running_balance_reads_in_time_order(
+        session, gw, people):
+    """A payment sent to the processor at t0 whose answer came back after another entry
+    (t1 > t0) was credited with t0: sorted by time, as the Billing Logs and the API's ledger
+    read, its balance_after came before an entry it followed. Now it is stamped under the
+    payer's lock."""
+    account, _owner, admin = people
+    method = f.card(session, account)
+    sent_at = clock.now()
+    charge = charges.pay(session, account, admin, str(method.id), "30", charges.new_form_key())
+    session.commit()
+
+    class SlowProcessor(SandboxGateway):
+        def charge(self, request):  # meanwhile, usage is debited
+            clock.freeze(sent_at + timedelta(seconds=2))
+            usage.post(session, account, {"minutes": 10}, "meanwhile")
+            session.commit()
+            clock.freeze(sent_at + timedelta(seconds=3))
+            return ChargeResult(True, "ch_slow", "approved", "")
+
+    clock.freeze(sent_at)
+    charges.attempt(session, SlowProcessor(), charge, now=sent_at)
+    session.expire_all()
+    rows = session.scalars(select(LedgerEntry).where(LedgerEntry.account_id == account.id)
+                           .order_by(LedgerEntry.created_at, LedgerEntry.id)).all()
+    assert [r.cause_ref or r.idempotency_key for r in rows] == ["meanwhile", str(charge.id)]
+    balance = 0
+    for row in rows:
+        balance += row.amount_cents
+        assert row.balance_after_cents == balance, [(r.created_at, r.amount_cents,
+                                                     r.balance_after_cents) for r in rows]
+    assert rows[1].created_at == sent_at + timedelta(seconds=3)
+
+
 # --------------------------------------------------------------- billing pause
 
 def test_a_payment_that_brings_the_balance_back_to_zero_lifts_the_billing_pause(
