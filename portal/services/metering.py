@@ -216,8 +216,11 @@ def check(raw_events: list, now: datetime) -> tuple[list[Event], list[Refused]]:
             refuse(BAD_ID, f"An event id is {usage.KEY_RULE}.", "id")
             continue
         account_id = raw.get("account")
-        if not isinstance(account_id, int) or isinstance(account_id, bool) \
-                or not 1 <= account_id <= MAX_ID:
+        if not isinstance(account_id, int) or isinstance(account_id, bool):
+            refuse(ACCOUNT_NOT_FOUND, "The account is its id, a whole number: 2, not \"2\".",
+                   "account")
+            continue
+        if not 1 <= account_id <= MAX_ID:
             refuse(ACCOUNT_NOT_FOUND, "Account not found.", "account")
             continue
         item = raw.get("item")

@@ -78,6 +78,8 @@ def test_the_window_edges_are_in():
     ({"id": "x" * 81}, "invalid_id", "id"),
     ({"id": "a b"}, "invalid_id", "id"),
     ({"id": 12}, "invalid_id", "id"),
+    ({"id": "e\n"}, "invalid_id", "id"),  # "$" in a pattern let a final newline in
+    ({"account": "1"}, "account_not_found", "account"),
     ({"account": None}, "account_not_found", "account"),
     ({"account": 0}, "account_not_found", "account"),
     ({"account": 2**31}, "account_not_found", "account"),
@@ -246,3 +248,8 @@ def test_a_crash_retry_gets_the_same_ledger_keys(app, session):
         metering.receive(session, account, events)
     session.rollback()
     assert ledger.check(session) == []
+
+
+def test_an_account_sent_as_a_string_is_told_what_it_should_be():
+    _valid, refused = metering.check([{**ev("e", 1), "account": "2"}], NOW)
+    assert refused[0].reason == 'The account is its id, a whole number: 2, not "2".'
