@@ -35,11 +35,12 @@ run: install
 ## Debian's Chromium for the browser tests, PostgreSQL for the second run of the suite,
 ## poppler-utils (pdftotext, pdftoppm) to read and look at the PDFs, stress to load the CPUs
 ## while the browser suite runs (the flake check: `stress --cpu 2` beside `pytest tests/browser`),
-## wrk for bench/pages.py (the signed-in pages under gunicorn)
+## wrk for bench/pages.py (the signed-in pages under gunicorn), curl for the README's examples
+## (tests/web/test_readme_examples.py runs them)
 system-test-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! command -v stress >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 || ! command -v stress >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils stress wrk >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql poppler-utils stress wrk curl >/dev/null; \
 	fi
 
 ## make test: the whole suite on SQLite and, side by side (one core each), on a PostgreSQL server
