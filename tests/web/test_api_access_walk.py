@@ -77,8 +77,9 @@ def operations(app):
 
 def needed_scope(app, endpoint: str, method: str) -> str:
     view = app.view_functions[endpoint]
-    handler = getattr(getattr(view, "view_class", None), method.lower(), None)
-    for candidate in (view, handler):
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, method.lower(), None)
+    for candidate in (view, handler, view_class):
         scope = getattr(candidate, "api_scope", None)
         if scope:
             return scope
@@ -157,11 +158,12 @@ def _example(schema: dict, components: dict, depth: int = 0):
     return None
 
 
+def openapi_path(rule) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+
+
 def body_for(document: dict, rule, method: str):
-    path = rule.rule
-    for argument in rule.arguments:
-        path = path.replace(f"<id:{argument}>", "{" + argument + "}")
-    operation = document["paths"].get(path, {}).get(method.lower(), {})
+    operation = document["paths"].get(openapi_path(rule), {}).get(method.lower(), {})
     content = operation.get("requestBody", {}).get("content", {})
     schema = content.get("application/json", {}).get("schema")
     if schema is None:
@@ -200,9 +202,17 @@ def test_every_operation_without_a_key_is_401(app, client, world):
 
 def test_every_operation_with_a_key_lacking_its_scope_is_403(app, client, session, world):
     before = snapshot(session)
+    document = client.get("/api/v1/openapi.json").get_json()
     for method, rule, endpoint in operations(app):
         scope = needed_scope(app, endpoint, method)
+        operation = document["paths"][openapi_path(rule)][method.lower()]
         path = path_for(rule, world["agency"], nested_ids(session, world["agency"]))
+        if scope == "any":  # GET /api/v1/key: every key may read itself
+            assert operation["security"] == [{"apiKey": []}]
+            for name in ("without_read", "without_write", "without_metering"):
+                assert send(client, method, path, world["keys"][name]).status_code == 200
+            continue
+        assert operation["security"] == [{"apiKey": [scope]}], (method, rule)
         response = send(client, method, path, world["keys"][f"without_{scope}"])
         assert response.status_code == 403, (method, path, scope, response.get_json())
         assert scope in response.get_json()["detail"]
@@ -350,7 +360,7 @@ def test_the_walk_covers_every_documented_operation(app, client):
                   for method in item if method != "parameters"}
     served = set()
     for method, rule, _endpoint in operations(app):
-        served.add((method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)))
+        served.add((method, openapi_path(rule)))
     assert served == documented
     with app.app_context():
         assert db.session is not None

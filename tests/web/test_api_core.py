@@ -5,6 +5,7 @@ api-purge, the document (tags, the Idempotency-Key parameter on every write) and
 reference page (vendored ReDoc, no CDN)."""
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -424,3 +425,99 @@ def test_the_document_is_valid_openapi_3_1(client):
     errors = [f"{'/'.join(map(str, error.absolute_path))}: {error.message[:200]}"
               for error in OpenAPIV31SpecValidator(document).iter_errors()]
     assert errors == []
+
+
+def _operations(document: dict):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield method, path, operation
+
+
+def test_every_operation_has_a_stable_id_a_one_line_summary_and_its_error_answers(client):
+    """What a client generator needs: a unique operationId (not one made from the path), a
+    one-line summary, and each error the shared checks can answer, as a problem+json
+    response (401 key, 403 scope or role, 429 rate; 404 and 410 on an account's path; a
+    write's 409/413/422, and 400/415 for a body)."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    ids = []
+    for method, path, operation in _operations(document):
+        where = f"{method.upper()} {path}"
+        ids.append(operation["operationId"])
+        assert re.fullmatch(r"[a-z][A-Za-z]+", operation["operationId"]), where
+        summary = operation["summary"]
+        assert "\n" not in summary and len(summary) <= 80, where
+        statuses = set(operation["responses"])
+        expected = {"401", "403", "429"}
+        if "{account_id}" in path:
+            expected |= {"404", "410"}
+        if method != "get":
+            expected |= {"409", "413", "422"}
+        if "requestBody" in operation:
+            expected |= {"400", "415"}
+        assert expected <= statuses, (where, expected - statuses)
+        for status in statuses - {"default"}:
+            if status.startswith(("4", "5")):
+                response = operation["responses"][status]
+                if "$ref" in response:
+                    response = document["components"]["responses"][
+                        response["$ref"].rsplit("/", 1)[1]]
+                assert list(response["content"]) == ["application/problem+json"], where
+                assert "X-Request-ID" in response["headers"], where
+    assert len(ids) == len(set(ids)) > 50
+    responses = document["components"]["responses"]
+    assert "WWW-Authenticate" in responses["UNAUTHORIZED"]["headers"]
+    assert "Retry-After" in responses["TOO_MANY_REQUESTS"]["headers"]
+    payment = document["paths"]["/api/v1/accounts/{account_id}/payments"]["post"]
+    assert "payment-failed" in payment["responses"]["402"]["description"]
+    assert "PaginationMetadata" not in document["components"]["schemas"]  # not our paging
+
+
+def test_every_property_and_query_parameter_has_a_type(client):
+    """No `Any` in a generated client: each property says its type (marshmallow's Enum and
+    Function fields gave none), and no query parameter is nullable (a query string can't
+    send null). Change.before/after are any JSON value on purpose, and say so."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    untyped = []
+    for name, schema in document["components"]["schemas"].items():
+        for prop, spec in schema.get("properties", {}).items():
+            if not {"type", "$ref", "allOf", "anyOf", "oneOf"} & set(spec):
+                untyped.append(f"{name}.{prop}")
+    assert untyped == ["Change.before", "Change.after"]
+    change = document["components"]["schemas"]["Change"]["properties"]
+    assert change["before"]["description"] and change["after"]["description"]
+    for method, path, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query":
+                schema = parameter["schema"]
+                assert isinstance(schema["type"], str), (method, path, parameter["name"])
+                assert None not in schema.get("enum", []), (method, path, parameter["name"])
+
+
+def test_a_problem_with_extension_members_matches_the_documented_problem(client, world):
+    """RFC 9457 lets a problem carry extension members (a 402's `charge`, a 409's
+    `standing` or `status_of_file`): the schema allows them, and a real problem answer
+    validates against it."""
+    import jsonschema
+
+    document = client.get("/api/v1/openapi.json").get_json()
+    schema = {**document["components"]["schemas"]["Problem"], "$defs": {}}
+    assert schema["additionalProperties"] is True
+    assert {"charge", "standing", "status_of_file"} <= set(schema["properties"])
+    for slug in ("payment-failed", "not-found", "validation", "rate-limited", "gone"):
+        assert f"`{slug}`" in schema["properties"]["type"]["description"]
+    answer = client.get("/api/v1/accounts/999999", headers=bearer(world["key"]))
+    assert answer.status_code == 404
+    jsonschema.validate(answer.get_json(), schema)
+    jsonschema.validate({**answer.get_json(), "status_of_file": "pending",
+                         "charge": {"id": 1}}, schema)
+
+
+def test_a_key_with_only_the_metering_scope_may_read_itself(client, session, world):
+    metering = f.api_key(session, world["agency"], world["olive"], scopes=("metering",))
+    session.commit()
+    answer = client.get("/api/v1/key", headers=bearer(metering))
+    assert answer.status_code == 200
+    assert answer.get_json()["scopes"] == ["metering"]
+    # ... and nothing else it lacks the scope for
+    assert client.get("/api/v1/accounts", headers=bearer(metering)).status_code == 403

@@ -19,6 +19,8 @@ from importlib import import_module
 from flask import Flask
 from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
+from flask_smorest.spec.plugins import FlaskPlugin
+from marshmallow import fields as ma_fields
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -42,6 +44,7 @@ TAGS = {
     "webhooks": "Webhooks",
 }
 IDEMPOTENCY_PARAMETER = "IdempotencyKey"
+SECURITY_SCHEME = "apiKey"
 
 
 class PortalApi(Api):
@@ -66,24 +69,88 @@ class PortalApi(Api):
                 if method != "parameters" and operation_doc.get("tags") is None:
                     operation_doc["tags"] = [tag]
         blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
+        self._document_what_every_view_shares(blp)
         self.spec.tag({"name": tag, "description": blp.description})
+
+    def _document_what_every_view_shares(self, blp) -> None:
+        """What auth.py, idempotency.py and the error handlers do for every view, in each
+        operation of `blp`: the scope it needs (as its security requirement's role, which
+        OpenAPI 3.1 allows for an http scheme) and the error answers any such request can
+        get, each a problem+json response."""
+        from portal.blueprints.api_v1 import auth
+
+        for endpoint in blp._docs:
+            rule = next(self._app.url_map.iter_rules(f"{blp.name}.{endpoint}"))
+            path = FlaskPlugin.flaskpath2openapi(rule.rule)
+            view = self._app.view_functions[rule.endpoint]
+            for method, operation in self.spec._paths[path].items():
+                if method.upper() not in rule.methods:
+                    continue
+                if "operationId" not in operation:
+                    raise RuntimeError(f"{rule.endpoint} {method.upper()}: give it an "
+                                       "operationId (@bp.doc(operationId=...))")
+                scope = auth.scope_of(view, method)
+                operation["security"] = [
+                    {SECURITY_SCHEME: [] if scope == auth.ANY_SCOPE else [scope]}]
+                for parameter in operation.get("parameters", []):
+                    if "$ref" not in parameter and parameter.get("in") == "query":
+                        _never_null(parameter["schema"])
+                statuses = [401, 403, 429]
+                if rule.arguments:
+                    statuses += [404]
+                if "account_id" in rule.arguments:
+                    statuses += [410]
+                if method.upper() not in auth.SAFE_METHODS:
+                    statuses += [409, 413, 422]  # 422: also an Idempotency-Key reused
+                if "requestBody" in operation:
+                    statuses += [400, 415]  # not JSON; JSON nested too deeply
+                responses = operation.setdefault("responses", {})
+                for status in sorted(statuses):
+                    responses.setdefault(str(status), self.spec.components.get_ref(
+                        "response", http.HTTPStatus(status).name))
+
+    def _register_pagination_header(self):
+        pass  # the lists are cursor pages (paging.py), not flask-smorest's pagination
 
     def _register_responses(self):
         from portal.blueprints.api_v1.schemas import ProblemSchema
 
         for status in http.HTTPStatus:
-            response = {"description": status.phrase}
+            response = {"description": ERROR_DESCRIPTIONS.get(status, status.phrase)}
             content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = ProblemSchema
+                response["headers"] = {**ERROR_HEADERS, **STATUS_HEADERS.get(status, {})}
                 content_type = problems.MEDIA_TYPE
             prepare_response(response, self.spec, content_type)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "An error, as RFC 9457 problem details",
                     "schema": ProblemSchema,
-                    "headers": {**RATE_HEADERS, "Retry-After": _header_ref("RetryAfter")}}
+                    "headers": {**ERROR_HEADERS, "Retry-After": _header_ref("RetryAfter")}}
         prepare_response(response, self.spec, problems.MEDIA_TYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def _never_null(schema: dict) -> None:
+    """A query parameter is absent or a string, never null: what marshmallow's
+    load_default=None (which implies allow_none) made the schema say is taken back."""
+    kinds = schema.get("type")
+    if isinstance(kinds, list) and "null" in kinds:
+        kinds = [kind for kind in kinds if kind != "null"]
+        schema["type"] = kinds[0] if len(kinds) == 1 else kinds
+    if "enum" in schema:
+        schema["enum"] = [value for value in schema["enum"] if value is not None]
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+def _enum_type(_converter, field, ret, **_kwargs) -> dict:
+    """marshmallow's Enum by value gives only an `enum`; its values here are strings, so
+    the document says so (generated clients get a string enum, not Any)."""
+    if isinstance(field, ma_fields.Enum) and field.by_value and "type" not in ret and all(
+            isinstance(member.value, str) for member in field.enum):
+        return {"type": ["string", "null"] if field.allow_none else "string"}
+    return {}
 
 
 def _header_ref(name: str) -> dict:
@@ -93,6 +160,30 @@ def _header_ref(name: str) -> dict:
 # The headers every answer to a request with a key carries (ratelimit.py), and a replay's.
 RATE_HEADERS = {name: _header_ref(name.replace("-", ""))
                 for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")}
+# Every answer's request id; an error's, as any answer's (a replayed error says so too).
+REQUEST_ID = {"X-Request-ID": _header_ref("XRequestID")}
+ERROR_HEADERS = {**RATE_HEADERS, **REQUEST_ID,
+                 "Idempotent-Replayed": _header_ref("IdempotentReplayed")}
+STATUS_HEADERS = {
+    401: {"WWW-Authenticate": _header_ref("WWWAuthenticate")},
+    405: {"Allow": _header_ref("Allow")},
+    429: {"Retry-After": _header_ref("RetryAfter")},
+}
+# What each error status means in this API (the problem's `type` names the kind).
+ERROR_DESCRIPTIONS = {
+    400: "The body could not be read (not JSON, nested too deeply).",
+    401: "No API key, or one that is revoked or unknown.",
+    403: "The key lacks the scope, or its role may not do this.",
+    404: "No such record, or one the key does not reach (the same answer either way).",
+    409: "The record's state does not allow it now (the detail says why), or a request "
+         "with the same Idempotency-Key is still running.",
+    410: "The account was closed more than 60 days ago.",
+    413: "The body is too large.",
+    415: "The body is not JSON: send Content-Type: application/json.",
+    422: "A field is wrong (`errors` names each one), or the Idempotency-Key was used "
+         "with another request.",
+    429: "Over the key's rate limit: wait Retry-After seconds.",
+}
 HEADERS = {
     "RateLimitLimit": ("integer", "Requests this key may make in the current minute."),
     "RateLimitRemaining": ("integer", "Requests left in the current minute."),
@@ -100,6 +191,10 @@ HEADERS = {
     "RetryAfter": ("integer", "On a 429: seconds to wait before trying again."),
     "IdempotentReplayed": ("string", "`true` when this answer is the replay of the first "
                                      "request sent with the same Idempotency-Key."),
+    "XRequestID": ("string", "This request's id, as the server logged it: quote it when "
+                             "asking for help."),
+    "WWWAuthenticate": ("string", "On a 401: `Bearer realm=\"api\"`."),
+    "Allow": ("string", "On a 405: the methods this path takes."),
 }
 
 
@@ -113,6 +208,7 @@ def _document_conventions(doc, _doc_info, *, method, **_kwargs):
         if isinstance(response, dict) and "$ref" not in response:
             headers = response.setdefault("headers", {})
             headers.update(RATE_HEADERS)
+            headers.update(REQUEST_ID)
             if write:
                 headers["Idempotent-Replayed"] = _header_ref("IdempotentReplayed")
     return doc
@@ -162,13 +258,14 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("API_SPEC_OPTIONS", {
         "info": {"description": DESCRIPTION},
         "servers": [{"url": "/"}],
-        "security": [{"apiKey": []}],
-        "components": {"securitySchemes": {"apiKey": {
+        "security": [{SECURITY_SCHEME: []}],
+        "components": {"securitySchemes": {SECURITY_SCHEME: {
             "type": "http", "scheme": "bearer",
             "description": "An API key from Settings → Developers: "
                            "`Authorization: Bearer apk_…`"}}},
     })
     api.init_app(app)
+    api.ma_plugin.converter.add_attribute_function(_enum_type)
     for name, (kind, description) in HEADERS.items():
         api.spec.components.header(name, {"description": description,
                                           "schema": {"type": kind}})
@@ -198,10 +295,12 @@ DESCRIPTION = f"""\
 Everything an account's owner or admin does in the portal, over the same rules.
 
 **Keys.** Make one on Settings → Developers; send it as `Authorization: Bearer apk_…`. A key
-has scopes (`read`: every GET; `write`: every other request but usage; `metering`: usage)
-and acts as an owner or an admin. An agency's key reaches its sub-accounts.
+has scopes (`read`: every GET; `write`: every other request but usage; `metering`: usage;
+any key may read `GET /api/v1/key`) and acts as an owner or an admin. Each operation's
+security requirement names the scope it needs. An agency's key reaches its sub-accounts.
 
-**Errors** are `application/problem+json` (RFC 9457) with a stable `type` per kind.
+**Errors** are `application/problem+json` (RFC 9457) with a stable `type` per kind (the
+Problem schema lists them). Each operation lists the errors it can answer.
 
 **Writes** take an `Idempotency-Key` header (1–255 visible ASCII characters, no spaces,
 such as a UUID): a retry with the same key, method, path and body gets the first answer again, with
@@ -214,6 +313,8 @@ page's `next_cursor`; `has_more` says whether there is another page.
 
 **Rate limits** per key and minute ({rules.API_RATE_LIMIT_PER_MINUTE:,} requests by default;
 usage has its own {rules.API_METERING_RATE_LIMIT_PER_MINUTE:,}), with
-`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds) on every answer,
-and 429 with `Retry-After` past them.
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds) on every answer
+to a live key, and 429 with `Retry-After` past them.
+
+**Every answer** carries `X-Request-ID`: quote it when asking for help.
 """

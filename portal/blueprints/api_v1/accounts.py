@@ -142,6 +142,7 @@ def _committed(result):
 
 @bp.route("/accounts")
 class Accounts(MethodView):
+    @bp.doc(operationId="listAccounts")
     @bp.arguments(AccountArgsSchema, location="query")
     @bp.response(200, AccountPage)
     def get(self, args):
@@ -161,6 +162,7 @@ class Accounts(MethodView):
 
 @bp.route("/accounts/<id:account_id>")
 class AccountItem(MethodView):
+    @bp.doc(operationId="getAccount")
     @bp.response(200, AccountDetailSchema)
     def get(self, account_id: int):
         """Read one account
@@ -179,6 +181,7 @@ def _status_action(account_id: int, action) -> dict:
 
 @bp.route("/accounts/<id:account_id>/pause-swapping")
 class PauseSwapping(MethodView):
+    @bp.doc(operationId="pauseSwapping")
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
         """Pause number swapping
@@ -190,6 +193,7 @@ class PauseSwapping(MethodView):
 
 @bp.route("/accounts/<id:account_id>/stop-calls")
 class StopCalls(MethodView):
+    @bp.doc(operationId="stopCalls")
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
         """Stop incoming calls (and pause number swapping)
@@ -200,6 +204,7 @@ class StopCalls(MethodView):
 
 @bp.route("/accounts/<id:account_id>/resume")
 class Resume(MethodView):
+    @bp.doc(operationId="resumeAccount")
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
         """Resume
@@ -211,6 +216,7 @@ class Resume(MethodView):
 
 @bp.route("/accounts/<id:account_id>/close")
 class Close(MethodView):
+    @bp.doc(operationId="closeAccount")
     @bp.arguments(ConfirmSchema, location="json")
     @bp.response(200, ClosedAccountSchema)
     def post(self, _body, account_id: int):
@@ -228,6 +234,7 @@ class Close(MethodView):
 
 @bp.route("/accounts/<id:account_id>/reactivate")
 class Reactivate(MethodView):
+    @bp.doc(operationId="reactivateAccount")
     @bp.response(200, AccountDetailSchema)
     def post(self, account_id: int):
         """Reactivate a canceled account

@@ -24,6 +24,7 @@ from portal.services import api_keys, lifecycle
 from portal.services.access import Access
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+ANY_SCOPE = "any"  # a view any live key may call, whatever its scopes
 BLUEPRINT_PREFIX = "api_v1_"
 
 
@@ -40,6 +41,15 @@ def requires(scope: str):
         return wrapped
 
     return decorator
+
+
+def scope_of(view, method: str) -> str:
+    """The scope a request to `view` with `method` needs: what `requires` set on a view
+    function, or `api_scope` on a MethodView class (ANY_SCOPE: any key), else read for GET,
+    write for the rest. The document says the same (api_v1/__init__.py)."""
+    return (getattr(view, "api_scope", None)
+            or getattr(getattr(view, "view_class", None), "api_scope", None)
+            or ("read" if method.upper() in SAFE_METHODS else "write"))
 
 
 def _check_scope(scope: str) -> None:
@@ -72,9 +82,8 @@ def install(app: Flask) -> None:
         if limited is not None:
             return limited
         view = app.view_functions.get(request.endpoint)
-        scope = getattr(view, "api_scope", None) or (
-            "read" if request.method in SAFE_METHODS else "write")
-        if scope not in key.scope_set:
+        scope = scope_of(view, request.method)
+        if scope != ANY_SCOPE and scope not in key.scope_set:
             return problems.problem(403, f"This API key does not have the {scope} scope.")
         return idempotency.before(key)
 

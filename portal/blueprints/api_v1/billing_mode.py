@@ -131,6 +131,7 @@ def _pending(sub: Account, agency: Account, request_id: int) -> BillingRequest:
 
 @bp.route(f"{BASE}/remove-from-agency-billing")
 class RemoveFromAgencyBilling(MethodView):
+    @bp.doc(operationId="removeFromAgencyBilling")
     @bp.arguments(RemovalSchema, location="json")
     @bp.response(201, BillingRequestSchema)
     def post(self, body, account_id: int):
@@ -151,6 +152,7 @@ class RemoveFromAgencyBilling(MethodView):
 
 @bp.route(f"{BASE}/billing-requests")
 class BillingRequests(MethodView):
+    @bp.doc(operationId="listBillingRequests")
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, BillingRequestPage)
     def get(self, args, account_id: int):
@@ -166,6 +168,7 @@ class BillingRequests(MethodView):
 
 @bp.route(f"{BASE}/billing-requests/<id:request_id>/resend")
 class ResendBillingRequest(MethodView):
+    @bp.doc(operationId="resendBillingRequest")
     @bp.response(201, BillingRequestSchema)
     def post(self, account_id: int, request_id: int):
         """Resend the billing link
@@ -184,6 +187,7 @@ class ResendBillingRequest(MethodView):
 
 @bp.route(f"{BASE}/billing-requests/<id:request_id>/cancel")
 class CancelBillingRequest(MethodView):
+    @bp.doc(operationId="cancelBillingRequest")
     @bp.response(200, BillingRequestSchema)
     def post(self, account_id: int, request_id: int):
         """Cancel the billing request
@@ -200,6 +204,7 @@ class CancelBillingRequest(MethodView):
 
 @bp.route(f"{BASE}/add-to-agency-billing")
 class AddToAgencyBilling(MethodView):
+    @bp.doc(operationId="addToAgencyBilling")
     @bp.arguments(ConfirmSchema, location="json")
     @bp.response(200, MovedSchema)
     def post(self, _body, account_id: int):

@@ -39,8 +39,10 @@ class HistoryArgsSchema(PageArgsSchema):
 class ChangeSchema(ma.Schema):
     field = fields.String(required=True)
     label = fields.String(required=True, metadata={"description": "As the page names it."})
-    before = fields.Raw(allow_none=True, required=True)
-    after = fields.Raw(allow_none=True, required=True)
+    before = fields.Raw(allow_none=True, required=True, metadata={
+        "description": "The value before: a string, number, boolean or null (none yet)."})
+    after = fields.Raw(allow_none=True, required=True, metadata={
+        "description": "The value after, as `before` (null: removed)."})
 
 
 class VersionSchema(ma.Schema):
@@ -81,6 +83,7 @@ def _version(version: Version) -> dict:
 
 @bp.route("/accounts/<id:account_id>/history")
 class History(MethodView):
+    @bp.doc(operationId="listChanges")
     @bp.arguments(HistoryArgsSchema, location="query")
     @bp.response(200, VersionPage)
     def get(self, args, account_id: int):

@@ -30,9 +30,15 @@ class KeySchema(Schema):
 
 @bp.route("/key")
 class Key(MethodView):
+    api_scope = auth.ANY_SCOPE  # a metering-only key can check itself too
+
+    @bp.doc(operationId="getApiKey")
     @bp.response(200, KeySchema)
     def get(self):
-        """The calling key: its account, scopes and role."""
+        """Read the calling key
+
+        The calling key: its account, scopes and role. Any live key may read itself,
+        whatever its scopes."""
         key = auth.key()
         return {"id": key.id, "name": key.name, "hint": key.hint,
                 "scopes": [scope for scope in SCOPES if scope in key.scope_set],

@@ -54,10 +54,13 @@ LedgerPage = page_schema(LedgerEntrySchema, "LedgerPage")
 
 @bp.route("/accounts/<id:account_id>/ledger")
 class Ledger(MethodView):
+    @bp.doc(operationId="listLedgerEntries")
     @bp.arguments(LedgerArgsSchema, location="query")
     @bp.response(200, LedgerPage)
     def get(self, args, account_id: int):
-        """Every ledger entry of the account (Billing Logs), newest first; 422 with the
+        """List the ledger entries (Billing Logs)
+
+        Every ledger entry of the account (Billing Logs), newest first; 422 with the
         page's messages for a bad filter."""
         account = reach(account_id).account
         log_filter = billing_logs.parse_filter(request.args)

@@ -45,7 +45,8 @@ SETUP_EXPIRED = "This setup_token is not valid or has expired: add the payment m
 class StandingSchema(ma.Schema):
     last_charge_status = fields.Function(
         lambda s: s.last_status.value if s.last_status else None, allow_none=True,
-        required=True, metadata={"description": "succeeded | failed | null (never charged)"})
+        required=True, metadata={"type": "string", "enum": ["succeeded", "failed", None],
+                                 "description": "null: never charged."})
     last_charge_at = fields.DateTime(attribute="last_at", allow_none=True, required=True)
     declines_in_a_row = fields.Integer(required=True)
     expired = fields.Boolean(required=True)
@@ -158,20 +159,26 @@ def _asked(e: ConfirmationNeeded):
 
 @bp.route("/accounts/<id:account_id>/payment-methods")
 class PaymentMethods(MethodView):
+    @bp.doc(operationId="listPaymentMethods")
     @bp.response(200, MethodList)
     def get(self, account_id: int):
-        """The account's payment methods, Primary first, then Backup; each one's standing
+        """List the payment methods
+
+        The account's payment methods, Primary first, then Backup; each one's standing
         (its last charge, its expiry). Brand and last 4 digits only."""
         account = reach(account_id, own_billing=True).account
         return {"data": _listed(account)}
 
+    @bp.doc(operationId="addPaymentMethod")
     @bp.arguments(AddArgsSchema)
     @bp.response(201, PaymentMethodSchema)
     @bp.alt_response(202, schema=SetupActionSchema, description=(
         "The card's bank asks its holder to confirm: run the challenge, then POST "
         "confirm_url with setup_token."))
     def post(self, args, account_id: int):
-        """Save a payment method the processor made (its pm_… id) to the account; the first
+        """Add a payment method
+
+        Save a payment method the processor made (its pm_… id) to the account; the first
         usable one becomes Primary; a bank account waits for its micro-deposits."""
         account = reach(account_id, own_billing=True).account
         mandate = Mandate(request.remote_addr or "", request.headers.get("User-Agent", "")[:300])
@@ -213,9 +220,12 @@ def _challenge_url(intent: str, client_secret: str) -> str | None:
 
 @bp.route("/accounts/<id:account_id>/payment-methods/setup")
 class Setup(MethodView):
+    @bp.doc(operationId="startPaymentMethodSetup")
     @bp.response(200, SetupSchema)
     def post(self, account_id: int):
-        """How to add a payment method: what the processor's card entry needs (its script
+        """Start adding a payment method
+
+        How to add a payment method: what the processor's card entry needs (its script
         and publishable key), and where to send the pm_… id it gives."""
         account = reach(account_id, own_billing=True).account
         gateway = payment_gateway()
@@ -235,11 +245,14 @@ class Setup(MethodView):
 
 @bp.route("/accounts/<id:account_id>/payment-methods/confirm")
 class SetupConfirm(MethodView):
+    @bp.doc(operationId="confirmPaymentMethodSetup")
     @bp.arguments(ConfirmArgsSchema)
     @bp.response(201, PaymentMethodSchema)
     @bp.alt_response(202, schema=SetupActionSchema, description="Still waiting.")
     def post(self, args, account_id: int):
-        """After the holder's challenge: the setup's answer, read from the processor (never
+        """Confirm a payment method after the bank's check
+
+        After the holder's challenge: the setup's answer, read from the processor (never
         from the client), saves the method or says why not (422)."""
         account = reach(account_id, own_billing=True).account
         try:
@@ -257,17 +270,23 @@ class SetupConfirm(MethodView):
 
 @bp.route("/accounts/<id:account_id>/payment-methods/<id:method_id>")
 class PaymentMethodItem(MethodView):
+    @bp.doc(operationId="getPaymentMethod")
     @bp.response(200, PaymentMethodSchema)
     def get(self, account_id: int, method_id: int):
-        """One payment method and its standing."""
+        """Read a payment method
+
+        One payment method and its standing."""
         return _one(reach(account_id, own_billing=True).account, method_id)
 
+    @bp.doc(operationId="removePaymentMethod")
     @bp.arguments(RemoveArgsSchema, location="query")
     @bp.response(204)
     @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
                      description="The method to promote is failing: confirm=true.")
     def delete(self, args, account_id: int, method_id: int):
-        """Remove a method (its payments stay in the history). Removing the Primary while
+        """Remove a payment method
+
+        Remove a method (its payments stay in the history). Removing the Primary while
         others remain needs promote_id: the one that becomes Primary. Removing the only one
         leaves auto recharge and the plan fee with nothing to charge until one is added."""
         account = reach(account_id, own_billing=True).account
@@ -288,10 +307,13 @@ class VerifyArgsSchema(ma.Schema):
 
 @bp.route("/accounts/<id:account_id>/payment-methods/<id:method_id>/verify")
 class Verify(MethodView):
+    @bp.doc(operationId="verifyBankAccount")
     @bp.arguments(VerifyArgsSchema)
     @bp.response(200, PaymentMethodSchema)
     def post(self, args, account_id: int, method_id: int):
-        """A bank account's two micro-deposits (either order): right → verified (Primary if
+        """Verify a bank account's micro-deposits
+
+        A bank account's two micro-deposits (either order): right → verified (Primary if
         the account has none); wrong → 422 with the tries left; the last try wrong → 422
         and it can't be verified (remove it and add it again)."""
         account = reach(account_id, own_billing=True).account
@@ -323,6 +345,7 @@ def _set_role(account_id: int, method_id: int, role: MethodRole, confirm: bool):
 
 @bp.route("/accounts/<id:account_id>/payment-methods/<id:method_id>/make-primary")
 class MakePrimary(MethodView):
+    @bp.doc(operationId="makePrimaryPaymentMethod")
     @bp.arguments(RoleArgsSchema)
     @bp.response(200, PaymentMethodSchema)
     @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
@@ -330,14 +353,19 @@ class MakePrimary(MethodView):
                                  "says why (and its `standing`); send confirm=true to go "
                                  "ahead.")
     def post(self, args, account_id: int, method_id: int):
-        """Make it the Primary (the Primary before becomes what this one was)."""
+        """Make a payment method the Primary
+
+        Make it the Primary (the Primary before becomes what this one was)."""
         return _set_role(account_id, method_id, MethodRole.PRIMARY, args["confirm"])
 
 
 @bp.route("/accounts/<id:account_id>/payment-methods/<id:method_id>/make-backup")
 class MakeBackup(MethodView):
+    @bp.doc(operationId="makeBackupPaymentMethod")
     @bp.arguments(RoleArgsSchema)
     @bp.response(200, PaymentMethodSchema)
     def post(self, args, account_id: int, method_id: int):
-        """Make it the Backup (tried when the Primary declines)."""
+        """Make a payment method the Backup
+
+        Make it the Backup (tried when the Primary declines)."""
         return _set_role(account_id, method_id, MethodRole.BACKUP, args["confirm"])

@@ -24,9 +24,14 @@ from portal.blueprints.api_v1.billing_common import (
     problem,
     reach,
 )
-from portal.blueprints.api_v1.schemas import PageArgsSchema, page_schema
+from portal.blueprints.api_v1.schemas import (
+    PAYMENT_FAILED,
+    PageArgsSchema,
+    ProblemSchema,
+    page_schema,
+)
 from portal.extensions import db, payment_gateway
-from portal.models import Charge, ChargePurpose, ChargeStatus, MethodRole
+from portal.models import Charge, ChargePurpose, ChargeStatus, MethodRole, RefundStatus
 from portal.services import billing, charges, payment_methods
 from portal.services.money import dollars
 from portal.services.processor import gateway_name
@@ -57,7 +62,8 @@ class NextActionSchema(ma.Schema):
 class RefundSchema(ma.Schema):
     id = fields.Integer(required=True)
     amount_cents = fields.Integer(required=True)
-    status = fields.Function(lambda r: r.status.value, required=True)
+    status = fields.Function(lambda r: r.status.value, required=True, metadata={
+        "type": "string", "enum": [status.value for status in RefundStatus]})
     reason = fields.String(required=True)
     created_at = fields.DateTime(required=True)
 
@@ -74,12 +80,13 @@ class ChargeSchema(ma.Schema):
     status = fields.Enum(ChargeStatus, by_value=True, required=True)
     requires_action = fields.Function(
         lambda c: c.is_pending and c.processor_status == "requires_action", required=True,
-        metadata={"description": "Waiting for the payer to confirm with their bank."})
+        metadata={"type": "boolean",
+                  "description": "Waiting for the payer to confirm with their bank."})
     failure_code = fields.String(required=True)
     failure_message = fields.String(required=True)
     payment_method_id = fields.Integer(attribute="method_id", required=True)
     payment_method = fields.Function(lambda c: c.method.short_label, required=True, metadata={
-        "description": "\"Visa ending 4242\"."})
+        "type": "string", "description": "\"Visa ending 4242\"."})
     created_at = fields.DateTime(required=True)
     settled_at = fields.DateTime(allow_none=True, required=True)
     refund = fields.Nested(RefundSchema, allow_none=True, required=True)
@@ -102,27 +109,40 @@ class PaymentArgsSchema(ma.Schema):
             "description": "One of the account's payment methods; the Primary if none."})
 
 
+PAYMENT_FAILED_RESPONSE = {
+    "schema": ProblemSchema, "content_type": problems.MEDIA_TYPE,
+    "description": f"Declined, or not confirmed by the payer: type `{PAYMENT_FAILED}`, the "
+                   "failed payment in `charge`; nothing was charged."}
+
+
 @bp.route("/accounts/<id:account_id>/payments")
 class Payments(MethodView):
+    @bp.doc(operationId="listPayments")
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, ChargePage)
     def get(self, args, account_id: int):
-        """The Account Payment History, newest first (readable on agency billing too: the
+        """List the payments (Account Payment History)
+
+        The Account Payment History, newest first (readable on agency billing too: the
         payments made while the account paid its own bills)."""
         account = reach(account_id).account
         query = select(Charge).where(Charge.account_id == account.id)
         return newest_first(db.session, query, Charge.created_at, Charge.id, args["limit"],
                             args["cursor"])
 
+    @bp.doc(operationId="makePayment")
     @bp.arguments(PaymentArgsSchema)
     @bp.response(201, PaymentResultSchema)
     @bp.alt_response(202, schema=PaymentResultSchema, description=(
         "Not settled yet: the card's bank asks the payer to confirm (status pending, "
         "next_action set: then POST confirm_url), or the processor has not answered (it is "
         "retried, never charging twice)."))
+    @bp.alt_response(402, **PAYMENT_FAILED_RESPONSE)
     def post(self, args, account_id: int):
-        """Make a Payment: charge the chosen method (the Primary if none) and credit the
-        balance. A decline is 402 with the processor's reason; nothing is charged then."""
+        """Make a Payment
+
+        Charge the chosen method (the Primary if none) and credit the balance. A decline
+        is 402 with the processor's reason; nothing is charged then."""
         account = reach(account_id, own_billing=True).account
         method_id = args["payment_method_id"]
         if method_id is None:
@@ -186,7 +206,7 @@ def outcome(account_id: int, charge: Charge):
 def _declined(detail: str, charge: Charge):
     """402, with a type of its own: the processor declined, or the payer did not confirm
     (the charge is in the problem's `charge`; nothing was charged)."""
-    return problem(402, detail, type=problems.PROBLEM_BASE + "payment-failed",
+    return problem(402, detail, type=problems.PROBLEM_BASE + PAYMENT_FAILED,
                    title="Payment failed", charge=ChargeSchema().dump(charge))
 
 
@@ -200,11 +220,15 @@ def _challenge_url(intent: str, client_secret: str) -> str | None:
 
 @bp.route("/accounts/<id:account_id>/payments/<id:charge_id>/confirm")
 class PaymentConfirm(MethodView):
+    @bp.doc(operationId="confirmPayment")
     @bp.response(201, PaymentResultSchema)
     @bp.alt_response(202, schema=PaymentResultSchema,
                      description="The processor has not answered yet.")
+    @bp.alt_response(402, **PAYMENT_FAILED_RESPONSE)
     def post(self, account_id: int, charge_id: int):
-        """After the payer's challenge: the payment's answer, read from the processor (never
+        """Confirm a payment after the bank's check
+
+        After the payer's challenge: the payment's answer, read from the processor (never
         from the client). Not confirmed: 402, nothing charged."""
         account = reach(account_id, own_billing=True).account
         return outcome(account.id, charges.confirm(db.session, payment_gateway(), account,
@@ -213,18 +237,24 @@ class PaymentConfirm(MethodView):
 
 @bp.route("/accounts/<id:account_id>/payments/<id:charge_id>")
 class PaymentItem(MethodView):
+    @bp.doc(operationId="getPayment")
     @bp.response(200, ChargeSchema)
     def get(self, account_id: int, charge_id: int):
-        """One payment of the history."""
+        """Read a payment
+
+        One payment of the history."""
         return charges.get(db.session, reach(account_id).account, charge_id)
 
 
 @bp.route("/accounts/<id:account_id>/payments/<id:charge_id>/receipt.pdf")
 class Receipt(MethodView):
+    @bp.doc(operationId="getReceiptPdf")
     @bp.response(200, PDF, content_type="application/pdf",
                  description="The receipt (the page's receipt, as PDF).")
     def get(self, account_id: int, charge_id: int):
-        """The receipt of a payment, as PDF (a failed one says why it failed)."""
+        """Download a payment's receipt (PDF)
+
+        The receipt of a payment, as PDF (a failed one says why it failed)."""
         from portal import pdf
 
         account = reach(account_id).account

@@ -86,6 +86,7 @@ def _member(account: Account, user_id: int) -> people.Member:
 
 @bp.route(USERS)
 class Users(MethodView):
+    @bp.doc(operationId="listUsers")
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, UserPage)
     def get(self, args, account_id: int):
@@ -114,6 +115,7 @@ def _check_may_give(key_role: Role, asked) -> None:
 
 @bp.route(f"{USERS}/<id:user_id>")
 class UserItem(MethodView):
+    @bp.doc(operationId="changeUserRole")
     @bp.arguments(RoleSchema, location="json")
     @bp.response(200, UserSchema)
     def patch(self, body, account_id: int, user_id: int):
@@ -129,6 +131,7 @@ class UserItem(MethodView):
         db.session.commit()
         return member
 
+    @bp.doc(operationId="removeUser")
     @bp.response(204)
     def delete(self, account_id: int, user_id: int):
         """Remove a user
@@ -143,6 +146,7 @@ class UserItem(MethodView):
 
 @bp.route(INVITATIONS)
 class Invitations(MethodView):
+    @bp.doc(operationId="listInvitations")
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, InvitationPage)
     def get(self, args, account_id: int):
@@ -154,6 +158,7 @@ class Invitations(MethodView):
                                          Invitation.status == InvitationStatus.PENDING)
         return paging.page(db.session, query, Invitation.id, args["limit"], args["cursor"])
 
+    @bp.doc(operationId="inviteUser")
     @bp.arguments(InviteSchema, location="json")
     @bp.response(201, InvitationSchema)
     def post(self, body, account_id: int):
@@ -173,6 +178,7 @@ class Invitations(MethodView):
 
 @bp.route(f"{INVITATIONS}/<id:invitation_id>")
 class InvitationItem(MethodView):
+    @bp.doc(operationId="revokeInvitation")
     @bp.response(200, InvitationSchema)
     def delete(self, account_id: int, invitation_id: int):
         """Revoke an invitation
@@ -186,6 +192,7 @@ class InvitationItem(MethodView):
 
 @bp.route(f"{INVITATIONS}/<id:invitation_id>/resend")
 class ResendInvitation(MethodView):
+    @bp.doc(operationId="resendInvitation")
     @bp.response(201, InvitationSchema)
     def post(self, account_id: int, invitation_id: int):
         """Resend an invitation

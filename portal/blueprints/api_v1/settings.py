@@ -91,11 +91,15 @@ def _own_settings(account_id: int):
 
 @bp.route("/accounts/<id:account_id>/auto-recharge")
 class AutoRecharge(MethodView):
+    @bp.doc(operationId="getAutoRecharge")
     @bp.response(200, AutoRechargeSchema)
     def get(self, account_id: int):
-        """Balance Auto Recharge Settings, its guardrails' limits and the low-balance alert."""
+        """Read the auto recharge settings
+
+        Balance Auto Recharge Settings, its guardrails' limits and the low-balance alert."""
         return _own_settings(account_id)[1]
 
+    @bp.doc(operationId="updateAutoRecharge")
     @bp.arguments(AutoRechargeArgsSchema)
     @bp.response(200, RechargeSavedSchema)
     @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE, description=(
@@ -104,7 +108,9 @@ class AutoRecharge(MethodView):
         "target_cents) and its `confirmation`; send it back as confirm_charge to save and "
         "charge. Nothing was saved."))
     def put(self, args, account_id: int):
-        """Save the settings (as the page's forms: every field's error at once, nothing
+        """Save the auto recharge settings
+
+        Save the settings (as the page's forms: every field's error at once, nothing
         saved then). A save that would charge now asks first (409), and charges only what
         the confirmation showed."""
         account = reach(account_id, own_billing=True).account
@@ -172,9 +178,12 @@ class GuardrailsSchema(ma.Schema):
 
 @bp.route("/accounts/<id:account_id>/guardrails")
 class Guardrails(MethodView):
+    @bp.doc(operationId="getGuardrails")
     @bp.response(200, GuardrailsSchema)
     def get(self, account_id: int):
-        """Whether auto recharge is held back now (declined cards, the month's cap, the
+        """Read whether auto recharge is held back
+
+        Whether auto recharge is held back now (declined cards, the month's cap, the
         day's limit), why, and how to clear it."""
         account, settings = _own_settings(account_id)
         return guardrails.standing(db.session, account, settings)
@@ -242,15 +251,21 @@ def _setter(account_id: int):
 
 @bp.route("/accounts/<id:account_id>/budget")
 class BudgetItem(MethodView):
+    @bp.doc(operationId="getBudget")
     @bp.response(200, BudgetSchema)
     def get(self, account_id: int):
-        """A sub-account's monthly budget and this month's spend against it."""
+        """Read a sub-account's budget
+
+        A sub-account's monthly budget and this month's spend against it."""
         return _budget(_budget_access(account_id))
 
+    @bp.doc(operationId="setBudget")
     @bp.arguments(BudgetArgsSchema)
     @bp.response(200, BudgetSchema)
     def put(self, args, account_id: int):
-        """Set the budget (the agency's key, owner or admin): thresholds reached already
+        """Set a sub-account's budget
+
+        Set the budget (the agency's key, owner or admin): thresholds reached already
         this month are told now; with pause_calls and the budget reached, calls pause."""
         access, actor = _setter(account_id)
         form = {"amount": cents_text(args["amount_cents"]), "thresholds": args["thresholds"],
@@ -262,9 +277,12 @@ class BudgetItem(MethodView):
         db.session.commit()
         return _budget(access)
 
+    @bp.doc(operationId="removeBudget")
     @bp.response(204)
     def delete(self, account_id: int):
-        """Remove the budget (a budget-paused sub-account resumes)."""
+        """Remove a sub-account's budget
+
+        Remove the budget (a budget-paused sub-account resumes)."""
         access, actor = _setter(account_id)
         budgets.set_budget(db.session, access.account, actor, None)
         db.session.commit()
@@ -289,10 +307,13 @@ AlertPage = page_schema(AlertSchema, "AlertPage")
 
 @bp.route("/accounts/<id:account_id>/alerts")
 class Alerts(MethodView):
+    @bp.doc(operationId="listAlerts")
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, AlertPage)
     def get(self, args, account_id: int):
-        """What the portal told the account's billing people (Recent alerts), newest first."""
+        """List the recent alerts
+
+        What the portal told the account's billing people (Recent alerts), newest first."""
         account = reach(account_id).account
         return newest_first(db.session, select(Alert).where(Alert.account_id == account.id),
                             Alert.created_at, Alert.id, args["limit"], args["cursor"])

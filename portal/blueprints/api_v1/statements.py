@@ -12,8 +12,10 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 
 from portal import clock, pdf
+from portal.blueprints.api import problems
 from portal.blueprints.api_v1 import auth, blueprint
 from portal.blueprints.api_v1.billing_common import PDF, pdf_answer, problem, reach
+from portal.blueprints.api_v1.schemas import ProblemSchema
 from portal.extensions import db
 from portal.models import ScheduleFrequency
 from portal.models.statement_files import FileStatus
@@ -45,7 +47,8 @@ class StatementFileSchema(ma.Schema):
     expires_at = fields.DateTime(allow_none=True, required=True)
     pdf_url = fields.Function(lambda f: url_for(
         "api_v1_statements.StatementFilePdf", account_id=f.account_id, file_id=f.id)
-        if f.is_ready else None, allow_none=True, required=True)
+        if f.is_ready else None, allow_none=True, required=True,
+        metadata={"type": "string", "description": "Once ready: the PDF's path."})
 
 
 class ScheduleSchema(ma.Schema):
@@ -73,13 +76,16 @@ def _file_url(file) -> str:
 
 @bp.route("/accounts/<id:account_id>/statements.pdf")
 class StatementPdf(MethodView):
+    @bp.doc(operationId="getStatementPdf")
     @bp.arguments(PeriodArgsSchema, location="query")
     @bp.response(200, PDF, content_type="application/pdf", description="The statement.")
     @bp.alt_response(202, schema=StatementFileSchema, description=(
         "Over the size made in a request: being prepared by the jobs (Location: the "
         "statement file to poll; its pdf_url once ready)."))
     def get(self, args, account_id: int):
-        """The statement for ?from=&to= (both days included, UTC)."""
+        """Download a statement (PDF)
+
+        The statement for ?from=&to= (both days included, UTC)."""
         account = reach(account_id, own_billing=True).account
         start, end = statements.parse_period(args["from_"], args["to"], clock.now().date())
         filename = f"statement-{account.id}-{start:%Y%m%d}-{end:%Y%m%d}.pdf"
@@ -98,18 +104,26 @@ class StatementPdf(MethodView):
 
 @bp.route("/accounts/<id:account_id>/statement-files/<id:file_id>")
 class StatementFileItem(MethodView):
+    @bp.doc(operationId="getStatementFile")
     @bp.response(200, StatementFileSchema)
     def get(self, account_id: int, file_id: int):
-        """A statement the jobs make: its status (poll it), and pdf_url once ready."""
+        """Read a prepared statement's status
+
+        A statement the jobs make: its status (poll it), and pdf_url once ready."""
         return statement_files.get(db.session, reach(account_id, own_billing=True).account,
                                    file_id)
 
 
 @bp.route("/accounts/<id:account_id>/statement-files/<id:file_id>.pdf")
 class StatementFilePdf(MethodView):
+    @bp.doc(operationId="getStatementFilePdf")
     @bp.response(200, PDF, content_type="application/pdf", description="The statement.")
+    @bp.alt_response(409, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
+                     description="Not ready yet, or failed: `status_of_file` says which.")
     def get(self, account_id: int, file_id: int):
-        """A ready statement's PDF; not ready (or failed): 409 saying so."""
+        """Download a prepared statement (PDF)
+
+        A ready statement's PDF; not ready (or failed): 409 saying so."""
         account = reach(account_id, own_billing=True).account
         file = statement_files.get(db.session, account, file_id)
         if not file.is_ready:
@@ -123,16 +137,22 @@ class StatementFilePdf(MethodView):
 
 @bp.route("/accounts/<id:account_id>/statement-schedules")
 class Schedules(MethodView):
+    @bp.doc(operationId="listStatementSchedules")
     @bp.response(200, ScheduleList)
     def get(self, account_id: int):
-        """Recurring statements: each period's statement emailed once."""
+        """List the recurring statements
+
+        Recurring statements: each period's statement emailed once."""
         account = reach(account_id, own_billing=True).account
         return {"data": statements.schedules(db.session, account)}
 
+    @bp.doc(operationId="createStatementSchedule")
     @bp.arguments(ScheduleArgsSchema)
     @bp.response(201, ScheduleSchema)
     def post(self, args, account_id: int):
-        """Email the statement weekly or monthly to an address."""
+        """Schedule a recurring statement
+
+        Email the statement weekly or monthly to an address."""
         account = reach(account_id, own_billing=True).account
         recipient = statements.parse_recipient(args["recipient"], None)
         schedule = statements.add_schedule(db.session, account, auth.actor(),
@@ -143,9 +163,12 @@ class Schedules(MethodView):
 
 @bp.route("/accounts/<id:account_id>/statement-schedules/<id:schedule_id>")
 class ScheduleItem(MethodView):
+    @bp.doc(operationId="deleteStatementSchedule")
     @bp.response(204)
     def delete(self, account_id: int, schedule_id: int):
-        """Stop a recurring statement."""
+        """Stop a recurring statement
+
+        Stop a recurring statement."""
         account = reach(account_id, own_billing=True).account
         statements.remove_schedule(db.session, account, schedule_id)
         db.session.commit()

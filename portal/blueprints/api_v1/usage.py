@@ -136,14 +136,16 @@ def _json():
 # --------------------------------------------------------------- routes
 
 @bp.route("/usage/batches", methods=["POST"])
-@bp.doc(summary="Post a batch of usage events", requestBody=_body(UsageBatchSchema))
+@bp.doc(operationId="postUsageBatch", requestBody=_body(UsageBatchSchema))
 @bp.response(200, BatchResultSchema, description="Every event accepted or a duplicate.")
 @bp.alt_response(207, schema=BatchResultSchema,
                  description="Some events refused (each with its reason); the others are "
                              "accepted or duplicates.")
 @auth.requires("metering")
 def post_batch():
-    """Up to 1,000 events, each accepted once per account forever, a duplicate, or refused
+    """Post a batch of usage events
+
+    Up to 1,000 events, each accepted once per account forever, a duplicate, or refused
     with its reason (never the whole batch). Accepted events are debited as one ledger entry
     per paying account, metered account and item; recharges, low-balance alerts and budgets
     are evaluated once per batch."""
@@ -165,13 +167,15 @@ def post_batch():
 
 
 @bp.route("/accounts/<id:account_id>/usage", methods=["POST"])
-@bp.doc(summary="Post usage for one account", requestBody=_body(UsagePostingSchema))
+@bp.doc(operationId="postUsage", requestBody=_body(UsagePostingSchema))
 @bp.response(201, UsagePostedSchema, description="Posted (and the recharge it started, run).")
 @bp.alt_response(200, schema=UsagePostedSchema,
                  description="This key was posted before: nothing more was debited.")
 @auth.requires("metering")
 def post_usage(account_id: int):
-    """The single posting (as `/api/accounts/{id}/usage`): several items under one
+    """Post usage for one account
+
+    The single posting (as `/api/accounts/{id}/usage`): several items under one
     idempotency key, debited once from whoever pays for the account."""
     account = auth.reach(account_id).account
     data = _json()

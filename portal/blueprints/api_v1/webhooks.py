@@ -117,6 +117,7 @@ def _mapped(page: dict, to) -> dict:
 
 @bp.route("/accounts/<id:account_id>/webhook-endpoints")
 class Endpoints(MethodView):
+    @bp.doc(operationId="listWebhookEndpoints")
     @bp.arguments(PageArgsSchema, location="query")
     @bp.response(200, EndpointList)
     def get(self, args, account_id: int):
@@ -131,6 +132,7 @@ class Endpoints(MethodView):
 
 @bp.route("/accounts/<id:account_id>/webhook-events")
 class Events(MethodView):
+    @bp.doc(operationId="listWebhookEvents")
     @bp.arguments(EventArgsSchema, location="query")
     @bp.response(200, EventPage)
     def get(self, args, account_id: int):
@@ -146,6 +148,7 @@ class Events(MethodView):
 
 @bp.route("/accounts/<id:account_id>/webhook-events/<event_id>")
 class EventItem(MethodView):
+    @bp.doc(operationId="getWebhookEvent")
     @bp.response(200, EventSchema)
     def get(self, account_id: int, event_id: str):
         """Get one event about an account
@@ -162,6 +165,7 @@ class EventItem(MethodView):
 
 @bp.route("/accounts/<id:account_id>/webhook-deliveries")
 class Deliveries(MethodView):
+    @bp.doc(operationId="listWebhookDeliveries")
     @bp.arguments(DeliveryArgsSchema, location="query")
     @bp.response(200, DeliveryPage)
     def get(self, args, account_id: int):

@@ -150,8 +150,8 @@ def webhooks_redeliver(delivery_id: int):
                     f"{what} will be sent again to {_short(delivery.endpoint.url)} once you enable "
                     "that endpoint: it is disabled.")
     return back(url_for("developers.webhooks"),
-                f"{what} will be sent again to {_short(delivery.endpoint.url)} at the next jobs run "
-                "(within a minute).")
+                f"{what} will be sent again to {_short(delivery.endpoint.url)} at the next "
+                "jobs run (within a minute).")
 
 
 @bp.get("/webhooks/<id:endpoint_id>/test")
