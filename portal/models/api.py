@@ -21,7 +21,7 @@ from portal.versioning import Spec
 SCOPES = ("read", "write", "metering")
 SCOPE_LABELS = {
     "read": "Read: accounts, billing, statements, history",
-    "write": "Write: everything an admin does in the portal",
+    "write": "Write: every change its role may make in the portal",
     "metering": "Metering: post usage",
 }
 
@@ -30,7 +30,7 @@ class ApiKey(db.Model):
     __tablename__ = "api_keys"
     # Change History: a key made (its name, scopes, role) and revoked; never its secret.
     __versioned__ = (Spec("api_key", ("name", "scopes", "role", "revoked_at"),
-                          label=lambda _c, v: f"API key “{v.get('name') or ''}”",
+                          label=lambda _c, v: f"“{v.get('name') or ''}”",
                           labels={"scopes": "Scopes", "revoked_at": "Revoked",
                                   "role": "Acts as"}),)
     __table_args__ = (Index("ix_api_keys_account", "account_id", "id"),)

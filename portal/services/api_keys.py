@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from portal.clock import now as clock_now
 from portal.errors import NotAllowed, NotFound, ValidationFailed
 from portal.models import SCOPE_LABELS, SCOPES, Account, ApiKey, Membership, Role, User
-from portal.services import lifecycle
+from portal.services import inputs, lifecycle
 
 TOKEN_PREFIX = "apk_"
 # last_used_at is written at most this often per key: not a write on every request.
@@ -61,11 +61,17 @@ def create(session: Session, account: Account, maker: User, maker_role: Role, na
     if account.is_canceled:
         raise NotAllowed(f"{account.name} is canceled: it takes no new API keys.")
     errors = {}
-    name = (name or "").strip() if isinstance(name, str) else ""
-    if not name:
+    name = " ".join(name.split()) if isinstance(name, str) else ""
+    if not inputs.has_visible(name):
         errors["name"] = "Give the key a name, such as the system that will use it."
+    elif inputs.has_control(name):
+        errors["name"] = "The name can't contain control characters."
     elif len(name) > MAX_NAME:
         errors["name"] = f"At most {MAX_NAME} characters."
+    elif name.casefold() in {live.name.casefold() for live in for_account(session, account)
+                             if live.revoked_at is None}:
+        errors["name"] = (f"There is already a key named “{name}”: choose another name, so "
+                          "the list, the emails and Change History tell them apart.")
     try:
         scope_text = parse_scopes(scopes)
     except ValidationFailed as e:

@@ -19,10 +19,23 @@ def flag(value: Any) -> bool:
     return str(value if value is not None else "").strip().lower() in TRUE_VALUES
 
 
+# The bidirectional embeddings, overrides and isolates ("Trojan Source"): one in a name would
+# reverse the text around it wherever the name is shown (a message, an email, Change History).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# What shows nothing on its own: format characters (zero-width space, joiners, marks) and
+# separators.
+INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
+
+
 def has_control(text: str) -> bool:
-    """NUL and other control characters: no name or setting holds them (and PostgreSQL
-    refuses NUL in text outright)."""
-    return any(unicodedata.category(c) == "Cc" for c in text)
+    """NUL and other control characters, and the bidirectional controls: no name or setting
+    holds them (and PostgreSQL refuses NUL in text outright)."""
+    return any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in text)
+
+
+def has_visible(text: str) -> bool:
+    """At least one character that shows: a name of zero-width spaces is no name."""
+    return any(unicodedata.category(c) not in INVISIBLE for c in text)
 
 
 def clean_name(raw: Any, field: str, noun: str, max_len: int,
@@ -30,7 +43,7 @@ def clean_name(raw: Any, field: str, noun: str, max_len: int,
     """A name: spaces collapsed, 1..max_len characters, no control characters, not one of
     `taken` (compared without case). Raises ValidationFailed({field: ...})."""
     name = " ".join(str(raw if raw is not None else "").split())
-    if not name:
+    if not has_visible(name):
         raise ValidationFailed({field: f"Enter the {noun} name."})
     if has_control(name):
         raise ValidationFailed({field: f"The {noun} name can't contain control characters."})

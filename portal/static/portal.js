@@ -40,6 +40,9 @@ function focusOpener() {
   if (!target && opener.getAttribute("hx-get")) {
     target = document.querySelector(`[hx-get="${CSS.escape(opener.getAttribute("hx-get"))}"]`);
   }
+  // The opener is gone (a revoked key's row has no Revoke link): the message that says what
+  // happened takes focus, not the page's body.
+  if (!target) target = document.querySelector(".flash[tabindex='-1']");
   if (target) target.focus();
 }
 document.addEventListener("htmx:afterSettle", () => {
@@ -211,3 +214,42 @@ function loadCardEntry() {
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", loadCardEntry);
 else loadCardEntry();
 document.addEventListener("htmx:afterSettle", loadCardEntry);
+
+// [data-copy="<id>"] copies that element's text (a key or signing secret shown once) and says
+// so in the button's status. Hidden without JavaScript (the text is there to select); where
+// the clipboard is refused, the text is selected for Ctrl+C instead.
+function showCopyButtons() {
+  document.querySelectorAll("button[data-copy][hidden]").forEach((button) => {
+    button.hidden = false;
+  });
+}
+document.addEventListener("click", async (event) => {
+  const button = event.target instanceof Element && event.target.closest("button[data-copy]");
+  const source = button && document.getElementById(button.dataset.copy);
+  if (!source) return;
+  const status = document.getElementById(button.getAttribute("aria-describedby"));
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    if (status) status.textContent = "Copied.";
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    if (status) status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+  }
+});
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showCopyButtons);
+else showCopyButtons();
+document.addEventListener("htmx:afterSettle", showCopyButtons);
+
+// A page that opens with a message of what just happened (a redirect after an action: "Revoked
+// the API key …") puts focus on it, unless something else asked for focus ([autofocus]): a
+// keyboard or screen reader user starts from the outcome, not from the top of the page.
+function focusMessage() {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  if (document.querySelector("[autofocus]")) return;
+  document.querySelector(".flash[tabindex='-1']")?.focus();
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", focusMessage);
+else focusMessage();

@@ -18,6 +18,7 @@ from tests.browser.conftest import (
     click_and_wait,
     goto,
     htmx_swap,
+    navigation,
     shots,
 )
 
@@ -56,13 +57,20 @@ def test_an_owner_creates_a_key_sees_it_once_and_revokes_it(page, sign_in, scree
                    heading=f"Developers · {AGENCY}")
     expect(page.locator("#name-error")).to_contain_text("Give the key a name")
     page.get_by_label("Name").fill("Billing sync")
-    page.get_by_role("checkbox", name="Write: everything an admin does in the portal").check()
+    write = "Write: every change its role may make in the portal"
+    page.get_by_role("checkbox", name=write).check()
     page.get_by_label("Acts as").select_option("owner")
     click_and_wait(page, page.get_by_role("button", name="Create API key"),
                    heading=f"API key created · {AGENCY}")
     expect(page.get_by_test_id("shown-once")).to_contain_text("won't be shown again")
     token = page.get_by_test_id("token").inner_text().strip()
     assert TOKEN.match(token), token
+    # focus starts at the page's heading (the token is right below it), and Copy key copies
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy key").click()
+    expect(page.locator("#token-copied")).to_have_text("Copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == token
     assert axe(page) == []
     shots(page, screenshot, "i18-developers-token", problems)
 
@@ -90,7 +98,9 @@ def test_an_owner_creates_a_key_sees_it_once_and_revokes_it(page, sign_in, scree
     screenshot(page, "i18-developers-revoke-dialog")
     click_and_wait(page, dialog.get_by_role("button", name="Revoke"),
                    url=account_url("developers/"), heading=f"Developers · {AGENCY}")
-    expect(page.get_by_role("status")).to_contain_text("Revoked the API key “Billing sync”")
+    flash = page.locator(".flash")
+    expect(flash).to_contain_text("Revoked the API key “Billing sync”")
+    expect(flash).to_be_focused()  # its Revoke link is gone: focus goes to what happened
     expect(keys).to_contain_text("Revoked")
     expect(page.get_by_role("link", name="Revoke the key Billing sync")).to_have_count(0)
     gone = page.request.get(f"{base_url}/api/v1/key",
@@ -104,6 +114,27 @@ def test_an_owner_creates_a_key_sees_it_once_and_revokes_it(page, sign_in, scree
     assert axe(page) == []
     shots(page, screenshot, "i18-developers-dark", problems)
     assert problems == []
+
+
+def test_the_token_is_never_kept_in_the_tabs_history(page, sign_in, world):
+    """Leaving the token page by a menu link and pressing Back shows the keys' list, not the
+    token again: htmx's history cache (sessionStorage) never holds the page."""
+    sign_in(OWNER)
+    goto(page, f"/accounts/{world}/developers/", heading=f"Developers · {AGENCY}")
+    page.get_by_label("Name").fill("Nightly sync")
+    click_and_wait(page, page.get_by_role("button", name="Create API key"),
+                   heading=f"API key created · {AGENCY}")
+    token = page.get_by_test_id("token").inner_text().strip()
+    assert TOKEN.match(token), token
+    click_and_wait(page, page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Change History"), url=account_url("history/"),
+        heading=f"Change History · {AGENCY}")
+    assert token not in page.evaluate("() => JSON.stringify(sessionStorage)")
+    with navigation(page, account_url("developers/"), f"Developers · {AGENCY}"):
+        page.go_back()
+    expect(page.get_by_test_id("api-keys")).to_contain_text("Nightly sync")
+    assert token not in page.content()
+    assert token not in page.evaluate("() => JSON.stringify(sessionStorage)")
 
 
 def test_the_api_reference_renders_from_our_own_files(page, base_url):

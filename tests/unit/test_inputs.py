@@ -168,3 +168,18 @@ def test_a_page_number_is_digits_0_to_9(page, message):
         paging.parse_page(page)
     assert e.value.errors == {"page": message}
     assert paging.parse_page("0002") == 2
+
+
+@pytest.mark.parametrize("text, control", [
+    ("Billing sync", False), ("مزامنة الفواتير", False), ("tab\there", True),
+    ("\u202eevil", True), ("a\u2066b\u2069", True), ("nul\x00", True)])
+def test_has_control_refuses_control_and_bidirectional_controls(text, control):
+    assert inputs.has_control(text) is control
+
+
+@pytest.mark.parametrize("raw", ["\u200b\u200b", "\u2060", " \u00a0 "])
+def test_a_name_of_nothing_visible_is_no_name(raw):
+    assert not inputs.has_visible(raw)
+    with pytest.raises(ValidationFailed) as caught:
+        inputs.clean_name(raw, "name", "status", 40)
+    assert caught.value.errors == {"name": "Enter the status name."}

@@ -129,6 +129,9 @@ def test_create_is_recorded_in_change_history_and_emailed_to_the_owners(client, 
     ({"scopes": ("read", "admin")}, "scopes"),
     ({"role": "billing"}, "role"),
     ({"role": "nonsense"}, "role"),
+    ({"name": "\u200b\u200b"}, "name"),  # zero-width spaces: nothing shows
+    ({"name": "\u202eprobe"}, "name"),  # a right-to-left override would reverse the text
+    ({"name": "nightly\x00sync"}, "name"),
 ])
 def test_an_invalid_form_is_422_with_the_field_error_and_no_key(client, session, w, form,
                                                                    field):
@@ -137,6 +140,37 @@ def test_an_invalid_form_is_422_with_the_field_error_and_no_key(client, session,
     assert response.status_code == 422
     assert f'id="{field}-error"' in body(response)
     assert session.scalar(select(ApiKey)) is None
+
+
+def test_each_error_puts_focus_on_its_field(client, w):
+    sign_in_as(client, w.owner)
+    scopes = body(create(client, w.agency, scopes=()))
+    assert re.search(r'<input type="checkbox" name="scopes" value="read"[^>]*autofocus', scopes)
+    both = body(create(client, w.agency, name="", scopes=()))
+    assert both.count("autofocus") == 1 and re.search(r'id="key-name"[^>]*autofocus', both)
+
+
+def test_a_live_key_s_name_is_not_given_twice_a_revoked_one_s_may_be(client, session, w):
+    sign_in_as(client, w.owner)
+    assert create(client, w.agency, "Billing sync").status_code == 200
+    again = create(client, w.agency, "billing  SYNC")
+    assert again.status_code == 422
+    assert "There is already a key named “billing SYNC”" in body(again)
+    assert len(session.scalars(select(ApiKey)).all()) == 1
+    other = create(client, w.sub, "Billing sync")  # another account's keys are its own
+    assert other.status_code == 200
+    key = session.scalar(select(ApiKey).where(ApiKey.account_id == w.agency.id))
+    api_keys.revoke(session, w.agency, key.id, w.owner)
+    session.commit()
+    assert create(client, w.agency, "Billing sync").status_code == 200
+
+
+def test_the_token_page_stays_out_of_the_tabs_history_and_offers_copy(client, w):
+    sign_in_as(client, w.owner)
+    page = body(create(client, w.agency, "Billing sync"))
+    assert 'hx-history="false"' in page  # htmx never caches it (Back asks the server)
+    assert re.search(r'<h1 tabindex="-1" autofocus>API key created', page)
+    assert '<button type="button" data-copy="token"' in page
 
 
 def test_an_admin_cannot_make_an_owner_key(client, session, w):

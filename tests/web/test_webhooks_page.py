@@ -98,6 +98,9 @@ def test_add_shows_the_secret_once_and_keeps_it_sealed(client, session, w):
     assert "it won&#39;t be shown again" in text or "it won't be shown again" in text
     # on a short page of its own: nothing else to scroll past (the form, the log)
     assert "autofocus>Webhook endpoint added" in text and 'id="endpoint-form"' not in text
+    # never kept in htmx's history cache (Back after leaving asks the server); a Copy button
+    assert 'data-testid="shown-secret" hx-history="false"' in text
+    assert '<button type="button" data-copy="secret"' in text
     endpoint = session.scalar(select(WebhookEndpoint))
     assert (endpoint.url, endpoint.description, endpoint.event_types, endpoint.enabled) == (
         "https://hooks.example.com/portal", "Billing sync", "payment.succeeded account.paused",
