@@ -403,6 +403,7 @@ def test_the_reference_page_loads_redoc_from_our_static_files_only(client):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert '<redoc spec-url="/api/v1/openapi.json"' in page
+    assert page.index("<main>") < page.index("<redoc") < page.index("</main>")  # a landmark
     assert "/static/vendor/redoc-2.5.4/redoc.standalone.js" in page
     assert "https://" not in page and "http://" not in page
     assert "<script>" not in page  # no inline script
