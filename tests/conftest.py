@@ -4,11 +4,15 @@ test (and the app and process put back as they were: tests/isolation.py)."""
 
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from flask import g, request_started
 from jinja2 import BytecodeCache
 from sqlalchemy import delete, event
+from werkzeug.serving import make_server
 
 from portal import clock, create_app
 from portal.extensions import db
@@ -53,6 +57,23 @@ def make_app(database_url, **overrides):
     app = create_app(config)
     app.jinja_env.bytecode_cache = _COMPILED
     return app
+
+
+@contextmanager
+def serving(app, name: str = "live-server") -> Iterator[str]:
+    """`app` served on 127.0.0.1 (a free port, threaded) while the block runs: its base URL.
+    Its database connections are closed afterwards."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
 
 
 def pytest_configure(config):

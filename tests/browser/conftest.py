@@ -20,7 +20,6 @@ htmx hasn't wired yet (its plain href: the no-JavaScript page). So:
 """
 
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,9 +29,8 @@ from re import Pattern
 import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import Locator, Page, expect
-from werkzeug.serving import make_server
 
-from tests.conftest import make_app
+from tests.conftest import make_app, serving
 from tests.factories import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,18 +61,8 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server(database_url, _schema):
     """The app on 127.0.0.1, a free port, threaded, for the whole run."""
-    app = make_app(database_url)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield LiveServer(url=f"http://127.0.0.1:{server.server_port}")
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
-    with app.app_context():
-        from portal.extensions import db
-
-        db.engine.dispose()
+    with serving(make_app(database_url)) as url:
+        yield LiveServer(url=url)
 
 
 @pytest.fixture(scope="session")

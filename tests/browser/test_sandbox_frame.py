@@ -6,18 +6,16 @@ in the sandbox's dialog."""
 
 import json
 import re
-import threading
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 from flask import Blueprint, jsonify, request
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
 
 from portal.extensions import csrf
 from tests.browser.conftest import axe, goto, shots
-from tests.conftest import make_app
+from tests.conftest import make_app, serving
 
 HOST_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -105,17 +103,8 @@ def host(database_url, _schema):
             request.get_json()["setup"]))
 
     app.register_blueprint(bp)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="sandbox-host", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
-    with app.app_context():
-        from portal.extensions import db
-
-        db.engine.dispose()
+    with serving(app, "sandbox-host") as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,18 +12,16 @@ import re
 import shutil
 import subprocess
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from werkzeug.serving import make_server
 
 from portal.cli import demo
 from portal.extensions import db
 from portal.models import Account
 from portal.services import api_keys
-from tests.conftest import make_app
+from tests.conftest import make_app, serving
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MAKE_RUN = "http://127.0.0.1:8000"
@@ -64,15 +62,8 @@ def demo_server(app, session, database_url):
     assert (ids["Northwind Agency"], ids["Bayside Dental"], ids["Cedar Law Group"]) == (1, 2, 3)
 
     served = make_app(database_url, USAGE_API_TOKEN="dev-usage-token", DEV_OUTBOX=True)
-    server = make_server("127.0.0.1", 0, served, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="readme-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
-    with served.app_context():
-        db.engine.dispose()
+    with serving(served, "readme-server") as url:
+        yield url
 
 
 def test_every_readme_curl_example_answers_2xx_against_the_demo(demo_server, tmp_path):
