@@ -42,7 +42,7 @@ function focusOpener() {
   }
   // The opener is gone (a revoked key's row has no Revoke link): the message that says what
   // happened takes focus, not the page's body.
-  if (!target) target = document.querySelector(".flash[tabindex='-1']");
+  if (!target) target = focusableMessage();
   if (target) target.focus();
 }
 document.addEventListener("htmx:afterSettle", () => {
@@ -249,7 +249,14 @@ document.addEventListener("htmx:afterSettle", showCopyButtons);
 function focusMessage() {
   if (document.activeElement && document.activeElement !== document.body) return;
   if (document.querySelector("[autofocus]")) return;
-  document.querySelector(".flash[tabindex='-1']")?.focus();
+  focusableMessage()?.focus();
+}
+
+// The page's message of what just happened (base.html's flash), made focusable by script.
+function focusableMessage() {
+  const message = document.querySelector("main .flash[role='status']");
+  if (message && !message.hasAttribute("tabindex")) message.tabIndex = -1;
+  return message;
 }
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", focusMessage);
 else focusMessage();
