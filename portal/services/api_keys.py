@@ -61,17 +61,13 @@ def create(session: Session, account: Account, maker: User, maker_role: Role, na
     if account.is_canceled:
         raise NotAllowed(f"{account.name} is canceled: it takes no new API keys.")
     errors = {}
-    name = " ".join(name.split()) if isinstance(name, str) else ""
-    if not inputs.has_visible(name):
-        errors["name"] = "Give the key a name, such as the system that will use it."
-    elif inputs.has_control(name):
-        errors["name"] = "The name can't contain control characters."
-    elif len(name) > MAX_NAME:
-        errors["name"] = f"At most {MAX_NAME} characters."
-    elif name.casefold() in {live.name.casefold() for live in for_account(session, account)
-                             if live.revoked_at is None}:
-        errors["name"] = (f"There is already a key named “{name}”: choose another name, so "
-                          "the list, the emails and Change History tell them apart.")
+    try:
+        live = {key.name for key in for_account(session, account) if key.revoked_at is None}
+        name = inputs.clean_name(name if isinstance(name, str) else "", "name", "key",
+                                 MAX_NAME, taken=live, missing="Give the key a name, such "
+                                 "as the system that will use it.")
+    except ValidationFailed as e:
+        errors.update(e.errors)
     try:
         scope_text = parse_scopes(scopes)
     except ValidationFailed as e:

@@ -39,12 +39,12 @@ def has_visible(text: str) -> bool:
 
 
 def clean_name(raw: Any, field: str, noun: str, max_len: int,
-               taken: set[str] | None = None) -> str:
+               taken: set[str] | None = None, missing: str = "") -> str:
     """A name: spaces collapsed, 1..max_len characters, no control characters, not one of
     `taken` (compared without case). Raises ValidationFailed({field: ...})."""
     name = " ".join(str(raw if raw is not None else "").split())
     if not has_visible(name):
-        raise ValidationFailed({field: f"Enter the {noun} name."})
+        raise ValidationFailed({field: missing or f"Enter the {noun} name."})
     if has_control(name):
         raise ValidationFailed({field: f"The {noun} name can't contain control characters."})
     if len(name) > max_len:

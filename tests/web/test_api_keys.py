@@ -155,7 +155,7 @@ def test_a_live_key_s_name_is_not_given_twice_a_revoked_one_s_may_be(client, ses
     assert create(client, w.agency, "Billing sync").status_code == 200
     again = create(client, w.agency, "billing  SYNC")
     assert again.status_code == 422
-    assert "There is already a key named “billing SYNC”" in body(again)
+    assert "There is already a key named billing SYNC" in body(again)
     assert len(session.scalars(select(ApiKey)).all()) == 1
     other = create(client, w.sub, "Billing sync")  # another account's keys are its own
     assert other.status_code == 200
